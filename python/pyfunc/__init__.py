@@ -10,12 +10,6 @@ from pyfunc.exceptions import (
     PyfuncIOError,
 )
 
-__all__ = [
-    "__version__",
-    "AlreadyExistsError",
-    "InvalidArgumentError",
-    "ModelLoadError",
-    "NotFoundError",
-    "PyfuncError",
-    "PyfuncIOError",
-]
+# --- model format API (the seed's functions) -------------------------------------
+
+# --- tracking API (pyfunc.tracking) -----------------------------------------------
