@@ -1,0 +1,57 @@
+// Helpers shared by the C++ tests.
+#ifndef PYFUNC_TESTS_CPP_TEST_UTIL_H_
+#define PYFUNC_TESTS_CPP_TEST_UTIL_H_
+
+#include <filesystem>
+#include <string>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "pyfunc/status.h"
+
+namespace pyfunc::testing {
+
+// EXPECT_OK(status_or_result): prints the Status message on failure.
+#define PYFUNC_EXPECT_OK(expr)                                      \
+  do {                                                              \
+    const auto& _st = (expr);                                       \
+    EXPECT_TRUE(::pyfunc::testing::StatusOf(_st).ok())              \
+        << ::pyfunc::testing::StatusOf(_st).ToString();             \
+  } while (0)
+#define PYFUNC_ASSERT_OK(expr)                                      \
+  do {                                                              \
+    const auto& _st = (expr);                                       \
+    ASSERT_TRUE(::pyfunc::testing::StatusOf(_st).ok())              \
+        << ::pyfunc::testing::StatusOf(_st).ToString();             \
+  } while (0)
+
+inline const Status& StatusOf(const Status& s) { return s; }
+template <typename T>
+const Status& StatusOf(const Result<T>& r) {
+  return r.status();
+}
+
+inline std::string TestDataDir() { return PYFUNC_TEST_DATA_DIR; }
+
+// A fresh temporary directory, removed with its contents when the object dies.
+class TempDir {
+ public:
+  TempDir() {
+    std::string templ = (std::filesystem::temp_directory_path() / "pyfunc-test-XXXXXX").string();
+    path_ = ::mkdtemp(templ.data());
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+  std::string Join(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace pyfunc::testing
+
+#endif  // PYFUNC_TESTS_CPP_TEST_UTIL_H_
