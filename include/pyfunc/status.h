@@ -25,6 +25,9 @@ enum class StatusCode {
   kAlreadyExists,    // a destination that must not exist does
   kIOError,          // the operating system refused (permissions, disk full, ...)
   kInternal,         // a bug or an unexpected state
+  kModelError,       // the model's own code raised (the message carries the Python error)
+  kDeadlineExceeded, // a prediction or a load took longer than its timeout
+  kUnavailable,      // no worker can take the work (it died, the pool is closing, a queue is full)
 };
 
 const char* StatusCodeName(StatusCode code);
@@ -44,6 +47,11 @@ class [[nodiscard]] Status {
   }
   static Status IOError(std::string msg) { return Status(StatusCode::kIOError, std::move(msg)); }
   static Status Internal(std::string msg) { return Status(StatusCode::kInternal, std::move(msg)); }
+  static Status ModelError(std::string msg) { return Status(StatusCode::kModelError, std::move(msg)); }
+  static Status DeadlineExceeded(std::string msg) {
+    return Status(StatusCode::kDeadlineExceeded, std::move(msg));
+  }
+  static Status Unavailable(std::string msg) { return Status(StatusCode::kUnavailable, std::move(msg)); }
 
   bool ok() const { return code_ == StatusCode::kOk; }
   StatusCode code() const { return code_; }

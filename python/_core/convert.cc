@@ -85,6 +85,15 @@ void Raise(const Status& status) {
     case StatusCode::kIOError:
       name = "PyfuncIOError";
       break;
+    case StatusCode::kModelError:
+      name = "PredictionError";
+      break;
+    case StatusCode::kDeadlineExceeded:
+      name = "PyfuncTimeoutError";
+      break;
+    case StatusCode::kUnavailable:
+      name = "WorkerUnavailableError";
+      break;
     case StatusCode::kOk:
     case StatusCode::kInternal:
       name = "PyfuncError";
