@@ -1,0 +1,29 @@
+// Prediction: what a model's predict returned, as a Table plus the Python shape it had.
+//
+// The shape decides how the output is written back (MLflow's scoring server writes a
+// 1-D array as a list, a 2-D array as a list of lists, a Series and a DataFrame as
+// lists of records): the runtime produces Predictions, the JSON and CSV codecs write them.
+#ifndef PYFUNC_PREDICTION_H_
+#define PYFUNC_PREDICTION_H_
+
+#include <cstdint>
+
+#include "pyfunc/table.h"
+
+namespace pyfunc {
+
+enum class PredictionShape : uint8_t {
+  kDataFrame = 0,  // pandas.DataFrame: one column per DataFrame column, names kept
+  kSeries = 1,     // pandas.Series: one column named after the series ("" when unnamed)
+  kArray1D = 2,    // 1-D numpy array (also lists and scalars): one column named ""
+  kArray2D = 3,    // 2-D numpy array: columns "0", "1", ...
+};
+
+struct Prediction {
+  Table table;
+  PredictionShape shape = PredictionShape::kArray1D;
+};
+
+}  // namespace pyfunc
+
+#endif  // PYFUNC_PREDICTION_H_
