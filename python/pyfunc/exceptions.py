@@ -6,8 +6,9 @@ exception a Python user would expect, so ``except FileNotFoundError`` keeps work
 """
 
 
-class PyfuncError(Exception):
-    """Base class of pyfunc's errors."""
+# The base class and ModelLoadError live in the loading routine, which a worker process
+# runs without this package; re-exported here so there is one class of each.
+from pyfunc._loading import ModelLoadError, PyfuncError  # noqa: F401
 
 
 class InvalidArgumentError(PyfuncError, ValueError):
@@ -24,7 +25,3 @@ class AlreadyExistsError(PyfuncError, FileExistsError):
 
 class PyfuncIOError(PyfuncError, OSError):
     """The operating system refused an operation (permissions, disk full, ...)."""
-
-
-class ModelLoadError(PyfuncError):
-    """The model's loader module could not be imported or failed to load the model."""

@@ -132,13 +132,16 @@ Status ValidatePyFunc(const std::string& source, const Value& flavor) {
 }
 
 Status ValidateDocument(const std::string& source, const Value& doc) {
+  // Errors about the whole document point at where it starts (line 1 when it is empty).
+  const std::string doc_where = source + ":" + std::to_string(doc.line() > 0 ? doc.line() : 1) + ":" +
+                                std::to_string(doc.line() > 0 ? doc.column() : 1);
   if (!doc.is_map()) {
-    return Status::InvalidArgument(source + ": expected a mapping of MLmodel fields, found " +
+    return Status::InvalidArgument(doc_where + ": expected a mapping of MLmodel fields, found " +
                                    (doc.is_null() ? std::string("an empty document") : doc.TypeName()));
   }
   const Value* flavors = doc.Find("flavors");
   if (flavors == nullptr) {
-    return Status::InvalidArgument(source + ": no 'flavors' mapping (and no python_function "
+    return Status::InvalidArgument(doc_where + ": no 'flavors' mapping (and no python_function "
                                    "flavor in the flat form)");
   }
   PYFUNC_RETURN_IF_ERROR(ExpectKind(source, *flavors, "flavors", {kMap}, "a mapping of flavor names to configurations"));
