@@ -1,0 +1,89 @@
+// Model: a pyfunc model loaded once and scored many times from C++.
+//
+//   pyfunc::LoadOptions options;
+//   options.env_manager = pyfunc::EnvManager::kVirtualenv;
+//   options.workers = 2;
+//   auto model = pyfunc::Model::Load("path/to/model", options);
+//   if (!model.ok()) { ...model.status().message()... }
+//   auto prediction = model->Predict(table);
+//
+// Load prepares the model's environment (see environment.h) and starts `workers`
+// Python worker processes in it, each of which loads the model. Predict sends the
+// Table to an idle worker through shared memory; the worker builds one pandas
+// DataFrame, calls the model's predict once and returns its output the same way.
+//
+// Failures: a model that raises fails only that call (ModelError, with the Python
+// exception type and message); a worker that crashes or exceeds the predict timeout
+// fails its call (Unavailable / DeadlineExceeded) and is replaced before the next call
+// it would serve. Destroying the last copy of a Model stops its workers; no process or
+// shared memory outlives it (memory is passed as memfds, so nothing is left in /dev/shm
+// even when this process is killed, and workers exit when their parent dies).
+//
+// Thread safety: Predict may be called from many threads at once; each call waits for
+// an idle worker, so at most `workers` batches run at a time.
+#ifndef PYFUNC_MODEL_H_
+#define PYFUNC_MODEL_H_
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "pyfunc/environment.h"
+#include "pyfunc/model_spec.h"
+#include "pyfunc/prediction.h"
+#include "pyfunc/status.h"
+#include "pyfunc/table.h"
+#include "pyfunc/value.h"
+
+namespace pyfunc {
+
+struct LoadOptions {
+  // Where the model's Python runs (environment.h). Default: the local interpreter.
+  EnvManager env_manager = EnvManager::kLocal;
+  // The local interpreter; empty: $PYFUNC_PYTHON, else python3 on PATH.
+  std::string python;
+  // Cache directory of built environments; empty: the default (environment.h).
+  std::string env_root;
+  // Worker processes, each holding the model in memory: up to this many batches are
+  // scored in parallel.
+  int workers = 1;
+  // Starting a worker and loading the model, per worker.
+  std::chrono::milliseconds load_timeout{std::chrono::minutes(5)};
+  // One predict call; a worker that exceeds it is killed and replaced.
+  std::chrono::milliseconds predict_timeout{std::chrono::seconds(60)};
+  // Overrides of the flavor's saved `config` (only keys it has are applied, as MLflow).
+  Value model_config;
+  // Suppress progress messages (environment creation) on stderr.
+  bool quiet = false;
+};
+
+class Model {
+ public:
+  // `uri` is a model directory (or a URI the tracking layer resolves to one).
+  // NotFound / InvalidArgument for a missing or malformed model; ModelError when the
+  // model's loader raised; other codes from environment preparation.
+  static Result<Model> Load(const std::string& uri, const LoadOptions& options = {});
+
+  // Scores one batch. `params` (a map, or null) is passed to predict as MLflow does.
+  Result<Prediction> Predict(const Table& input, const Value& params = Value()) const;
+
+  const ModelSpec& spec() const;
+  const std::string& path() const;  // the local model directory
+  const std::string& environment_description() const;
+  int num_workers() const;
+  // Workers started to replace ones that died or timed out, since Load.
+  int64_t worker_restarts() const;
+
+  Model(Model&&) noexcept;
+  Model& operator=(Model&&) noexcept;
+  ~Model();
+
+ private:
+  struct Impl;
+  explicit Model(std::shared_ptr<Impl> impl);
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace pyfunc
+
+#endif  // PYFUNC_MODEL_H_

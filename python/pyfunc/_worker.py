@@ -1,0 +1,455 @@
+"""The pyfunc worker: runs one model inside its own environment, fed over shared memory.
+
+A parent process (libpyfunc's WorkerPool) starts this file by path with the model
+environment's interpreter:
+
+    <python> _worker.py --fd <control socket fd> --protocol <version>
+
+It must run in any Python >= 3.8 with numpy and pandas, and nothing of pyfunc
+installed: it imports only the standard library, numpy, pandas, and the loading
+routine ``_loading.py`` next to it (by file path).
+
+Control channel: an AF_UNIX SOCK_SEQPACKET socket (one message = one JSON object;
+memfds arrive with SCM_RIGHTS). Data: a memfd shared with the parent, mapped here,
+holding frames (see FRAME LAYOUT). The exchange:
+
+    worker -> {"op": "hello", "magic": MAGIC, "protocol": 1, "pid", "python", ...}
+    parent -> {"op": "load", "model_root", "mlmodel", "model_config"}
+    worker -> {"op": "loaded"} | {"op": "error", ...}
+    parent -> {"op": "map", "size"} + fd              (any time; replaces the mapping)
+    worker -> {"op": "mapped"}
+    parent -> {"op": "predict", "seq", "offset", "size", "out_offset", "params"}
+    worker -> {"op": "result", "seq", "offset", "size"}
+            | {"op": "grow", "seq", "need"}  -> parent sends "map", worker then sends "result"
+            | {"op": "error", "seq", "type", "message", "traceback"}
+    parent -> {"op": "exit"}
+
+The worker exits when the control socket closes (the parent died or let it go).
+A predict that raises fails only that batch.
+
+FRAME LAYOUT (little endian; buffers 64-byte aligned; offsets from the frame start)
+    header, 64 bytes: magic b"PFF1", u32 version, u64 rows, u32 columns, u32 shape,
+        u64 total size, 32 reserved bytes
+    per column, 64 bytes: u64 name offset, u32 name length, u8 type, u8 has_validity,
+        u16 reserved, u64 validity offset, u64 values offset, u64 values size,
+        u64 offsets offset, 16 reserved bytes
+    types: 1 int64, 2 float64, 3 bool (bit-packed, LSB first), 4 string (UTF-8 data +
+        (rows+1) int64 offsets), 5 timestamp (int64 ns since the epoch, UTC)
+    validity: bit-packed, LSB first, 1 = present
+    shapes: 0 DataFrame, 1 Series, 2 1-D array, 3 2-D array
+"""
+
+import array
+import json
+import mmap
+import os
+import socket
+import struct
+import sys
+import traceback
+
+MAGIC = "pyfunc-worker"
+PROTOCOL = 1
+FRAME_MAGIC = b"PFF1"
+FRAME_VERSION = 1
+HEADER = struct.Struct("<4sIQIIQ32x")
+COLUMN = struct.Struct("<QIBBHQQQQ16x")
+assert HEADER.size == 64 and COLUMN.size == 64
+ALIGN = 64
+MAX_MESSAGE = 1 << 20
+
+T_INT64, T_FLOAT64, T_BOOL, T_STRING, T_TIMESTAMP = 1, 2, 3, 4, 5
+SHAPE_DATAFRAME, SHAPE_SERIES, SHAPE_ARRAY1D, SHAPE_ARRAY2D = 0, 1, 2, 3
+
+
+class FrameError(Exception):
+    pass
+
+
+def _align(n):
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+# --- control channel -------------------------------------------------------------
+
+
+def _send(sock, message, fds=None):
+    data = json.dumps(message, separators=(",", ":"), allow_nan=False, default=str).encode("utf-8")
+    if fds:
+        sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+    else:
+        sock.sendall(data)
+
+
+def _recv(sock):
+    """One message and the fds that came with it; (None, []) when the parent is gone."""
+    fds = array.array("i")
+    data, ancdata, _flags, _addr = sock.recvmsg(MAX_MESSAGE, socket.CMSG_LEN(4 * fds.itemsize))
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
+    if not data:
+        return None, list(fds)
+    return json.loads(data.decode("utf-8")), list(fds)
+
+
+# --- frames <-> pandas -------------------------------------------------------------
+
+
+def _unpack_bits(np, buf, offset, rows):
+    packed = np.frombuffer(buf, dtype=np.uint8, count=(rows + 7) // 8, offset=offset)
+    return np.unpackbits(packed, bitorder="little", count=rows).astype(bool)
+
+
+def decode_frame(buf, offset, size):
+    """The pandas.DataFrame held by the frame at ``buf[offset:offset+size]``.
+
+    Numeric columns without nulls are numpy views of ``buf`` (no copy).
+    """
+    import numpy as np
+    import pandas as pd
+
+    if size < HEADER.size:
+        raise FrameError("frame of {} bytes is shorter than its header".format(size))
+    magic, version, rows, ncols, shape, total = HEADER.unpack_from(buf, offset)
+    if magic != FRAME_MAGIC or version != FRAME_VERSION:
+        raise FrameError("bad frame header {!r} v{}".format(magic, version))
+    if total > size or HEADER.size + ncols * COLUMN.size > size:
+        raise FrameError("frame claims {} bytes and {} columns, only {} bytes given".format(total, ncols, size))
+
+    def check(off, length, what):
+        if off + length > size:
+            raise FrameError("{} [{}, {}) lies outside the frame of {} bytes".format(what, off, off + length, size))
+        return offset + off
+
+    names, columns = [], []
+    for i in range(ncols):
+        (name_off, name_len, typ, has_validity, _r, validity_off, values_off, values_size,
+         offsets_off) = COLUMN.unpack_from(buf, offset + HEADER.size + i * COLUMN.size)
+        name = bytes(buf[check(name_off, name_len, "column name"):offset + name_off + name_len]).decode("utf-8")
+        valid = None
+        if has_validity:
+            valid = _unpack_bits(np, buf, check(validity_off, (rows + 7) // 8, "validity of " + name), rows)
+        if typ in (T_INT64, T_FLOAT64, T_TIMESTAMP):
+            dtype = {T_INT64: np.int64, T_FLOAT64: np.float64, T_TIMESTAMP: np.int64}[typ]
+            values = np.frombuffer(buf, dtype=dtype, count=rows, offset=check(values_off, 8 * rows, "values of " + name))
+            if typ == T_TIMESTAMP:
+                values = values.view("datetime64[ns]")
+                if valid is not None:
+                    values = values.copy()
+                    values[~valid] = np.datetime64("NaT")
+            elif valid is not None:
+                # As pandas reads a CSV: missing numbers are NaN in a float column.
+                values = values.astype(np.float64)
+                values[~valid] = np.nan
+        elif typ == T_BOOL:
+            values = _unpack_bits(np, buf, check(values_off, (rows + 7) // 8, "values of " + name), rows)
+            if valid is not None:
+                values = values.astype(object)
+                values[~valid] = None
+        elif typ == T_STRING:
+            offs = np.frombuffer(buf, dtype=np.int64, count=rows + 1,
+                                 offset=check(offsets_off, 8 * (rows + 1), "offsets of " + name))
+            start = check(values_off, values_size, "strings of " + name)
+            if rows and (offs[0] < 0 or offs[-1] > values_size or np.any(offs[1:] < offs[:-1])):
+                raise FrameError("string offsets of column {} are out of order or out of bounds".format(name))
+            data = bytes(buf[start:start + values_size])
+            bounds = offs.tolist()
+            values = np.empty(rows, dtype=object)
+            values[:] = [data[bounds[j]:bounds[j + 1]].decode("utf-8", "surrogateescape") for j in range(rows)]
+            if valid is not None:
+                values[~valid] = None
+        else:
+            raise FrameError("column {} has unknown type {}".format(name, typ))
+        names.append(name)
+        columns.append(values)
+
+    if columns and all(c.dtype == columns[0].dtype and c.dtype.kind in "if" for c in columns) \
+            and _adjacent(np, columns):
+        # Same-typed numeric columns laid out back to back: one 2-D block, no copy.
+        base = np.frombuffer(buf, dtype=columns[0].dtype, count=rows * len(columns),
+                             offset=columns[0].__array_interface__["data"][0] - _address(np, buf))
+        return pd.DataFrame(base.reshape(len(columns), rows).T, columns=names, copy=False), shape
+    return pd.DataFrame(dict(zip(range(len(names)), columns)), copy=False).set_axis(names, axis=1), shape
+
+
+def _address(np, buf):
+    return np.frombuffer(buf, dtype=np.uint8, count=1).__array_interface__["data"][0]
+
+
+def _adjacent(np, columns):
+    addr = [c.__array_interface__["data"][0] for c in columns]
+    step = columns[0].nbytes
+    return all(c.base is not None for c in columns) and all(addr[i + 1] - addr[i] == step for i in range(len(addr) - 1))
+
+
+def _column_of(np, pd, name, values):
+    """(type, values ndarray, validity bool ndarray or None) for one output column."""
+    if isinstance(values, pd.Series):
+        series = values
+    else:
+        series = pd.Series(values)
+    dtype = series.dtype
+    kind = getattr(dtype, "kind", "O")
+    if isinstance(dtype, pd.CategoricalDtype):
+        series = series.astype(object)
+        kind = "O"
+    if hasattr(pd.api.types, "is_extension_array_dtype") and pd.api.types.is_extension_array_dtype(series.dtype) \
+            and kind != "O":
+        mask = series.isna().to_numpy()
+        if kind in "iu":
+            return T_INT64, series.fillna(0).to_numpy(dtype=np.int64), ~mask if mask.any() else None
+        if kind == "f":
+            return T_FLOAT64, series.to_numpy(dtype=np.float64, na_value=np.nan), None
+        if kind == "b":
+            return T_BOOL, series.fillna(False).to_numpy(dtype=bool), ~mask if mask.any() else None
+        series = series.astype(object)
+        kind = "O"
+    arr = series.to_numpy()
+    if kind in "iu":
+        if kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
+            return T_FLOAT64, arr.astype(np.float64), None
+        return T_INT64, arr.astype(np.int64, copy=False), None
+    if kind == "f":
+        return T_FLOAT64, arr.astype(np.float64, copy=False), None
+    if kind == "b":
+        return T_BOOL, arr, None
+    if kind == "M":
+        nat = np.isnat(arr)
+        return T_TIMESTAMP, arr.astype("datetime64[ns]").view(np.int64), (~nat if nat.any() else None)
+    # Object columns: strings, or Python scalars of one kind, with None/NaN as null.
+    missing = pd.isna(arr) if arr.size else np.zeros(0, dtype=bool)
+    present = [v for v, m in zip(arr, missing) if not m]
+    valid = ~missing if missing.any() else None
+    if all(isinstance(v, str) for v in present):
+        return T_STRING, arr, valid
+    if all(isinstance(v, (bool, np.bool_)) for v in present):
+        return T_BOOL, np.array([bool(v) if not m else False for v, m in zip(arr, missing)]), valid
+    if all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in present):
+        return T_INT64, np.array([int(v) if not m else 0 for v, m in zip(arr, missing)], dtype=np.int64), valid
+    if all(isinstance(v, (int, float, np.integer, np.floating)) for v in present):
+        return T_FLOAT64, np.array([float(v) if not m else np.nan for v, m in zip(arr, missing)]), None
+    kinds = sorted({type(v).__name__ for v in present})
+    raise FrameError("output column '{}' holds values of types {} that have no table type".format(name, kinds))
+
+
+def prediction_columns(prediction):
+    """(shape, [(name, type, values, validity)], rows) for a model's output."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(prediction, pd.DataFrame):
+        shape = SHAPE_DATAFRAME
+        items = [(str(c), prediction.iloc[:, i]) for i, c in enumerate(prediction.columns)]
+    elif isinstance(prediction, pd.Series):
+        shape = SHAPE_SERIES
+        items = [("" if prediction.name is None else str(prediction.name), prediction)]
+    else:
+        if isinstance(prediction, dict):
+            return prediction_columns(pd.DataFrame(prediction))
+        arr = prediction if isinstance(prediction, np.ndarray) else np.asarray(prediction)
+        if arr.ndim == 0:
+            arr = arr.reshape(1)
+        if arr.ndim == 1:
+            shape = SHAPE_ARRAY1D
+            items = [("", arr)]
+        elif arr.ndim == 2:
+            shape = SHAPE_ARRAY2D
+            items = [(str(i), arr[:, i]) for i in range(arr.shape[1])]
+        else:
+            raise FrameError("the model returned a {}-D array; outputs of at most 2 dimensions are supported".format(arr.ndim))
+    columns = []
+    rows = None
+    for name, values in items:
+        typ, arr, valid = _column_of(np, pd, name, values)
+        columns.append((name, typ, arr, valid))
+        rows = len(arr) if rows is None else rows
+    return shape, columns, rows or 0
+
+
+def encode_frame(shape, columns, rows):
+    """The layout of a result frame: (total size, writer(buf, offset))."""
+    import numpy as np
+
+    pos = _align(HEADER.size + len(columns) * COLUMN.size)
+    plans = []
+    for name, typ, arr, valid in columns:
+        name_bytes = name.encode("utf-8")
+        plan = {"name": name_bytes, "type": typ, "arr": arr, "valid": valid}
+        plan["name_off"] = pos
+        pos = _align(pos + len(name_bytes))
+        if valid is not None:
+            plan["valid_off"] = pos
+            pos = _align(pos + (rows + 7) // 8)
+        if typ == T_STRING:
+            encoded = [v.encode("utf-8", "surrogateescape") if isinstance(v, str) else b"" for v in arr]
+            offsets = np.zeros(rows + 1, dtype=np.int64)
+            if rows:
+                np.cumsum([len(b) for b in encoded], out=offsets[1:])
+            plan["data"] = b"".join(encoded)
+            plan["offsets"] = offsets
+            plan["offsets_off"] = pos
+            pos = _align(pos + 8 * (rows + 1))
+            plan["values_off"] = pos
+            plan["values_size"] = len(plan["data"])
+        elif typ == T_BOOL:
+            plan["data"] = np.packbits(np.asarray(arr, dtype=bool), bitorder="little").tobytes()
+            plan["values_off"] = pos
+            plan["values_size"] = len(plan["data"])
+        else:
+            plan["data"] = np.ascontiguousarray(arr)
+            plan["values_off"] = pos
+            plan["values_size"] = 8 * rows
+        pos = _align(pos + plan["values_size"])
+        plans.append(plan)
+    total = pos
+
+    def write(buf, offset):
+        HEADER.pack_into(buf, offset, FRAME_MAGIC, FRAME_VERSION, rows, len(plans), shape, total)
+        for i, p in enumerate(plans):
+            has_valid = p["valid"] is not None
+            COLUMN.pack_into(buf, offset + HEADER.size + i * COLUMN.size, p["name_off"], len(p["name"]), p["type"],
+                             1 if has_valid else 0, 0, p.get("valid_off", 0), p["values_off"], p["values_size"],
+                             p.get("offsets_off", 0))
+            buf[offset + p["name_off"]:offset + p["name_off"] + len(p["name"])] = p["name"]
+            if has_valid:
+                bits = np.packbits(np.asarray(p["valid"], dtype=bool), bitorder="little").tobytes()
+                buf[offset + p["valid_off"]:offset + p["valid_off"] + len(bits)] = bits
+            if p["type"] == T_STRING:
+                off = p["offsets"].tobytes()
+                buf[offset + p["offsets_off"]:offset + p["offsets_off"] + len(off)] = off
+            data = p["data"]
+            mv = memoryview(data).cast("B") if not isinstance(data, bytes) else data
+            buf[offset + p["values_off"]:offset + p["values_off"] + p["values_size"]] = mv
+
+    return total, write
+
+
+# --- main loop ---------------------------------------------------------------------
+
+
+def _load_loading_module():
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_loading.py")
+    spec = importlib.util.spec_from_file_location("_pyfunc_loading", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["_pyfunc_loading"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _error(exc, seq=None):
+    message = {"op": "error", "type": type(exc).__name__, "message": str(exc),
+               "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-8000:]}
+    if seq is not None:
+        message["seq"] = seq
+    return message
+
+
+def serve(sock):
+    import numpy  # noqa: F401  (fail at start, not mid-batch, when numpy is missing)
+    import pandas
+
+    _send(sock, {"op": "hello", "magic": MAGIC, "protocol": PROTOCOL, "pid": os.getpid(),
+                 "python": "{}.{}.{}".format(*sys.version_info[:3]), "pandas": pandas.__version__})
+    model = None
+    mapping = None
+    while True:
+        message, fds = _recv(sock)
+        if message is None:
+            return 0
+        op = message.get("op")
+        if op == "map":
+            if not fds:
+                _send(sock, {"op": "error", "type": "ProtocolError", "message": "map without a file descriptor"})
+                continue
+            mapping = mmap.mmap(fds[0], message["size"], mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+            os.close(fds[0])
+            for extra in fds[1:]:
+                os.close(extra)
+            _send(sock, {"op": "mapped"})
+        elif op == "load":
+            try:
+                loading = _load_loading_module()
+                model = loading.load_model(message["model_root"], message["mlmodel"], message.get("model_config"))
+                _send(sock, {"op": "loaded"})
+            except BaseException as e:  # noqa: B902 - reported to the parent, which decides
+                _send(sock, _error(e))
+        elif op == "predict":
+            seq = message.get("seq")
+            try:
+                if model is None or mapping is None:
+                    raise FrameError("predict before the model was loaded and memory mapped")
+                df, _shape = decode_frame(mapping, message["offset"], message["size"])
+                prediction = model.predict(df, params=message.get("params"))
+                del df
+                shape, columns, rows = prediction_columns(prediction)
+                total, write = encode_frame(shape, columns, rows)
+                out = message["out_offset"]
+                if out + total > len(mapping):
+                    _send(sock, {"op": "grow", "seq": seq, "need": out + total})
+                    reply, fds = _recv(sock)
+                    if reply is None:
+                        return 0
+                    if reply.get("op") != "map" or not fds:
+                        raise FrameError("expected a larger mapping, got {!r}".format(reply.get("op")))
+                    mapping = mmap.mmap(fds[0], reply["size"], mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+                    os.close(fds[0])
+                    if out + total > len(mapping):
+                        raise FrameError("the new mapping is still too small")
+                write(mapping, out)
+                _send(sock, {"op": "result", "seq": seq, "offset": out, "size": total})
+            except Exception as e:
+                _send(sock, _error(e, seq))
+        elif op == "exit":
+            return 0
+        else:
+            _send(sock, {"op": "error", "type": "ProtocolError", "message": "unknown op {!r}".format(op)})
+
+
+def _exit_with_parent():
+    """Exits when the parent dies, even while predict is busy (the socket only tells
+    between batches)."""
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch():
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="pyfunc-parent-watch", daemon=True).start()
+
+
+def main(argv):
+    fd = None
+    protocol = None
+    for i, arg in enumerate(argv):
+        if arg == "--fd" and i + 1 < len(argv):
+            fd = int(argv[i + 1])
+        elif arg == "--protocol" and i + 1 < len(argv):
+            protocol = int(argv[i + 1])
+    if fd is None or protocol is None:
+        sys.stderr.write("usage: _worker.py --fd N --protocol V\n")
+        return 2
+    if protocol != PROTOCOL:
+        sys.stderr.write("pyfunc worker speaks protocol {}, parent asked for {}\n".format(PROTOCOL, protocol))
+        return 3
+    sock = socket.socket(fileno=fd)
+    _exit_with_parent()
+    # Model code that prints must not corrupt anything: stdout goes to stderr.
+    sys.stdout = sys.stderr
+    try:
+        return serve(sock)
+    except (ConnectionError, OSError):
+        return 0
+    finally:
+        sock.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

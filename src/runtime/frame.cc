@@ -1,0 +1,212 @@
+#include "runtime/frame.h"
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace pyfunc::runtime {
+namespace {
+
+constexpr char kMagic[4] = {'P', 'F', 'F', '1'};
+constexpr size_t kHeaderSize = 64;
+constexpr size_t kColumnSize = 64;
+
+enum WireType : uint8_t { kWireInt64 = 1, kWireFloat64 = 2, kWireBool = 3, kWireString = 4, kWireTimestamp = 5 };
+
+size_t Align(size_t n, size_t to) { return (n + to - 1) / to * to; }
+
+WireType ToWire(DataType t) {
+  switch (t) {
+    case DataType::kInt64:
+      return kWireInt64;
+    case DataType::kFloat64:
+      return kWireFloat64;
+    case DataType::kBool:
+      return kWireBool;
+    case DataType::kString:
+      return kWireString;
+    case DataType::kTimestamp:
+      return kWireTimestamp;
+  }
+  return kWireInt64;
+}
+
+bool IsFixedWidth(DataType t) {
+  return t == DataType::kInt64 || t == DataType::kFloat64 || t == DataType::kTimestamp;
+}
+
+// Where each piece of each column goes. Computed identically by FrameSize and EncodeFrame.
+struct Placement {
+  size_t name = 0, validity = 0, values = 0, values_size = 0, offsets = 0;
+};
+
+std::vector<Placement> Place(const Table& table, size_t* total) {
+  const int n = table.num_columns();
+  const auto rows = static_cast<size_t>(table.num_rows());
+  std::vector<Placement> out(n);
+  size_t pos = Align(kHeaderSize + n * kColumnSize, 64);
+  // Numeric values first, back to back.
+  for (int i = 0; i < n; ++i) {
+    if (!IsFixedWidth(table.column(i).type())) continue;
+    out[i].values = pos;
+    out[i].values_size = 8 * rows;
+    pos += 8 * rows;
+  }
+  pos = Align(pos, 64);
+  for (int i = 0; i < n; ++i) {
+    const Column& c = table.column(i);
+    out[i].name = pos;
+    pos = Align(pos + table.column_name(i).size(), 8);
+    if (c.validity() != nullptr) {
+      out[i].validity = pos;
+      pos = Align(pos + (rows + 7) / 8, 8);
+    }
+    if (c.type() == DataType::kBool) {
+      out[i].values = pos;
+      out[i].values_size = (rows + 7) / 8;
+      pos = Align(pos + out[i].values_size, 8);
+    } else if (c.type() == DataType::kString) {
+      out[i].offsets = pos;
+      pos += 8 * (rows + 1);
+      out[i].values = pos;
+      out[i].values_size = static_cast<size_t>(c.string_offsets()[rows]);
+      pos = Align(pos + out[i].values_size, 8);
+    }
+  }
+  *total = Align(pos, 64);
+  return out;
+}
+
+template <typename T>
+void Put(uint8_t* p, T v) {
+  std::memcpy(p, &v, sizeof(T));
+}
+template <typename T>
+T Get(const uint8_t* p) {
+  T v;
+  std::memcpy(&v, p, sizeof(T));
+  return v;
+}
+
+}  // namespace
+
+size_t FrameSize(const Table& table) {
+  size_t total = 0;
+  Place(table, &total);
+  return total;
+}
+
+void EncodeFrame(const Table& table, PredictionShape shape, uint8_t* dst) {
+  size_t total = 0;
+  const std::vector<Placement> place = Place(table, &total);
+  const auto rows = static_cast<uint64_t>(table.num_rows());
+  std::memset(dst, 0, kHeaderSize + place.size() * kColumnSize);
+  std::memcpy(dst, kMagic, 4);
+  Put<uint32_t>(dst + 4, kFrameVersion);
+  Put<uint64_t>(dst + 8, rows);
+  Put<uint32_t>(dst + 16, static_cast<uint32_t>(table.num_columns()));
+  Put<uint32_t>(dst + 20, static_cast<uint32_t>(shape));
+  Put<uint64_t>(dst + 24, total);
+  for (int i = 0; i < table.num_columns(); ++i) {
+    const Column& c = table.column(i);
+    const Placement& p = place[i];
+    uint8_t* d = dst + kHeaderSize + i * kColumnSize;
+    const std::string& name = table.column_name(i);
+    Put<uint64_t>(d + 0, p.name);
+    Put<uint32_t>(d + 8, static_cast<uint32_t>(name.size()));
+    d[12] = ToWire(c.type());
+    d[13] = c.validity() != nullptr ? 1 : 0;
+    Put<uint64_t>(d + 16, p.validity);
+    Put<uint64_t>(d + 24, p.values);
+    Put<uint64_t>(d + 32, p.values_size);
+    Put<uint64_t>(d + 40, p.offsets);
+    std::memcpy(dst + p.name, name.data(), name.size());
+    if (c.validity() != nullptr) std::memcpy(dst + p.validity, c.validity()->data(), (rows + 7) / 8);
+    if (c.type() == DataType::kString) {
+      std::memcpy(dst + p.offsets, c.values()->data(), 8 * (rows + 1));
+      if (p.values_size) std::memcpy(dst + p.values, c.string_data()->data(), p.values_size);
+    } else if (p.values_size) {
+      std::memcpy(dst + p.values, c.values()->data(), p.values_size);
+    }
+  }
+}
+
+Result<Prediction> DecodeFrame(const uint8_t* src, size_t size) {
+  auto bad = [](const std::string& what) { return Status::InvalidArgument("malformed result frame: " + what); };
+  if (size < kHeaderSize) return bad("shorter than its header");
+  if (std::memcmp(src, kMagic, 4) != 0) return bad("bad magic");
+  if (Get<uint32_t>(src + 4) != kFrameVersion) return bad("version " + std::to_string(Get<uint32_t>(src + 4)));
+  const uint64_t rows = Get<uint64_t>(src + 8);
+  const uint32_t ncols = Get<uint32_t>(src + 16);
+  const uint32_t shape = Get<uint32_t>(src + 20);
+  const uint64_t total = Get<uint64_t>(src + 24);
+  if (total > size) return bad("claims " + std::to_string(total) + " bytes, " + std::to_string(size) + " available");
+  if (shape > 3) return bad("unknown shape " + std::to_string(shape));
+  if (kHeaderSize + static_cast<uint64_t>(ncols) * kColumnSize > total) return bad("column table out of bounds");
+  if (rows > total) return bad("row count larger than the frame");
+  // A range [off, off+len) must lie inside the frame (overflow-safe).
+  auto inside = [total](uint64_t off, uint64_t len) { return off <= total && len <= total - off; };
+
+  std::vector<std::string> names;
+  std::vector<Column> columns;
+  for (uint32_t i = 0; i < ncols; ++i) {
+    const uint8_t* d = src + kHeaderSize + i * kColumnSize;
+    const uint64_t name_off = Get<uint64_t>(d), name_len = Get<uint32_t>(d + 8);
+    const uint8_t wire = d[12], has_validity = d[13];
+    const uint64_t validity_off = Get<uint64_t>(d + 16), values_off = Get<uint64_t>(d + 24),
+                   values_size = Get<uint64_t>(d + 32), offsets_off = Get<uint64_t>(d + 40);
+    const std::string col = "column " + std::to_string(i);
+    if (!inside(name_off, name_len)) return bad(col + ": name out of bounds");
+    std::string name(reinterpret_cast<const char*>(src + name_off), name_len);
+    const uint64_t bitmap_bytes = (rows + 7) / 8;
+    std::shared_ptr<Buffer> validity;
+    if (has_validity) {
+      if (!inside(validity_off, bitmap_bytes)) return bad(col + ": validity out of bounds");
+      validity = Buffer::Allocate(bitmap_bytes);
+      std::memcpy(validity->mutable_data(), src + validity_off, bitmap_bytes);
+    }
+    DataType type;
+    std::shared_ptr<Buffer> values, data;
+    switch (wire) {
+      case kWireInt64:
+      case kWireFloat64:
+      case kWireTimestamp:
+        type = wire == kWireInt64 ? DataType::kInt64 : wire == kWireFloat64 ? DataType::kFloat64 : DataType::kTimestamp;
+        if (values_size != 8 * rows || !inside(values_off, values_size)) return bad(col + ": values out of bounds");
+        values = Buffer::Allocate(values_size);
+        std::memcpy(values->mutable_data(), src + values_off, values_size);
+        break;
+      case kWireBool:
+        type = DataType::kBool;
+        if (values_size < bitmap_bytes || !inside(values_off, bitmap_bytes)) return bad(col + ": values out of bounds");
+        values = Buffer::Allocate(bitmap_bytes);
+        std::memcpy(values->mutable_data(), src + values_off, bitmap_bytes);
+        break;
+      case kWireString:
+        type = DataType::kString;
+        if (!inside(offsets_off, 8 * (rows + 1))) return bad(col + ": string offsets out of bounds");
+        if (!inside(values_off, values_size)) return bad(col + ": string data out of bounds");
+        values = Buffer::Allocate(8 * (rows + 1));
+        std::memcpy(values->mutable_data(), src + offsets_off, 8 * (rows + 1));
+        data = Buffer::Allocate(values_size);
+        if (values_size) std::memcpy(data->mutable_data(), src + values_off, values_size);
+        break;
+      default:
+        return bad(col + ": unknown type " + std::to_string(wire));
+    }
+    Result<Column> column = Column::Make(type, static_cast<int64_t>(rows), validity, values, data);
+    if (!column.ok()) return bad(col + ": " + column.status().message());
+    names.push_back(std::move(name));
+    columns.push_back(std::move(column).value());
+  }
+  Prediction out;
+  out.shape = static_cast<PredictionShape>(shape);
+  if (ncols == 0) {
+    out.table = Table::Empty(static_cast<int64_t>(rows));
+    return out;
+  }
+  PYFUNC_ASSIGN_OR_RETURN(out.table, Table::Make(std::move(names), std::move(columns)));
+  return out;
+}
+
+}  // namespace pyfunc::runtime

@@ -1,0 +1,34 @@
+// Frames: a Table laid out in shared memory for a Python worker, and back.
+//
+// The layout is specified in python/pyfunc/_worker.py ("FRAME LAYOUT"); both sides
+// must agree on it, and the handshake's protocol version changes when it changes.
+// Numeric value buffers are placed back to back (8-byte aligned) so that a worker
+// can view same-typed numeric columns as one 2-D numpy block without copying.
+#ifndef PYFUNC_SRC_RUNTIME_FRAME_H_
+#define PYFUNC_SRC_RUNTIME_FRAME_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "pyfunc/prediction.h"
+#include "pyfunc/status.h"
+#include "pyfunc/table.h"
+
+namespace pyfunc::runtime {
+
+inline constexpr uint32_t kFrameVersion = 1;
+
+// Bytes EncodeFrame needs for `table`.
+size_t FrameSize(const Table& table);
+
+// Writes `table` as a frame of `shape` at `dst` (FrameSize(table) bytes, 64-byte aligned).
+void EncodeFrame(const Table& table, PredictionShape shape, uint8_t* dst);
+
+// Reads the frame at `src` (at most `size` bytes), bounds-checking every offset and
+// length, and copies it into a Prediction. InvalidArgument naming the problem when the
+// frame is malformed.
+Result<Prediction> DecodeFrame(const uint8_t* src, size_t size);
+
+}  // namespace pyfunc::runtime
+
+#endif  // PYFUNC_SRC_RUNTIME_FRAME_H_

@@ -1,0 +1,248 @@
+#include "runtime/worker.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "runtime/frame.h"
+
+namespace pyfunc::runtime {
+namespace {
+
+constexpr size_t kMaxMessage = 1 << 20;
+constexpr size_t kMinMapping = 1 << 20;
+constexpr const char* kMagic = "pyfunc-worker";
+
+size_t Align64(size_t n) { return (n + 63) / 64 * 64; }
+
+}  // namespace
+
+Result<std::unique_ptr<SharedMemory>> SharedMemory::Create(size_t size) {
+  int fd = ::memfd_create("pyfunc-frames", MFD_CLOEXEC);
+  if (fd < 0) return Status::IOError(std::string("memfd_create: ") + std::strerror(errno));
+  if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
+    int err = errno;
+    ::close(fd);
+    return Status::IOError("shared memory of " + std::to_string(size) + " bytes: " + std::strerror(err));
+  }
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) {
+    int err = errno;
+    ::close(fd);
+    return Status::IOError(std::string("mmap: ") + std::strerror(err));
+  }
+  return std::unique_ptr<SharedMemory>(new SharedMemory(fd, static_cast<uint8_t*>(p), size));
+}
+
+SharedMemory::~SharedMemory() {
+  ::munmap(data_, size_);
+  ::close(fd_);
+}
+
+Result<std::unique_ptr<Worker>> Worker::Start(const WorkerOptions& options) {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0) {
+    return Status::IOError(std::string("socketpair: ") + std::strerror(errno));
+  }
+  SpawnOptions spawn;
+  spawn.argv = {options.python, options.script, "--fd", std::to_string(fds[1]), "--protocol",
+                std::to_string(kWorkerProtocol)};
+  spawn.env = options.env;
+  spawn.keep_fds = {fds[1]};
+  Result<std::unique_ptr<ChildProcess>> child = ChildProcess::Spawn(spawn);
+  ::close(fds[1]);
+  if (!child.ok()) {
+    ::close(fds[0]);
+    return child.status().WithContext("starting a worker");
+  }
+  std::unique_ptr<Worker> w(new Worker());
+  w->child_ = std::move(child).value();
+  w->sock_ = fds[0];
+  w->alive_ = true;
+
+  const auto deadline = Clock::now() + options.load_timeout;
+  PYFUNC_ASSIGN_OR_RETURN(nlohmann::json hello, w->Receive(deadline, "starting"));
+  if (hello.value("op", "") != "hello" || hello.value("magic", "") != kMagic ||
+      hello.value("protocol", -1) != kWorkerProtocol) {
+    w->Kill();
+    return Status::Unavailable("worker " + std::to_string(w->pid()) + " answered the handshake with " +
+                               hello.dump() + "; expected protocol " + std::to_string(kWorkerProtocol));
+  }
+  w->python_version_ = hello.value("python", "");
+  nlohmann::json load = {{"op", "load"}, {"model_root", options.model_root}};
+  load["mlmodel"] = nlohmann::json::parse(options.mlmodel_json);
+  load["model_config"] = nlohmann::json::parse(options.model_config_json);
+  PYFUNC_RETURN_IF_ERROR(w->Send(load));
+  PYFUNC_ASSIGN_OR_RETURN(nlohmann::json loaded, w->Receive(deadline, "loading the model"));
+  if (loaded.value("op", "") == "error") {
+    w->Kill();
+    return Status::ModelError(loaded.value("type", "Error") + ": " + loaded.value("message", ""));
+  }
+  if (loaded.value("op", "") != "loaded") {
+    w->Kill();
+    return Status::Unavailable("worker sent " + loaded.dump() + " instead of 'loaded'");
+  }
+  PYFUNC_RETURN_IF_ERROR(w->Map(kMinMapping));
+  PYFUNC_ASSIGN_OR_RETURN(nlohmann::json mapped, w->Receive(deadline, "mapping shared memory"));
+  if (mapped.value("op", "") != "mapped") {
+    w->Kill();
+    return Status::Unavailable("worker sent " + mapped.dump() + " instead of 'mapped'");
+  }
+  return w;
+}
+
+Worker::~Worker() {
+  if (alive_ && sock_ >= 0) {
+    (void)Send({{"op", "exit"}});
+  }
+  if (sock_ >= 0) ::close(sock_);  // the worker also exits when its socket closes
+  if (child_ && !child_->exited()) {
+    // Give a polite exit a moment, then make sure.
+    for (int i = 0; i < 50 && !child_->Poll(); ++i) ::usleep(2000);
+    child_.reset();  // kills and reaps if still running
+  }
+}
+
+void Worker::Kill() {
+  alive_ = false;
+  if (child_) {
+    child_->Kill(SIGKILL);
+    child_->Wait();
+  }
+}
+
+Status Worker::Died(const char* doing) {
+  alive_ = false;
+  std::string how = "closed its channel";
+  if (child_) {
+    // The socket closed: the process is exiting; reap it to say how it ended.
+    for (int i = 0; i < 500 && !child_->Poll(); ++i) ::usleep(1000);
+    if (!child_->Poll()) {
+      child_->Kill(SIGKILL);
+      child_->Wait();
+    }
+    how = child_->ExitDescription();
+  }
+  return Status::Unavailable("worker " + std::to_string(pid()) + " " + how + " while " + doing);
+}
+
+Status Worker::Send(const nlohmann::json& message, int fd) {
+  const std::string data = message.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  struct iovec iov = {const_cast<char*>(data.data()), data.size()};
+  struct msghdr msg = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  if (fd >= 0) {
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
+  }
+  while (true) {
+    ssize_t n = ::sendmsg(sock_, &msg, MSG_NOSIGNAL);
+    if (n >= 0) return Status::OK();
+    if (errno == EINTR) continue;
+    if (errno == EPIPE || errno == ECONNRESET) return Died("receiving a message");
+    return Status::IOError(std::string("sending to worker: ") + std::strerror(errno));
+  }
+}
+
+Result<nlohmann::json> Worker::Receive(Clock::time_point deadline, const char* doing) {
+  std::string& buf = recv_buf_;
+  if (buf.size() < kMaxMessage) buf.resize(kMaxMessage);
+  while (true) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (left <= 0) {
+      Kill();
+      return Status::DeadlineExceeded("worker " + std::to_string(pid()) + " timed out while " + doing +
+                                      "; it was stopped");
+    }
+    struct pollfd p = {sock_, POLLIN, 0};
+    int r = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left, 1000)));
+    if (r < 0 && errno != EINTR) return Status::IOError(std::string("poll: ") + std::strerror(errno));
+    if (r <= 0) continue;
+    ssize_t n = ::recv(sock_, buf.data(), buf.size(), 0);
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      if (errno == ECONNRESET) return Died(doing);
+      return Status::IOError(std::string("receiving from worker: ") + std::strerror(errno));
+    }
+    if (n == 0) return Died(doing);
+    nlohmann::json message = nlohmann::json::parse(buf.begin(), buf.begin() + n, nullptr, false);
+    if (message.is_discarded() || !message.is_object()) {
+      Kill();
+      return Status::Unavailable("worker sent a malformed message while " + std::string(doing));
+    }
+    return message;
+  }
+}
+
+Status Worker::Map(size_t size) {
+  size = std::max(Align64(size), kMinMapping);
+  PYFUNC_ASSIGN_OR_RETURN(std::unique_ptr<SharedMemory> shm, SharedMemory::Create(size));
+  PYFUNC_RETURN_IF_ERROR(Send({{"op", "map"}, {"size", size}}, shm->fd()));
+  shm_ = std::move(shm);
+  return Status::OK();
+}
+
+Result<Prediction> Worker::Predict(const Table& input, const std::string& params_json,
+                                   std::chrono::milliseconds timeout) {
+  if (!alive_) return Status::Unavailable("worker " + std::to_string(pid()) + " is not running");
+  const auto deadline = Clock::now() + timeout;
+  const size_t in_size = FrameSize(input);
+  const size_t out_offset = Align64(in_size);
+  // Room for the input and a result of about the same size; the worker asks for more.
+  const size_t want = out_offset + std::max<size_t>(in_size, 64 * 1024);
+  if (shm_->size() < want) {
+    PYFUNC_RETURN_IF_ERROR(Map(want + want / 2));
+    PYFUNC_ASSIGN_OR_RETURN(nlohmann::json mapped, Receive(deadline, "mapping shared memory"));
+    if (mapped.value("op", "") != "mapped") {
+      Kill();
+      return Status::Unavailable("worker sent " + mapped.dump() + " instead of 'mapped'");
+    }
+  }
+  EncodeFrame(input, PredictionShape::kDataFrame, shm_->data());
+  const uint64_t seq = ++seq_;
+  nlohmann::json request = {{"op", "predict"}, {"seq", seq}, {"offset", 0}, {"size", in_size}, {"out_offset", out_offset}};
+  request["params"] = params_json.empty() ? nlohmann::json(nullptr) : nlohmann::json::parse(params_json, nullptr, false);
+  PYFUNC_RETURN_IF_ERROR(Send(request));
+  while (true) {
+    PYFUNC_ASSIGN_OR_RETURN(nlohmann::json reply, Receive(deadline, "predicting"));
+    const std::string op = reply.value("op", "");
+    if (reply.value("seq", uint64_t{0}) != seq) {
+      Kill();
+      return Status::Unavailable("worker answered request " + reply.value("seq", nlohmann::json()).dump() +
+                                 " while request " + std::to_string(seq) + " was in flight");
+    }
+    if (op == "grow") {
+      PYFUNC_RETURN_IF_ERROR(Map(reply.value("need", size_t{0}) + reply.value("need", size_t{0}) / 4));
+      continue;
+    }
+    if (op == "error") {
+      return Status::ModelError(reply.value("type", "Error") + ": " + reply.value("message", ""));
+    }
+    if (op != "result") {
+      Kill();
+      return Status::Unavailable("worker sent '" + op + "' instead of a result");
+    }
+    const uint64_t offset = reply.value("offset", uint64_t{0}), size = reply.value("size", uint64_t{0});
+    if (offset > shm_->size() || size > shm_->size() - offset) {
+      Kill();
+      return Status::Unavailable("worker's result lies outside shared memory");
+    }
+    Result<Prediction> out = DecodeFrame(shm_->data() + offset, size);
+    if (!out.ok()) Kill();
+    return out;
+  }
+}
+
+}  // namespace pyfunc::runtime

@@ -1,0 +1,92 @@
+// Worker: one Python worker process running one model, seen from the parent.
+//
+// The protocol (messages, frame layout) is specified in python/pyfunc/_worker.py.
+// A Worker is used by one thread at a time (the WorkerPool hands it out); it is not
+// thread-safe. After any failure other than the model raising, the worker is dead:
+// its process has been killed and reaped and alive() is false.
+#ifndef PYFUNC_SRC_RUNTIME_WORKER_H_
+#define PYFUNC_SRC_RUNTIME_WORKER_H_
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "pyfunc/prediction.h"
+#include "pyfunc/status.h"
+#include "pyfunc/table.h"
+#include "runtime/subprocess.h"
+
+namespace pyfunc::runtime {
+
+inline constexpr int kWorkerProtocol = 1;
+
+struct WorkerOptions {
+  std::string python;                 // interpreter of the model's environment
+  std::vector<std::string> env;       // the worker's whole environment ("NAME=value")
+  std::string script;                 // path of _worker.py
+  std::string model_root;             // the model directory
+  std::string mlmodel_json;           // the MLmodel document as JSON
+  std::string model_config_json = "null";
+  std::chrono::milliseconds load_timeout{std::chrono::minutes(5)};
+};
+
+// A memfd mapped read-write in this process; shared with the worker by descriptor.
+class SharedMemory {
+ public:
+  static Result<std::unique_ptr<SharedMemory>> Create(size_t size);
+  ~SharedMemory();
+  uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  int fd() const { return fd_; }
+
+ private:
+  SharedMemory(int fd, uint8_t* data, size_t size) : fd_(fd), data_(data), size_(size) {}
+  int fd_;
+  uint8_t* data_;
+  size_t size_;
+};
+
+class Worker {
+ public:
+  // Spawns the process, checks its handshake and loads the model.
+  // NotFound when the interpreter is missing; ModelError when loading raised;
+  // DeadlineExceeded when loading took longer than load_timeout; Unavailable when the
+  // process died or spoke an unexpected protocol.
+  static Result<std::unique_ptr<Worker>> Start(const WorkerOptions& options);
+  ~Worker();
+
+  // Scores one batch. ModelError when predict raised (the worker stays alive);
+  // DeadlineExceeded when it took longer than `timeout` (the worker is killed);
+  // Unavailable when the worker died.
+  Result<Prediction> Predict(const Table& input, const std::string& params_json,
+                             std::chrono::milliseconds timeout);
+
+  bool alive() const { return alive_; }
+  pid_t pid() const { return child_ ? child_->pid() : -1; }
+  const std::string& python_version() const { return python_version_; }
+  // Kills the process (SIGKILL) and reaps it.
+  void Kill();
+
+ private:
+  Worker() = default;
+  using Clock = std::chrono::steady_clock;
+  Status Send(const nlohmann::json& message, int fd = -1);
+  Result<nlohmann::json> Receive(Clock::time_point deadline, const char* doing);
+  Status Map(size_t size);
+  Status Died(const char* doing);
+
+  std::unique_ptr<ChildProcess> child_;
+  int sock_ = -1;
+  std::unique_ptr<SharedMemory> shm_;
+  uint64_t seq_ = 0;
+  bool alive_ = false;
+  std::string python_version_;
+  std::string recv_buf_;
+};
+
+}  // namespace pyfunc::runtime
+
+#endif  // PYFUNC_SRC_RUNTIME_WORKER_H_

@@ -1,0 +1,36 @@
+"""A test model whose behaviour is chosen per call with params={"mode": ...}."""
+import os
+import time
+
+import numpy as np
+import pandas as pd
+
+
+class BehaveModel:
+    def predict(self, df, params=None):
+        mode = (params or {}).get("mode", "echo")
+        if mode == "echo":
+            return df
+        if mode == "sum":
+            return df.select_dtypes("number").sum(axis=1).to_numpy()
+        if mode == "series":
+            return pd.Series(df.iloc[:, 0].to_numpy(), name="first")
+        if mode == "2d":
+            return np.column_stack([np.arange(len(df)), np.arange(len(df)) * 2.5])
+        if mode == "list":
+            return [str(v) for v in range(len(df))]
+        if mode == "dtypes":
+            return pd.DataFrame({"column": list(df.columns), "dtype": [str(t) for t in df.dtypes]})
+        if mode == "raise":
+            raise ValueError("the model refuses: " + str(len(df)) + " rows")
+        if mode == "crash":
+            os.kill(os.getpid(), 9)
+        if mode == "hang":
+            time.sleep(3600)
+        if mode == "pid":
+            return np.full(len(df), os.getpid())
+        raise KeyError(mode)
+
+
+def _load_pyfunc(path):
+    return BehaveModel()
