@@ -1,0 +1,585 @@
+#include "pyfunc/table.h"
+
+#include <cassert>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "data/text_format.h"
+
+namespace pyfunc {
+
+namespace {
+
+constexpr size_t kAlignment = 64;
+
+size_t PadTo64(size_t n) { return (n + kAlignment - 1) / kAlignment * kAlignment; }
+
+size_t BitmapBytes(int64_t bits) { return static_cast<size_t>((bits + 7) / 8); }
+
+inline void SetBit(uint8_t* bits, int64_t i) { bits[i >> 3] |= static_cast<uint8_t>(1u << (i & 7)); }
+inline void ClearBit(uint8_t* bits, int64_t i) {
+  bits[i >> 3] &= static_cast<uint8_t>(~(1u << (i & 7)));
+}
+
+int64_t CountSetBits(const uint8_t* bits, int64_t length) {
+  int64_t count = 0;
+  int64_t full = length / 8;
+  for (int64_t i = 0; i < full; ++i) count += __builtin_popcount(bits[i]);
+  for (int64_t i = full * 8; i < length; ++i) count += GetBit(bits, i);
+  return count;
+}
+
+// Copies `length` bits starting at bit `src_offset` of `src` to bit `dst_offset` of `dst`.
+void CopyBits(const uint8_t* src, int64_t src_offset, uint8_t* dst, int64_t dst_offset,
+              int64_t length) {
+  if ((src_offset & 7) == 0 && (dst_offset & 7) == 0) {
+    size_t whole = static_cast<size_t>(length / 8);
+    std::memcpy(dst + dst_offset / 8, src + src_offset / 8, whole);
+    for (int64_t i = static_cast<int64_t>(whole) * 8; i < length; ++i) {
+      if (GetBit(src, src_offset + i)) SetBit(dst, dst_offset + i);
+      else ClearBit(dst, dst_offset + i);
+    }
+    return;
+  }
+  for (int64_t i = 0; i < length; ++i) {
+    if (GetBit(src, src_offset + i)) SetBit(dst, dst_offset + i);
+    else ClearBit(dst, dst_offset + i);
+  }
+}
+
+
+// Bytes of the values buffer for `length` rows.
+size_t ValuesBytes(DataType type, int64_t length) {
+  if (type == DataType::kBool) return BitmapBytes(length);
+  if (type == DataType::kString) return static_cast<size_t>(length + 1) * 8;
+  return static_cast<size_t>(length) * 8;
+}
+
+}  // namespace
+
+// --- DataType ----------------------------------------------------------------------
+
+const char* DataTypeName(DataType type) {
+  switch (type) {
+    case DataType::kInt64: return "int64";
+    case DataType::kFloat64: return "float64";
+    case DataType::kBool: return "bool";
+    case DataType::kString: return "string";
+    case DataType::kTimestamp: return "timestamp";
+  }
+  return "unknown";
+}
+
+Result<DataType> ParseDataType(std::string_view name) {
+  if (name == "int64" || name == "long" || name == "integer") return DataType::kInt64;
+  if (name == "float64" || name == "double" || name == "float") return DataType::kFloat64;
+  if (name == "bool" || name == "boolean") return DataType::kBool;
+  if (name == "string" || name == "str") return DataType::kString;
+  if (name == "timestamp" || name == "datetime") return DataType::kTimestamp;
+  return Status::InvalidArgument("unsupported column type '" + std::string(name) +
+                                 "' (expected int64, float64, bool, string or timestamp)");
+}
+
+const char* ArrowFormat(DataType type) {
+  switch (type) {
+    case DataType::kInt64: return "l";
+    case DataType::kFloat64: return "g";
+    case DataType::kBool: return "b";
+    case DataType::kString: return "U";
+    case DataType::kTimestamp: return "tsn:UTC";
+  }
+  return "";
+}
+
+// --- Buffer ------------------------------------------------------------------------
+
+std::shared_ptr<Buffer> Buffer::Allocate(size_t size) {
+  size_t padded = PadTo64(size == 0 ? 1 : size);
+  void* p = std::aligned_alloc(kAlignment, padded);
+  if (p == nullptr) throw std::bad_alloc();
+  std::memset(p, 0, padded);
+  return std::shared_ptr<Buffer>(new Buffer(static_cast<uint8_t*>(p), size));
+}
+
+Buffer::~Buffer() { std::free(data_); }
+
+// --- Column ------------------------------------------------------------------------
+
+Result<Column> Column::Make(DataType type, int64_t length, std::shared_ptr<Buffer> validity,
+                            std::shared_ptr<Buffer> values, std::shared_ptr<Buffer> data) {
+  if (length < 0) return Status::InvalidArgument("column length is negative");
+  if (!values) return Status::InvalidArgument("column has no values buffer");
+  if (values->size() < ValuesBytes(type, length)) {
+    return Status::InvalidArgument(std::string(DataTypeName(type)) + " column of " +
+                                   std::to_string(length) + " rows needs a values buffer of " +
+                                   std::to_string(ValuesBytes(type, length)) + " bytes, got " +
+                                   std::to_string(values->size()));
+  }
+  if (validity && validity->size() < BitmapBytes(length)) {
+    return Status::InvalidArgument("validity bitmap too small for " + std::to_string(length) +
+                                   " rows");
+  }
+  if (type == DataType::kString) {
+    if (!data) return Status::InvalidArgument("string column has no data buffer");
+    const int64_t* o = reinterpret_cast<const int64_t*>(values->data());
+    if (o[0] < 0) return Status::InvalidArgument("string offsets: first offset is negative");
+    for (int64_t i = 0; i < length; ++i) {
+      if (o[i + 1] < o[i]) {
+        return Status::InvalidArgument("string offsets decrease at row " + std::to_string(i));
+      }
+    }
+    if (static_cast<uint64_t>(o[length]) > data->size()) {
+      return Status::InvalidArgument("string offsets point past the data buffer");
+    }
+  } else if (data) {
+    return Status::InvalidArgument("only string columns have a data buffer");
+  }
+  Column c;
+  c.type_ = type;
+  c.length_ = length;
+  c.null_count_ = validity ? length - CountSetBits(validity->data(), length) : 0;
+  c.validity_ = c.null_count_ > 0 ? std::move(validity) : nullptr;
+  c.values_ = std::move(values);
+  c.data_ = std::move(data);
+  return c;
+}
+
+Column Column::Nulls(DataType type, int64_t length) {
+  ColumnBuilder b(type);
+  b.AppendNulls(length);
+  return b.Finish();
+}
+
+Result<Column> Column::Slice(int64_t offset, int64_t length) const {
+  if (offset < 0 || length < 0 || offset > length_ || length > length_ - offset) {
+    return Status::InvalidArgument("slice [" + std::to_string(offset) + ", " +
+                                   std::to_string(offset) + "+" + std::to_string(length) +
+                                   ") out of range for " + std::to_string(length_) + " rows");
+  }
+  if (offset == 0 && length == length_) return *this;
+  ColumnBuilder b(type_);
+  b.AppendFrom(*this, offset, length);
+  return b.Finish();
+}
+
+Result<Column> Column::Concat(const std::vector<Column>& columns) {
+  if (columns.empty()) return Status::InvalidArgument("Concat: no columns");
+  if (columns.size() == 1) return columns[0];
+  DataType type = columns[0].type();
+  int64_t rows = 0, bytes = 0;
+  for (const Column& c : columns) {
+    if (c.type() != type) {
+      return Status::InvalidArgument(std::string("Concat: column types differ: ") +
+                                     DataTypeName(type) + " and " + DataTypeName(c.type()));
+    }
+    rows += c.length();
+    if (type == DataType::kString) bytes += c.string_offsets()[c.length()] - c.string_offsets()[0];
+  }
+  ColumnBuilder b(type);
+  b.Reserve(rows, bytes);
+  for (const Column& c : columns) b.AppendFrom(c, 0, c.length());
+  return b.Finish();
+}
+
+Result<Column> Column::CastTo(DataType type) const {
+  if (type == type_) return *this;
+  if (type_ == DataType::kInt64 && type == DataType::kFloat64) {
+    auto values = Buffer::Allocate(static_cast<size_t>(length_) * 8);
+    double* out = reinterpret_cast<double*>(values->mutable_data());
+    const int64_t* in = int64_data();
+    for (int64_t i = 0; i < length_; ++i) out[i] = IsNull(i) ? 0.0 : static_cast<double>(in[i]);
+    return Make(DataType::kFloat64, length_, validity_, std::move(values));
+  }
+  return Status::InvalidArgument(std::string("cannot convert a ") + DataTypeName(type_) +
+                                 " column to " + DataTypeName(type));
+}
+
+bool Column::Equals(const Column& other) const {
+  if (type_ != other.type_ || length_ != other.length_ || null_count_ != other.null_count_) {
+    return false;
+  }
+  for (int64_t i = 0; i < length_; ++i) {
+    if (IsNull(i) != other.IsNull(i)) return false;
+    if (IsNull(i)) continue;
+    switch (type_) {
+      case DataType::kInt64:
+      case DataType::kTimestamp:
+        if (int64_data()[i] != other.int64_data()[i]) return false;
+        break;
+      case DataType::kFloat64: {
+        double a = float64_data()[i], b = other.float64_data()[i];
+        if (!(a == b || (std::isnan(a) && std::isnan(b)))) return false;
+        if (a == 0 && std::signbit(a) != std::signbit(b)) return false;
+        break;
+      }
+      case DataType::kBool:
+        if (bool_value(i) != other.bool_value(i)) return false;
+        break;
+      case DataType::kString:
+        if (string_value(i) != other.string_value(i)) return false;
+        break;
+    }
+  }
+  return true;
+}
+
+// --- ColumnBuilder -----------------------------------------------------------------
+
+ColumnBuilder::ColumnBuilder(DataType type) : type_(type) {
+  values_ = Buffer::Allocate(type == DataType::kString ? 64 : 0);
+  if (type == DataType::kString) data_ = Buffer::Allocate(0);
+}
+ColumnBuilder::~ColumnBuilder() = default;
+ColumnBuilder::ColumnBuilder(ColumnBuilder&&) noexcept = default;
+ColumnBuilder& ColumnBuilder::operator=(ColumnBuilder&&) noexcept = default;
+
+
+// Builders keep Buffer::size() equal to the capacity while building and truncate it to
+// the logical size in Finish().
+void ColumnBuilder::GrowValues(size_t needed_bytes) {
+  if (needed_bytes <= values_->size()) return;
+  size_t keep = ValuesBytes(type_, length_);
+  auto fresh = Buffer::Allocate(std::max(needed_bytes, values_->size() * 2));
+  std::memcpy(fresh->mutable_data(), values_->data(), std::min(keep, values_->size()));
+  values_ = std::move(fresh);
+}
+
+void ColumnBuilder::GrowData(size_t needed_bytes) {
+  if (needed_bytes <= data_->size()) return;
+  auto fresh = Buffer::Allocate(std::max(needed_bytes, data_->size() * 2));
+  std::memcpy(fresh->mutable_data(), data_->data(), data_size_);
+  data_ = std::move(fresh);
+}
+
+void ColumnBuilder::Reserve(int64_t rows, int64_t string_bytes) {
+  GrowValues(ValuesBytes(type_, length_ + rows));
+  if (validity_ && validity_->size() < BitmapBytes(length_ + rows)) {
+    auto fresh = Buffer::Allocate(std::max(BitmapBytes(length_ + rows), validity_->size() * 2));
+    std::memcpy(fresh->mutable_data(), validity_->data(), BitmapBytes(length_));
+    validity_ = std::move(fresh);
+  }
+  if (type_ == DataType::kString) GrowData(data_size_ + static_cast<size_t>(string_bytes));
+}
+
+void ColumnBuilder::EnsureValidity() {
+  if (validity_) return;
+  // All rows so far are valid.
+  validity_ = Buffer::Allocate(std::max<size_t>(BitmapBytes(length_ + 1) * 2, 64));
+  uint8_t* bits = validity_->mutable_data();
+  std::memset(bits, 0xff, static_cast<size_t>(length_ / 8));
+  for (int64_t i = length_ / 8 * 8; i < length_; ++i) SetBit(bits, i);
+}
+
+void ColumnBuilder::SetValid(bool valid) {
+  if (!valid) EnsureValidity();
+  if (!validity_) return;
+  size_t need = BitmapBytes(length_ + 1);
+  if (need > validity_->size()) {
+    auto fresh = Buffer::Allocate(std::max(need, validity_->size() * 2));
+    std::memcpy(fresh->mutable_data(), validity_->data(), validity_->size());
+    validity_ = std::move(fresh);
+  }
+  if (valid) SetBit(validity_->mutable_data(), length_);
+  else ClearBit(validity_->mutable_data(), length_);
+}
+
+void ColumnBuilder::AppendNull() {
+  SetValid(false);
+  ++null_count_;
+  switch (type_) {
+    case DataType::kBool:
+      GrowValues(BitmapBytes(length_ + 1));
+      ClearBit(values_->mutable_data(), length_);
+      break;
+    case DataType::kString: {
+      GrowValues(ValuesBytes(type_, length_ + 1));
+      int64_t* o = reinterpret_cast<int64_t*>(values_->mutable_data());
+      o[length_ + 1] = o[length_];
+      break;
+    }
+    default:
+      GrowValues(ValuesBytes(type_, length_ + 1));
+      reinterpret_cast<int64_t*>(values_->mutable_data())[length_] = 0;
+      break;
+  }
+  ++length_;
+}
+
+void ColumnBuilder::AppendNulls(int64_t n) {
+  Reserve(n);
+  for (int64_t i = 0; i < n; ++i) AppendNull();
+}
+
+void ColumnBuilder::AppendInt64(int64_t v) {
+  assert(type_ == DataType::kInt64);
+  GrowValues(static_cast<size_t>(length_ + 1) * 8);
+  SetValid(true);
+  reinterpret_cast<int64_t*>(values_->mutable_data())[length_++] = v;
+}
+
+void ColumnBuilder::AppendTimestamp(int64_t ns) {
+  assert(type_ == DataType::kTimestamp);
+  GrowValues(static_cast<size_t>(length_ + 1) * 8);
+  SetValid(true);
+  reinterpret_cast<int64_t*>(values_->mutable_data())[length_++] = ns;
+}
+
+void ColumnBuilder::AppendFloat64(double v) {
+  assert(type_ == DataType::kFloat64);
+  GrowValues(static_cast<size_t>(length_ + 1) * 8);
+  SetValid(true);
+  reinterpret_cast<double*>(values_->mutable_data())[length_++] = v;
+}
+
+void ColumnBuilder::AppendBool(bool v) {
+  assert(type_ == DataType::kBool);
+  GrowValues(BitmapBytes(length_ + 1));
+  SetValid(true);
+  if (v) SetBit(values_->mutable_data(), length_);
+  else ClearBit(values_->mutable_data(), length_);
+  ++length_;
+}
+
+void ColumnBuilder::AppendString(std::string_view v) {
+  assert(type_ == DataType::kString);
+  GrowValues(ValuesBytes(type_, length_ + 1));
+  GrowData(data_size_ + v.size());
+  SetValid(true);
+  if (!v.empty()) std::memcpy(data_->mutable_data() + data_size_, v.data(), v.size());
+  data_size_ += v.size();
+  reinterpret_cast<int64_t*>(values_->mutable_data())[length_ + 1] =
+      static_cast<int64_t>(data_size_);
+  ++length_;
+}
+
+void ColumnBuilder::AppendFrom(const Column& column, int64_t offset, int64_t length) {
+  assert(column.type() == type_);
+  if (length <= 0) return;
+  int64_t bytes = 0;
+  if (type_ == DataType::kString) {
+    bytes = column.string_offsets()[offset + length] - column.string_offsets()[offset];
+  }
+  Reserve(length, bytes);
+  // Validity.
+  if (column.null_count() > 0 || validity_) {
+    if (column.null_count() > 0) EnsureValidity();
+    if (validity_ && validity_->size() < BitmapBytes(length_ + length)) {
+      auto fresh = Buffer::Allocate(BitmapBytes(length_ + length) * 2);
+      std::memcpy(fresh->mutable_data(), validity_->data(), validity_->size());
+      validity_ = std::move(fresh);
+    }
+    uint8_t* dst = validity_->mutable_data();
+    if (column.validity()) {
+      CopyBits(column.validity()->data(), offset, dst, length_, length);
+      for (int64_t i = 0; i < length; ++i) null_count_ += column.IsNull(offset + i);
+    } else {
+      for (int64_t i = 0; i < length; ++i) SetBit(dst, length_ + i);
+    }
+  }
+  // Values.
+  switch (type_) {
+    case DataType::kBool:
+      CopyBits(column.values()->data(), offset, values_->mutable_data(), length_, length);
+      break;
+    case DataType::kString: {
+      const int64_t* src = column.string_offsets();
+      int64_t* dst = reinterpret_cast<int64_t*>(values_->mutable_data());
+      int64_t base = static_cast<int64_t>(data_size_) - src[offset];
+      for (int64_t i = 1; i <= length; ++i) dst[length_ + i] = src[offset + i] + base;
+      if (bytes > 0) {
+        std::memcpy(data_->mutable_data() + data_size_, column.string_data()->data() + src[offset],
+                    static_cast<size_t>(bytes));
+      }
+      data_size_ += static_cast<size_t>(bytes);
+      break;
+    }
+    default:
+      std::memcpy(values_->mutable_data() + length_ * 8, column.values()->data() + offset * 8,
+                  static_cast<size_t>(length) * 8);
+      break;
+  }
+  length_ += length;
+}
+
+Column ColumnBuilder::Finish() {
+  Column c;
+  c.type_ = type_;
+  c.length_ = length_;
+  c.null_count_ = null_count_;
+  values_->Truncate(ValuesBytes(type_, length_));
+  c.values_ = std::move(values_);
+  if (null_count_ > 0) {
+    validity_->Truncate(BitmapBytes(length_));
+    c.validity_ = std::move(validity_);
+  }
+  if (type_ == DataType::kString) {
+    data_->Truncate(data_size_);
+    c.data_ = std::move(data_);
+  }
+  *this = ColumnBuilder(type_);
+  return c;
+}
+
+// --- Table -------------------------------------------------------------------------
+
+Result<Table> Table::Make(std::vector<std::string> names, std::vector<Column> columns) {
+  if (names.size() != columns.size()) {
+    return Status::InvalidArgument("table has " + std::to_string(names.size()) + " names but " +
+                                   std::to_string(columns.size()) + " columns");
+  }
+  Table t;
+  t.num_rows_ = columns.empty() ? 0 : columns[0].length();
+  for (size_t i = 1; i < columns.size(); ++i) {
+    if (columns[i].length() != t.num_rows_) {
+      return Status::InvalidArgument("column '" + names[i] + "' has " +
+                                     std::to_string(columns[i].length()) + " rows, column '" +
+                                     names[0] + "' has " + std::to_string(t.num_rows_));
+    }
+  }
+  t.names_ = std::move(names);
+  t.columns_ = std::move(columns);
+  return t;
+}
+
+Table Table::Empty(int64_t num_rows) {
+  Table t;
+  t.num_rows_ = num_rows < 0 ? 0 : num_rows;
+  return t;
+}
+
+Table Table::EmptyWithSchema(const Schema& schema) {
+  Table t;
+  for (const auto& [name, type] : schema) {
+    t.names_.push_back(name);
+    t.columns_.push_back(ColumnBuilder(type).Finish());
+  }
+  return t;
+}
+
+int Table::ColumnIndex(std::string_view name) const {
+  for (size_t i = 0; i < names_.size(); ++i) {
+    if (names_[i] == name) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+const Column* Table::FindColumn(std::string_view name) const {
+  int i = ColumnIndex(name);
+  return i < 0 ? nullptr : &columns_[i];
+}
+
+Schema Table::schema() const {
+  Schema s;
+  s.reserve(names_.size());
+  for (size_t i = 0; i < names_.size(); ++i) s.emplace_back(names_[i], columns_[i].type());
+  return s;
+}
+
+Result<Table> Table::Slice(int64_t offset, int64_t length) const {
+  if (offset < 0 || length < 0 || offset > num_rows_ || length > num_rows_ - offset) {
+    return Status::InvalidArgument("slice [" + std::to_string(offset) + ", " +
+                                   std::to_string(offset + length) + ") out of range for a table of " +
+                                   std::to_string(num_rows_) + " rows");
+  }
+  Table t;
+  t.names_ = names_;
+  t.num_rows_ = length;
+  t.columns_.reserve(columns_.size());
+  for (const Column& c : columns_) {
+    PYFUNC_ASSIGN_OR_RETURN(Column s, c.Slice(offset, length));
+    t.columns_.push_back(std::move(s));
+  }
+  return t;
+}
+
+Result<Table> Table::Concat(const std::vector<Table>& tables) {
+  if (tables.empty()) return Table();
+  if (tables.size() == 1) return tables[0];
+  const Table& first = tables[0];
+  int64_t rows = 0;
+  for (size_t t = 0; t < tables.size(); ++t) {
+    const Table& other = tables[t];
+    if (other.num_columns() != first.num_columns()) {
+      return Status::InvalidArgument("Concat: table " + std::to_string(t) + " has " +
+                                     std::to_string(other.num_columns()) + " columns, table 0 has " +
+                                     std::to_string(first.num_columns()));
+    }
+    for (int i = 0; i < first.num_columns(); ++i) {
+      if (other.names_[i] != first.names_[i] || other.columns_[i].type() != first.columns_[i].type()) {
+        return Status::InvalidArgument(
+            "Concat: table " + std::to_string(t) + " column " + std::to_string(i) + " is '" +
+            other.names_[i] + "':" + DataTypeName(other.columns_[i].type()) + ", table 0 has '" +
+            first.names_[i] + "':" + DataTypeName(first.columns_[i].type()));
+      }
+    }
+    rows += other.num_rows_;
+  }
+  Table out;
+  out.names_ = first.names_;
+  out.num_rows_ = rows;
+  std::vector<Column> parts(tables.size());
+  for (int i = 0; i < first.num_columns(); ++i) {
+    for (size_t t = 0; t < tables.size(); ++t) parts[t] = tables[t].columns_[i];
+    PYFUNC_ASSIGN_OR_RETURN(Column c, Column::Concat(parts));
+    out.columns_.push_back(std::move(c));
+  }
+  return out;
+}
+
+bool Table::Equals(const Table& other) const {
+  if (names_ != other.names_ || num_rows_ != other.num_rows_) return false;
+  for (size_t i = 0; i < columns_.size(); ++i) {
+    if (!columns_[i].Equals(other.columns_[i])) return false;
+  }
+  return true;
+}
+
+std::string Table::ToString() const {
+  std::string out;
+  for (size_t i = 0; i < names_.size(); ++i) {
+    if (i) out += " | ";
+    out += names_[i];
+    out += ':';
+    out += DataTypeName(columns_[i].type());
+  }
+  out += '\n';
+  for (int64_t r = 0; r < num_rows_; ++r) {
+    for (size_t i = 0; i < columns_.size(); ++i) {
+      if (i) out += " | ";
+      const Column& c = columns_[i];
+      if (c.IsNull(r)) {
+        out += "null";
+        continue;
+      }
+      switch (c.type()) {
+        case DataType::kInt64: out += std::to_string(c.int64_data()[r]); break;
+        case DataType::kFloat64: AppendPythonFloat(c.float64_data()[r], &out); break;
+        case DataType::kBool: out += c.bool_value(r) ? "true" : "false"; break;
+        case DataType::kTimestamp: AppendIsoTimestamp(c.int64_data()[r], 'T', &out); break;
+        case DataType::kString: AppendCQuoted(c.string_value(r), &out); break;
+      }
+    }
+    out += '\n';
+  }
+  return out;
+}
+
+// --- TableBuilder ------------------------------------------------------------------
+
+TableBuilder::TableBuilder(const Schema& schema) {
+  for (const auto& [name, type] : schema) {
+    names_.push_back(name);
+    builders_.emplace_back(type);
+  }
+}
+
+Result<Table> TableBuilder::Finish() {
+  std::vector<Column> columns;
+  columns.reserve(builders_.size());
+  for (ColumnBuilder& b : builders_) columns.push_back(b.Finish());
+  return Table::Make(names_, std::move(columns));
+}
+
+}  // namespace pyfunc

@@ -1,0 +1,296 @@
+#include "data/text_format.h"
+
+#include <charconv>
+#include <cmath>
+#include <cstring>
+
+namespace pyfunc {
+
+void AppendPythonFloat(double v, std::string* out) {
+  if (std::isnan(v)) {
+    out->append("nan");
+    return;
+  }
+  if (std::isinf(v)) {
+    out->append(v < 0 ? "-inf" : "inf");
+    return;
+  }
+  // Shortest round-trip digits in scientific form: "-d.ddde+XX".
+  char buf[64];
+  auto res = std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::scientific);
+  std::string_view sci(buf, static_cast<size_t>(res.ptr - buf));
+  bool negative = false;
+  if (!sci.empty() && sci[0] == '-') {
+    negative = true;
+    sci.remove_prefix(1);
+  }
+  size_t e = sci.find('e');
+  std::string_view mantissa = sci.substr(0, e);
+  int exp10 = 0;
+  std::from_chars(sci.data() + e + 1 + (sci[e + 1] == '+' ? 1 : 0), sci.data() + sci.size(), exp10);
+  char digits[32];
+  size_t nd = 0;
+  for (char c : mantissa) {
+    if (c != '.') digits[nd++] = c;
+  }
+  while (nd > 1 && digits[nd - 1] == '0') --nd;
+  int decpt = exp10 + 1;  // value = 0.d1d2... * 10^decpt
+  if (negative) out->push_back('-');
+  if (decpt > -4 && decpt <= 16) {
+    if (decpt <= 0) {
+      out->append("0.");
+      out->append(static_cast<size_t>(-decpt), '0');
+      out->append(digits, nd);
+    } else if (static_cast<size_t>(decpt) >= nd) {
+      out->append(digits, nd);
+      out->append(static_cast<size_t>(decpt) - nd, '0');
+      out->append(".0");
+    } else {
+      out->append(digits, static_cast<size_t>(decpt));
+      out->push_back('.');
+      out->append(digits + decpt, nd - static_cast<size_t>(decpt));
+    }
+    return;
+  }
+  out->push_back(digits[0]);
+  if (nd > 1) {
+    out->push_back('.');
+    out->append(digits + 1, nd - 1);
+  }
+  int x = decpt - 1;
+  out->push_back('e');
+  out->push_back(x < 0 ? '-' : '+');
+  if (x < 0) x = -x;
+  if (x < 10) out->push_back('0');
+  out->append(std::to_string(x));
+}
+
+namespace {
+
+// Howard Hinnant's days_from_civil / civil_from_days.
+int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<int64_t>(doe) - 719468;
+}
+
+void CivilFromDays(int64_t z, int64_t* y, unsigned* m, unsigned* d) {
+  z += 719468;
+  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const unsigned doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  *d = doy - (153 * mp + 2) / 5 + 1;
+  *m = mp < 10 ? mp + 3 : mp - 9;
+  *y = static_cast<int64_t>(yoe) + era * 400 + (*m <= 2);
+}
+
+void AppendPadded(int64_t v, int width, std::string* out) {
+  char buf[24];
+  auto res = std::to_chars(buf, buf + sizeof(buf), v < 0 ? -v : v);
+  int len = static_cast<int>(res.ptr - buf);
+  if (v < 0) out->push_back('-');
+  for (int i = len; i < width; ++i) out->push_back('0');
+  out->append(buf, static_cast<size_t>(len));
+}
+
+bool Digits(std::string_view s, size_t pos, size_t n, int* out) {
+  if (pos + n > s.size()) return false;
+  int v = 0;
+  for (size_t i = 0; i < n; ++i) {
+    char c = s[pos + i];
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + (c - '0');
+  }
+  *out = v;
+  return true;
+}
+
+}  // namespace
+
+void AppendIsoTimestamp(int64_t ns, char sep, std::string* out) {
+  constexpr int64_t kNsPerDay = 86400LL * 1000000000LL;
+  int64_t days = ns / kNsPerDay;
+  int64_t rem = ns % kNsPerDay;
+  if (rem < 0) {
+    rem += kNsPerDay;
+    --days;
+  }
+  int64_t y;
+  unsigned m, d;
+  CivilFromDays(days, &y, &m, &d);
+  AppendPadded(y, 4, out);
+  out->push_back('-');
+  AppendPadded(m, 2, out);
+  out->push_back('-');
+  AppendPadded(d, 2, out);
+  out->push_back(sep);
+  int64_t secs = rem / 1000000000LL;
+  int64_t frac = rem % 1000000000LL;
+  AppendPadded(secs / 3600, 2, out);
+  out->push_back(':');
+  AppendPadded(secs / 60 % 60, 2, out);
+  out->push_back(':');
+  AppendPadded(secs % 60, 2, out);
+  if (frac != 0) {
+    out->push_back('.');
+    if (frac % 1000 == 0) AppendPadded(frac / 1000, 6, out);
+    else AppendPadded(frac, 9, out);
+  }
+}
+
+bool ParseIsoTimestamp(std::string_view s, int64_t* ns) {
+  int year, month, day;
+  if (!Digits(s, 0, 4, &year) || s.size() < 10 || s[4] != '-' || !Digits(s, 5, 2, &month) ||
+      s[7] != '-' || !Digits(s, 8, 2, &day)) {
+    return false;
+  }
+  static const int kDays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (month < 1 || month > 12 || day < 1 || day > kDays[month - 1]) return false;
+  bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+  if (month == 2 && day == 29 && !leap) return false;
+  int hour = 0, minute = 0, second = 0;
+  int64_t frac = 0;
+  int64_t tz_offset_s = 0;
+  size_t p = 10;
+  if (p < s.size() && (s[p] == 'T' || s[p] == ' ')) {
+    ++p;
+    if (!Digits(s, p, 2, &hour) || p + 2 >= s.size() || s[p + 2] != ':' ||
+        !Digits(s, p + 3, 2, &minute)) {
+      return false;
+    }
+    p += 5;
+    if (p < s.size() && s[p] == ':') {
+      if (!Digits(s, p + 1, 2, &second)) return false;
+      p += 3;
+      if (p < s.size() && (s[p] == '.' || s[p] == ',')) {
+        ++p;
+        int n = 0;
+        while (p < s.size() && s[p] >= '0' && s[p] <= '9') {
+          if (n < 9) {
+            frac = frac * 10 + (s[p] - '0');
+            ++n;
+          }
+          ++p;
+        }
+        if (n == 0) return false;
+        for (; n < 9; ++n) frac *= 10;
+      }
+    }
+    if (hour > 23 || minute > 59 || second > 59) return false;
+    if (p < s.size()) {
+      if (s[p] == 'Z' && p + 1 == s.size()) {
+        p = s.size();
+      } else if (s[p] == '+' || s[p] == '-') {
+        int sign = s[p] == '-' ? -1 : 1;
+        int th, tm = 0;
+        if (!Digits(s, p + 1, 2, &th)) return false;
+        size_t q = p + 3;
+        if (q < s.size() && s[q] == ':') ++q;
+        if (q < s.size() && !Digits(s, q, 2, &tm)) return false;
+        if (q < s.size()) q += 2;
+        if (q != s.size() || th > 23 || tm > 59) return false;
+        tz_offset_s = sign * (th * 3600 + tm * 60);
+        p = s.size();
+      }
+    }
+  }
+  if (p != s.size()) return false;
+  int64_t days = DaysFromCivil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
+  int64_t secs = days * 86400 + hour * 3600 + minute * 60 + second - tz_offset_s;
+  // Range of int64 nanoseconds: about years 1677..2262.
+  if (secs > 9223372035LL || secs < -9223372035LL) return false;
+  *ns = secs * 1000000000LL + frac;
+  return true;
+}
+
+void AppendCQuoted(std::string_view s, std::string* out) {
+  out->push_back('"');
+  for (unsigned char c : s) {
+    switch (c) {
+      case '\n': out->append("\\n"); break;
+      case '\t': out->append("\\t"); break;
+      case '\r': out->append("\\r"); break;
+      case '\\': out->append("\\\\"); break;
+      case '"': out->append("\\\""); break;
+      case '\0': out->append("\\0"); break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          static const char kHex[] = "0123456789abcdef";
+          out->append("\\x");
+          out->push_back(kHex[c >> 4]);
+          out->push_back(kHex[c & 15]);
+        } else {
+          out->push_back(static_cast<char>(c));
+        }
+    }
+  }
+  out->push_back('"');
+}
+
+namespace {
+std::string_view TrimSpaces(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (x != b[i]) return false;
+  }
+  return true;
+}
+}  // namespace
+
+bool ParseInt64(std::string_view text, int64_t* out) {
+  std::string_view s = text;
+  if (s.empty()) return false;
+  if (s.front() == ' ' || s.back() == ' ' || s.front() == '\t' || s.back() == '\t') s = TrimSpaces(s);
+  if (!s.empty() && s[0] == '+') s.remove_prefix(1);
+  if (s.empty() || s[0] == '+' || (s[0] == '-' && s.size() == 1)) return false;
+  auto res = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return res.ec == std::errc() && res.ptr == s.data() + s.size();
+}
+
+bool ParseFloat64(std::string_view text, double* out) {
+  std::string_view s = text;
+  if (s.empty()) return false;
+  if (s.front() == ' ' || s.back() == ' ' || s.front() == '\t' || s.back() == '\t') s = TrimSpaces(s);
+  bool negative = false;
+  if (!s.empty() && (s[0] == '+' || s[0] == '-')) {
+    negative = s[0] == '-';
+    s.remove_prefix(1);
+  }
+  if (s.empty() || s[0] == '+' || s[0] == '-') return false;
+  char c0 = s[0];
+  if (c0 == 'i' || c0 == 'I') {
+    if (EqualsIgnoreCase(s, "inf") || EqualsIgnoreCase(s, "infinity")) {
+      *out = negative ? -HUGE_VAL : HUGE_VAL;
+      return true;
+    }
+    return false;
+  }
+  if (!((c0 >= '0' && c0 <= '9') || c0 == '.')) return false;  // no "nan" here: that is a null token
+  double v;
+  auto res = std::from_chars(s.data(), s.data() + s.size(), v, std::chars_format::general);
+  if (res.ptr != s.data() + s.size()) return false;
+  if (res.ec == std::errc::result_out_of_range) {
+    // Underflow to 0 / overflow to inf, as strtod would.
+    bool tiny = s.find_first_of("eE") != std::string_view::npos &&
+                s[s.find_first_of("eE") + 1] == '-';
+    v = tiny ? 0.0 : HUGE_VAL;
+  } else if (res.ec != std::errc()) {
+    return false;
+  }
+  *out = negative ? -v : v;
+  return true;
+}
+
+}  // namespace pyfunc

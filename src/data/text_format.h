@@ -1,0 +1,38 @@
+// Text forms of values shared by the codecs and Table::ToString (private to src/data).
+#ifndef PYFUNC_SRC_DATA_TEXT_FORMAT_H_
+#define PYFUNC_SRC_DATA_TEXT_FORMAT_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace pyfunc {
+
+// Appends `v` as Python's repr(float) writes it: shortest round-trip digits, fixed
+// notation for 1e-4 <= |v| < 1e16 with at least one decimal ("1.0"), otherwise
+// "1e+16" / "1.5e-05". NaN and infinities as "nan", "inf", "-inf".
+void AppendPythonFloat(double v, std::string* out);
+
+// Appends ns-since-epoch (UTC) as "YYYY-MM-DD<sep>HH:MM:SS", followed by ".ffffff"
+// when there are sub-second microseconds and ".fffffffff" when there are nanoseconds
+// (pandas Timestamp.isoformat()).
+void AppendIsoTimestamp(int64_t ns, char sep, std::string* out);
+
+// Parses "YYYY-MM-DD", optionally followed by 'T' or ' ' and "HH:MM[:SS[.fraction]]",
+// optionally followed by "Z" or "+HH:MM"/"-HH:MM"/"+HHMM" (converted to UTC).
+// Returns false on anything else or out-of-range fields.
+bool ParseIsoTimestamp(std::string_view text, int64_t* ns);
+
+// Appends `s` in double quotes with C escapes (\n, \t, \r, \\, \", \0, \xHH for other
+// control bytes); other bytes (UTF-8 included) verbatim.
+void AppendCQuoted(std::string_view s, std::string* out);
+
+// Parses a whole string as an int64 / double the way pandas' C parser does: optional
+// surrounding spaces, optional sign; doubles also accept "inf"/"infinity" in any case.
+// Returns false when the text is not such a number or an int overflows.
+bool ParseInt64(std::string_view text, int64_t* out);
+bool ParseFloat64(std::string_view text, double* out);
+
+}  // namespace pyfunc
+
+#endif  // PYFUNC_SRC_DATA_TEXT_FORMAT_H_
