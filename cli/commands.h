@@ -20,6 +20,9 @@ int Fail(const Status& status);
 // info, validate, loader-src (cli/model_commands.cc).
 void RegisterModelCommands(CLI::App& app, int* exit_code);
 
+// runs list, runs show, experiments list (cli/tracking_commands.cc).
+void RegisterTrackingCommands(CLI::App& app, int* exit_code);
+
 }  // namespace pyfunc::cli
 
 #endif  // PYFUNC_CLI_COMMANDS_H_

@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
 
   int exit_code = 0;
   RegisterModelCommands(app, &exit_code);
+  RegisterTrackingCommands(app, &exit_code);
 
   try {
     app.parse(argc, argv);

@@ -6,6 +6,7 @@
 #include "commands.h"
 #include "pyfunc/model_dir.h"
 #include "pyfunc/model_spec.h"
+#include "pyfunc/model_uri.h"
 
 namespace pyfunc::cli {
 namespace {
@@ -16,7 +17,9 @@ std::string Describe(const Value& v) {
 }
 
 int Info(const std::string& model, bool json) {
-  Result<ModelSpec> spec = ModelSpec::Load(model);
+  Result<std::string> local = ResolveModelUri(model);
+  if (!local.ok()) return Fail(local.status());
+  Result<ModelSpec> spec = ModelSpec::Load(*local);
   if (!spec.ok()) return Fail(spec.status());
   if (json) {
     fmt::print("{}\n", ToJson(spec->document(), 2));
@@ -51,7 +54,9 @@ int Info(const std::string& model, bool json) {
 }
 
 int Validate(const std::string& model) {
-  auto problems = ValidateModel(model);
+  Result<std::string> local = ResolveModelUri(model);
+  if (!local.ok()) return Fail(local.status());
+  auto problems = ValidateModel(*local);
   if (!problems.ok()) return Fail(problems.status());
   if (problems->empty()) {
     fmt::print("{}: valid pyfunc model\n", model);
@@ -63,7 +68,9 @@ int Validate(const std::string& model) {
 }
 
 int LoaderSrc(const std::string& model, const std::string& dst) {
-  auto src = ModuleLoaderSource(model, dst);
+  Result<std::string> local = ResolveModelUri(model);
+  if (!local.ok()) return Fail(local.status());
+  auto src = ModuleLoaderSource(*local, dst);
   if (!src.ok()) return Fail(src.status());
   fmt::print("{}", *src);
   return 0;

@@ -9,4 +9,5 @@ NB_MODULE(_core, m) {
   m.doc() = "Native core of pyfunc (libpyfunc bound with nanobind).";
   m.attr("__version__") = PYFUNC_VERSION;
   pyfunc::python::BindFormat(m);
+  pyfunc::python::BindTracking(m);
 }

@@ -126,3 +126,24 @@ def get_module_loader_src(src_path, dst_path):
     return _core.module_loader_src(_os.fspath(src_path), _os.fspath(dst_path))
 
 # --- tracking API (pyfunc.tracking) -----------------------------------------------
+
+from pyfunc.tracking import (
+    ActiveRun,
+    active_run,
+    end_run,
+    get_run,
+    get_tracking_uri,
+    log_artifact,
+    log_artifacts,
+    log_metric,
+    log_metrics,
+    log_model,
+    log_param,
+    log_params,
+    search_runs,
+    set_experiment,
+    set_tag,
+    set_tags,
+    set_tracking_uri,
+    start_run,
+)

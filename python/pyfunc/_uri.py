@@ -1,28 +1,28 @@
 """Model URIs: turns what a user passes as a model "path" into a local directory.
 
-Accepted today: plain paths and ``file://`` URIs.
+Accepted: plain paths, ``file://`` URIs, ``runs:/<run_id>/<path>`` (with MLflow 3's
+fallback to the run's logged model of that name), ``models:/<name>/<version>``,
+``models:/<name>/latest``, ``models:/<name>@<alias>``, ``models:/<model_id>`` and
+``mlflow-artifacts:/...``. Runs and registered models are looked up in the store of the
+tracking URI in force (see ``pyfunc.tracking``); remote artifacts are downloaded into
+``$PYFUNC_CACHE_DIR`` (default ``~/.cache/pyfunc/models``).
 """
 
 import os
-from urllib.parse import unquote, urlparse
 
-from pyfunc.exceptions import InvalidArgumentError, NotFoundError
+from pyfunc import _core
+from pyfunc.exceptions import InvalidArgumentError
 
 
 def resolve_model_uri(uri, run_id=None):
-    """Returns the local directory of the model named by ``uri`` (and ``run_id``)."""
+    """Returns the local directory of the model named by ``uri`` (and ``run_id``).
+
+    With ``run_id`` (the seed's ``load_pyfunc(path, run_id)``), ``uri`` is a path inside
+    that run's artifacts: the same as ``runs:/<run_id>/<uri>``.
+    """
     uri = os.fspath(uri)
     if run_id is not None:
-        raise InvalidArgumentError(
-            f"load from run {run_id!r}: runs need a tracking store, which this build lacks"
-        )
-    parsed = urlparse(uri)
-    if parsed.scheme == "file":
-        path = unquote(parsed.path)
-    elif parsed.scheme in ("", ) or (len(parsed.scheme) == 1 and os.name == "nt"):
-        path = uri
-    else:
-        raise InvalidArgumentError(f"{uri}: unsupported model URI scheme '{parsed.scheme}:'")
-    if not os.path.exists(path):
-        raise NotFoundError(f"{uri}: no such model directory")
-    return os.path.abspath(path)
+        if "://" in uri or uri.startswith(("runs:", "models:")):
+            raise InvalidArgumentError(f"{uri}: with run_id, the path must be a path inside the run's artifacts")
+        uri = "runs:/{}/{}".format(run_id, uri.lstrip("/"))
+    return _core.resolve_model_uri(uri)
