@@ -431,3 +431,18 @@ def test_import_pyfunc_does_not_import_mlflow_or_yaml():
         print(sorted(m for m in ("mlflow", "yaml", "sklearn") if m in sys.modules))
         """)
     assert out.strip() == "[]"
+
+
+def test_iris_example_runs_without_mlflow(tmp_path):
+    example = PACKAGE_DIR.parents[1] / "examples" / "iris.py"
+    out = run_python(
+        """
+        import runpy, sys
+        sys.argv = sys.argv[1:]
+        runpy.run_path(sys.argv[0], run_name="__main__")
+        """,
+        example, tmp_path, blocked={"mlflow", "yaml"},
+    )
+    assert "predictions: ['setosa', 'setosa', 'setosa', 'versicolor'" in out
+    assert "MLflow imported: False | PyYAML imported: False" in out
+    assert (tmp_path / "iris" / "data" / "model.pkl").is_file()
