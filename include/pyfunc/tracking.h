@@ -124,7 +124,7 @@ class ArtifactRepository {
   virtual Status DownloadFile(const std::string& path, const std::string& local_file) = 0;
   // InvalidArgument if `path` may not be written (it would leave the root); checked for
   // every file before a multi-file upload writes anything.
-  virtual Status CheckPath(const std::string  virtual Status CheckPath(const std::string& path) { return Status::OK(); } /*path*/) { return Status::OK(); }
+  virtual Status CheckPath(const std::string& /*path*/) { return Status::OK(); }
 };
 
 // Normalizes an artifact path: '/'-separated, no empty or "." parts. InvalidArgument for an
