@@ -1,0 +1,116 @@
+// JSON codec of MLflow's scoring protocol: request bodies in, predictions out.
+//
+// Requests (`POST /invocations` with `application/json`, MLflow ≥ 2.0): a JSON object
+// with exactly one of the keys `dataframe_split`, `dataframe_records`, `instances`,
+// `inputs`, and optionally `params`; other keys are ignored, as MLflow does. The data
+// becomes a Table plus the Python shape MLflow would hand to `predict`:
+//
+//   dataframe_split  {"columns": [...], "data": [[...], ...], "index": [...]}
+//                    → kDataFrame; `columns` optional (names "0", "1", ...); `index`
+//                    only checked for length; a row may be a scalar (one column).
+//   dataframe_records [{"a": 1, "b": "x"}, ...] → kDataFrame; columns in order of first
+//                    appearance, a key missing from a record is null. A list of lists
+//                    is accepted as pandas does (columns "0", "1", ...).
+//   instances/inputs [{"a": 1}, ...] → kColumns for `instances` (MLflow pivots it to a
+//                    dict of arrays) and kRecords for `inputs`;
+//                    {"a": [1, 2], "b": [3, 4]} → kColumns (all lists of one length);
+//                    {"a": 1, "b": "x"} (all scalars) → kColumns with one row;
+//                    [[1, 2], [3, 4]] → kArray2D (columns "0", "1", ...);
+//                    [1, 2, 3] → kArray1D (one column named "");
+//                    5 → kScalar (one column "", one row).
+//
+// Column types are inferred as pandas/numpy would from the JSON values: only bools →
+// bool; only integers → int64; integers and floats (or an integer beyond int64) →
+// float64; only strings → string; only nulls → float64. `null` is a null in every
+// type. Python's bare `NaN`, `Infinity` and `-Infinity` (which `json.loads` accepts
+// and MLflow clients send) are accepted: float values in float64 columns, nulls in
+// int64 and string columns. Strings mixed with numbers or bools, and nested
+// arrays/objects in a cell, are InvalidArgument (pandas would make an object column,
+// which a Table cannot hold).
+// With `schema` (the model signature's column types) the named columns are converted
+// as MLflow's server casts them: int64 accepts integral floats; float64 accepts ints;
+// string accepts numbers and bools (as Python's str()); bool accepts 0/1; timestamp
+// accepts ISO 8601 strings.
+//
+// Errors are InvalidArgument whose message is MLflow's where MLflow validates
+// ("Invalid input. The input must be a JSON dictionary with exactly one of the input
+// fields {...}. Received dictionary with input fields: [...]. IMPORTANT: ..."), and
+// otherwise names the JSON path: "$.dataframe_split.data[3][1]: expected a number,
+// string, boolean or null, found object".
+//
+// Predictions out: `{"predictions": P}` exactly as MLflow's `json.dump(...,
+// cls=NumpyEncoder)` writes it — separators ", " and ": ", non-ASCII escaped as \uXXXX,
+// floats as Python's repr ("1.0", "1e-05"), NaN/±inf as bare `NaN`/`Infinity`/
+// `-Infinity`, ints without a decimal point, timestamps as ISO strings — where P is:
+//   kArray1D   [v, ...]                 (ndarray.tolist())
+//   kArray2D   [[v, ...], ...]
+//   kSeries    [{"<name or 0>": v}, ...]  (pd.DataFrame(series).to_dict("records"))
+//   kDataFrame [{"a": v, "b": w}, ...]    (to_dict("records"))
+// A null float64 is written `NaN` (pandas holds it as NaN); other nulls `null`.
+//
+// Thread safety: all functions are reentrant.
+#ifndef PYFUNC_JSON_CODEC_H_
+#define PYFUNC_JSON_CODEC_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "pyfunc/prediction.h"
+#include "pyfunc/status.h"
+#include "pyfunc/table.h"
+#include "pyfunc/value.h"
+
+namespace pyfunc {
+
+// Which key of the request carried the data.
+enum class RequestFormat : uint8_t {
+  kDataFrameSplit,
+  kDataFrameRecords,
+  kInstances,
+  kInputs,
+};
+const char* RequestFormatName(RequestFormat format);  // "dataframe_split", ...
+
+// The Python object MLflow would pass to predict (see the table above).
+enum class InputShape : uint8_t {
+  kDataFrame,  // pandas.DataFrame
+  kColumns,    // dict of column name → 1-D numpy array
+  kRecords,    // list of dicts (one per row)
+  kArray1D,    // 1-D numpy array: one column named ""
+  kArray2D,    // 2-D numpy array: columns "0", "1", ...
+  kScalar,     // a 0-d value: one column "", one row
+};
+
+struct ScoringRequest {
+  RequestFormat format = RequestFormat::kDataFrameSplit;
+  InputShape shape = InputShape::kDataFrame;
+  Table table;
+  // `params` as given (a map), or null when absent.
+  Value params;
+};
+
+struct JsonReadOptions {
+  // Column types from the model signature; columns not named here are inferred.
+  Schema schema;
+};
+
+// Parses a scoring request body (UTF-8 JSON).
+Result<ScoringRequest> ParseScoringRequest(std::string_view body, const JsonReadOptions& options = {});
+
+// Parses JSON text into a Value (objects keep key order; Python's NaN/Infinity allowed).
+// InvalidArgument "Invalid input. Ensure that input is a valid JSON formatted string. ..."
+Result<Value> ParseJsonValue(std::string_view text);
+
+// Parses newline-delimited JSON records (one object per line, blank lines skipped) into
+// a Table with the column rules above. Errors name the line: "<input>:3: ...".
+Result<Table> ParseJsonLines(std::string_view text, const JsonReadOptions& options = {});
+
+// Appends P (the prediction without the wrapper) as MLflow writes it.
+void AppendPredictionJson(const Prediction& prediction, std::string* out);
+// `{"predictions": P}`.
+std::string PredictionsToJson(const Prediction& prediction);
+
+}  // namespace pyfunc
+
+#endif  // PYFUNC_JSON_CODEC_H_
