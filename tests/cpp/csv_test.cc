@@ -1,0 +1,193 @@
+#include "pyfunc/csv.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace pyfunc {
+namespace {
+
+Table MustRead(std::string_view csv, CsvReadOptions options = {}) {
+  Result<Table> t = ReadCsv(csv, std::move(options));
+  EXPECT_TRUE(t.ok()) << t.status().ToString();
+  return t.ok() ? std::move(t).value() : Table();
+}
+
+std::string ErrorOf(std::string_view csv, CsvReadOptions options = {}) {
+  Result<Table> t = ReadCsv(csv, std::move(options));
+  EXPECT_FALSE(t.ok());
+  return t.ok() ? "" : t.status().message();
+}
+
+TEST(CsvTest, TypeOverridesAndSchema) {
+  CsvReadOptions o;
+  o.schema = {{"a", DataType::kFloat64}, {"when", DataType::kTimestamp}, {"missing", DataType::kInt64}};
+  o.column_types = {{"b", DataType::kString}};
+  Table t = MustRead("a,b,when\n1,2,2024-01-02 03:04:05.5\n3,,2024-01-02T00:00:00+01:00\n", o);
+  EXPECT_EQ(t.ToString(),
+            "a:float64 | b:string | when:timestamp\n"
+            "1.0 | \"2\" | 2024-01-02T03:04:05.500000\n"
+            "3.0 | null | 2024-01-01T23:00:00\n");
+}
+
+TEST(CsvTest, TypedColumnErrorNamesLineAndField) {
+  CsvReadOptions o;
+  o.source_name = "input.csv";
+  o.column_types = {{"b", DataType::kInt64}};
+  EXPECT_EQ(ErrorOf("a,b\n1,2\n\"x\ny\",3\n4,five\n", o),
+            "input.csv:5:2: cannot parse \"five\" as int64 (column 'b')");
+}
+
+TEST(CsvTest, LongFields) {
+  std::string big(1 << 21, 'q');
+  big[1000] = ',';
+  big[2000] = '\n';
+  std::string csv = "id,text\n1,\"" + big + "\"\n2," + std::string(300000, 'z') + "\n";
+  Table t = MustRead(csv);
+  ASSERT_EQ(t.num_rows(), 2);
+  EXPECT_EQ(t.column(1).string_value(0), big);
+  EXPECT_EQ(t.column(1).string_value(1).size(), 300000u);
+}
+
+TEST(CsvTest, NoInputNeverReadsOutOfBounds) {
+  // Truncations of a tricky input at every byte: each either parses or fails cleanly.
+  std::string csv = "a,\"b\"\"c\",d\r\n1,\"x\r\ny\",\"\"\r\n\"2\",3.5,\"q\"\"\"\n";
+  for (size_t n = 0; n <= csv.size(); ++n) {
+    Result<Table> t = ReadCsv(csv.substr(0, n));
+    if (!t.ok()) EXPECT_FALSE(t.status().message().empty());
+  }
+}
+
+TEST(CsvTest, StreamsAMillionRowsInSmallBatches) {
+  // Generated, not stored: 1M rows, read through an istream in batches of 4096.
+  std::string csv = "id,x,label\n";
+  const int kRows = 1000000;
+  csv.reserve(static_cast<size_t>(kRows) * 24);
+  for (int i = 0; i < kRows; ++i) {
+    csv += std::to_string(i);
+    csv += ',';
+    csv += std::to_string(i % 1000);
+    csv += (i % 3 == 0) ? ",\"a,b\"\n" : ",c\n";
+  }
+  std::istringstream in(csv);
+  CsvReadOptions o;
+  o.batch_rows = 4096;
+  auto reader = CsvReader::FromStream(&in, o);
+  ASSERT_TRUE(reader.ok());
+  int64_t rows = 0, batches = 0, sum = 0;
+  for (;;) {
+    Result<std::optional<Table>> batch = (*reader)->Next();
+    ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+    if (!*batch) break;
+    const Table& t = **batch;
+    ASSERT_LE(t.num_rows(), 4096);
+    ASSERT_EQ(t.column(0).type(), DataType::kInt64);
+    ASSERT_EQ(t.column(2).type(), DataType::kString);
+    const int64_t* ids = t.column(0).int64_data();
+    for (int64_t r = 0; r < t.num_rows(); ++r) {
+      ASSERT_EQ(ids[r], rows + r);
+      sum += t.column(1).int64_data()[r];
+    }
+    rows += t.num_rows();
+    ++batches;
+  }
+  EXPECT_EQ(rows, kRows);
+  EXPECT_EQ(batches, (kRows + 4095) / 4096);
+  EXPECT_EQ(sum, int64_t{499500} * 1000);
+  EXPECT_EQ((*reader)->lines_read(), kRows + 1);
+}
+
+TEST(CsvTest, LaterBatchWidensIntToFloat) {
+  CsvReadOptions o;
+  o.batch_rows = 2;
+  auto reader = CsvReader::FromString("x,y\n1,\n2,\n3.5,a\n4,b\n", o);
+  ASSERT_TRUE(reader.ok());
+  auto b1 = (*reader)->Next();
+  ASSERT_TRUE(b1.ok() && *b1);
+  EXPECT_EQ((*b1)->ToString(), "x:int64 | y:float64\n1 | null\n2 | null\n");
+  auto b2 = (*reader)->Next();
+  ASSERT_TRUE(b2.ok()) << b2.status().ToString();
+  // x widens; y had only nulls, so it is inferred again.
+  EXPECT_EQ((*b2)->ToString(), "x:float64 | y:string\n3.5 | \"a\"\n4.0 | \"b\"\n");
+  auto end = (*reader)->Next();
+  ASSERT_TRUE(end.ok());
+  EXPECT_FALSE(*end);
+}
+
+TEST(CsvTest, LaterBatchTextInNumericColumnIsAClearError) {
+  CsvReadOptions o;
+  o.batch_rows = 2;
+  o.source_name = "big.csv";
+  auto reader = CsvReader::FromString("x\n1\n2\nthree\n", o);
+  ASSERT_TRUE(reader.ok());
+  ASSERT_TRUE((*reader)->Next().ok());
+  auto b2 = (*reader)->Next();
+  ASSERT_FALSE(b2.ok());
+  EXPECT_EQ(b2.status().message(),
+            "big.csv:4:1: value \"three\" does not fit column 'x' of type int64 inferred from the "
+            "first batch of rows; pass a type for this column");
+  EXPECT_FALSE((*reader)->Next().ok());  // sticky
+}
+
+TEST(CsvTest, HeaderOnlyStreamYieldsOneEmptyBatch) {
+  auto reader = CsvReader::FromString("a,b\n");
+  ASSERT_TRUE(reader.ok());
+  auto names = (*reader)->ColumnNames();
+  ASSERT_TRUE(names.ok());
+  EXPECT_EQ(names->size(), 2u);
+  auto b = (*reader)->Next();
+  ASSERT_TRUE(b.ok() && *b);
+  EXPECT_EQ((*b)->num_rows(), 0);
+  auto end = (*reader)->Next();
+  ASSERT_TRUE(end.ok());
+  EXPECT_FALSE(*end);
+}
+
+TEST(CsvTest, MissingFileIsNotFound) {
+  auto r = CsvReader::OpenFile("/nonexistent/x.csv");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kNotFound);
+}
+
+TEST(CsvTest, WriterMatchesPandasToCsv) {
+  Table t = MustRead("i,f,s,b\n1,1.0,\"a,b\",True\n,1e16,\"q\"\"x\",\n3,,\"l1\nl2\",False\n");
+  EXPECT_EQ(WriteCsvString(t),
+            "i,f,s,b\n1,1.0,\"a,b\",True\n,1e+16,\"q\"\"x\",\n3,,\"l1\nl2\",False\n");
+  Table one = MustRead("s\nx\n\"\"\n");
+  EXPECT_EQ(WriteCsvString(one), "s\nx\n\"\"\n");
+}
+
+TEST(CsvTest, WriteReadRoundTrip) {
+  Table t = MustRead("a,b,c\n1,0.1,x\n-2,2.5e-07,\"y\nz\"\n3,123456789.125,\"\"\"\"\n");
+  Table back = MustRead(WriteCsvString(t));
+  EXPECT_TRUE(back.Equals(t)) << back.ToString();
+}
+
+TEST(CsvTest, FileWriterIsAtomic) {
+  std::string path = testing::TempDir() + "/pyfunc_csv_writer_test.csv";
+  std::remove(path.c_str());
+  Table t = MustRead("a\n1\n");
+  {
+    auto w = CsvWriter::OpenFile(path);
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->Write(t).ok());
+    EXPECT_FALSE(std::filesystem::exists(path));  // not yet renamed
+  }
+  EXPECT_FALSE(std::filesystem::exists(path));  // destroyed without Close
+  auto w = CsvWriter::OpenFile(path);
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE((*w)->Write(t).ok());
+  ASSERT_TRUE((*w)->Write(t).ok());
+  ASSERT_TRUE((*w)->Close().ok());
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  EXPECT_EQ(ss.str(), "a\n1\n1\n");
+  std::remove(path.c_str());
+}
+
+}  // namespace
+}  // namespace pyfunc
