@@ -17,6 +17,7 @@ enum class PredictionShape : uint8_t {
   kSeries = 1,     // pandas.Series: one column named after the series ("" when unnamed)
   kArray1D = 2,    // 1-D numpy array (also lists and scalars): one column named ""
   kArray2D = 3,    // 2-D numpy array: columns "0", "1", ...
+  kList = 4,       // a Python list (or scalar): one column named "", written like kArray1D
 };
 
 struct Prediction {

@@ -31,6 +31,7 @@ inline void Check(const Status& status) {
 }
 
 void BindFormat(nb::module_& m);
+void BindRuntime(nb::module_& m);
 void BindTracking(nb::module_& m);
 
 }  // namespace pyfunc::python

@@ -10,4 +10,5 @@ NB_MODULE(_core, m) {
   m.attr("__version__") = PYFUNC_VERSION;
   pyfunc::python::BindFormat(m);
   pyfunc::python::BindTracking(m);
+  pyfunc::python::BindRuntime(m);
 }

@@ -97,13 +97,21 @@ def add_to_model(model, loader_module, data=None, code=None, env=None):
     return _update_model(model, updated)
 
 
-def load_pyfunc(path, run_id=None, *, model_config=None, suppress_warnings=False):
+def load_pyfunc(path, run_id=None, *, model_config=None, suppress_warnings=False, env_manager=None,
+                workers=1, predict_timeout=60.0):
     """Loads a model stored in Python function format; returns a PyFuncModel.
 
     ``path``: a model directory or URI (with ``run_id``: a path inside that run's
     artifacts). ``model_config``: a dict (or a YAML file path) overriding keys of the
     model's saved config. NotFoundError / InvalidArgumentError for a missing or invalid
     model; ModelLoadError when its loader module cannot be imported or fails.
+
+    ``env_manager``: None (the default) loads the model into this process. "local",
+    "virtualenv" (or "uv") and "conda" load it into ``workers`` worker processes running
+    in that environment (the current interpreter, a cached virtualenv built from the
+    model's requirements, or a conda environment) and return a RemotePyFuncModel whose
+    ``predict`` sends each DataFrame there through shared memory; a predict that runs
+    longer than ``predict_timeout`` seconds fails and its worker is replaced.
     """
     from pyfunc._uri import resolve_model_uri
 
@@ -117,6 +125,11 @@ def load_pyfunc(path, run_id=None, *, model_config=None, suppress_warnings=False
     if isinstance(model_config, (str, _os.PathLike)):
         with open(model_config, encoding="utf-8") as f:
             model_config = _core.parse_yaml(f.read(), _os.fspath(model_config))
+    if env_manager is not None:
+        from pyfunc import _remote
+
+        return _remote.load(local, env_manager, workers=workers, model_config=model_config,
+                            predict_timeout=predict_timeout)
     return _loading.load_model(local, mlmodel, model_config, suppress_warnings=suppress_warnings)
 
 
@@ -147,3 +160,5 @@ from pyfunc.tracking import (
     set_tracking_uri,
     start_run,
 )
+
+from pyfunc.spark import spark_udf  # noqa: E402  (pyfunc.spark; pyspark is imported only when called)

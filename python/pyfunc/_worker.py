@@ -36,7 +36,7 @@ FRAME LAYOUT (little endian; buffers 64-byte aligned; offsets from the frame sta
     types: 1 int64, 2 float64, 3 bool (bit-packed, LSB first), 4 string (UTF-8 data +
         (rows+1) int64 offsets), 5 timestamp (int64 ns since the epoch, UTC)
     validity: bit-packed, LSB first, 1 = present
-    shapes: 0 DataFrame, 1 Series, 2 1-D array, 3 2-D array
+    shapes: 0 DataFrame, 1 Series, 2 1-D array, 3 2-D array, 4 list (1-D)
 """
 
 import array
@@ -59,7 +59,7 @@ ALIGN = 64
 MAX_MESSAGE = 1 << 20
 
 T_INT64, T_FLOAT64, T_BOOL, T_STRING, T_TIMESTAMP = 1, 2, 3, 4, 5
-SHAPE_DATAFRAME, SHAPE_SERIES, SHAPE_ARRAY1D, SHAPE_ARRAY2D = 0, 1, 2, 3
+SHAPE_DATAFRAME, SHAPE_SERIES, SHAPE_ARRAY1D, SHAPE_ARRAY2D, SHAPE_LIST = 0, 1, 2, 3, 4
 
 
 class FrameError(Exception):
@@ -247,11 +247,12 @@ def prediction_columns(prediction):
     else:
         if isinstance(prediction, dict):
             return prediction_columns(pd.DataFrame(prediction))
-        arr = prediction if isinstance(prediction, np.ndarray) else np.asarray(prediction)
+        is_list = not isinstance(prediction, np.ndarray)
+        arr = prediction if not is_list else np.asarray(prediction)
         if arr.ndim == 0:
             arr = arr.reshape(1)
         if arr.ndim == 1:
-            shape = SHAPE_ARRAY1D
+            shape = SHAPE_LIST if is_list else SHAPE_ARRAY1D
             items = [("", arr)]
         elif arr.ndim == 2:
             shape = SHAPE_ARRAY2D

@@ -25,3 +25,16 @@ class AlreadyExistsError(PyfuncError, FileExistsError):
 
 class PyfuncIOError(PyfuncError, OSError):
     """The operating system refused an operation (permissions, disk full, ...)."""
+
+
+class PredictionError(PyfuncError):
+    """The model raised while predicting (out of process); the message carries the
+    Python exception type and message from the worker."""
+
+
+class PyfuncTimeoutError(PyfuncError, TimeoutError):
+    """A prediction or a model load took longer than its timeout; the worker was stopped."""
+
+
+class WorkerUnavailableError(PyfuncError):
+    """No worker could take the work: it died (the message says how) or the pool is closing."""

@@ -952,6 +952,7 @@ void AppendPredictionJson(const Prediction& prediction, std::string* out) {
     if (r) out->append(", ");
     switch (prediction.shape) {
       case PredictionShape::kArray1D:
+      case PredictionShape::kList:
         if (ncols == 1) {
           AppendCell(t.column(0), r, out);
           break;

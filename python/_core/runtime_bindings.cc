@@ -1,0 +1,223 @@
+// Bindings of the runtime: a natively loaded model (worker processes in the model's
+// environment) scored with columns that pyfunc/_remote.py takes out of pandas.
+//
+// Columns cross as (name, kind, values, mask): kind is "int64", "float64", "bool",
+// "timestamp" (values: a 1-D numpy array of int64 / float64 / bool / int64 ns) or
+// "string" (values: a list of str or None); mask is None or a numpy bool array,
+// True where the value is present.
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/tuple.h>
+#include <nanobind/stl/vector.h>
+
+#include <cstring>
+
+#include "convert.h"
+#include "pyfunc/model.h"
+
+namespace pyfunc::python {
+namespace {
+
+using BoolArray = nb::ndarray<const bool, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
+
+std::shared_ptr<Buffer> PackBits(const bool* v, int64_t n) {
+  auto buf = Buffer::Allocate(static_cast<size_t>((n + 7) / 8));
+  uint8_t* bits = buf->mutable_data();
+  for (int64_t i = 0; i < n; ++i)
+    if (v[i]) bits[i >> 3] |= static_cast<uint8_t>(1u << (i & 7));
+  return buf;
+}
+
+template <typename T>
+std::shared_ptr<Buffer> CopyArray(nb::handle values, int64_t rows, const std::string& name) {
+  auto arr = nb::cast<nb::ndarray<const T, nb::ndim<1>, nb::c_contig, nb::device::cpu>>(values);
+  if (static_cast<int64_t>(arr.shape(0)) != rows) {
+    throw nb::value_error(("column '" + name + "' has " + std::to_string(arr.shape(0)) + " values, expected " +
+                           std::to_string(rows)).c_str());
+  }
+  auto buf = Buffer::Allocate(sizeof(T) * static_cast<size_t>(rows));
+  if (rows) std::memcpy(buf->mutable_data(), arr.data(), sizeof(T) * static_cast<size_t>(rows));
+  return buf;
+}
+
+Table TableFromColumns(const nb::list& columns, int64_t rows) {
+  std::vector<std::string> names;
+  std::vector<Column> cols;
+  for (nb::handle item : columns) {
+    auto tup = nb::cast<nb::tuple>(item);
+    const std::string name = nb::cast<std::string>(tup[0]);
+    const std::string kind = nb::cast<std::string>(tup[1]);
+    nb::handle values = tup[2];
+    nb::handle mask = tup[3];
+    std::shared_ptr<Buffer> validity;
+    if (!mask.is_none()) {
+      auto m = nb::cast<BoolArray>(mask);
+      validity = PackBits(m.data(), rows);
+    }
+    Result<Column> col = Status::Internal("unset");
+    if (kind == "int64" || kind == "timestamp") {
+      col = Column::Make(kind == "int64" ? DataType::kInt64 : DataType::kTimestamp, rows, validity,
+                         CopyArray<int64_t>(values, rows, name));
+    } else if (kind == "float64") {
+      col = Column::Make(DataType::kFloat64, rows, validity, CopyArray<double>(values, rows, name));
+    } else if (kind == "bool") {
+      auto arr = nb::cast<BoolArray>(values);
+      col = Column::Make(DataType::kBool, rows, validity, PackBits(arr.data(), rows));
+    } else if (kind == "string") {
+      ColumnBuilder b(DataType::kString);
+      b.Reserve(rows);
+      for (nb::handle v : nb::cast<nb::list>(values)) {
+        if (v.is_none()) {
+          b.AppendNull();
+          continue;
+        }
+        Py_ssize_t size = 0;
+        const char* data = PyUnicode_AsUTF8AndSize(v.ptr(), &size);
+        if (data == nullptr) throw nb::python_error();
+        b.AppendString(std::string_view(data, static_cast<size_t>(size)));
+      }
+      col = b.Finish();
+    } else {
+      throw nb::value_error(("column '" + name + "': unknown kind " + kind).c_str());
+    }
+    names.push_back(name);
+    cols.push_back(Unwrap(std::move(col)));
+  }
+  if (cols.empty()) return Table::Empty(rows);
+  return Unwrap(Table::Make(std::move(names), std::move(cols)));
+}
+
+template <typename T>
+nb::object NumpyCopy(const T* data, int64_t n) {
+  T* copy = new T[static_cast<size_t>(n) + 1];
+  if (n) std::memcpy(copy, data, sizeof(T) * static_cast<size_t>(n));
+  nb::capsule owner(copy, [](void* p) noexcept { delete[] static_cast<T*>(p); });
+  size_t shape[1] = {static_cast<size_t>(n)};
+  return nb::cast(nb::ndarray<nb::numpy, T, nb::ndim<1>>(copy, 1, shape, owner));
+}
+
+nb::object BoolsOf(const uint8_t* bits, int64_t n) {
+  bool* out = new bool[static_cast<size_t>(n) + 1];
+  for (int64_t i = 0; i < n; ++i) out[i] = GetBit(bits, i);
+  nb::capsule owner(out, [](void* p) noexcept { delete[] static_cast<bool*>(p); });
+  size_t shape[1] = {static_cast<size_t>(n)};
+  return nb::cast(nb::ndarray<nb::numpy, bool, nb::ndim<1>>(out, 1, shape, owner));
+}
+
+nb::tuple PredictionToPython(const Prediction& p) {
+  nb::list columns;
+  const Table& t = p.table;
+  const int64_t n = t.num_rows();
+  for (int i = 0; i < t.num_columns(); ++i) {
+    const Column& c = t.column(i);
+    nb::object mask = c.validity() ? BoolsOf(c.validity()->data(), n) : nb::none();
+    nb::object values;
+    const char* kind = "";
+    switch (c.type()) {
+      case DataType::kInt64:
+        kind = "int64";
+        values = NumpyCopy(c.int64_data(), n);
+        break;
+      case DataType::kTimestamp:
+        kind = "timestamp";
+        values = NumpyCopy(c.int64_data(), n);
+        break;
+      case DataType::kFloat64:
+        kind = "float64";
+        values = NumpyCopy(c.float64_data(), n);
+        break;
+      case DataType::kBool:
+        kind = "bool";
+        values = BoolsOf(c.values()->data(), n);
+        break;
+      case DataType::kString: {
+        kind = "string";
+        nb::list strings;
+        for (int64_t r = 0; r < n; ++r) {
+          if (c.IsNull(r)) {
+            strings.append(nb::none());
+          } else {
+            std::string_view s = c.string_value(r);
+            PyObject* o = PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "surrogateescape");
+            if (o == nullptr) throw nb::python_error();
+            strings.append(nb::steal(o));
+          }
+        }
+        values = strings;
+        break;
+      }
+    }
+    columns.append(nb::make_tuple(t.column_name(i), kind, values, mask));
+  }
+  return nb::make_tuple(static_cast<int>(p.shape), columns, n);
+}
+
+}  // namespace
+
+void BindRuntime(nb::module_& m) {
+  nb::class_<Model>(m, "NativeModel",
+                    "A pyfunc model loaded in worker processes of its environment (include/pyfunc/model.h).")
+      .def_static(
+          "load",
+          [](const std::string& path, const std::string& env_manager, int workers, const std::string& python,
+             const std::string& env_root, double load_timeout, double predict_timeout, nb::handle model_config,
+             bool quiet) {
+            LoadOptions options;
+            options.env_manager = Unwrap(ParseEnvManager(env_manager));
+            options.workers = workers;
+            options.python = python;
+            options.env_root = env_root;
+            options.load_timeout = std::chrono::milliseconds(static_cast<int64_t>(load_timeout * 1000));
+            options.predict_timeout = std::chrono::milliseconds(static_cast<int64_t>(predict_timeout * 1000));
+            options.model_config = ToValue(model_config, "model_config");
+            options.quiet = quiet;
+            Result<Model> model = [&] {
+              nb::gil_scoped_release release;
+              return Model::Load(path, options);
+            }();
+            return Unwrap(std::move(model));
+          },
+          nb::arg("path"), nb::arg("env_manager") = "local", nb::arg("workers") = 1, nb::arg("python") = "",
+          nb::arg("env_root") = "", nb::arg("load_timeout") = 300.0, nb::arg("predict_timeout") = 60.0,
+          nb::arg("model_config").none() = nb::none(), nb::arg("quiet") = false)
+      .def(
+          "predict_columns",
+          [](const Model& model, const nb::list& columns, int64_t rows, nb::handle params) {
+            Table input = TableFromColumns(columns, rows);
+            Value p = ToValue(params, "params");
+            Result<Prediction> out = [&] {
+              nb::gil_scoped_release release;
+              return model.Predict(input, p);
+            }();
+            return PredictionToPython(Unwrap(std::move(out)));
+          },
+          nb::arg("columns"), nb::arg("rows"), nb::arg("params").none() = nb::none(),
+          "Scores columns [(name, kind, values, mask)]; returns (shape, columns, rows).")
+      .def_prop_ro("path", &Model::path)
+      .def_prop_ro("environment", &Model::environment_description)
+      .def_prop_ro("workers", &Model::num_workers)
+      .def_prop_ro("worker_restarts", &Model::worker_restarts)
+      .def_prop_ro("mlmodel", [](const Model& model) { return FromValue(model.spec().document()); });
+
+  m.def(
+      "prepare_environment",
+      [](const std::string& path, const std::string& env_manager, const std::string& python,
+         const std::string& env_root, bool quiet) {
+        EnvironmentOptions options;
+        options.manager = Unwrap(ParseEnvManager(env_manager));
+        options.python = python;
+        options.env_root = env_root;
+        options.quiet = quiet;
+        ModelSpec spec = Unwrap(ModelSpec::Load(path));
+        Result<PythonEnvironment> env = [&] {
+          nb::gil_scoped_release release;
+          return PrepareEnvironment(path, spec, options);
+        }();
+        PythonEnvironment e = Unwrap(std::move(env));
+        return nb::make_tuple(e.python, e.root, e.description, e.created);
+      },
+      nb::arg("path"), nb::arg("env_manager") = "virtualenv", nb::arg("python") = "", nb::arg("env_root") = "",
+      nb::arg("quiet") = false, "Builds (or finds) a model's environment: (python, root, description, created).");
+}
+
+}  // namespace pyfunc::python

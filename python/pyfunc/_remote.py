@@ -1,0 +1,177 @@
+"""Out-of-process models: pandas in, the native runtime's worker processes, pandas out.
+
+``load_pyfunc(path, env_manager=...)`` returns a :class:`RemotePyFuncModel`. Its
+``predict`` turns the DataFrame into typed columns (the Table of the C++ runtime), which
+travel through shared memory to a worker running the model in its own environment, and
+turns the result back into what the model returned: a DataFrame, a Series or an ndarray.
+"""
+
+import sys
+
+import numpy as np
+import pandas as pd
+
+from pyfunc import _core
+from pyfunc.exceptions import InvalidArgumentError
+
+_SHAPE_DATAFRAME, _SHAPE_SERIES, _SHAPE_ARRAY1D, _SHAPE_ARRAY2D, _SHAPE_LIST = 0, 1, 2, 3, 4
+
+
+def _as_dataframe(data):
+    if isinstance(data, pd.DataFrame):
+        return data
+    if isinstance(data, pd.Series):
+        return data.to_frame()
+    if isinstance(data, np.ndarray):
+        if data.ndim == 1:
+            return pd.DataFrame({"0": data})
+        if data.ndim == 2:
+            return pd.DataFrame(data, columns=[str(i) for i in range(data.shape[1])])
+    if isinstance(data, dict):
+        return pd.DataFrame(data)
+    if isinstance(data, (list, tuple)):
+        return pd.DataFrame(list(data))
+    raise InvalidArgumentError(
+        "an out-of-process model takes a pandas DataFrame (or Series, ndarray, dict, list), not {}".format(
+            type(data).__name__))
+
+
+def _column(name, series):
+    """(name, kind, values, mask) for one input column; InvalidArgumentError if untyped."""
+    dtype = series.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        series = series.astype(object)
+        dtype = series.dtype
+    if pd.api.types.is_extension_array_dtype(dtype):
+        mask = ~series.isna().to_numpy()
+        present = None if mask.all() else mask
+        if pd.api.types.is_integer_dtype(dtype):
+            return name, "int64", series.fillna(0).to_numpy(dtype=np.int64), present
+        if pd.api.types.is_float_dtype(dtype):
+            return name, "float64", series.to_numpy(dtype=np.float64, na_value=np.nan), None
+        if pd.api.types.is_bool_dtype(dtype):
+            return name, "bool", series.fillna(False).to_numpy(dtype=bool), present
+        if pd.api.types.is_datetime64_any_dtype(dtype):
+            values = series.dt.tz_convert("UTC").dt.tz_localize(None) if getattr(dtype, "tz", None) else series
+            return _column(name, values)
+        series = series.astype(object)
+        dtype = series.dtype
+    kind = dtype.kind
+    if kind in "iu":
+        return name, "int64", np.ascontiguousarray(series.to_numpy(), dtype=np.int64), None
+    if kind == "f":
+        return name, "float64", np.ascontiguousarray(series.to_numpy(), dtype=np.float64), None
+    if kind == "b":
+        return name, "bool", np.ascontiguousarray(series.to_numpy(), dtype=bool), None
+    if kind == "M":
+        values = series.to_numpy().astype("datetime64[ns]")
+        nat = np.isnat(values)
+        return name, "timestamp", np.ascontiguousarray(values.view(np.int64)), (~nat if nat.any() else None)
+    values = series.to_numpy()
+    missing = pd.isna(values)
+    present = [v for v, m in zip(values, missing) if not m]
+    if all(isinstance(v, str) for v in present):
+        return name, "string", [None if m else v for v, m in zip(values, missing)], None
+    if all(isinstance(v, (bool, np.bool_)) for v in present):
+        return (name, "bool", np.array([bool(v) if not m else False for v, m in zip(values, missing)]),
+                ~missing if missing.any() else None)
+    if all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in present):
+        return name, "float64", np.array([np.nan if m else float(v) for v, m in zip(values, missing)]), None
+    kinds = sorted({type(v).__name__ for v in present})
+    raise InvalidArgumentError(
+        "column '{}' holds values of types {}, which cannot be sent to an out-of-process model".format(name, kinds))
+
+
+def _columns_of(df):
+    return [_column(str(name), df.iloc[:, i]) for i, name in enumerate(df.columns)]
+
+
+def _series_of(kind, values, mask):
+    if kind == "timestamp":
+        values = values.view("datetime64[ns]")
+    if mask is None:
+        return values
+    if kind == "string":
+        return values
+    if kind == "float64":
+        values = values.copy()
+        values[~mask] = np.nan
+        return values
+    if kind == "int64":
+        values = values.astype(np.float64)
+        values[~mask] = np.nan
+        return values
+    if kind == "timestamp":
+        values = values.copy()
+        values[~mask] = np.datetime64("NaT")
+        return values
+    values = values.astype(object)
+    values[~mask] = None
+    return values
+
+
+def _from_columns(shape, columns, rows):
+    arrays = [(name, _series_of(kind, values, mask)) for name, kind, values, mask in columns]
+    if shape == _SHAPE_DATAFRAME:
+        df = pd.DataFrame({i: np.asarray(v, dtype=object) if isinstance(v, list) else v
+                           for i, (_, v) in enumerate(arrays)}, index=pd.RangeIndex(rows))
+        df.columns = [name for name, _ in arrays]
+        return df
+    if shape == _SHAPE_SERIES:
+        name, values = arrays[0]
+        return pd.Series(values, name=name or None)
+    if shape == _SHAPE_LIST:
+        values = arrays[0][1]
+        return list(values) if isinstance(values, list) else values.tolist()
+    if shape == _SHAPE_ARRAY1D:
+        return np.asarray(arrays[0][1], dtype=object if isinstance(arrays[0][1], list) else None)
+    return np.column_stack([np.asarray(v) for _, v in arrays]) if arrays else np.empty((rows, 0))
+
+
+class RemotePyFuncModel:
+    """A pyfunc model running in worker processes of its own environment.
+
+    ``predict(data, params=None)`` behaves like :meth:`PyFuncModel.predict`; the model
+    sees a DataFrame with the same columns and dtypes as pandas would give it, and the
+    result keeps its Python shape. ``close()`` (or garbage collection) stops the workers.
+    """
+
+    def __init__(self, native):
+        self._native = native
+        self.metadata = native.mlmodel
+
+    @property
+    def environment(self):
+        """Where the model runs, e.g. "virtualenv /root/.cache/pyfunc/envs/... (Python 3.11.7)"."""
+        return self._native.environment
+
+    @property
+    def loader_module(self):
+        return self.metadata["flavors"]["python_function"].get("loader_module")
+
+    @property
+    def model_config(self):
+        return self.metadata["flavors"]["python_function"].get("config") or {}
+
+    @property
+    def worker_restarts(self):
+        return self._native.worker_restarts
+
+    def predict(self, data, params=None):
+        df = _as_dataframe(data)
+        shape, columns, rows = self._native.predict_columns(_columns_of(df), len(df), params)
+        return _from_columns(shape, columns, rows)
+
+    def close(self):
+        self._native = None
+
+    def __repr__(self):
+        return "RemotePyFuncModel(loader_module={!r}, environment={!r})".format(
+            self.loader_module, self._native.environment if self._native else None)
+
+
+def load(local_path, env_manager, workers=1, model_config=None, predict_timeout=60.0, env_root=None):
+    native = _core.NativeModel.load(
+        local_path, env_manager=env_manager, workers=workers, python=sys.executable, env_root=env_root or "",
+        predict_timeout=predict_timeout, model_config=model_config)
+    return RemotePyFuncModel(native)

@@ -1,0 +1,129 @@
+"""Out-of-process models: load_pyfunc(path, env_manager=...) runs the model in worker
+processes (the C++ runtime) and must predict exactly what in-process loading predicts."""
+
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import pyfunc
+from pyfunc.exceptions import PredictionError, PyfuncTimeoutError, WorkerUnavailableError
+
+from conftest import MLFLOW_MODEL_NAMES, assert_same_prediction
+
+BEHAVE = Path(__file__).resolve().parents[1] / "data" / "models" / "behave" / "behave_model.py"
+PARAMS_SIGNATURE = {
+    "inputs": None,
+    "outputs": None,
+    "params": '[{"name": "mode", "type": "string", "default": "echo", "shape": null}]',
+}
+PY_VERSION = "{}.{}.{}".format(*sys.version_info[:3])
+
+
+@pytest.fixture(scope="module")
+def behave_model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("behave") / "model"
+    model = pyfunc.Model()
+    model.signature = PARAMS_SIGNATURE
+    pyfunc.save_model(str(path), loader_module="behave_model", code_path=[str(BEHAVE)], model=model)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def remote(behave_model):
+    model = pyfunc.load_pyfunc(behave_model, env_manager="local", predict_timeout=3)
+    yield model
+    model.close()
+
+
+@pytest.mark.parametrize("name", MLFLOW_MODEL_NAMES)
+def test_out_of_process_predicts_what_mlflow_predicts(mlflow_models, mlflow_expected, name):
+    data, params, want = mlflow_expected[name]
+    model = pyfunc.load_pyfunc(str(mlflow_models / name), env_manager="local")
+    got = model.predict(data, params=params) if params else model.predict(data)
+    assert_same_prediction(want, got)
+
+
+def test_every_column_type_round_trips(remote):
+    df = pd.DataFrame({
+        "i": np.array([1, -2, 2**62], dtype=np.int64),
+        "f": [0.5, np.nan, -1e300],
+        "s": ["x", None, "z\u00e9\u2603\x00nul"],
+        "t": pd.to_datetime(["2020-01-01 00:00:00", None, "2021-06-30 12:00:00.000000001"], format="ISO8601"),
+        "b": [True, False, True],
+        "n": pd.array([1, None, 3], dtype="Int64"),
+    })
+    got = remote.predict(df, params={"mode": "echo"})
+    want = df.copy()
+    want["n"] = [1.0, np.nan, 3.0]  # a nullable int reaches the model as pandas reads it: float64 + NaN
+    pd.testing.assert_frame_equal(got, want)
+
+
+def test_output_shapes(remote):
+    df = pd.DataFrame({"a": [1, 2, 3], "b": [0.5, 1.5, 2.5]})
+    np.testing.assert_array_equal(remote.predict(df, params={"mode": "sum"}), [1.5, 3.5, 5.5])
+    series = remote.predict(df, params={"mode": "series"})
+    assert isinstance(series, pd.Series) and series.name == "first"
+    assert remote.predict(df, params={"mode": "2d"}).shape == (3, 2)
+    assert list(remote.predict(df, params={"mode": "list"})) == ["0", "1", "2"]
+
+
+def test_model_errors_crashes_and_timeouts(remote):
+    df = pd.DataFrame({"a": [1, 2]})
+    with pytest.raises(PredictionError, match="ValueError: the model refuses: 2 rows"):
+        remote.predict(df, params={"mode": "raise"})
+    with pytest.raises(WorkerUnavailableError, match="killed by signal 9"):
+        remote.predict(df, params={"mode": "crash"})
+    with pytest.raises(PyfuncTimeoutError, match="timed out"):
+        remote.predict(df, params={"mode": "hang"})
+    # Each failure cost only its own call; the replaced worker serves the next one.
+    np.testing.assert_array_equal(remote.predict(df, params={"mode": "sum"}), [1, 2])
+    assert remote.worker_restarts == 2
+
+
+def test_untyped_input_is_refused_with_the_column_name(remote):
+    with pytest.raises(pyfunc.InvalidArgumentError, match="column 'obj'"):
+        remote.predict(pd.DataFrame({"obj": [{"a": 1}, [2]]}))
+
+
+def test_bad_env_manager_is_named(behave_model):
+    with pytest.raises(pyfunc.InvalidArgumentError, match="unknown env manager 'pip'"):
+        pyfunc.load_pyfunc(behave_model, env_manager="pip")
+
+
+VERSION_MODEL = textwrap.dedent("""\
+    import numpy as np
+    import six
+
+    class SixVersion:
+        def predict(self, df):
+            return np.array([six.__version__] * len(df), dtype=object)
+
+    def _load_pyfunc(path):
+        return SixVersion()
+    """)
+
+
+def test_virtualenv_runs_the_model_with_its_own_requirements(tmp_path):
+    """The model pins six==1.16.0 while this interpreter has another six: in its own
+    virtualenv the model sees 1.16.0, in-process it sees ours."""
+    import six
+
+    assert six.__version__ != "1.16.0"
+    (tmp_path / "six_version_model.py").write_text(VERSION_MODEL)
+    conda_env = {"name": "t", "dependencies": ["python=" + PY_VERSION, "pip", {"pip": ["six==1.16.0"]}]}
+    path = str(tmp_path / "model")
+    pyfunc.save_model(path, loader_module="six_version_model", code_path=[str(tmp_path / "six_version_model.py")],
+                      conda_env=conda_env)
+    df = pd.DataFrame({"x": [1, 2]})
+    assert list(pyfunc.load_pyfunc(path).predict(df)) == [six.__version__] * 2
+    isolated = pyfunc.load_pyfunc(path, env_manager="virtualenv")
+    assert "virtualenv" in isolated.environment
+    assert list(isolated.predict(df)) == ["1.16.0", "1.16.0"]
+    # The environment is cached: a second load reuses it.
+    again = pyfunc.load_pyfunc(path, env_manager="virtualenv")
+    assert again.environment == isolated.environment
