@@ -20,8 +20,14 @@ int Fail(const Status& status);
 // info, validate, loader-src (cli/model_commands.cc).
 void RegisterModelCommands(CLI::App& app, int* exit_code);
 
+// predict, prepare-env (cli/predict_command.cc).
+void RegisterPredictCommands(CLI::App& app, int* exit_code);
+
 // runs list, runs show, experiments list (cli/tracking_commands.cc).
 void RegisterTrackingCommands(CLI::App& app, int* exit_code);
+
+// serve (cli/serve_command.cc).
+void RegisterServeCommand(CLI::App& app, int* exit_code);
 
 }  // namespace pyfunc::cli
 

@@ -30,7 +30,9 @@ int main(int argc, char** argv) {
 
   int exit_code = 0;
   RegisterModelCommands(app, &exit_code);
+  RegisterPredictCommands(app, &exit_code);
   RegisterTrackingCommands(app, &exit_code);
+  RegisterServeCommand(app, &exit_code);
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,167 @@
+// `pyfunc serve`: the scoring server (include/pyfunc/server.h) as a command, with
+// `mlflow models serve`'s options, defaults and environment variables, plus the
+// batching and operational options MLflow lacks.
+//
+// Lifecycle: bind the port (not ready: /ping answers 404), load the model (workers
+// start), become ready, serve until SIGTERM or SIGINT, then drain: stop accepting,
+// finish what was received, exit 0 — or exit 1 when the grace period runs out (the
+// workers die with this process).
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include <fmt/core.h>
+
+#include "commands.h"
+#include "pyfunc/environment.h"
+#include "pyfunc/model.h"
+#include "pyfunc/model_uri.h"
+#include "pyfunc/server.h"
+
+namespace pyfunc::cli {
+namespace {
+
+struct ServeArgs {
+  std::string model_uri;
+  std::string host = "127.0.0.1";
+  int port = 5000;
+  int timeout = 60;
+  int workers = 1;
+  std::string env_manager = "virtualenv";
+  bool no_conda = false;
+  int64_t max_batch_rows = 1024;
+  double max_batch_delay_ms = 0;
+  int64_t max_queue = 1024;
+  int64_t max_body_size = 100 * 1024 * 1024;
+  double grace_period = 30;
+  bool access_log = false;
+  std::string name = "model";
+  int http_threads = 256;
+};
+
+int Serve(const ServeArgs& a) {
+  // Signals are taken by one thread with sigwait; every thread started from here on
+  // (HTTP, dispatchers) inherits the mask. Worker processes reset it before exec.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  Result<EnvManager> env = ParseEnvManager(a.no_conda ? "local" : a.env_manager);
+  if (!env.ok()) return Fail(env.status());
+
+  ServerOptions so;
+  so.host = a.host;
+  so.port = a.port;
+  so.timeout = std::chrono::seconds(a.timeout);
+  so.max_batch_rows = a.max_batch_rows;
+  so.max_batch_delay = std::chrono::microseconds(static_cast<int64_t>(a.max_batch_delay_ms * 1000));
+  so.max_queue = static_cast<size_t>(a.max_queue);
+  so.max_body_size = static_cast<size_t>(a.max_body_size);
+  so.access_log = a.access_log;
+  so.model_name = a.name;
+  so.http_threads = a.http_threads;
+  Result<std::unique_ptr<Server>> server = Server::Start(so);
+  if (!server.ok()) return Fail(server.status());
+  fmt::print(stderr, "pyfunc serve: listening on http://{}:{} (loading the model)\n", a.host, (*server)->port());
+
+  std::atomic<bool> loaded{false};
+  std::atomic<int> drain_exit{0};
+  std::thread signal_thread([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    if (sig == 0) return;  // woken by the main thread at exit
+    if (!loaded.load()) {
+      fmt::print(stderr, "pyfunc serve: {} while loading the model; exiting\n", strsignal(sig));
+      std::_Exit(1);  // workers already started die with us (they watch their parent)
+    }
+    fmt::print(stderr, "pyfunc serve: {}: draining (grace period {}s)\n", strsignal(sig), a.grace_period);
+    Status st = (*server)->Drain(std::chrono::milliseconds(static_cast<int64_t>(a.grace_period * 1000)));
+    if (!st.ok()) {
+      fmt::print(stderr, "pyfunc serve: {}; exiting\n", st.message());
+      std::_Exit(1);
+    }
+    drain_exit = 0;
+  });
+
+  std::string path = a.model_uri;
+  if (IsTrackingModelUri(path)) {
+    Result<std::string> local = ResolveModelUri(path);
+    if (!local.ok()) std::_Exit(Fail(local.status()));  // the signal thread is blocked in sigwait
+    path = *local;
+  }
+  LoadOptions lo;
+  lo.env_manager = *env;
+  lo.workers = a.workers;
+  lo.predict_timeout = std::chrono::seconds(a.timeout);
+  Result<Model> model = Model::Load(path, lo);
+  if (!model.ok()) std::_Exit(Fail(model.status()));  // the signal thread is blocked in sigwait
+  (*server)->SetModel(std::make_shared<Model>(std::move(model).value()));
+  loaded = true;
+  fmt::print(stderr, "pyfunc serve: ready ({} worker{}, {})\n", a.workers, a.workers == 1 ? "" : "s",
+             (*server)->ready() ? "accepting requests" : "draining");
+
+  (*server)->Wait();
+  signal_thread.join();
+  server->reset();
+  return drain_exit.load();
+}
+
+}  // namespace
+
+void RegisterServeCommand(CLI::App& app, int* exit_code) {
+  auto args = std::make_shared<ServeArgs>();
+  auto* cmd = app.add_subcommand("serve", "Serve a model over HTTP: MLflow's scoring protocol (/invocations) and the "
+                                          "Open Inference Protocol (/v2), with dynamic batching and /metrics");
+  // MLflow uses -h for --host; help stays available as --help.
+  cmd->set_help_flag("--help", "Print this help message and exit");
+  cmd->add_option("-m,--model-uri", args->model_uri, "Model directory or URI (runs:/, models:/)")->required();
+  cmd->add_option("-h,--host", args->host, "Interface to listen on")->envname("MLFLOW_HOST")->capture_default_str();
+  cmd->add_option("-p,--port", args->port, "Port to listen on")->envname("MLFLOW_PORT")->capture_default_str();
+  cmd->add_option("-t,--timeout", args->timeout, "Seconds a request may take before it is answered 504")
+      ->envname("MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("-w,--workers", args->workers, "Python worker processes (each holds the model)")
+      ->envname("MLFLOW_MODELS_WORKERS")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--env-manager", args->env_manager, "Where the model's Python runs: local, virtualenv or conda")
+      ->capture_default_str();
+  cmd->add_flag("--no-conda", args->no_conda, "Same as --env-manager local (MLflow's deprecated flag)");
+  cmd->add_option("--max-batch-rows", args->max_batch_rows,
+                  "Largest number of rows merged into one predict call (1 disables merging)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--max-batch-delay-ms", args->max_batch_delay_ms,
+                  "Extra time a batch may wait for more requests (0: never wait)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--max-queue", args->max_queue, "Requests waiting for a worker before new ones get 503")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--max-body-size", args->max_body_size, "Largest request body in bytes (larger: 413)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--grace-period", args->grace_period,
+                  "Seconds to finish in-flight requests after SIGTERM/SIGINT before exiting")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_flag("--access-log", args->access_log, "Log one line per request to stderr");
+  cmd->add_option("--name", args->name, "The model's name in Open Inference Protocol paths (/v2/models/NAME)")
+      ->capture_default_str();
+  cmd->add_option("--http-threads", args->http_threads, "Connections served at once")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->callback([args, exit_code] { *exit_code = Serve(*args); });
+}
+
+}  // namespace pyfunc::cli

@@ -1,0 +1,152 @@
+// Server: the HTTP scoring server behind `pyfunc serve`.
+//
+//   pyfunc::ServerOptions options;
+//   options.port = 5000;
+//   auto server = pyfunc::Server::Start(options);        // listening, not ready
+//   auto model = pyfunc::Model::Load(path, load_options);
+//   (*server)->SetModel(std::make_shared<pyfunc::Model>(std::move(*model)));  // ready
+//   ...
+//   (*server)->Drain(std::chrono::seconds(30));           // on SIGTERM
+//
+// Protocols (one port):
+//   * MLflow's scoring protocol, as `mlflow models serve` speaks it: GET /ping and
+//     /health (200 "\n" once the model is loaded, 404 before, as MLflow answers without
+//     a model), GET /version (pyfunc's version, unquoted, as MLflow writes its own),
+//     POST /invocations with `application/json` (dataframe_split, dataframe_records,
+//     instances, inputs, plus `params`) or `text/csv`, answering `{"predictions": ...}`.
+//     Errors: 415 text/plain for an unsupported content type, charset or content-type
+//     parameter; 400 `{"error_code": "BAD_REQUEST", "message": ...}` for bad input or a
+//     model that raised; 504 "Request processing time exceeded limit" after `timeout`;
+//     503 TEMPORARILY_UNAVAILABLE with `Retry-After` when the queue is full or the
+//     server is not ready / draining; 413 over `max_body_size`. The table of these
+//     mappings is HttpErrorFromStatus below.
+//   * The Open Inference Protocol (KServe V2) over REST: GET /v2/health/live,
+//     /v2/health/ready, /v2/models/{name}, /v2/models/{name}/ready and
+//     POST /v2/models/{name}/infer. Each input tensor of shape [N] or [N, 1] is one
+//     column named after the tensor; a single input of shape [N, K] becomes K columns
+//     "0".."K-1" (as a 2-D array does in MLflow). Output columns become output tensors
+//     named after them ("predict" for an unnamed one); a 2-D array output is one
+//     [N, K] tensor "predict". `parameters` are the model's params. Errors are
+//     `{"error": "..."}` with the statuses above.
+//   * GET /metrics: Prometheus text format (requests by route and status, latency
+//     histograms per stage, batch sizes, queue depth, worker restarts, readiness).
+//
+// Request bodies are parsed in C++ into Tables (json_codec.h, csv.h) before any Python
+// runs, and predicted through a Batcher (batcher.h) with one dispatcher per model
+// worker. When the model's signature has named input columns, a request missing one
+// of them is refused with 400 (as MLflow's schema enforcement does) and extra columns
+// are dropped; column types are converted to the signature's where MLflow's server
+// would cast them.
+//
+// Not supported (MLflow features that need Python objects rather than tables): the
+// unified LLM request format (`messages`/`prompt`/`input` keys), parquet bodies,
+// nested values in cells, models whose signature comes from type hints.
+//
+// Thread safety: all methods may be called from any thread.
+#ifndef PYFUNC_SERVER_H_
+#define PYFUNC_SERVER_H_
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "pyfunc/model.h"
+#include "pyfunc/status.h"
+
+namespace pyfunc {
+
+struct ServerOptions {
+  // Interface to listen on (MLflow's default: loopback only).
+  std::string host = "127.0.0.1";
+  // TCP port; 0 picks a free one (see Server::port()).
+  int port = 5000;
+  // Per-request limit from arrival to response, as MLflow's `-t/--timeout`. A request
+  // still queued when it expires is dropped; one whose batch is running gets 504 and
+  // its share of the result is discarded. The model's own predict timeout
+  // (LoadOptions::predict_timeout) should be the same: it kills a hung worker.
+  std::chrono::milliseconds timeout{std::chrono::seconds(60)};
+  // Dynamic batching (batcher.h): rows per merged batch (1 disables merging), extra
+  // wait for company (0: never), queued requests before 503.
+  int64_t max_batch_rows = 1024;
+  std::chrono::microseconds max_batch_delay{0};
+  size_t max_queue = 1024;
+  // Largest request body accepted; larger ones get 413 without being buffered.
+  size_t max_body_size = 100 * 1024 * 1024;
+  // Threads serving HTTP connections. A keep-alive connection holds its thread while
+  // open, so this bounds the connections served at once; further connections wait to
+  // be accepted. Requests waiting for a batch hold a thread too.
+  int http_threads = 256;
+  // Idle keep-alive connections are closed after this long.
+  std::chrono::seconds keep_alive_timeout{5};
+  // A client that sends nothing for this long while a request is being read is
+  // disconnected (slow-client protection).
+  std::chrono::seconds read_timeout{5};
+  // One line per request on stderr: client, method, path, status, bytes, duration.
+  bool access_log = false;
+  // The model's name in the Open Inference Protocol paths.
+  std::string model_name = "model";
+};
+
+// An error response: status, content type and body.
+struct HttpError {
+  int status = 500;
+  std::string content_type;
+  std::string body;
+  // Extra header (e.g. "Retry-After" for 503), empty when none.
+  std::string header_name;
+  std::string header_value;
+};
+
+// The one table from Status to HTTP (src/server/http_errors.cc):
+//   kInvalidArgument   400 BAD_REQUEST               (bad body, missing column)
+//   kNotFound          404 RESOURCE_DOES_NOT_EXIST
+//   kAlreadyExists     400 RESOURCE_ALREADY_EXISTS
+//   kModelError        400 BAD_REQUEST "Encountered an unexpected error while evaluating
+//                      the model. ..." with the Python error as `stack_trace` (MLflow)
+//   kDeadlineExceeded  504, body "Request processing time exceeded limit" (MLflow's
+//                      plain text labelled application/json)
+//   kUnavailable       503 TEMPORARILY_UNAVAILABLE, Retry-After: 1
+//   kIOError/kInternal 500 INTERNAL_ERROR
+// JSON bodies are MLflow's MlflowException.serialize_as_json(): error_code, message,
+// [stack_trace], sqlstate and error_class where MLflow 3 writes them.
+HttpError HttpErrorFromStatus(const Status& status);
+// 415 for a /invocations Content-Type MLflow refuses (text/plain, MLflow's messages).
+HttpError UnsupportedMediaType(const std::string& message);
+// 413 for a body over the limit.
+HttpError PayloadTooLarge(size_t limit);
+
+class Server {
+ public:
+  // Binds host:port and starts serving in background threads. Not ready until
+  // SetModel: /invocations answers 503 and /ping 404 until then.
+  // IOError when the address cannot be bound.
+  static Result<std::unique_ptr<Server>> Start(const ServerOptions& options);
+
+  // Starts scoring with `model` (one batcher dispatcher per model worker); ready.
+  void SetModel(std::shared_ptr<Model> model);
+
+  int port() const;
+  bool ready() const;
+
+  // Graceful stop: readiness turns false, the listening socket closes, requests
+  // already received are finished (their batches run), then the server stops.
+  // Returns OK when everything finished within `grace`, DeadlineExceeded otherwise
+  // (requests still queued then get 503; a batch still running is abandoned).
+  Status Drain(std::chrono::milliseconds grace);
+
+  // Blocks until the server has stopped (after Drain, or a listener failure).
+  void Wait();
+
+  ~Server();  // Drain(0) if still running
+
+ private:
+  struct Impl;
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pyfunc
+
+#endif  // PYFUNC_SERVER_H_

@@ -1,0 +1,726 @@
+// The scoring server (include/pyfunc/server.h).
+//
+// HTTP library: cpp-httplib (Debian's libcpp-httplib-dev 0.11.4). It is a blocking,
+// thread-per-connection server with HTTP/1.1 keep-alive, payload limits, read/write
+// timeouts and a graceful stop that joins in-flight handlers — exactly the model this
+// server needs, since a handler blocks on its batch anyway (a request costs a thread,
+// not a callback chain). Boost.Beast would give an asynchronous server, which pays
+// off with tens of thousands of idle connections, but at several times the code for
+// the parsing, timeouts and keep-alive handling httplib already does; a scoring server
+// behind a load balancer sees tens to hundreds of connections, which threads serve
+// well (ServerOptions::http_threads).
+#include "pyfunc/server.h"
+
+#include <atomic>
+#include <cmath>
+#include <condition_variable>
+#include <cstdio>
+#include <future>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <fmt/core.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "pyfunc/batcher.h"
+#include "pyfunc/csv.h"
+#include "pyfunc/json_codec.h"
+#include "pyfunc/version.h"
+#include "server/metrics.h"
+
+namespace pyfunc {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using server::Metrics;
+using server::Stage;
+
+double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+constexpr const char* kJson = "application/json";
+
+// MLflow's text for a request in the pre-2.0 protocol.
+constexpr const char* kProtocolChangeInfo =
+    "IMPORTANT: The MLflow Model scoring protocol has changed in MLflow version 2.0. If you are seeing this "
+    "error, you are likely using an outdated scoring request format. To resolve the error, either update your "
+    "request format or adjust your MLflow Model's requirements file to specify an older version of MLflow (for "
+    "example, change the 'mlflow' requirement specifier to 'mlflow==1.30.0'). If you are making a request using "
+    "the MLflow client (e.g. via `mlflow.pyfunc.spark_udf()`), upgrade your MLflow client to a version >= 2.0 in "
+    "order to use the new request format. For more information about the updated MLflow Model scoring protocol "
+    "in MLflow 2.0, see https://mlflow.org/docs/latest/models.html#deploy-mlflow-models.";
+
+std::string Trim(std::string_view s) {
+  size_t b = 0, e = s.size();
+  while (b < e && (s[b] == ' ' || s[b] == '\t')) ++b;
+  while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\t')) --e;
+  return std::string(s.substr(b, e - b));
+}
+
+std::string Lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+enum class BodyFormat { kJson, kCsv };
+
+// MLflow's Content-Type handling (scoring_server.invocations): the media type, then
+// `k=v` parameters of which only charset=utf-8 is allowed.
+Result<BodyFormat> CheckContentType(const std::string& header, std::optional<HttpError>* refusal) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  for (;;) {
+    size_t semi = header.find(';', start);
+    parts.push_back(Trim(std::string_view(header).substr(start, semi == std::string::npos ? std::string::npos
+                                                                                        : semi - start)));
+    if (semi == std::string::npos) break;
+    start = semi + 1;
+  }
+  std::string charset = "utf-8";
+  std::vector<std::string> unexpected;
+  for (size_t i = 1; i < parts.size(); ++i) {
+    const size_t eq = parts[i].find('=');
+    const std::string key = parts[i].substr(0, eq);
+    const std::string value = eq == std::string::npos ? "" : parts[i].substr(eq + 1);
+    if (key == "charset") {
+      charset = value;
+    } else {
+      unexpected.push_back(key);
+    }
+  }
+  if (Lower(charset) != "utf-8") {
+    *refusal = UnsupportedMediaType("The scoring server only supports UTF-8");
+    return Status::InvalidArgument("charset");
+  }
+  if (!unexpected.empty()) {
+    std::string names;
+    for (const std::string& k : unexpected) names += (names.empty() ? "" : ", ") + k;
+    *refusal = UnsupportedMediaType(
+        fmt::format("Unrecognized content type parameters: {}. {}", names, kProtocolChangeInfo));
+    return Status::InvalidArgument("parameters");
+  }
+  if (parts[0] == "application/json") return BodyFormat::kJson;
+  if (parts[0] == "text/csv") return BodyFormat::kCsv;
+  *refusal = UnsupportedMediaType(fmt::format(
+      "This predictor only supports the following content types: Types: ['text/csv', 'application/json']. "
+      "Got '{}'.",
+      header.empty() ? "None" : header));
+  return Status::InvalidArgument("content type");
+}
+
+// The signature's input columns: names and (where a Table type exists) types.
+struct InputSchema {
+  Schema typed;                         // columns with a Table type, for the codecs
+  std::vector<std::string> required;    // names the request must carry
+  std::vector<std::string> all_names;   // every named column, in order
+  bool named = false;                   // a column-based signature with names
+};
+
+InputSchema ReadInputSchema(const ModelSpec& spec) {
+  InputSchema out;
+  const Value* signature = spec.document().Find("signature");
+  if (signature == nullptr || !signature->is_map()) return out;
+  const Value* inputs = signature->Find("inputs");
+  if (inputs == nullptr || !inputs->is_string()) return out;
+  Result<Value> parsed = ParseJsonValue(inputs->as_string());
+  if (!parsed.ok() || !parsed->is_list()) return out;
+  for (const Value& col : parsed->as_list()) {
+    const Value* name = col.Find("name");
+    const Value* type = col.Find("type");
+    if (name == nullptr || !name->is_string() || type == nullptr || !type->is_string() ||
+        type->as_string() == "tensor") {
+      return InputSchema{};  // tensor or unnamed signatures: no column checks
+    }
+    out.all_names.push_back(name->as_string());
+    const Value* required = col.Find("required");
+    if (required == nullptr || required->truthy()) out.required.push_back(name->as_string());
+    Result<DataType> t = ParseDataType(type->as_string());
+    if (t.ok()) out.typed.emplace_back(name->as_string(), *t);
+  }
+  out.named = !out.all_names.empty();
+  return out;
+}
+
+std::string PyList(const std::vector<std::string>& names) {
+  std::string s = "[";
+  for (size_t i = 0; i < names.size(); ++i) s += (i ? ", '" : "'") + names[i] + "'";
+  return s + "]";
+}
+
+// MLflow's schema enforcement on names: missing required columns are an error, extra
+// columns are dropped (the model sees the signature's columns, in its order).
+Result<Table> EnforceColumns(const Table& table, const InputSchema& schema) {
+  if (!schema.named) return table;
+  std::vector<std::string> missing, extra;
+  for (const std::string& name : schema.required)
+    if (table.ColumnIndex(name) < 0) missing.push_back(name);
+  for (const std::string& name : table.column_names()) {
+    bool known = false;
+    for (const std::string& n : schema.all_names) known = known || n == name;
+    if (!known) extra.push_back(name);
+  }
+  if (!missing.empty()) {
+    std::string msg = fmt::format("Failed to enforce schema of data with schema {}. Error: Model is missing inputs {}.",
+                                  PyList(schema.all_names), PyList(missing));
+    if (!extra.empty()) msg += fmt::format(" Note that there were extra inputs: {}.", PyList(extra));
+    return Status::InvalidArgument(msg);
+  }
+  if (extra.empty()) return table;
+  std::vector<std::string> names;
+  std::vector<Column> columns;
+  for (const std::string& name : schema.all_names) {
+    const int i = table.ColumnIndex(name);
+    if (i < 0) continue;
+    names.push_back(name);
+    columns.push_back(table.column(i));
+  }
+  Result<Table> t = Table::Make(std::move(names), std::move(columns));
+  if (t.ok() && t->num_columns() == 0) return Table::Empty(table.num_rows());
+  return t;
+}
+
+// --- Open Inference Protocol ---------------------------------------------------------
+
+const char* OipDatatype(DataType t) {
+  switch (t) {
+    case DataType::kInt64:
+    case DataType::kTimestamp:
+      return "INT64";
+    case DataType::kFloat64:
+      return "FP64";
+    case DataType::kBool:
+      return "BOOL";
+    case DataType::kString:
+      return "BYTES";
+  }
+  return "BYTES";
+}
+
+Result<DataType> TypeOfOipDatatype(const std::string& dt) {
+  if (dt == "BOOL") return DataType::kBool;
+  if (dt == "INT8" || dt == "INT16" || dt == "INT32" || dt == "INT64" || dt == "UINT8" || dt == "UINT16" ||
+      dt == "UINT32" || dt == "UINT64")
+    return DataType::kInt64;
+  if (dt == "FP16" || dt == "FP32" || dt == "FP64") return DataType::kFloat64;
+  if (dt == "BYTES") return DataType::kString;
+  return Status::InvalidArgument("unsupported datatype '" + dt + "'");
+}
+
+void Flatten(const nlohmann::json& j, std::vector<const nlohmann::json*>* out) {
+  if (j.is_array()) {
+    for (const auto& e : j) Flatten(e, out);
+  } else {
+    out->push_back(&j);
+  }
+}
+
+Status AppendOipValue(const nlohmann::json& v, ColumnBuilder* b, const std::string& where) {
+  if (v.is_null()) {
+    b->AppendNull();
+    return Status::OK();
+  }
+  switch (b->type()) {
+    case DataType::kBool:
+      if (!v.is_boolean()) break;
+      b->AppendBool(v.get<bool>());
+      return Status::OK();
+    case DataType::kInt64:
+      if (!v.is_number_integer()) break;
+      b->AppendInt64(v.is_number_unsigned() ? static_cast<int64_t>(v.get<uint64_t>()) : v.get<int64_t>());
+      return Status::OK();
+    case DataType::kFloat64:
+      if (!v.is_number()) break;
+      b->AppendFloat64(v.get<double>());
+      return Status::OK();
+    case DataType::kString:
+      if (!v.is_string()) break;
+      b->AppendString(v.get_ref<const std::string&>());
+      return Status::OK();
+    case DataType::kTimestamp:
+      break;
+  }
+  return Status::InvalidArgument(fmt::format("{}: expected {} data, found {}", where, DataTypeName(b->type()),
+                                             v.type_name()));
+}
+
+struct OipRequest {
+  Table table;
+  Value params;
+  std::optional<std::string> id;
+};
+
+Value JsonToValue(const nlohmann::json& j) {
+  switch (j.type()) {
+    case nlohmann::json::value_t::boolean:
+      return Value(j.get<bool>());
+    case nlohmann::json::value_t::number_integer:
+    case nlohmann::json::value_t::number_unsigned:
+      return Value(j.get<int64_t>());
+    case nlohmann::json::value_t::number_float:
+      return Value(j.get<double>());
+    case nlohmann::json::value_t::string:
+      return Value(j.get<std::string>());
+    case nlohmann::json::value_t::array: {
+      Value::List l;
+      for (const auto& e : j) l.push_back(JsonToValue(e));
+      return Value(std::move(l));
+    }
+    case nlohmann::json::value_t::object: {
+      Value::Map m;
+      for (const auto& [k, v] : j.items()) m.emplace_back(k, JsonToValue(v));
+      return Value(std::move(m));
+    }
+    default:
+      return Value();
+  }
+}
+
+Result<OipRequest> ParseOipRequest(const std::string& body) {
+  nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return Status::InvalidArgument("the body is not a JSON object");
+  OipRequest out;
+  if (auto it = j.find("id"); it != j.end() && it->is_string()) out.id = it->get<std::string>();
+  if (auto it = j.find("parameters"); it != j.end() && it->is_object()) {
+    Value::Map m;
+    for (const auto& [k, v] : it->items())
+      if (k != "content_type" && k != "headers") m.emplace_back(k, JsonToValue(v));
+    if (!m.empty()) out.params = Value(std::move(m));
+  }
+  auto inputs = j.find("inputs");
+  if (inputs == j.end() || !inputs->is_array() || inputs->empty())
+    return Status::InvalidArgument("'inputs' must be a non-empty list of tensors");
+  std::vector<std::string> names;
+  std::vector<Column> columns;
+  for (size_t t = 0; t < inputs->size(); ++t) {
+    const nlohmann::json& in = (*inputs)[t];
+    const std::string where = fmt::format("inputs[{}]", t);
+    if (!in.is_object() || !in.contains("name") || !in["name"].is_string() || !in.contains("shape") ||
+        !in["shape"].is_array() || !in.contains("datatype") || !in["datatype"].is_string() || !in.contains("data"))
+      return Status::InvalidArgument(where + ": a tensor needs 'name', 'shape', 'datatype' and 'data'");
+    const std::string name = in["name"].get<std::string>();
+    std::vector<int64_t> shape;
+    for (const auto& d : in["shape"]) {
+      if (!d.is_number_integer() || d.get<int64_t>() < 0) return Status::InvalidArgument(where + ": bad shape");
+      shape.push_back(d.get<int64_t>());
+    }
+    if (shape.empty() || shape.size() > 2) return Status::InvalidArgument(where + ": shape must be [N] or [N, K]");
+    PYFUNC_ASSIGN_OR_RETURN(DataType type, TypeOfOipDatatype(in["datatype"].get<std::string>()));
+    std::vector<const nlohmann::json*> values;
+    Flatten(in["data"], &values);
+    const int64_t rows = shape[0];
+    const int64_t width = shape.size() == 2 ? shape[1] : 1;
+    if (static_cast<int64_t>(values.size()) != rows * width)
+      return Status::InvalidArgument(fmt::format("{}: shape holds {} values, data has {}", where, rows * width,
+                                                 values.size()));
+    if (width != 1 && inputs->size() != 1)
+      return Status::InvalidArgument(where + ": a tensor of shape [N, K] with K > 1 must be the only input");
+    for (int64_t k = 0; k < width; ++k) {
+      ColumnBuilder b(type);
+      b.Reserve(rows);
+      for (int64_t r = 0; r < rows; ++r)
+        PYFUNC_RETURN_IF_ERROR(AppendOipValue(*values[r * width + k], &b, where + ".data"));
+      names.push_back(width == 1 ? name : std::to_string(k));
+      columns.push_back(b.Finish());
+    }
+  }
+  PYFUNC_ASSIGN_OR_RETURN(out.table, Table::Make(std::move(names), std::move(columns)));
+  return out;
+}
+
+nlohmann::json ColumnData(const Column& c) {
+  nlohmann::json data = nlohmann::json::array();
+  for (int64_t i = 0; i < c.length(); ++i) {
+    if (c.IsNull(i)) {
+      data.push_back(nullptr);
+      continue;
+    }
+    switch (c.type()) {
+      case DataType::kInt64:
+      case DataType::kTimestamp:
+        data.push_back(c.int64_data()[i]);
+        break;
+      case DataType::kFloat64:
+        data.push_back(c.float64_data()[i]);  // NaN/inf become null: JSON has no NaN
+        break;
+      case DataType::kBool:
+        data.push_back(c.bool_value(i));
+        break;
+      case DataType::kString:
+        data.push_back(std::string(c.string_value(i)));
+        break;
+    }
+  }
+  return data;
+}
+
+std::string OipResponse(const std::string& model_name, const std::optional<std::string>& id, const Prediction& p) {
+  nlohmann::json out;
+  out["model_name"] = model_name;
+  if (id) out["id"] = *id;
+  nlohmann::json outputs = nlohmann::json::array();
+  const Table& t = p.table;
+  bool same_type = t.num_columns() > 0;
+  for (int i = 1; i < t.num_columns(); ++i) same_type = same_type && t.column(i).type() == t.column(0).type();
+  if (p.shape == PredictionShape::kArray2D && same_type) {
+    nlohmann::json data = nlohmann::json::array();
+    std::vector<nlohmann::json> cols;
+    for (int i = 0; i < t.num_columns(); ++i) cols.push_back(ColumnData(t.column(i)));
+    for (int64_t r = 0; r < t.num_rows(); ++r)
+      for (int i = 0; i < t.num_columns(); ++i) data.push_back(cols[i][r]);
+    outputs.push_back({{"name", "predict"},
+                       {"shape", {t.num_rows(), t.num_columns()}},
+                       {"datatype", OipDatatype(t.column(0).type())},
+                       {"data", std::move(data)}});
+  } else {
+    for (int i = 0; i < t.num_columns(); ++i) {
+      const std::string name = t.column_name(i).empty() ? "predict" : t.column_name(i);
+      outputs.push_back({{"name", name},
+                         {"shape", {t.num_rows()}},
+                         {"datatype", OipDatatype(t.column(i).type())},
+                         {"data", ColumnData(t.column(i))}});
+    }
+  }
+  out["outputs"] = std::move(outputs);
+  return out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string OipError(const std::string& message) {
+  return nlohmann::json{{"error", message}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// Routes as metric labels: fixed strings, never the raw path (bounded cardinality).
+std::string RouteLabel(const std::string& path) {
+  static const char* kFixed[] = {"/invocations", "/ping", "/health", "/version", "/metrics",
+                                 "/v2/health/live", "/v2/health/ready", "/v2"};
+  for (const char* r : kFixed)
+    if (path == r) return r;
+  if (path.rfind("/v2/models/", 0) == 0) {
+    if (path.size() > 6 && path.compare(path.size() - 6, 6, "/infer") == 0) return "/v2/models/{name}/infer";
+    if (path.size() > 6 && path.compare(path.size() - 6, 6, "/ready") == 0) return "/v2/models/{name}/ready";
+    return "/v2/models/{name}";
+  }
+  return "other";
+}
+
+thread_local Clock::time_point t_request_start;
+
+}  // namespace
+
+struct Server::Impl {
+  ServerOptions options;
+  httplib::Server http;
+  std::thread listener;
+  std::promise<void> stopped_promise;
+  std::shared_future<void> stopped;
+  int port = 0;
+
+  Metrics metrics;
+  std::mutex mu;
+  std::shared_ptr<Model> model;        // guarded by mu; set once
+  std::shared_ptr<Batcher> batcher;    // guarded by mu; set once
+  InputSchema input_schema;            // written once before `ready`
+  std::atomic<bool> ready{false};
+  std::atomic<bool> draining{false};
+
+  std::shared_ptr<Batcher> GetBatcher() {
+    std::lock_guard<std::mutex> lock(mu);
+    return batcher;
+  }
+
+  static void Reply(httplib::Response& res, const HttpError& e) {
+    res.status = e.status;
+    if (!e.header_name.empty()) res.set_header(e.header_name.c_str(), e.header_value);
+    res.set_content(e.body, e.content_type.c_str());
+  }
+
+  // Runs `table` through the batcher; records the queue and predict stages.
+  Result<Prediction> Score(Table table, Value params, Clock::time_point deadline) {
+    std::shared_ptr<Batcher> b = GetBatcher();
+    if (!ready.load() || b == nullptr) {
+      return Status::Unavailable(draining.load() ? "the server is shutting down" : "the model is not loaded yet");
+    }
+    BatchedResult r = b->Predict(std::move(table), std::move(params), deadline);
+    metrics.ObserveStage(Stage::kQueue, r.queue_seconds);
+    if (r.batch_requests > 0) metrics.ObserveStage(Stage::kPredict, r.predict_seconds);
+    return std::move(r.prediction);
+  }
+
+  void Invocations(const httplib::Request& req, httplib::Response& res) {
+    const Clock::time_point deadline = t_request_start + options.timeout;
+    if (!ready.load()) {
+      return Reply(res, HttpErrorFromStatus(Status::Unavailable(draining.load() ? "the server is shutting down"
+                                                                                : "the model is not loaded yet")));
+    }
+    std::optional<HttpError> refusal;
+    Result<BodyFormat> format = CheckContentType(req.get_header_value("Content-Type"), &refusal);
+    if (!format.ok()) return Reply(res, *refusal);
+
+    const Clock::time_point parse_start = Clock::now();
+    Table table;
+    Value params;
+    if (*format == BodyFormat::kJson) {
+      JsonReadOptions jo;
+      jo.schema = input_schema.typed;
+      Result<ScoringRequest> parsed = ParseScoringRequest(req.body, jo);
+      if (!parsed.ok()) return Reply(res, HttpErrorFromStatus(parsed.status()));
+      table = std::move(parsed->table);
+      params = std::move(parsed->params);
+    } else {
+      CsvReadOptions co;
+      co.schema = input_schema.typed;
+      co.source_name = "<request body>";
+      Result<Table> parsed = ReadCsv(req.body, co);
+      if (!parsed.ok()) {
+        return Reply(res, HttpErrorFromStatus(Status::InvalidArgument(fmt::format(
+                              "Failed to parse input as a Pandas DataFrame. Ensure that the input is a valid "
+                              "CSV-formatted Pandas DataFrame produced using the `pandas.DataFrame.to_csv()` "
+                              "method. Error: '{}'",
+                              parsed.status().message()))));
+      }
+      table = std::move(parsed).value();
+    }
+    Result<Table> enforced = EnforceColumns(table, input_schema);
+    if (!enforced.ok()) return Reply(res, HttpErrorFromStatus(enforced.status()));
+    metrics.ObserveStage(Stage::kParse, Seconds(Clock::now() - parse_start));
+
+    Result<Prediction> p = Score(std::move(enforced).value(), std::move(params), deadline);
+    if (!p.ok()) return Reply(res, HttpErrorFromStatus(p.status()));
+
+    const Clock::time_point ser_start = Clock::now();
+    res.status = 200;
+    res.set_content(PredictionsToJson(*p), kJson);
+    metrics.ObserveStage(Stage::kSerialize, Seconds(Clock::now() - ser_start));
+  }
+
+  void OipInfer(const httplib::Request& req, httplib::Response& res) {
+    const Clock::time_point deadline = t_request_start + options.timeout;
+    const std::string name = req.matches[1];
+    auto fail = [&](const HttpError& e) {
+      HttpError oip = e;
+      if (e.status != 504) {
+        nlohmann::json j = nlohmann::json::parse(e.body, nullptr, false);
+        std::string msg = j.is_object() && j.contains("message") ? j["message"].get<std::string>() : e.body;
+        if (j.is_object() && j.contains("stack_trace")) msg += ": " + j["stack_trace"].get<std::string>();
+        oip.body = OipError(msg);
+      } else {
+        oip.body = OipError(e.body);
+      }
+      oip.content_type = kJson;
+      Reply(res, oip);
+    };
+    if (name != options.model_name) {
+      res.status = 404;
+      return res.set_content(OipError("Model " + name + " not found"), kJson);
+    }
+    const Clock::time_point parse_start = Clock::now();
+    Result<OipRequest> parsed = ParseOipRequest(req.body);
+    if (!parsed.ok()) return fail(HttpErrorFromStatus(parsed.status()));
+    Result<Table> enforced = EnforceColumns(parsed->table, input_schema);
+    if (!enforced.ok()) return fail(HttpErrorFromStatus(enforced.status()));
+    metrics.ObserveStage(Stage::kParse, Seconds(Clock::now() - parse_start));
+    Result<Prediction> p = Score(std::move(enforced).value(), std::move(parsed->params), deadline);
+    if (!p.ok()) return fail(HttpErrorFromStatus(p.status()));
+    const Clock::time_point ser_start = Clock::now();
+    res.status = 200;
+    res.set_content(OipResponse(options.model_name, parsed->id, *p), kJson);
+    metrics.ObserveStage(Stage::kSerialize, Seconds(Clock::now() - ser_start));
+  }
+
+  void OipModelMetadata(const httplib::Request& req, httplib::Response& res) {
+    const std::string name = req.matches[1];
+    if (name != options.model_name) {
+      res.status = 404;
+      return res.set_content(OipError("Model " + name + " not found"), kJson);
+    }
+    nlohmann::json inputs = nlohmann::json::array();
+    for (const auto& [col, type] : input_schema.typed)
+      inputs.push_back({{"name", col}, {"datatype", OipDatatype(type)}, {"shape", {-1}}});
+    nlohmann::json out = {{"name", options.model_name},
+                          {"versions", nlohmann::json::array()},
+                          {"platform", "mlflow-pyfunc"},
+                          {"inputs", std::move(inputs)},
+                          {"outputs", nlohmann::json::array()}};
+    res.set_content(out.dump(), kJson);
+  }
+
+  void Register() {
+    http.Get("/ping", [this](const httplib::Request&, httplib::Response& res) {
+      res.status = ready.load() ? 200 : 404;
+      res.set_content("\n", kJson);
+    });
+    http.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+      res.status = ready.load() ? 200 : 404;
+      res.set_content("\n", kJson);
+    });
+    http.Get("/version", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content(PYFUNC_VERSION, kJson);
+    });
+    http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+      Metrics::Gauges g;
+      g.ready = ready.load();
+      std::shared_ptr<Model> m;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        m = model;
+      }
+      if (std::shared_ptr<Batcher> b = GetBatcher()) {
+        g.queue_depth = static_cast<int64_t>(b->queue_depth());
+        g.in_flight = static_cast<int64_t>(b->in_flight());
+        g.batching_disabled = b->batching_disabled();
+      }
+      if (m) {
+        g.worker_restarts = m->worker_restarts();
+        g.workers = m->num_workers();
+      }
+      res.set_content(metrics.Render(g), "text/plain; version=0.0.4; charset=utf-8");
+    });
+    http.Post("/invocations", [this](const httplib::Request& req, httplib::Response& res) { Invocations(req, res); });
+
+    http.Get("/v2/health/live", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content(R"({"live": true})", kJson);
+    });
+    http.Get("/v2/health/ready", [this](const httplib::Request&, httplib::Response& res) {
+      const bool r = ready.load();
+      res.status = r ? 200 : 503;
+      res.set_content(r ? R"({"ready": true})" : R"({"ready": false})", kJson);
+    });
+    http.Get("/v2", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content(nlohmann::json{{"name", "pyfunc"}, {"version", PYFUNC_VERSION}, {"extensions", nlohmann::json::array()}}
+                          .dump(),
+                      kJson);
+    });
+    http.Get(R"(/v2/models/([^/]+)/ready)", [this](const httplib::Request& req, httplib::Response& res) {
+      const std::string name = req.matches[1];
+      if (name != options.model_name) {
+        res.status = 404;
+        return res.set_content(OipError("Model " + name + " not found"), kJson);
+      }
+      const bool r = ready.load();
+      res.status = r ? 200 : 503;
+      res.set_content(nlohmann::json{{"name", name}, {"ready", r}}.dump(), kJson);
+    });
+    http.Get(R"(/v2/models/([^/]+))",
+             [this](const httplib::Request& req, httplib::Response& res) { OipModelMetadata(req, res); });
+    http.Post(R"(/v2/models/([^/]+)/infer)",
+              [this](const httplib::Request& req, httplib::Response& res) { OipInfer(req, res); });
+
+    http.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
+      t_request_start = Clock::now();
+      return httplib::Server::HandlerResponse::Unhandled;
+    });
+    // Called for every response with status >= 400, including our own: fill in a body
+    // only where the library produced none (unknown route, oversized body, bad request line).
+    http.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req,
+                                                                       httplib::Response& res) {
+      if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+      HttpError e;
+      if (res.status == 413) {
+        e = PayloadTooLarge(options.max_body_size);
+      } else if (res.status == 404) {
+        e = HttpErrorFromStatus(Status::NotFound("No route for " + req.method + " " + req.path));
+        e.body.replace(e.body.find("RESOURCE_DOES_NOT_EXIST"), 23, "ENDPOINT_NOT_FOUND");
+      } else {
+        e = HttpErrorFromStatus(Status::InvalidArgument(fmt::format("HTTP error {}", res.status)));
+        e.status = res.status;
+      }
+      res.set_content(e.body, e.content_type.c_str());
+      return httplib::Server::HandlerResponse::Handled;
+    }));
+    http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+      const double total = Seconds(Clock::now() - t_request_start);
+      const std::string route = RouteLabel(req.path);
+      metrics.CountRequest(route, res.status);
+      if (route == "/invocations" || route == "/v2/models/{name}/infer") metrics.ObserveStage(Stage::kTotal, total);
+      if (options.access_log) {
+        fmt::print(stderr, "{} \"{} {} {}\" {} {} {:.3f}ms\n", req.remote_addr, req.method, req.path, req.version,
+                   res.status, res.body.size(), total * 1e3);
+      }
+    });
+  }
+};
+
+Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  Impl& s = *impl;
+  s.http.new_task_queue = [n = std::max(1, options.http_threads)] { return new httplib::ThreadPool(n); };
+  s.http.set_tcp_nodelay(true);  // responses go out as two writes: no Nagle delay on the second
+  s.http.set_keep_alive_max_count(1u << 30);
+  s.http.set_keep_alive_timeout(options.keep_alive_timeout.count());
+  s.http.set_read_timeout(options.read_timeout.count(), 0);
+  s.http.set_write_timeout(options.read_timeout.count(), 0);
+  s.http.set_payload_max_length(options.max_body_size);
+  s.Register();
+  if (options.port == 0) {
+    s.port = s.http.bind_to_any_port(options.host);
+    if (s.port <= 0) return Status::IOError(fmt::format("cannot listen on {}: no free port", options.host));
+  } else {
+    if (!s.http.bind_to_port(options.host, options.port))
+      return Status::IOError(fmt::format("cannot listen on {}:{} (address in use or not available)", options.host,
+                                         options.port));
+    s.port = options.port;
+  }
+  s.stopped = s.stopped_promise.get_future().share();
+  s.listener = std::thread([&s] {
+    s.http.listen_after_bind();  // returns after stop(), once every connection thread ended
+    s.stopped_promise.set_value();
+  });
+  return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+void Server::SetModel(std::shared_ptr<Model> model) {
+  Impl& s = *impl_;
+  s.input_schema = ReadInputSchema(model->spec());
+  BatcherOptions bo;
+  bo.dispatchers = model->num_workers();
+  bo.max_batch_rows = s.options.max_batch_rows;
+  bo.max_batch_delay = s.options.max_batch_delay;
+  bo.max_queue = s.options.max_queue;
+  std::shared_ptr<Model> m = model;
+  auto batcher = std::make_shared<Batcher>(
+      [m](const Table& t, const Value& p) { return m->Predict(t, p); }, bo,
+      [&s](int requests, int64_t rows, double) { s.metrics.ObserveBatch(requests, rows); });
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    s.model = std::move(model);
+    s.batcher = std::move(batcher);
+  }
+  if (!s.draining.load()) s.ready = true;
+}
+
+int Server::port() const { return impl_->port; }
+bool Server::ready() const { return impl_->ready.load(); }
+
+Status Server::Drain(std::chrono::milliseconds grace) {
+  Impl& s = *impl_;
+  s.draining = true;
+  s.ready = false;
+  s.http.stop();
+  const bool finished = s.stopped.wait_for(grace) == std::future_status::ready;
+  if (!finished) {
+    return Status::DeadlineExceeded(
+        fmt::format("requests were still running after the grace period of {} ms", grace.count()));
+  }
+  if (s.listener.joinable()) s.listener.join();
+  if (std::shared_ptr<Batcher> b = s.GetBatcher()) b->Shutdown();
+  return Status::OK();
+}
+
+void Server::Wait() { impl_->stopped.wait(); }
+
+Server::~Server() {
+  Impl& s = *impl_;
+  s.ready = false;
+  s.http.stop();
+  if (s.listener.joinable()) s.listener.join();
+  if (std::shared_ptr<Batcher> b = s.GetBatcher()) b->Shutdown();
+}
+
+}  // namespace pyfunc
