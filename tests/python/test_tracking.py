@@ -218,3 +218,27 @@ def test_cli_runs_and_experiments(tracking_env, loader_kwargs, pyfunc_cli):
     assert "no such run" in err
     err = cli("runs", "list", "--experiment", "nope", ok=False).stderr
     assert "nope" in err
+
+
+def test_mlflow_sqlite_store_is_read(tracking_env, monkeypatch, pyfunc_cli):
+    import mlflow
+
+    class Times10(mlflow.pyfunc.PythonModel):
+        def predict(self, context, model_input):
+            return model_input * 10
+
+    db_uri = "sqlite:///" + str(tracking_env / "mlflow.db")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", db_uri)
+    with mlflow.start_run() as run:
+        mlflow.log_param("p", "v")
+        info = mlflow.pyfunc.log_model(name="clf", python_model=Times10(), registered_model_name="sq")
+    assert pyfunc.get_tracking_uri() == db_uri
+    assert pyfunc.get_run(run.info.run_id).data.params == {"p": "v"}
+    for uri in ("runs:/%s/clf" % run.info.run_id, info.model_uri, "models:/sq/1", "models:/sq/latest"):
+        pd.testing.assert_frame_equal(pd.DataFrame(pyfunc.load_pyfunc(uri).predict(X)), X * 10, obj=uri)
+    with pytest.raises(NotFoundError):
+        pyfunc.load_pyfunc("models:/sq/7")
+    with pytest.raises(InvalidArgumentError, match="does not write"):
+        pyfunc.start_run()
+    proc = subprocess.run([pyfunc_cli, "runs", "list"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and run.info.run_id in proc.stdout
