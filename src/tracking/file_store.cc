@@ -76,6 +76,27 @@ Status AppendLines(const std::string& path, const std::string& data) {
   return Status::OK();
 }
 
+// Creates a param file whole and only if absent (link(2) of a complete temp file), so two
+// writers of one key cannot both win: the loser compares values instead.
+Status CreateParamFile(const std::string& path, const std::string& key, const std::string& value,
+                       const std::string& run_id) {
+  FileSystem* fs = FileSystem::Default();
+  std::filesystem::path p(path);
+  std::string tmp = (p.parent_path() / ("." + p.filename().string() + ".pyfunc-tmp-" + NewUuidHex().substr(0, 12))).string();
+  PYFUNC_RETURN_IF_ERROR(fs->WriteFile(tmp, value));
+  int rc = ::link(tmp.c_str(), path.c_str());
+  int err = errno;
+  ::unlink(tmp.c_str());
+  if (rc == 0) return Status::OK();
+  if (err != EEXIST) return Status::IOError(path + ": " + std::strerror(err));
+  auto old = fs->ReadFile(path);
+  if (old.ok() && *old != value) {
+    return Status::InvalidArgument("param '" + key + "' of run " + run_id + ": already logged with value '" + *old +
+                                   "', cannot change it to '" + value + "'");
+  }
+  return Status::OK();
+}
+
 Status MakeDirs(const std::string& path) {
   std::error_code ec;
   std::filesystem::create_directories(path, ec);
@@ -287,7 +308,7 @@ class FileStore final : public TrackingStore {
       std::string path = dir + "/params/" + k;
       if (fs_->Exists(path)) continue;
       PYFUNC_RETURN_IF_ERROR(MakeDirs(std::filesystem::path(path).parent_path().string()));
-      PYFUNC_RETURN_IF_ERROR(WriteFileAtomic(fs_, path, v));
+      PYFUNC_RETURN_IF_ERROR(CreateParamFile(path, k, v, run_id));
     }
     for (const auto& [k, v] : tags) {
       std::string path = dir + "/tags/" + k;
