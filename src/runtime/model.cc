@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "pyfunc/file_system.h"
+#include "pyfunc/model_uri.h"
 #include "runtime/embedded.h"
 #include "runtime/worker.h"
 
@@ -44,8 +45,7 @@ struct Model::Impl {
 
 Result<Model> Model::Load(const std::string& uri, const LoadOptions& options) {
   if (options.workers < 1) return Status::InvalidArgument("workers must be at least 1");
-  std::string path = uri;
-  if (path.rfind("file://", 0) == 0) path = path.substr(7);
+  PYFUNC_ASSIGN_OR_RETURN(std::string path, ResolveModelUri(uri));
   PYFUNC_ASSIGN_OR_RETURN(ModelSpec spec, ModelSpec::Load(path));
   PYFUNC_RETURN_IF_ERROR(spec.python_function().status());
   if (FileSystem::Default()->IsDirectory(path) == false) path = std::filesystem::path(path).parent_path().string();

@@ -1,0 +1,435 @@
+// pyfunc predict | prepare-env: batch scoring of a file (or stdin) through the runtime.
+//
+// The input is read in batches of --batch-rows rows (CSV is streamed; a JSON request is
+// parsed once and split), --workers batches are scored in parallel, and the output is
+// written in input order, so memory stays bounded by about 2 x workers batches however
+// large the input is. A file output is written to a temporary sibling and renamed into
+// place at the end: a failed run leaves no partial file.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include <fmt/core.h>
+
+#include "commands.h"
+#include "pyfunc/csv.h"
+#include "pyfunc/environment.h"
+#include "pyfunc/file_system.h"
+#include "pyfunc/json_codec.h"
+#include "pyfunc/model.h"
+#include "pyfunc/model_uri.h"
+
+namespace pyfunc::cli {
+namespace {
+
+struct PredictArgs {
+  std::string model;
+  std::string input;   // empty or "-": stdin
+  std::string output;  // empty or "-": stdout
+  std::string content_type;   // json | csv; empty: from the input's extension, else json
+  std::string output_format = "json";
+  std::string env_manager = "virtualenv";
+  int workers = 1;
+  int64_t batch_rows = 65536;
+  double timeout = 600;
+  bool no_progress = false;
+};
+
+// The model signature's column types, for the CSV reader (columns it names get them).
+Schema SignatureSchema(const ModelSpec& spec) {
+  Schema schema;
+  const Value* sig = spec.document().Find("signature");
+  const Value* inputs = sig ? sig->Find("inputs") : nullptr;
+  if (inputs == nullptr || !inputs->is_string()) return schema;
+  Result<Value> cols = ParseJsonValue(inputs->as_string());
+  if (!cols.ok() || !cols->is_list()) return schema;
+  for (const Value& c : cols->as_list()) {
+    const Value* name = c.Find("name");
+    const Value* type = c.Find("type");
+    if (name == nullptr || type == nullptr || !name->is_string() || !type->is_string()) continue;
+    Result<DataType> t = ParseDataType(type->as_string());
+    if (t.ok()) schema.emplace_back(name->as_string(), *t);
+  }
+  return schema;
+}
+
+// Output sink: stdout, or a temporary sibling of the output file renamed by Commit().
+class Output {
+ public:
+  static Result<Output> Open(const std::string& path) {
+    Output out;
+    if (path.empty() || path == "-") {
+      out.fd_ = 1;
+      return out;
+    }
+    std::filesystem::path p(path);
+    out.path_ = path;
+    out.tmp_ = (p.parent_path() / ("." + p.filename().string() + ".partial-" + std::to_string(::getpid()))).string();
+    out.fd_ = ::open(out.tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (out.fd_ < 0) return Status::IOError(path + ": cannot write: " + std::strerror(errno));
+    return out;
+  }
+  Output() = default;
+  Output(Output&& o) noexcept : fd_(o.fd_), path_(std::move(o.path_)), tmp_(std::move(o.tmp_)) { o.fd_ = -1; }
+  ~Output() {
+    if (fd_ > 2) {
+      ::close(fd_);
+      ::unlink(tmp_.c_str());  // not committed: leave nothing behind
+    }
+  }
+  Status Write(std::string_view data) {
+    while (!data.empty()) {
+      ssize_t n = ::write(fd_, data.data(), data.size());
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return Status::IOError((path_.empty() ? std::string("stdout") : path_) + ": " + std::strerror(errno));
+      }
+      data.remove_prefix(static_cast<size_t>(n));
+    }
+    return Status::OK();
+  }
+  Status Commit() {
+    if (fd_ <= 2) return Status::OK();
+    if (::fsync(fd_) != 0 || ::close(fd_) != 0) {
+      fd_ = -1;
+      ::unlink(tmp_.c_str());
+      return Status::IOError(path_ + ": " + std::strerror(errno));
+    }
+    fd_ = -1;
+    if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
+      ::unlink(tmp_.c_str());
+      return Status::IOError(path_ + ": " + std::strerror(errno));
+    }
+    return Status::OK();
+  }
+
+ private:
+  int fd_ = -1;
+  std::string path_, tmp_;
+};
+
+// Formats predictions as MLflow's {"predictions": [...]} (streamed batch by batch) or CSV.
+class PredictionWriter {
+ public:
+  PredictionWriter(Output* out, bool csv) : out_(out), csv_(csv) {}
+  Status Write(const Prediction& p) {
+    std::string text;
+    if (csv_) {
+      Table t = p.table;
+      if (t.num_columns() == 1 && t.column_name(0).empty()) {
+        t = *Table::Make({"prediction"}, {t.column(0)});
+      }
+      CsvWriteOptions o;
+      o.header = !header_written_;
+      header_written_ = true;
+      text = WriteCsvString(t, o);
+    } else {
+      std::string body;
+      AppendPredictionJson(p, &body);  // "[...]"
+      if (body.size() > 2) {
+        text = (any_rows_ ? ", " : "{\"predictions\": [") + body.substr(1, body.size() - 2);
+        any_rows_ = true;
+      }
+    }
+    return out_->Write(text);
+  }
+  Status Finish() {
+    if (!csv_) return out_->Write(any_rows_ ? "]}\n" : "{\"predictions\": []}\n");
+    return Status::OK();
+  }
+
+ private:
+  Output* out_;
+  bool csv_;
+  bool any_rows_ = false;
+  bool header_written_ = false;
+};
+
+class Progress {
+ public:
+  Progress(bool enabled, int64_t total_bytes) : enabled_(enabled), total_(total_bytes), start_(Clock::now()) {}
+  void Update(int64_t rows, int64_t bytes_done) {
+    if (!enabled_) return;
+    auto now = Clock::now();
+    if (now - last_ < std::chrono::milliseconds(200)) return;
+    last_ = now;
+    Print(rows, bytes_done, false);
+  }
+  void Done(int64_t rows) {
+    if (enabled_) Print(rows, total_, true);
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  void Print(int64_t rows, int64_t bytes, bool done) {
+    const double secs = std::chrono::duration<double>(Clock::now() - start_).count();
+    const double rate = secs > 0 ? rows / secs : 0;
+    std::string eta = "";
+    if (!done && total_ > 0 && bytes > 0 && secs > 0) {
+      const double left = (total_ - bytes) / (bytes / secs);
+      eta = fmt::format(" | ETA {}:{:02d}", static_cast<int>(left) / 60, static_cast<int>(left) % 60);
+    }
+    fmt::print(stderr, "\r\033[K{} rows | {:.0f} rows/s{}{}", rows, rate, eta, done ? "\n" : "");
+    std::fflush(stderr);
+  }
+  bool enabled_;
+  int64_t total_;
+  Clock::time_point start_, last_;
+};
+
+// Produces input batches: CSV streamed from a descriptor, or a JSON request split.
+class BatchSource {
+ public:
+  virtual ~BatchSource() = default;
+  virtual Result<std::optional<Table>> Next() = 0;
+  virtual int64_t bytes_done() const = 0;
+  Value params;
+};
+
+class CsvSource : public BatchSource {
+ public:
+  CsvSource(std::unique_ptr<CsvReader> r, int fd) : reader_(std::move(r)), fd_(fd) {}
+  Result<std::optional<Table>> Next() override { return reader_->Next(); }
+  int64_t bytes_done() const override {
+    off_t pos = ::lseek(fd_, 0, SEEK_CUR);
+    return pos < 0 ? 0 : pos;
+  }
+
+ private:
+  std::unique_ptr<CsvReader> reader_;
+  int fd_;
+};
+
+class JsonSource : public BatchSource {
+ public:
+  JsonSource(Table t, int64_t batch, int64_t size) : table_(std::move(t)), batch_(batch), size_(size) {}
+  Result<std::optional<Table>> Next() override {
+    if (offset_ >= table_.num_rows() && !(offset_ == 0 && !emitted_)) return std::optional<Table>();
+    emitted_ = true;
+    const int64_t n = std::min(batch_, table_.num_rows() - offset_);
+    PYFUNC_ASSIGN_OR_RETURN(Table t, table_.Slice(offset_, n));
+    offset_ += n;
+    return std::optional<Table>(std::move(t));
+  }
+  int64_t bytes_done() const override {
+    return table_.num_rows() ? size_ * offset_ / table_.num_rows() : size_;
+  }
+
+ private:
+  Table table_;
+  int64_t batch_, size_;
+  int64_t offset_ = 0;
+  bool emitted_ = false;
+};
+
+Result<std::string> ReadAll(int fd, const std::string& name) {
+  std::string data;
+  char buf[1 << 16];
+  while (true) {
+    ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::IOError(name + ": " + std::strerror(errno));
+    }
+    if (n == 0) break;
+    data.append(buf, static_cast<size_t>(n));
+  }
+  return data;
+}
+
+int Predict(const PredictArgs& a) {
+  if (a.workers < 1) return Fail(Status::InvalidArgument("--workers must be at least 1"));
+  if (a.batch_rows < 1) return Fail(Status::InvalidArgument("--batch-rows must be at least 1"));
+  std::string type = a.content_type;
+  if (type.empty()) type = a.input.size() > 4 && a.input.compare(a.input.size() - 4, 4, ".csv") == 0 ? "csv" : "json";
+  Result<EnvManager> manager = ParseEnvManager(a.env_manager);
+  if (!manager.ok()) return Fail(manager.status());
+
+  // Open the input before loading the model: a missing file should not cost a model load.
+  int fd = 0;
+  int64_t total = 0;
+  const std::string input_name = a.input.empty() || a.input == "-" ? "<stdin>" : a.input;
+  if (input_name != "<stdin>") {
+    fd = ::open(a.input.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return Fail(Status::NotFound(a.input + ": " + std::strerror(errno)));
+    struct stat st;
+    if (::fstat(fd, &st) == 0) total = st.st_size;
+  }
+  struct FdCloser {
+    int fd;
+    ~FdCloser() {
+      if (fd > 0) ::close(fd);
+    }
+  } closer{fd};
+
+  LoadOptions options;
+  options.env_manager = *manager;
+  options.workers = a.workers;
+  options.predict_timeout = std::chrono::milliseconds(static_cast<int64_t>(a.timeout * 1000));
+  Result<Model> model = Model::Load(a.model, options);
+  if (!model.ok()) return Fail(model.status());
+
+  std::unique_ptr<BatchSource> source;
+  if (type == "csv") {
+    CsvReadOptions o;
+    o.batch_rows = a.batch_rows;
+    o.schema = SignatureSchema(model->spec());
+    o.source_name = input_name;
+    Result<std::unique_ptr<CsvReader>> reader = CsvReader::FromFd(fd, o);
+    if (!reader.ok()) return Fail(reader.status());
+    source = std::make_unique<CsvSource>(std::move(reader).value(), fd);
+  } else {
+    Result<std::string> body = ReadAll(fd, input_name);
+    if (!body.ok()) return Fail(body.status());
+    JsonReadOptions o;
+    o.schema = SignatureSchema(model->spec());
+    Result<ScoringRequest> request = ParseScoringRequest(*body, o);
+    if (!request.ok()) return Fail(request.status().WithContext(input_name));
+    auto json = std::make_unique<JsonSource>(std::move(request->table), a.batch_rows, static_cast<int64_t>(body->size()));
+    json->params = request->params;
+    source = std::move(json);
+  }
+
+  Result<Output> output = Output::Open(a.output);
+  if (!output.ok()) return Fail(output.status());
+  PredictionWriter writer(&*output, a.output_format == "csv");
+  Progress progress(!a.no_progress && ::isatty(2), total);
+
+  // Up to `workers` batches in flight; results are written in input order.
+  struct Slot {
+    bool done = false;
+    Result<Prediction> result = Status::Internal("pending");
+    int64_t first_row = 0, rows = 0;
+  };
+  std::mutex mu;
+  std::condition_variable cv;
+  std::map<int64_t, Slot> slots;  // by batch number
+  int in_flight = 0;
+  int64_t next_batch = 0, next_write = 0, rows_read = 0, rows_written = 0;
+  Status failure;
+  std::vector<std::thread> threads;
+
+  auto write_ready = [&](std::unique_lock<std::mutex>& lock) -> Status {
+    while (true) {
+      auto it = slots.find(next_write);
+      if (it == slots.end() || !it->second.done) return Status::OK();
+      Slot slot = std::move(it->second);
+      slots.erase(it);
+      ++next_write;
+      lock.unlock();
+      Status st = slot.result.ok() ? writer.Write(*slot.result)
+                                   : slot.result.status().WithContext(
+                                         fmt::format("rows {}-{}", slot.first_row, slot.first_row + slot.rows - 1));
+      lock.lock();
+      if (!st.ok()) return st;
+      rows_written += slot.rows;
+    }
+  };
+
+  while (failure.ok()) {
+    Result<std::optional<Table>> batch = source->Next();
+    if (!batch.ok()) {
+      failure = batch.status();
+      break;
+    }
+    if (!batch->has_value()) break;
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return in_flight < a.workers; });
+    failure = write_ready(lock);
+    if (!failure.ok()) break;
+    const int64_t id = next_batch++;
+    Slot& slot = slots[id];
+    slot.first_row = rows_read;
+    slot.rows = (*batch)->num_rows();
+    rows_read += slot.rows;
+    ++in_flight;
+    lock.unlock();
+    threads.emplace_back([&, id, table = std::move(**batch)] {
+      Result<Prediction> out = model->Predict(table, source->params);
+      std::lock_guard<std::mutex> g(mu);
+      slots[id].result = std::move(out);
+      slots[id].done = true;
+      --in_flight;
+      cv.notify_all();
+    });
+    progress.Update(rows_written, source->bytes_done());
+    // Reap finished threads so their number stays bounded.
+    if (threads.size() > static_cast<size_t>(4 * a.workers)) {
+      std::unique_lock<std::mutex> l(mu);
+      cv.wait(l, [&] { return in_flight == 0; });
+      l.unlock();
+      for (auto& t : threads) t.join();
+      threads.clear();
+    }
+  }
+  for (auto& t : threads) t.join();
+  if (failure.ok()) {
+    std::unique_lock<std::mutex> lock(mu);
+    failure = write_ready(lock);
+  }
+  if (failure.ok()) failure = writer.Finish();
+  if (failure.ok()) failure = output->Commit();
+  if (!failure.ok()) {
+    if (!a.no_progress && ::isatty(2)) fmt::print(stderr, "\n");
+    return Fail(failure);
+  }
+  progress.Done(rows_written);
+  return 0;
+}
+
+int PrepareEnv(const std::string& model_uri, const std::string& env_manager) {
+  Result<EnvManager> manager = ParseEnvManager(env_manager);
+  if (!manager.ok()) return Fail(manager.status());
+  Result<std::string> path = ResolveModelUri(model_uri);
+  if (!path.ok()) return Fail(path.status());
+  Result<ModelSpec> spec = ModelSpec::Load(*path);
+  if (!spec.ok()) return Fail(spec.status());
+  EnvironmentOptions options;
+  options.manager = *manager;
+  Result<PythonEnvironment> env = PrepareEnvironment(*path, *spec, options);
+  if (!env.ok()) return Fail(env.status());
+  fmt::print("{} {}\n", env->created ? "created" : "ready", env->description);
+  return 0;
+}
+
+}  // namespace
+
+void RegisterPredictCommands(CLI::App& app, int* exit_code) {
+  auto a = std::make_shared<PredictArgs>();
+  auto* predict = app.add_subcommand("predict", "Score a CSV or JSON file (or stdin) with a model, in batches");
+  predict->add_option("-m,--model-uri", a->model, "Model directory or URI")->required();
+  predict->add_option("-i,--input-path", a->input, "Input file (default: stdin)");
+  predict->add_option("-o,--output-path", a->output, "Output file, written atomically (default: stdout)");
+  predict->add_option("-t,--content-type", a->content_type,
+                      "Input format: json (an MLflow scoring request) or csv (default: from the file "
+                      "extension, else json)")
+      ->check(CLI::IsMember({"json", "csv"}));
+  predict->add_option("--output-format", a->output_format,
+                      "json ({\"predictions\": ...} as MLflow writes it) or csv")
+      ->check(CLI::IsMember({"json", "csv"}))
+      ->capture_default_str();
+  predict->add_option("--env-manager", a->env_manager, "local, virtualenv (or uv), conda")->capture_default_str();
+  predict->add_option("-w,--workers", a->workers, "Worker processes scoring batches in parallel")
+      ->capture_default_str();
+  predict->add_option("--batch-rows", a->batch_rows, "Rows per batch")->capture_default_str();
+  predict->add_option("--timeout", a->timeout, "Seconds one batch may take")->capture_default_str();
+  predict->add_flag("--no-progress", a->no_progress, "No progress bar (none is shown when stderr is not a terminal)");
+  predict->callback([a, exit_code] { *exit_code = Predict(*a); });
+
+  auto env = std::make_shared<std::pair<std::string, std::string>>("", "virtualenv");
+  auto* prepare = app.add_subcommand("prepare-env", "Build (or find) a model's environment ahead of time");
+  prepare->add_option("-m,--model-uri,model", env->first, "Model directory or URI")->required();
+  prepare->add_option("--env-manager", env->second, "virtualenv (or uv), conda, local")->capture_default_str();
+  prepare->callback([env, exit_code] { *exit_code = PrepareEnv(env->first, env->second); });
+}
+
+}  // namespace pyfunc::cli
