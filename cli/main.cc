@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   RegisterModelCommands(app, &exit_code);
   RegisterPredictCommands(app, &exit_code);
   RegisterTrackingCommands(app, &exit_code);
+  RegisterServeCommand(app, &exit_code);
 
   try {
     app.parse(argc, argv);
