@@ -12,7 +12,9 @@
 //
 // runs:/ and models:/ are looked up in the store of the tracking URI in force (see
 // tracking.h). Local artifacts are used in place; remote ones are downloaded into the
-// cache directory, into a temporary directory renamed into place when complete.
+// cache directory, into a temporary directory renamed into place when complete. Logged
+// models and registered versions are downloaded once and reused; a run's artifacts can
+// change, so runs:/ downloads are fresh each time (remove old ones with the cache dir).
 #ifndef PYFUNC_MODEL_URI_H_
 #define PYFUNC_MODEL_URI_H_
 

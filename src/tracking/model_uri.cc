@@ -50,8 +50,11 @@ class Resolver {
  public:
   Resolver(TrackingStore& store, std::string cache_dir) : store_(store), cache_dir_(std::move(cache_dir)) {}
 
-  // The local path of `sub` below artifact URI `artifact_uri`.
-  Result<std::string> Materialize(const std::string& artifact_uri, const std::string& sub, const std::string& what) {
+  // The local path of `sub` below artifact URI `artifact_uri`. Remote artifacts are
+  // downloaded once into a directory keyed by their URI when `immutable` (logged models,
+  // registered versions); a run's artifacts can change, so they are downloaded afresh.
+  Result<std::string> Materialize(const std::string& artifact_uri, const std::string& sub, const std::string& what,
+                                  bool immutable = true) {
     PYFUNC_ASSIGN_OR_RETURN(std::string norm, NormalizeArtifactPath(sub));
     PYFUNC_ASSIGN_OR_RETURN(std::unique_ptr<ArtifactRepository> repo, store_.OpenArtifacts(artifact_uri));
     if (auto* local = dynamic_cast<LocalArtifactRepository*>(repo.get())) {
@@ -63,6 +66,7 @@ class Resolver {
     }
     std::string dst = cache_dir_ + "/" + HashHex(store_.uri() + "|" + artifact_uri + "|" + norm);
     FileSystem* fs = FileSystem::Default();
+    if (!immutable) dst += "-" + NewUuidHex().substr(0, 12);
     if (fs->IsDirectory(dst)) {
       auto names = fs->ListDir(dst);
       if (names.ok() && names->size() == 1 && !norm.empty() && (*names)[0] == BaseName(norm) &&
@@ -83,7 +87,7 @@ class Resolver {
     std::string scheme = UriScheme(uri);
     if (scheme == "runs") return ResolveRuns(uri, depth);
     if (scheme == "models") return ResolveModels(uri, depth);
-    if (scheme == "mlflow-artifacts") return Materialize(uri, "", uri);
+    if (scheme == "mlflow-artifacts") return Materialize(uri, "", uri, /*immutable=*/false);
     std::string path = LocalPathOfUri(uri);
     if (path.empty()) {
       return Status::InvalidArgument(uri + ": unsupported model URI scheme '" + scheme +
@@ -104,7 +108,7 @@ class Resolver {
     PYFUNC_ASSIGN_OR_RETURN(std::string norm, NormalizeArtifactPath(sub));
     auto run = store_.GetRun(run_id);
     if (!run.ok()) return run.status().WithContext(uri);
-    auto found = Materialize(run->info.artifact_uri, norm, uri);
+    auto found = Materialize(run->info.artifact_uri, norm, uri, /*immutable=*/false);
     if (found.ok() || found.status().code() != StatusCode::kNotFound || norm.empty()) return found;
     // MLflow 3: the model's files live with a logged model named after the first segment.
     size_t s = norm.find('/');
