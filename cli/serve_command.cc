@@ -74,11 +74,9 @@ int Serve(const ServeArgs& a) {
   fmt::print(stderr, "pyfunc serve: listening on http://{}:{} (loading the model)\n", a.host, (*server)->port());
 
   std::atomic<bool> loaded{false};
-  std::atomic<int> drain_exit{0};
   std::thread signal_thread([&] {
     int sig = 0;
     sigwait(&signals, &sig);
-    if (sig == 0) return;  // woken by the main thread at exit
     if (!loaded.load()) {
       fmt::print(stderr, "pyfunc serve: {} while loading the model; exiting\n", strsignal(sig));
       std::_Exit(1);  // workers already started die with us (they watch their parent)
@@ -89,7 +87,9 @@ int Serve(const ServeArgs& a) {
       fmt::print(stderr, "pyfunc serve: {}; exiting\n", st.message());
       std::_Exit(1);
     }
-    drain_exit = 0;
+    // Drained and the workers stopped: idle keep-alive connections close with the process.
+    fmt::print(stderr, "pyfunc serve: drained; exiting\n");
+    std::_Exit(0);
   });
 
   std::string path = a.model_uri;
@@ -109,10 +109,9 @@ int Serve(const ServeArgs& a) {
   fmt::print(stderr, "pyfunc serve: ready ({} worker{}, {})\n", a.workers, a.workers == 1 ? "" : "s",
              (*server)->ready() ? "accepting requests" : "draining");
 
-  (*server)->Wait();
+  (*server)->Wait();  // returns only once a drain has begun; the signal thread exits the process
   signal_thread.join();
-  server->reset();
-  return drain_exit.load();
+  return 0;
 }
 
 }  // namespace

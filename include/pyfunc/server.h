@@ -130,13 +130,14 @@ class Server {
   int port() const;
   bool ready() const;
 
-  // Graceful stop: readiness turns false, the listening socket closes, requests
-  // already received are finished (their batches run), then the server stops.
-  // Returns OK when everything finished within `grace`, DeadlineExceeded otherwise
-  // (requests still queued then get 503; a batch still running is abandoned).
+  // Graceful stop: readiness turns false, the listening socket closes, scoring
+  // requests already received are finished (their batches run), then the model is
+  // released (its workers stop once no one else holds it). Idle keep-alive connections
+  // are not waited for; they close when the Server is destroyed or the process exits.
+  // Returns OK when the requests finished within `grace`, DeadlineExceeded otherwise.
   Status Drain(std::chrono::milliseconds grace);
 
-  // Blocks until the server has stopped (after Drain, or a listener failure).
+  // Blocks until the listener has stopped (after Drain and the last connection).
   void Wait();
 
   ~Server();  // Drain(0) if still running

@@ -426,6 +426,22 @@ struct Server::Impl {
   InputSchema input_schema;            // written once before `ready`
   std::atomic<bool> ready{false};
   std::atomic<bool> draining{false};
+  // Scoring requests received in full and not yet answered (what a drain waits for).
+  std::mutex inflight_mu;
+  std::condition_variable inflight_cv;
+  int inflight = 0;  // guarded by inflight_mu
+
+  struct InFlight {
+    explicit InFlight(Impl* s) : s(s) {
+      std::lock_guard<std::mutex> lock(s->inflight_mu);
+      ++s->inflight;
+    }
+    ~InFlight() {
+      std::lock_guard<std::mutex> lock(s->inflight_mu);
+      if (--s->inflight == 0) s->inflight_cv.notify_all();
+    }
+    Impl* s;
+  };
 
   std::shared_ptr<Batcher> GetBatcher() {
     std::lock_guard<std::mutex> lock(mu);
@@ -451,6 +467,7 @@ struct Server::Impl {
   }
 
   void Invocations(const httplib::Request& req, httplib::Response& res) {
+    InFlight guard(this);
     const Clock::time_point deadline = t_request_start + options.timeout;
     if (!ready.load()) {
       return Reply(res, HttpErrorFromStatus(Status::Unavailable(draining.load() ? "the server is shutting down"
@@ -498,6 +515,7 @@ struct Server::Impl {
   }
 
   void OipInfer(const httplib::Request& req, httplib::Response& res) {
+    InFlight guard(this);
     const Clock::time_point deadline = t_request_start + options.timeout;
     const std::string name = req.matches[1];
     auto fail = [&](const HttpError& e) {
@@ -702,14 +720,26 @@ Status Server::Drain(std::chrono::milliseconds grace) {
   Impl& s = *impl_;
   s.draining = true;
   s.ready = false;
-  s.http.stop();
-  const bool finished = s.stopped.wait_for(grace) == std::future_status::ready;
-  if (!finished) {
-    return Status::DeadlineExceeded(
-        fmt::format("requests were still running after the grace period of {} ms", grace.count()));
+  s.http.stop();  // closes the listening socket; connections end after their current request
+  {
+    // Requests already received finish (their batches run); idle keep-alive
+    // connections are not waited for: they would hold the drain for the keep-alive timeout.
+    std::unique_lock<std::mutex> lock(s.inflight_mu);
+    if (!s.inflight_cv.wait_for(lock, grace, [&] { return s.inflight == 0; })) {
+      return Status::DeadlineExceeded(fmt::format("{} requests were still running after the grace period of {} ms",
+                                                  s.inflight, grace.count()));
+    }
   }
-  if (s.listener.joinable()) s.listener.join();
-  if (std::shared_ptr<Batcher> b = s.GetBatcher()) b->Shutdown();
+  std::shared_ptr<Batcher> b;
+  std::shared_ptr<Model> m;
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    b = std::move(s.batcher);
+    m = std::move(s.model);
+  }
+  if (b) b->Shutdown();
+  b.reset();
+  m.reset();  // the last reference: workers stop here
   return Status::OK();
 }
 

@@ -1,0 +1,421 @@
+"""`pyfunc serve` end to end: the real binary on a free loopback port, real Python
+workers, MLflow's own client and MLflow's own request handling as the reference."""
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# A model whose behaviour is chosen per call with params={"mode": ...}; "sleep" takes
+# long enough to be caught in flight, "crash" kills its worker, "hang" never returns.
+MODEL_SRC = textwrap.dedent('''
+    import os, time
+    import numpy as np
+    import pandas as pd
+
+    class ServeModel:
+        def predict(self, df, params=None):
+            mode = (params or {}).get("mode", "echo")
+            if mode == "echo":
+                return df
+            if mode == "sum":
+                return df.select_dtypes("number").sum(axis=1).to_numpy()
+            if mode == "series":
+                return pd.Series(df.iloc[:, 0].to_numpy(), name="first")
+            if mode == "sleep":
+                time.sleep(0.8)
+                return df
+            if mode == "raise":
+                raise ValueError("the model refuses: " + str(len(df)) + " rows")
+            if mode == "crash":
+                os.kill(os.getpid(), 9)
+            if mode == "hang":
+                time.sleep(3600)
+            raise KeyError(mode)
+
+    def _load_pyfunc(path):
+        return ServeModel()
+''')
+
+
+def pyfunc_binary():
+    for p in (ROOT / "build/cpp/pyfunc", ROOT / ".venv/bin/pyfunc"):
+        if p.exists():
+            return str(p)
+    pytest.skip("no pyfunc binary (build/cpp/pyfunc or .venv/bin/pyfunc)")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def children(pid):
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                stat = Path(f"/proc/{d}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rfind(")") + 2:].split()
+            if int(fields[1]) == pid and fields[0] != "Z":
+                out.append(int(d))
+    return sorted(out)
+
+
+def open_fds(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+class Server:
+    def __init__(self, model, *args, workers=1, timeout=10):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        cmd = [pyfunc_binary(), "serve", "-m", str(model), "-p", str(self.port), "-w", str(workers),
+               "-t", str(timeout), "--env-manager", "local", *args]
+        env = dict(os.environ, PYFUNC_PYTHON=sys.executable)
+        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            assert self.proc.poll() is None, self.proc.stderr.read()
+            try:
+                if requests.get(self.url + "/ping", timeout=1).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError("server did not become ready")
+
+    def post(self, path="/invocations", body=None, content_type="application/json", **kw):
+        data = json.dumps(body) if isinstance(body, (dict, list)) else body
+        return requests.post(self.url + path, data=data, headers={"Content-Type": content_type}, **kw)
+
+    def metric(self, name):
+        text = requests.get(self.url + "/metrics").text
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    import mlflow.pyfunc
+    import mlflow.sklearn
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types import ParamSchema, ParamSpec
+    from sklearn.linear_model import LinearRegression
+
+    root = tmp_path_factory.mktemp("serve")
+    (root / "serve_model.py").write_text(MODEL_SRC)
+    sig = ModelSignature(inputs=None, params=ParamSchema([ParamSpec("mode", "string", "echo")]))
+    mlflow.pyfunc.save_model(str(root / "behave"), loader_module="serve_model",
+                             code_paths=[str(root / "serve_model.py")], signature=sig,
+                             pip_requirements=["pandas"])
+    X = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "b": [0.5, 1.5, 2.0, 0.0]})
+    y = X.a * 2 + X.b
+    reg = LinearRegression().fit(X, y)
+    mlflow.sklearn.save_model(reg, str(root / "sk"), signature=infer_signature(X, reg.predict(X)),
+                             pip_requirements=["scikit-learn"])
+    return {"behave": root / "behave", "sk": root / "sk"}
+
+
+@pytest.fixture(scope="module")
+def server(models):
+    s = Server(models["behave"], "--max-body-size", "200000", workers=2)
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def mlflow_reference(models):
+    """MLflow's own /invocations handling, in process: (body, content type) → (status, body)."""
+    import mlflow.pyfunc
+    from mlflow.exceptions import MlflowException
+    from mlflow.pyfunc import scoring_server
+
+    model = mlflow.pyfunc.load_model(str(models["behave"]))
+
+    def score(body, content_type="application/json"):
+        data = json.dumps(body) if isinstance(body, dict) else body
+        try:
+            r = scoring_server.invocations(data, content_type, model, model.metadata.get_input_schema())
+            return r.status, r.response
+        except MlflowException as e:
+            return e.get_http_status_code(), e.serialize_as_json()
+
+    return score
+
+
+# --- MLflow's protocol ----------------------------------------------------------------
+
+
+def test_mlflow_scoring_server_client_works(server):
+    from mlflow.pyfunc.scoring_server.client import ScoringServerClient
+
+    client = ScoringServerClient("127.0.0.1", server.port)
+    client.wait_server_ready(timeout=10)
+    df = pd.DataFrame({"a": [1, 2, 3], "b": [0.5, 1.5, 2.5]})
+    got = client.invoke(df).get_predictions()
+    pd.testing.assert_frame_equal(got, df)
+    got = client.invoke(df, params={"mode": "sum"}).get_predictions()
+    np.testing.assert_allclose(np.asarray(got).ravel(), [1.5, 3.5, 5.5])
+    assert client.get_version()
+
+
+def test_health_and_version(server):
+    for path in ("/ping", "/health"):
+        r = requests.get(server.url + path)
+        assert (r.status_code, r.text, r.headers["Content-Type"]) == (200, "\n", "application/json")
+    r = requests.get(server.url + "/version")
+    assert r.status_code == 200 and r.text and '"' not in r.text
+
+
+REQUESTS = [
+    ({"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2.5], [3, 4.0]]}}, "application/json"),
+    ({"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2.5], [3, 4.0]]}, "params": {"mode": "sum"}},
+     "application/json"),
+    ({"dataframe_records": [{"a": 1, "s": "x"}, {"a": 2, "s": "\u00e9"}]}, "application/json"),
+    ({"dataframe_records": [{"a": 1.5}, {"a": None}], "params": {"mode": "series"}}, "application/json"),
+    # (instances and inputs reach MLflow's model as a dict of arrays but pyfunc's as a
+    # DataFrame, which this model's answers reflect; they are checked on their own below.)
+    ({"dataframe_records": [{"a": 1, "b": 2.5}], "params": {"mode": "sum"}}, "application/json; charset=UTF-8"),
+    ("a,b\n1,x\n2,y\n", "text/csv"),
+    ("a,b\n1,2\n", "text/csv; charset=utf-8"),
+    ({"dataframe_split": {"columns": ["a"], "data": [[1]]}, "params": {"mode": "raise"}}, "application/json"),
+    ({"inputs": [1], "dataframe_split": {"data": [[1]]}}, "application/json"),
+    ("a,b\n1,2\n", "text/csv; charset=latin-1"),
+    ("a,b\n1,2\n", "application/json; format=pandas-split"),
+    ("a,b\n1,2\n", "text/plain"),
+]
+
+
+@pytest.mark.parametrize("body,content_type", REQUESTS)
+def test_same_response_as_mlflows_scoring_server(server, mlflow_reference, body, content_type):
+    want_status, want_body = mlflow_reference(body, content_type)
+    r = server.post(body=body, content_type=content_type)
+    assert r.status_code == want_status, r.text
+    if content_type == "text/plain":
+        # MLflow also lists parquet, which pyfunc does not accept.
+        assert r.text == want_body.replace(", 'application/vnd.apache.parquet'", "")
+    elif want_status == 200 or want_status == 415:
+        assert r.text == want_body
+    else:
+        got, want = r.json(), json.loads(want_body)
+        assert got["error_code"] == want["error_code"]
+        # MLflow prints a Python set there, in hash order.
+        unordered = re.compile(r"\{'[^}]*\}")
+        assert unordered.sub("{}", got["message"]) == unordered.sub("{}", want["message"])
+
+
+def test_instances_and_inputs(server):
+    for body in ({"instances": [{"a": 1, "b": 2.5}, {"a": 2, "b": 1}]}, {"inputs": {"a": [1, 2], "b": [2.5, 1]}},
+                 {"inputs": [{"a": 1, "b": 2.5}, {"a": 2, "b": 1}]}):
+        r = server.post(body=dict(body, params={"mode": "sum"}))
+        assert r.json() == {"predictions": [3.5, 3.0]}, body
+
+
+def test_malformed_json_and_csv_are_400(server):
+    for body, ct in [("{bad", "application/json"), ("[1, 2]", "application/json"),
+                     ('a,b\n"open,2\n', "text/csv"), ("a\n1,2,3\n", "text/csv"), (b"\xff\xfe", "text/csv")]:
+        r = server.post(body=body, content_type=ct)
+        assert r.status_code == 400, (body, r.text)
+        assert r.json()["error_code"] == "BAD_REQUEST"
+
+
+def test_missing_and_unknown_columns(models):
+    s = Server(models["sk"])
+    try:
+        ok = s.post(body={"dataframe_records": [{"a": 1.0, "b": 2.0, "zzz": 5}]})
+        assert ok.status_code == 200, ok.text  # extra columns are dropped, as MLflow does
+        assert ok.json()["predictions"] == pytest.approx([4.0])
+        r = s.post(body={"dataframe_records": [{"a": 1.0}]})
+        assert r.status_code == 400
+        assert "missing inputs ['b']" in r.json()["message"]
+        r = s.post(body="a,b\n1,notanumber\n", content_type="text/csv")
+        assert r.status_code == 400
+    finally:
+        s.stop()
+
+
+def test_oversized_body_is_413_and_server_keeps_serving(server):
+    big = {"inputs": list(range(100000))}
+    r = server.post(body=big)
+    assert r.status_code == 413
+    assert r.json()["error_code"] == "RESOURCE_EXHAUSTED"
+    assert server.post(body={"inputs": [1, 2]}).status_code == 200
+
+
+# --- Open Inference Protocol ----------------------------------------------------------
+
+
+def test_open_inference_protocol(server):
+    assert requests.get(server.url + "/v2/health/live").json() == {"live": True}
+    assert requests.get(server.url + "/v2/health/ready").status_code == 200
+    assert requests.get(server.url + "/v2/models/model/ready").json() == {"name": "model", "ready": True}
+    assert requests.get(server.url + "/v2/models/model").json()["name"] == "model"
+    assert requests.get(server.url + "/v2/models/other/ready").status_code == 404
+    req = {"id": "42", "parameters": {"mode": "sum"},
+           "inputs": [{"name": "a", "shape": [2], "datatype": "INT64", "data": [1, 2]},
+                      {"name": "b", "shape": [2, 1], "datatype": "FP32", "data": [[0.5], [1.5]]}]}
+    r = server.post("/v2/models/model/infer", req)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["id"] == "42" and out["model_name"] == "model"
+    assert out["outputs"] == [{"name": "predict", "shape": [2], "datatype": "FP64", "data": [1.5, 3.5]}]
+    r = server.post("/v2/models/model/infer", {"inputs": [{"name": "x", "shape": [3], "datatype": "FP64",
+                                                           "data": [1, 2]}]})
+    assert r.status_code == 400 and "error" in r.json()
+
+
+# --- Robustness -------------------------------------------------------------------------
+
+
+def test_slow_client_byte_by_byte_does_not_block_others(server):
+    body = json.dumps({"inputs": {"a": [7, 8]}}).encode()
+    head = (f"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    result = {}
+
+    def slow():
+        with socket.create_connection(("127.0.0.1", server.port)) as s:
+            for i in range(len(head + body)):
+                s.sendall((head + body)[i:i + 1])
+                time.sleep(0.004)
+            result["response"] = s.recv(65536).decode()
+
+    t = threading.Thread(target=slow)
+    t.start()
+    started = time.time()
+    fast = 0
+    while t.is_alive():
+        assert server.post(body={"inputs": [1]}).status_code == 200
+        fast += 1
+    t.join()
+    assert fast > 10 and time.time() - started > 0.3
+    assert result["response"].startswith("HTTP/1.1 200") and '"a": 7' in result["response"]
+
+
+def test_client_disconnecting_mid_request_is_dropped_cleanly(server):
+    fds = open_fds(server.proc.pid)
+    for _ in range(20):
+        with socket.create_connection(("127.0.0.1", server.port)) as s:
+            s.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: 1000\r\n\r\n{\"inputs\": [1, ")
+    # A client that leaves while its prediction runs.
+    for _ in range(5):
+        with socket.create_connection(("127.0.0.1", server.port)) as s:
+            body = json.dumps({"inputs": [1], "params": {"mode": "sleep"}}).encode()
+            s.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    assert server.post(body={"inputs": [1, 2], "params": {"mode": "sum"}}).json() == {"predictions": [1, 2]}
+    deadline = time.time() + 10
+    while open_fds(server.proc.pid) > fds and time.time() < deadline:
+        time.sleep(0.1)
+    assert open_fds(server.proc.pid) <= fds
+
+
+def test_worker_killed_mid_batch(server):
+    workers = children(server.proc.pid)
+    assert len(workers) == 2
+    restarts = server.metric("pyfunc_worker_restarts_total")
+    with ThreadPoolExecutor(8) as pool:
+        crash = pool.submit(server.post, body={"inputs": [1], "params": {"mode": "crash"}})
+        others = [pool.submit(server.post, body={"inputs": [i], "params": {"mode": "sum"}}) for i in range(40)]
+        r = crash.result()
+        assert r.status_code == 503, r.text
+        assert r.headers["Retry-After"] == "1"
+        for i, f in enumerate(others):
+            assert f.result().json() == {"predictions": [i]}
+    assert server.metric("pyfunc_worker_restarts_total") == restarts + 1
+    assert server.post(body={"inputs": [5]}).status_code == 200
+    deadline = time.time() + 10
+    while len(children(server.proc.pid)) != 2 and time.time() < deadline:
+        time.sleep(0.1)
+    assert len(children(server.proc.pid)) == 2  # the dead worker was reaped and replaced
+
+
+def test_concurrent_requests_are_batched_and_each_gets_its_rows(server):
+    def one(i):
+        rows = [[i, j] for j in range(i % 4 + 1)]
+        r = server.post(body={"dataframe_split": {"columns": ["i", "j"], "data": rows}})
+        return r.json() == {"predictions": [{"i": a, "j": b} for a, b in rows]}
+
+    with ThreadPoolExecutor(32) as pool:
+        assert all(pool.map(one, range(400)))
+    text = requests.get(server.url + "/metrics").text
+    merged = [l for l in text.splitlines() if l.startswith('pyfunc_batch_requests_bucket{le="1"}')]
+    count = [l for l in text.splitlines() if l.startswith("pyfunc_batch_requests_count")]
+    assert float(merged[0].split()[1]) < float(count[0].split()[1])  # some batches had > 1 request
+
+
+def test_metrics(server):
+    text = requests.get(server.url + "/metrics").text
+    for name in ('pyfunc_requests_total{route="/invocations",status="200"}',
+                 'pyfunc_request_stage_seconds_bucket{stage="queue",le="+Inf"}',
+                 'pyfunc_request_stage_seconds_count{stage="parse"}',
+                 'pyfunc_request_stage_seconds_count{stage="predict"}',
+                 'pyfunc_request_stage_seconds_count{stage="serialize"}',
+                 "pyfunc_batch_rows_count", "pyfunc_queue_depth", "pyfunc_worker_restarts_total",
+                 "pyfunc_ready 1"):
+        assert name in text, name
+
+
+def test_timeout_504_queue_full_503_and_drain(models):
+    s = Server(models["behave"], "--max-queue", "1", "--grace-period", "10", "--access-log", timeout=2)
+    try:
+        pid = s.proc.pid
+        with ThreadPoolExecutor(4) as pool:
+            hang = pool.submit(s.post, body={"inputs": [1], "params": {"mode": "hang"}})
+            time.sleep(0.3)
+            queued = pool.submit(s.post, body={"inputs": [2]})
+            time.sleep(0.3)
+            refused = s.post(body={"inputs": [3]})
+            assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+            r = hang.result()
+            assert (r.status_code, r.text) == (504, "Request processing time exceeded limit")
+            # The queued request waited behind the hung one past its own deadline.
+            assert queued.result().status_code in (200, 504)
+        assert s.post(body={"inputs": [4], "params": {"mode": "sum"}}).json() == {"predictions": [4]}  # replaced
+
+        # SIGTERM drains: the in-flight request finishes, then the process exits 0.
+        with ThreadPoolExecutor(1) as pool:
+            slow = pool.submit(s.post, body={"dataframe_records": [{"x": 9}], "params": {"mode": "sleep"}})
+            time.sleep(0.3)
+            s.proc.send_signal(signal.SIGTERM)
+            assert slow.result().json() == {"predictions": [{"x": 9}]}
+        assert s.proc.wait(15) == 0
+        assert children(pid) == []
+        with pytest.raises(requests.ConnectionError):
+            requests.get(s.url + "/ping", timeout=1)
+        log = s.proc.stderr.read()
+        assert '"POST /invocations HTTP/1.1" 504' in log
+    finally:
+        s.stop()
