@@ -1,0 +1,131 @@
+"""`pyfunc predict` end to end: the real binary, real worker processes, files and pipes."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import pyfunc
+
+PYFUNC = str(Path(sys.executable).parent / "pyfunc")
+BEHAVE = Path(__file__).resolve().parents[1] / "data" / "models" / "behave" / "behave_model.py"
+ENV = dict(os.environ, PYFUNC_PYTHON=sys.executable)
+
+
+def run(*args, stdin=None):
+    return subprocess.run([PYFUNC, *map(str, args)], input=stdin, capture_output=True, text=True, env=ENV,
+                          timeout=120)
+
+
+@pytest.fixture(scope="module")
+def linear_model(tmp_path_factory):
+    """An sklearn model saved by pyfunc the seed's way (a loader module and a pickle)."""
+    import pickle
+
+    from sklearn.linear_model import LinearRegression
+
+    d = tmp_path_factory.mktemp("linear")
+    rng = np.random.RandomState(0)
+    X = pd.DataFrame(rng.rand(50, 3), columns=["a", "b", "c"])
+    est = LinearRegression().fit(X, X @ np.array([1.0, 2.0, 3.0]) + 0.5)
+    with open(d / "model.pkl", "wb") as f:
+        pickle.dump(est, f)
+    (d / "linear_loader.py").write_text(
+        "import pickle\n"
+        "def _load_pyfunc(path):\n"
+        "    with open(path, 'rb') as f:\n"
+        "        return pickle.load(f)\n")
+    path = d / "model"
+    pyfunc.save_model(str(path), loader_module="linear_loader", data_path=str(d / "model.pkl"),
+                      code_path=[str(d / "linear_loader.py")])
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def frame():
+    rng = np.random.RandomState(1)
+    return pd.DataFrame(rng.rand(1000, 3), columns=["a", "b", "c"])
+
+
+def test_csv_file_to_json_file_in_order_with_parallel_workers(linear_model, frame, tmp_path):
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    out = tmp_path / "out.json"
+    proc = run("predict", "-m", linear_model, "-i", tmp_path / "in.csv", "-o", out, "--env-manager", "local",
+               "-w", 2, "--batch-rows", 97)
+    assert proc.returncode == 0, proc.stderr
+    want = pyfunc.load_pyfunc(linear_model).predict(frame)
+    got = json.loads(out.read_text())["predictions"]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert proc.stderr == ""  # no progress bar when stderr is not a terminal
+
+
+def test_json_request_on_stdin_to_stdout(linear_model, frame):
+    body = json.dumps({"dataframe_split": frame.head(5).to_dict(orient="split")})
+    proc = run("predict", "-m", linear_model, "--env-manager", "local", stdin=body)
+    assert proc.returncode == 0, proc.stderr
+    want = pyfunc.load_pyfunc(linear_model).predict(frame.head(5))
+    np.testing.assert_allclose(json.loads(proc.stdout)["predictions"], want, rtol=1e-12)
+
+
+def test_csv_output_format(linear_model, frame, tmp_path):
+    frame.head(4).to_csv(tmp_path / "in.csv", index=False)
+    proc = run("predict", "-m", linear_model, "-i", tmp_path / "in.csv", "--env-manager", "local",
+               "--output-format", "csv")
+    assert proc.returncode == 0, proc.stderr
+    got = pd.read_csv(pd.io.common.StringIO(proc.stdout))
+    assert list(got.columns) == ["prediction"]
+    np.testing.assert_allclose(got["prediction"], pyfunc.load_pyfunc(linear_model).predict(frame.head(4)))
+
+
+def test_a_failing_batch_fails_the_run_and_leaves_the_old_output(tmp_path):
+    model = pyfunc.Model()
+    model.signature = {"inputs": None, "outputs": None,
+                       "params": '[{"name": "mode", "type": "string", "default": "raise", "shape": null}]'}
+    path = str(tmp_path / "raiser")
+    pyfunc.save_model(path, loader_module="behave_model", code_path=[str(BEHAVE)], model=model)
+    (tmp_path / "in.csv").write_text("x\n1\n2\n3\n")
+    out = tmp_path / "out.json"
+    out.write_text("previous results")
+    proc = run("predict", "-m", path, "-i", tmp_path / "in.csv", "-o", out, "--env-manager", "local")
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert "rows 0-2: ValueError: the model refuses: 3 rows" in proc.stderr
+    assert out.read_text() == "previous results"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.json", "raiser"]
+
+
+def test_malformed_csv_names_line_and_column(linear_model, tmp_path):
+    (tmp_path / "bad.csv").write_text('a,b,c\n1,2,3\n4,"5,6\n')
+    proc = run("predict", "-m", linear_model, "-i", tmp_path / "bad.csv", "-o", tmp_path / "o.json",
+               "--env-manager", "local")
+    assert proc.returncode == 1
+    assert "bad.csv:3:" in proc.stderr and "unterminated" in proc.stderr, proc.stderr
+    assert not (tmp_path / "o.json").exists()
+
+
+def test_malformed_json_request(linear_model):
+    proc = run("predict", "-m", linear_model, "--env-manager", "local", stdin='{"dataframe_split": [1, 2')
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("pyfunc: error: <stdin>: ") and "JSON" in proc.stderr, proc.stderr
+
+
+def test_usage_and_user_errors(linear_model, tmp_path):
+    assert run("predict", "-m", linear_model, "--no-such-flag").returncode == 2
+    assert run("predict").returncode == 2  # -m is required
+    missing = run("predict", "-m", linear_model, "-i", tmp_path / "nope.csv", "--env-manager", "local")
+    assert missing.returncode == 1 and "nope.csv" in missing.stderr
+    bad_env = run("predict", "-m", linear_model, "--env-manager", "pip", stdin="{}")
+    assert bad_env.returncode == 1 and "unknown env manager 'pip'" in bad_env.stderr
+    no_model = run("predict", "-m", tmp_path / "no-model", "--env-manager", "local", stdin="{}")
+    assert no_model.returncode == 1 and "no-model" in no_model.stderr
+
+
+def test_prepare_env_local(linear_model):
+    proc = run("prepare-env", "-m", linear_model, "--env-manager", "local")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("ready local interpreter ")
