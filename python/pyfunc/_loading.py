@@ -157,13 +157,17 @@ def _check_python_version(model_root, conf):
         )
 
 
-def load_model(model_root, mlmodel, model_config=None, suppress_warnings=False):
+def load_model(model_root, mlmodel, model_config=None, suppress_warnings=False, prefer_builtin=False):
     """Loads the pyfunc model in directory ``model_root`` whose parsed MLmodel is ``mlmodel``.
 
     ``model_config`` (a dict or None) overrides keys of the flavor's saved ``config``
     (see merge_model_config). Raises ModelLoadError, naming the model directory and
     the loader module, when the model has no python_function flavor, its loader module
     cannot be imported, or its loader fails.
+
+    ``prefer_builtin`` loads MLflow's sklearn and PythonModel models with the built-in
+    loaders even when MLflow is importable: the worker processes do, because the loaded
+    object never leaves them and importing MLflow costs seconds per worker start.
     """
     model_root = os.path.abspath(model_root)
     conf = pyfunc_conf(model_root, mlmodel)
@@ -182,7 +186,7 @@ def load_model(model_root, mlmodel, model_config=None, suppress_warnings=False):
 
     effective_config = merge_model_config(conf.get("config"), model_config)
 
-    module = _import_loader_module(model_root, loader_module)
+    module = _import_loader_module(model_root, loader_module, prefer_builtin)
     loader = getattr(module, "_load_pyfunc", None)
     legacy = loader is None
     if legacy:
@@ -215,10 +219,10 @@ def load_model(model_root, mlmodel, model_config=None, suppress_warnings=False):
     )
 
 
-def _import_loader_module(model_root, loader_module):
+def _import_loader_module(model_root, loader_module, prefer_builtin=False):
     builtin = _BUILTIN_LOADERS.get(loader_module)
     try:
-        if builtin is not None and not _mlflow_importable():
+        if builtin is not None and (prefer_builtin or not _mlflow_importable()):
             return _load_sibling(builtin)
         return importlib.import_module(loader_module)
     except Exception as e:

@@ -373,7 +373,8 @@ def serve(sock):
         elif op == "load":
             try:
                 loading = _load_loading_module()
-                model = loading.load_model(message["model_root"], message["mlmodel"], message.get("model_config"))
+                model = loading.load_model(message["model_root"], message["mlmodel"], message.get("model_config"),
+                                           prefer_builtin=os.environ.get("PYFUNC_WORKER_MLFLOW_LOADERS") != "1")
                 _send(sock, {"op": "loaded"})
             except BaseException as e:  # noqa: B902 - reported to the parent, which decides
                 _send(sock, _error(e))
