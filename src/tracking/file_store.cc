@@ -520,7 +520,13 @@ class FileStore final : public TrackingStore {
     info.run_name = StrOf(meta.Find("run_name"));
     info.user_id = StrOf(meta.Find("user_id"));
     info.artifact_uri = StrOf(meta.Find("artifact_uri"));
-    if (info.artifact_uri.empty()) info.artifact_uri = "file://" + dir + "/artifacts";
+    // A store copied or moved elsewhere keeps its old absolute artifact URIs: use the
+    // run's own artifacts directory when the recorded one is gone.
+    std::string recorded = LocalPathOfUri(info.artifact_uri);
+    if (info.artifact_uri.empty() ||
+        (!recorded.empty() && !fs_->Exists(recorded) && fs_->IsDirectory(dir + "/artifacts"))) {
+      info.artifact_uri = "file://" + dir + "/artifacts";
+    }
     info.lifecycle_stage = StrOf(meta.Find("lifecycle_stage"));
     if (info.lifecycle_stage.empty()) info.lifecycle_stage = "active";
     int64_t status = IntOf(meta.Find("status"), 1);

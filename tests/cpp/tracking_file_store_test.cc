@@ -246,3 +246,31 @@ TEST(TrackingArtifactPath, Normalizes) {
 
 }  // namespace
 }  // namespace pyfunc
+
+namespace pyfunc {
+namespace {
+
+TEST(TrackingFileStore, MovedStoreUsesItsOwnArtifacts) {
+  testing::TempDir dir;
+  std::string old_root = dir.Join("old/mlruns");
+  std::string run_id;
+  {
+    auto store = OpenTrackingStore("file://" + old_root);
+    PYFUNC_ASSERT_OK(store);
+    auto run = (*store)->CreateRun({});
+    PYFUNC_ASSERT_OK(run);
+    run_id = run->run_id;
+    std::string f = dir.Join("f.txt");
+    std::ofstream(f) << "x";
+    PYFUNC_ASSERT_OK((*store)->LogArtifacts(run_id, f, "model"));
+  }
+  std::filesystem::rename(dir.Join("old"), dir.Join("new"));
+  auto store = OpenTrackingStore("file://" + dir.Join("new/mlruns"));
+  PYFUNC_ASSERT_OK(store);
+  auto path = ResolveModelUri("runs:/" + run_id + "/model/f.txt", {"file://" + dir.Join("new/mlruns"), ""});
+  PYFUNC_ASSERT_OK(path);
+  EXPECT_EQ(*path, dir.Join("new/mlruns/0/" + run_id + "/artifacts/model/f.txt"));
+}
+
+}  // namespace
+}  // namespace pyfunc

@@ -56,6 +56,7 @@ def tracking_env(tmp_path, monkeypatch):
             pyfunc.end_run()
         except pyfunc.PyfuncError:  # its store is gone (a test stopped the server)
             pyfunc.tracking._run_stack.pop()
+    pyfunc.tracking._experiment_id = None
     pyfunc.set_tracking_uri(None)
     sys.modules.pop("scaled_loader", None)
 

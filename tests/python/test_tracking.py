@@ -194,7 +194,6 @@ def test_experiments(tracking_env):
     client = MlflowClient(tracking_uri=(tracking_env / "mlruns").as_uri())
     assert client.get_experiment_by_name("exp-a").experiment_id == exp["experiment_id"]
     assert client.get_run(run.info.run_id).info.experiment_id == exp["experiment_id"]
-    pyfunc.tracking._experiment_id = None
 
 
 def test_cli_runs_and_experiments(tracking_env, loader_kwargs, pyfunc_cli):
