@@ -43,7 +43,9 @@ def spark_udf(spark, path, run_id=None, result_type="double", *, env_manager="lo
     ``path``: a model directory or URI (``runs:/``, ``models:/``, ...); with ``run_id``, a
     path inside that run's artifacts. ``result_type``: a ``pyspark.sql.types.DataType`` or
     a DDL string: ``double`` (default), ``float``, ``int``, ``long``, ``string``,
-    ``boolean`` (``bool``), arrays of these (nested arrays too) and structs of these.
+    ``boolean`` (``bool``), arrays of these (nested arrays too) and structs of these;
+    None takes it from the signature's outputs as MLflow does (one output: its type;
+    several: a struct; none: ``double``).
     ``env_manager``: ``local`` (in the Spark Python worker) or ``virtualenv``/``uv``/
     ``conda`` (in the model's own environment, through the pyfunc runtime). ``params``:
     inference parameters, checked once against the signature's params schema.
@@ -83,7 +85,7 @@ def spark_udf(spark, path, run_id=None, result_type="double", *, env_manager="lo
         raise InvalidArgumentError(
             '{}: Model does not have the "python_function" flavor (flavors: {})'.format(local_dir, names)
         )
-    return_type = parse_result_type(result_type)
+    return_type = _infer_result_type(mlmodel) if result_type is None else parse_result_type(result_type)
     params = _validate_params(params, mlmodel)
     input_names, required_names = _signature_input_names(mlmodel)
 
@@ -174,6 +176,58 @@ def parse_result_type(result_type):
     return parsed
 
 
+_COLSPEC_TYPES = {
+    "boolean": "boolean", "integer": "int", "long": "long", "float": "float", "double": "double", "string": "string",
+}
+_TENSOR_TYPES = {
+    "bool": "boolean", "int8": "int", "int16": "int", "int32": "int", "int64": "long", "uint8": "int",
+    "uint16": "int", "uint32": "long", "float16": "float", "float32": "float", "float64": "double", "str": "string",
+    "object": "string",
+}
+
+
+def _infer_result_type(mlmodel):
+    """result_type=None: the Spark type of the signature's outputs (MLflow's rules, for
+    the types spark_udf supports); double without an output schema."""
+    from pyspark.sql.types import DoubleType
+
+    signature = mlmodel.get("signature")
+    text = signature.get("outputs") if isinstance(signature, dict) else None
+    specs = None
+    if text:
+        try:
+            specs = json.loads(text)
+        except ValueError as e:
+            raise InvalidArgumentError("spark_udf: the model's signature.outputs is not valid JSON: {}".format(e))
+    if not specs:
+        warnings.warn("spark_udf: no result_type and no output schema in the model signature; using double",
+                      stacklevel=3)
+        return DoubleType()
+
+    def ddl(spec):
+        if spec.get("type") == "tensor":
+            tensor = spec.get("tensor-spec") or {}
+            base = _TENSOR_TYPES.get(str(tensor.get("dtype")))
+            rank = len(tensor.get("shape") or [])
+            if base is None or not 1 <= rank <= 2:
+                return None
+            return "array<" * rank + base + ">" * rank
+        return _COLSPEC_TYPES.get(spec.get("type"))
+
+    types = [ddl(spec) for spec in specs]
+    if any(t is None for t in types):
+        bad = specs[types.index(None)]
+        raise InvalidArgumentError(
+            "spark_udf: cannot derive a result_type from the model's output schema ({}); pass result_type".format(
+                json.dumps(bad)
+            )
+        )
+    if len(types) == 1:
+        return parse_result_type(types[0])
+    fields = ["`{}`: {}".format(str(spec.get("name", i)).replace("`", "``"), t) for i, (spec, t) in enumerate(zip(specs, types))]
+    return parse_result_type("struct<{}>".format(", ".join(fields)))
+
+
 def _unsupported_part(data_type):
     from pyspark.sql.types import ArrayType, StructType
 
@@ -260,11 +314,12 @@ def _validate_params(params, mlmodel):
 
 
 def _prepare_environment(local_dir, env_manager):
-    import pyfunc
+    """Builds (or finds in the runtime's cache) the model's environment."""
+    import sys
 
-    prepare = getattr(pyfunc, "prepare_env", None) or getattr(pyfunc, "prepare_environment", None)
-    if prepare is not None:
-        prepare(local_dir, env_manager=env_manager)
+    from pyfunc import _core
+
+    _core.prepare_environment(local_dir, env_manager=env_manager, python=sys.executable, quiet=True)
 
 
 _driver_dir = None

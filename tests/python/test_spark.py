@@ -97,6 +97,7 @@ def _load_pyfunc(path):
 def spark():
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     from pyspark.sql import SparkSession
 
     session = (
@@ -401,12 +402,16 @@ def _has_remote_loading():
 @pytest.mark.skipif(not _has_remote_loading(), reason="load_pyfunc(env_manager=...) not available")
 def test_virtualenv_runs_the_model_in_its_own_environment(spark, df, tmp_path):
     # The model reports the interpreter that runs it: the model's virtualenv, not Spark's.
+    # Its requirements are pyfunc's defaults (numpy, pandas, cloudpickle pinned to this
+    # interpreter's versions), so the runtime's environment cache is shared across runs.
     (tmp_path / "spark_env_loader.py").write_text(textwrap.dedent('''
         import sys
         import pandas as pd
 
         class WhereAmI:
             def predict(self, df, params=None):
+                if (df.iloc[:, 0] < 0).any():
+                    raise KeyError("negative input in the virtualenv model")
                 return pd.DataFrame({"prefix": [sys.prefix] * len(df), "total": df.sum(axis=1, numeric_only=True)})
 
         def _load_pyfunc(path):
@@ -424,3 +429,26 @@ def test_virtualenv_runs_the_model_in_its_own_environment(spark, df, tmp_path):
     assert os.path.realpath(prefix) != os.path.realpath(sys.prefix)
     assert os.path.isfile(os.path.join(prefix, "pyvenv.cfg"))
     print("virtualenv spark_udf: {:.1f}s (environment build included when not cached)".format(time.time() - start))
+
+    # a model error in the environment's worker fails the Spark task with its type and message
+    with pytest.raises(Exception) as info:
+        df.select(udf((F.col("a") - 3).alias("a"), "b")).collect()
+    assert type(info.value).__name__ == "PythonException"
+    assert "PredictionError" in str(info.value)
+    assert "KeyError" in str(info.value) and "negative input in the virtualenv model" in str(info.value)
+
+
+def test_result_type_none_comes_from_the_output_schema(spark, models):
+    out = lambda specs: {"inputs": None, "outputs": json.dumps(specs), "params": None}  # noqa: E731
+    one = pyfunc.spark_udf(spark, models("sum", signature=out([{"type": "long"}])), result_type=None)
+    assert one.returnType == T.LongType()
+    several = out([{"type": "string", "name": "s"}, {"type": "double", "name": "d"}])
+    assert pyfunc.spark_udf(spark, models("frame", signature=several), result_type=None).returnType.simpleString() \
+        == "struct<s:string,d:double>"
+    tensor = out([{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 3]}}])
+    assert pyfunc.spark_udf(spark, models("matrix", signature=tensor), result_type=None).returnType.simpleString() \
+        == "array<array<float>>"
+    with pytest.warns(UserWarning, match="using double"):
+        assert pyfunc.spark_udf(spark, models("sum"), result_type=None).returnType == T.DoubleType()
+    with pytest.raises(pyfunc.InvalidArgumentError, match="cannot derive a result_type"):
+        pyfunc.spark_udf(spark, models("sum", signature=out([{"type": "datetime"}])), result_type=None)
