@@ -127,3 +127,24 @@ def test_virtualenv_runs_the_model_with_its_own_requirements(tmp_path):
     # The environment is cached: a second load reuses it.
     again = pyfunc.load_pyfunc(path, env_manager="virtualenv")
     assert again.environment == isolated.environment
+
+
+def test_two_processes_building_one_environment_build_it_once(tmp_path):
+    """Both prepare-env runs succeed with the same environment; exactly one builds it."""
+    import subprocess
+
+    (tmp_path / "m.py").write_text("def _load_pyfunc(path):\n    return None\n")
+    path = str(tmp_path / "model")
+    pyfunc.save_model(path, loader_module="m", code_path=[str(tmp_path / "m.py")],
+                      conda_env={"dependencies": ["python=" + PY_VERSION, "pip", {"pip": ["six==1.16.0"]}]})
+    env = dict(os.environ, PYFUNC_PYTHON=sys.executable, PYFUNC_ENV_ROOT=str(tmp_path / "envs"))
+    cmd = [str(Path(sys.executable).parent / "pyfunc"), "prepare-env", "-m", path, "--env-manager", "virtualenv"]
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    words = sorted(out.split()[0] for out, _ in outs)
+    assert words == ["created", "ready"], outs
+    assert outs[0][0].split()[2] == outs[1][0].split()[2]  # the same directory
+    envs = sorted(p.name for p in (tmp_path / "envs").iterdir() if p.is_dir())
+    assert len(envs) == 1
