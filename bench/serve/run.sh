@@ -94,7 +94,8 @@ if [[ ${SKIP_MLSERVER:-0} != 1 ]]; then
   if [[ ! -x $MLSERVER_VENV/bin/mlserver ]]; then
     echo "== creating $MLSERVER_VENV (pip install mlserver mlserver-mlflow scikit-learn)" >&2
     python3 -m venv "$MLSERVER_VENV"
-    "$MLSERVER_VENV/bin/pip" install -q mlserver mlserver-mlflow scikit-learn >&2 || MLSERVER_NOTE="MLServer could not be installed"
+    # uvloop 0.22+ breaks MLServer 1.7 ("There is no current event loop in thread MainThread").
+    "$MLSERVER_VENV/bin/pip" install -q mlserver mlserver-mlflow scikit-learn "uvloop<0.22" >&2 || MLSERVER_NOTE="MLServer could not be installed"
   fi
   if [[ -z $MLSERVER_NOTE ]]; then
     echo "== mlserver (MLflow runtime, adaptive batching)" >&2
