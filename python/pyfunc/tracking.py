@@ -328,4 +328,12 @@ def _append_model_history(store, run_id, model, artifact_path):
     except ValueError:
         history = []
     history.append(entry)
-    store.log_batch(run_id, [], {}, {"mlflow.log-model.history": json.dumps(history, default=str)})
+    text = json.dumps(history, default=str)
+    while len(text) > _MAX_TAG_VALUE and len(history) > 1:  # MLflow's tag value limit
+        history.pop(0)
+        text = json.dumps(history, default=str)
+    if len(text) <= _MAX_TAG_VALUE:
+        store.log_batch(run_id, [], {}, {"mlflow.log-model.history": text})
+
+
+_MAX_TAG_VALUE = 8000
