@@ -123,6 +123,7 @@ def decode_frame(buf, offset, size):
         return offset + off
 
     names, columns = [], []
+    block = None  # (dtype, absolute offset, columns) of a run of adjacent same-typed numbers
     for i in range(ncols):
         (name_off, name_len, typ, has_validity, _r, validity_off, values_off, values_size,
          offsets_off) = COLUMN.unpack_from(buf, offset + HEADER.size + i * COLUMN.size)
@@ -132,7 +133,17 @@ def decode_frame(buf, offset, size):
             valid = _unpack_bits(np, buf, check(validity_off, (rows + 7) // 8, "validity of " + name), rows)
         if typ in (T_INT64, T_FLOAT64, T_TIMESTAMP):
             dtype = {T_INT64: np.int64, T_FLOAT64: np.float64, T_TIMESTAMP: np.int64}[typ]
-            values = np.frombuffer(buf, dtype=dtype, count=rows, offset=check(values_off, 8 * rows, "values of " + name))
+            start = check(values_off, 8 * rows, "values of " + name)
+            values = np.frombuffer(buf, dtype=dtype, count=rows, offset=start)
+            if typ != T_TIMESTAMP and valid is None:
+                if i == 0:
+                    block = (dtype, start, 1)
+                elif block is not None and block[0] is dtype and block[1] + 8 * rows * block[2] == start:
+                    block = (dtype, block[1], block[2] + 1)
+                else:
+                    block = None
+            else:
+                block = None
             if typ == T_TIMESTAMP:
                 values = values.view("datetime64[ns]")
                 if valid is not None:
@@ -164,27 +175,42 @@ def decode_frame(buf, offset, size):
         names.append(name)
         columns.append(values)
 
-    if columns and all(c.dtype == columns[0].dtype and c.dtype.kind in "if" for c in columns) \
-            and _adjacent(np, columns):
+    index = _column_index(pd, names)
+    if block is not None and block[2] == len(columns):
         # Same-typed numeric columns laid out back to back: one 2-D block, no copy.
-        base = np.frombuffer(buf, dtype=columns[0].dtype, count=rows * len(columns),
-                             offset=columns[0].__array_interface__["data"][0] - _address(np, buf))
-        return pd.DataFrame(base.reshape(len(columns), rows).T, columns=names, copy=False), shape
-    return pd.DataFrame(dict(zip(range(len(names)), columns)), copy=False).set_axis(names, axis=1), shape
+        dtype, start, count = block
+        base = np.frombuffer(buf, dtype=dtype, count=rows * count, offset=start)
+        return pd.DataFrame(base.reshape(count, rows).T, columns=index, copy=False), shape
+    df = pd.DataFrame(dict(zip(range(len(names)), columns)), copy=False)
+    df.columns = index
+    return df, shape
 
 
-def _address(np, buf):
-    return np.frombuffer(buf, dtype=np.uint8, count=1).__array_interface__["data"][0]
+_INDEX_CACHE = {}
 
 
-def _adjacent(np, columns):
-    addr = [c.__array_interface__["data"][0] for c in columns]
-    step = columns[0].nbytes
-    return all(c.base is not None for c in columns) and all(addr[i + 1] - addr[i] == step for i in range(len(addr) - 1))
+def _column_index(pd, names):
+    """A pandas Index of the column names, reused across batches with the same names."""
+    key = tuple(names)
+    index = _INDEX_CACHE.get(key)
+    if index is None:
+        if len(_INDEX_CACHE) > 64:
+            _INDEX_CACHE.clear()
+        index = _INDEX_CACHE[key] = pd.Index(names, dtype=object)
+    return index
 
 
 def _column_of(np, pd, name, values):
     """(type, values ndarray, validity bool ndarray or None) for one output column."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iubf":
+        # The common case (a numeric prediction array), without building a Series.
+        kind = values.dtype.kind
+        if kind == "f":
+            return T_FLOAT64, values.astype(np.float64, copy=False), None
+        if kind == "b":
+            return T_BOOL, values, None
+        if kind == "i" or values.size == 0 or values.max() <= np.iinfo(np.int64).max:
+            return T_INT64, values.astype(np.int64, copy=False), None
     if isinstance(values, pd.Series):
         series = values
     else:
