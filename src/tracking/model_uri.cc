@@ -199,7 +199,17 @@ Result<std::string> ResolveModelUri(const std::string& uri, const ResolveModelUr
   std::string tracking_uri = options.tracking_uri.empty() ? GetTrackingUri() : options.tracking_uri;
   PYFUNC_ASSIGN_OR_RETURN(std::unique_ptr<TrackingStore> store, OpenTrackingStore(tracking_uri));
   Resolver resolver(*store, options.cache_dir.empty() ? DefaultCacheDir() : options.cache_dir);
-  return resolver.Resolve(uri, 0);
+  Result<std::string> out = resolver.Resolve(uri, 0);
+  // MLflow >= 3.7 logs to ./mlflow.db when no tracking URI is set; pyfunc's default is
+  // ./mlruns. Say so when that is the likely reason a run or model is missing.
+  if (!out.ok() && out.status().code() == StatusCode::kNotFound &&
+      tracking_uri == "file://" + std::filesystem::current_path().string() + "/mlruns" &&
+      FileSystem::Default()->Exists("mlflow.db")) {
+    return Status::NotFound(out.status().message() +
+                            " (MLflow >= 3.7 logs to ./mlflow.db by default; to read it, set "
+                            "MLFLOW_TRACKING_URI=sqlite:///mlflow.db)");
+  }
+  return out;
 }
 
 }  // namespace pyfunc
