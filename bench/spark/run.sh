@@ -5,7 +5,9 @@
 #   bench/spark/run.sh [ROWS]          (default 5000000)
 #
 # Environment: PYTHON (default .venv/bin/python), RUN_TIMEOUT seconds per run (default
-# 1200), ONLY="pyfunc:local mlflow:local ..." to run a subset.
+# 1200), ONLY="pyfunc:local mlflow:local ..." to run a subset, REPEAT runs of each
+# (default 1; the summary keeps each configuration's fastest run). RESULTS=file to append
+# to (default: a fresh $WORK/results.jsonl).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROWS=${1:-5000000}
@@ -29,8 +31,9 @@ fi
 
 echo "machine: nproc=$(nproc), $(lscpu | sed -n 's/^Model name: *//p'), $(free -g | awk '/Mem:/{print $2}') GB"
 echo "rows: $ROWS, model: $MODEL"
-RESULTS="$WORK/results.jsonl"
-: > "$RESULTS"
+REPEAT=${REPEAT:-1}
+if [ -z "${RESULTS:-}" ]; then RESULTS="$WORK/results.jsonl"; : > "$RESULTS"; fi
+for rep in $(seq "$REPEAT"); do
 for cfg in $ONLY; do
   impl=${cfg%%:*}; env=${cfg##*:}
   echo "--- $impl env_manager=$env"
@@ -41,13 +44,22 @@ for cfg in $ONLY; do
     grep -v "WARN\|^\s*$" "$WORK/$impl-$env.log" | tail -15
   fi
 done
+done
 
 "$PY" - "$RESULTS" <<'EOF'
 import json, sys
-runs = {(r["impl"], r["env"]): r for r in map(json.loads, open(sys.argv[1]))}
-print("\n{:<8} {:<11} {:>9} {:>9} {:>12}".format("impl", "env", "setup s", "score s", "rows/s"))
+runs = {}
+for r in map(json.loads, open(sys.argv[1])):
+    key = (r["impl"], r["env"])
+    r["n"] = runs[key]["n"] + 1 if key in runs else 1
+    if key not in runs or r["score_s"] < runs[key]["score_s"]:
+        runs[key] = r
+    else:
+        runs[key]["n"] = r["n"]
+print("\n{:<8} {:<11} {:>5} {:>9} {:>9} {:>12}".format("impl", "env", "runs", "setup s", "score s", "rows/s"))
 for (impl, env), r in runs.items():
-    print("{:<8} {:<11} {:>9.2f} {:>9.2f} {:>12,.0f}".format(impl, env, r["setup_s"], r["score_s"], r["rows"] / r["score_s"]))
+    print("{:<8} {:<11} {:>5} {:>9.2f} {:>9.2f} {:>12,.0f}".format(
+        impl, env, r["n"], r["setup_s"], r["score_s"], r["rows"] / r["score_s"]))
 for env, menv in (("local", "local"), ("virtualenv", "virtualenv"), ("virtualenv", "uv")):
     p, m = runs.get(("pyfunc", env)), runs.get(("mlflow", menv))
     if p and m:
