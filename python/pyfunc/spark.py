@@ -89,7 +89,10 @@ def spark_udf(spark, path, run_id=None, result_type="double", *, env_manager="lo
     params = _validate_params(params, mlmodel)
     input_names, required_names = _signature_input_names(mlmodel)
 
-    sc = getattr(spark, "sparkContext", None)
+    try:
+        sc = spark.sparkContext
+    except Exception:  # Spark Connect sessions raise (PySparkNotImplementedError) or lack it
+        sc = None
     if sc is None:
         raise InvalidArgumentError("spark_udf: needs a SparkSession with a SparkContext (Spark Connect is not supported)")
     if env_manager != "local" and str(sc.master).startswith("local"):

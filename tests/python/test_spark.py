@@ -71,7 +71,12 @@ class Probe:
 
 def _load_pyfunc(path):
     with open(path) as f:
-        return Probe(json.load(f))
+        conf = json.load(f)
+    if conf.get("load_log"):
+        import os
+        with open(conf["load_log"], "a") as log:
+            log.write("%d\\n" % os.getpid())
+    return Probe(conf)
 '''
 
 HELPER_PACKAGE = {
@@ -323,6 +328,17 @@ def test_incompatible_conversions_name_the_column_and_both_types(prediction, res
 
 
 # --- model loading -------------------------------------------------------------------
+
+
+def test_model_is_loaded_once_per_python_worker(spark, models, tmp_path):
+    log = tmp_path / "loads.txt"
+    udf = pyfunc.spark_udf(spark, models("sum", load_log=str(log)))
+    many_tasks = spark.range(0, 4000, numPartitions=8).selectExpr("cast(id as double) a")
+    for _ in range(2):  # two jobs of 8 tasks each
+        assert many_tasks.select(F.sum(udf("a"))).collect()[0][0] == sum(range(4000))
+    pids = log.read_text().split()
+    assert 1 <= len(pids) < 16
+    assert len(set(pids)) == len(pids), "a Python worker loaded the model twice"
 
 
 def test_model_with_code_paths(spark, df, tmp_path):
