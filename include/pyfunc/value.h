@@ -99,6 +99,13 @@ class Value {
   int column_ = 0;
 };
 
+// Appends `v` as Python's repr(float) writes it: shortest round-trip digits, fixed
+// notation for 1e-4 <= |v| < 1e16 with at least one decimal ("1.0"), otherwise
+// "1e+16" / "1.5e-05"; NaN and infinities as "nan", "inf", "-inf". MLflow's files
+// (metrics, YAML) and pandas' CSV output write floats this way.
+void AppendPythonFloat(double v, std::string* out);
+std::string PythonFloatRepr(double v);
+
 // JSON text of a Value (compact, keys in map order; NaN and infinities become null,
 // timestamps their text). Used for `pyfunc info --json` and the worker handshake.
 std::string ToJson(const Value& value, int indent = -1);

@@ -6,12 +6,10 @@
 #include <string>
 #include <string_view>
 
+#include "pyfunc/value.h"  // AppendPythonFloat
+
 namespace pyfunc {
 
-// Appends `v` as Python's repr(float) writes it: shortest round-trip digits, fixed
-// notation for 1e-4 <= |v| < 1e16 with at least one decimal ("1.0"), otherwise
-// "1e+16" / "1.5e-05". NaN and infinities as "nan", "inf", "-inf".
-void AppendPythonFloat(double v, std::string* out);
 
 // Appends ns-since-epoch (UTC) as "YYYY-MM-DD<sep>HH:MM:SS", followed by ".ffffff"
 // when there are sub-second microseconds and ".fffffffff" when there are nanoseconds

@@ -1,5 +1,6 @@
 #include "pyfunc/value.h"
 
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -220,6 +221,71 @@ bool Value::operator==(const Value& other) const {
       return map_ == other.map_;
   }
   return false;
+}
+
+void AppendPythonFloat(double v, std::string* out) {
+  if (std::isnan(v)) {
+    out->append("nan");
+    return;
+  }
+  if (std::isinf(v)) {
+    out->append(v < 0 ? "-inf" : "inf");
+    return;
+  }
+  // Shortest round-trip digits in scientific form: "-d.ddde+XX".
+  char buf[64];
+  auto res = std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::scientific);
+  std::string_view sci(buf, static_cast<size_t>(res.ptr - buf));
+  bool negative = false;
+  if (!sci.empty() && sci[0] == '-') {
+    negative = true;
+    sci.remove_prefix(1);
+  }
+  size_t e = sci.find('e');
+  std::string_view mantissa = sci.substr(0, e);
+  int exp10 = 0;
+  std::from_chars(sci.data() + e + 1 + (sci[e + 1] == '+' ? 1 : 0), sci.data() + sci.size(), exp10);
+  char digits[32];
+  size_t nd = 0;
+  for (char c : mantissa) {
+    if (c != '.') digits[nd++] = c;
+  }
+  while (nd > 1 && digits[nd - 1] == '0') --nd;
+  int decpt = exp10 + 1;  // value = 0.d1d2... * 10^decpt
+  if (negative) out->push_back('-');
+  if (decpt > -4 && decpt <= 16) {
+    if (decpt <= 0) {
+      out->append("0.");
+      out->append(static_cast<size_t>(-decpt), '0');
+      out->append(digits, nd);
+    } else if (static_cast<size_t>(decpt) >= nd) {
+      out->append(digits, nd);
+      out->append(static_cast<size_t>(decpt) - nd, '0');
+      out->append(".0");
+    } else {
+      out->append(digits, static_cast<size_t>(decpt));
+      out->push_back('.');
+      out->append(digits + decpt, nd - static_cast<size_t>(decpt));
+    }
+    return;
+  }
+  out->push_back(digits[0]);
+  if (nd > 1) {
+    out->push_back('.');
+    out->append(digits + 1, nd - 1);
+  }
+  int x = decpt - 1;
+  out->push_back('e');
+  out->push_back(x < 0 ? '-' : '+');
+  if (x < 0) x = -x;
+  if (x < 10) out->push_back('0');
+  out->append(std::to_string(x));
+}
+
+std::string PythonFloatRepr(double v) {
+  std::string out;
+  AppendPythonFloat(v, &out);
+  return out;
 }
 
 std::string ToJson(const Value& value, int indent) { return ToJsonTree(value).dump(indent); }

@@ -373,35 +373,9 @@ Analysis AnalyzeScalar(const std::u32string& s) {
 std::string FloatText(double d) {
   if (std::isnan(d)) return ".nan";
   if (std::isinf(d)) return d > 0 ? ".inf" : "-.inf";
-  char buf[64];
-  auto res = std::to_chars(buf, buf + sizeof(buf), d, std::chars_format::scientific);
-  std::string sci(buf, res.ptr);  // e.g. "-1.5e-07": shortest round-trip digits
-  bool negative = sci[0] == '-';
-  if (negative) sci = sci.substr(1);
-  size_t e = sci.find('e');
-  std::string mantissa = sci.substr(0, e);
-  int exponent = std::stoi(sci.substr(e + 1));
-  std::string digits;
-  for (char c : mantissa)
-    if (c != '.') digits += c;
-  int decpt = exponent + 1;  // value = 0.digits * 10^decpt
-  std::string out;
-  if (decpt <= -4 || decpt > 16) {
-    out = digits.substr(0, 1);
-    if (digits.size() > 1) out += "." + digits.substr(1);
-    char exp[16];
-    std::snprintf(exp, sizeof(exp), "e%c%02d", exponent < 0 ? '-' : '+', std::abs(exponent));
-    out += exp;
-  } else if (decpt <= 0) {
-    out = "0." + std::string(-decpt, '0') + digits;
-  } else if (static_cast<size_t>(decpt) >= digits.size()) {
-    out = digits + std::string(decpt - digits.size(), '0') + ".0";
-  } else {
-    out = digits.substr(0, decpt) + "." + digits.substr(decpt);
-  }
-  if (negative) out = "-" + out;
+  std::string out = PythonFloatRepr(d);
   if (out.find('.') == std::string::npos && out.find('e') != std::string::npos) {
-    out.replace(out.find('e'), 1, ".0e");
+    out.replace(out.find('e'), 1, ".0e");  // "1e+16" -> "1.0e+16"
   }
   return out;
 }

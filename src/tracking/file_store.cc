@@ -39,7 +39,7 @@ std::string StrOf(const Value* v) {
   if (v == nullptr || v->is_null()) return "";
   if (v->is_string() || v->is_timestamp()) return v->as_string();
   if (v->is_int()) return std::to_string(v->as_int());
-  if (v->is_float()) return PyFloatRepr(v->as_float());
+  if (v->is_float()) return PythonFloatRepr(v->as_float());
   if (v->is_bool()) return v->as_bool() ? "True" : "False";
   return "";
 }
@@ -317,7 +317,7 @@ class FileStore final : public TrackingStore {
     }
     std::map<std::string, std::string> lines;
     for (const Metric& m : metrics) {
-      lines[m.key] += std::to_string(m.timestamp) + " " + PyFloatRepr(m.value) + " " + std::to_string(m.step) + "\n";
+      lines[m.key] += std::to_string(m.timestamp) + " " + PythonFloatRepr(m.value) + " " + std::to_string(m.step) + "\n";
     }
     for (const auto& [k, text] : lines) {
       std::string path = dir + "/metrics/" + k;

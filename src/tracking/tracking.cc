@@ -177,38 +177,6 @@ std::string LocalPathOfUri(const std::string& uri) {
   return out;
 }
 
-std::string PyFloatRepr(double d) {
-  if (std::isnan(d)) return "nan";
-  if (std::isinf(d)) return d > 0 ? "inf" : "-inf";
-  if (d == 0) return std::signbit(d) ? "-0.0" : "0.0";
-  char buf[64];
-  auto res = std::to_chars(buf, buf + sizeof(buf), d, std::chars_format::scientific);
-  std::string sci(buf, res.ptr);
-  bool negative = sci[0] == '-';
-  if (negative) sci = sci.substr(1);
-  size_t e = sci.find('e');
-  std::string digits;
-  for (char c : sci.substr(0, e))
-    if (c != '.') digits += c;
-  int exponent = std::stoi(sci.substr(e + 1));
-  int decpt = exponent + 1;
-  std::string out;
-  if (decpt <= -4 || decpt > 16) {
-    out = digits.substr(0, 1);
-    if (digits.size() > 1) out += "." + digits.substr(1);
-    char exp[16];
-    std::snprintf(exp, sizeof(exp), "e%c%02d", exponent < 0 ? '-' : '+', std::abs(exponent));
-    out += exp;
-  } else if (decpt <= 0) {
-    out = "0." + std::string(-decpt, '0') + digits;
-  } else if (static_cast<size_t>(decpt) >= digits.size()) {
-    out = digits + std::string(decpt - digits.size(), '0') + ".0";
-  } else {
-    out = digits.substr(0, decpt) + "." + digits.substr(decpt);
-  }
-  return negative ? "-" + out : out;
-}
-
 Status ValidateKey(const std::string& key, const char* what) {
   if (key.empty()) return Status::InvalidArgument(std::string(what) + " key: must not be empty");
   if (key.size() > 250) return Status::InvalidArgument(std::string(what) + " key '" + key + "': longer than 250 characters");
@@ -234,21 +202,6 @@ Status ValidateRunId(const std::string& run_id) {
     }
   }
   return Status::OK();
-}
-
-std::string NewUuidHex() {
-  static thread_local std::mt19937_64 rng([] {
-    std::random_device rd;
-    return (static_cast<uint64_t>(rd()) << 32) ^ rd() ^ static_cast<uint64_t>(::getpid()) ^
-           static_cast<uint64_t>(NowMillis());
-  }());
-  uint64_t a = rng(), b = rng();
-  a = (a & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // version 4
-  b = (b & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // variant
-  char buf[33];
-  std::snprintf(buf, sizeof(buf), "%016llx%016llx", static_cast<unsigned long long>(a),
-                static_cast<unsigned long long>(b));
-  return buf;
 }
 
 std::string NewRunName() {

@@ -6,7 +6,9 @@
 #include <string>
 #include <vector>
 
+#include "pyfunc/model_spec.h"  // NewUuidHex
 #include "pyfunc/tracking.h"
+#include "pyfunc/value.h"       // PythonFloatRepr
 
 namespace pyfunc::tracking_internal {
 
@@ -47,14 +49,10 @@ Result<std::string> DownloadTreeImpl(ArtifactRepository& repo, const std::string
 std::string LocalPathOfUri(const std::string& uri);
 // "scheme" of "scheme:..." (letters, digits, +.-), or "" for a plain path.
 std::string UriScheme(const std::string& uri);
-// Python's repr() of a float (MLflow writes metric values with it).
-std::string PyFloatRepr(double d);
 // Checks a param/metric/tag key as MLflow does (no "..", not absolute, sane characters).
 Status ValidateKey(const std::string& key, const char* what);
 // A run id may only hold [0-9A-Za-z_-]: NotFound otherwise (it names a directory).
 Status ValidateRunId(const std::string& run_id);
-// 32 lowercase hex digits of a random UUID4.
-std::string NewUuidHex();
 std::string NewRunName();
 std::string JoinArtifactPath(const std::string& a, const std::string& b);
 // Percent-encodes each segment of a '/'-separated path (or a query value when
