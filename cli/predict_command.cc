@@ -27,6 +27,7 @@
 #include "pyfunc/json_codec.h"
 #include "pyfunc/model.h"
 #include "pyfunc/model_uri.h"
+#include "pyfunc/signature.h"
 
 namespace pyfunc::cli {
 namespace {
@@ -43,24 +44,6 @@ struct PredictArgs {
   double timeout = 600;
   bool no_progress = false;
 };
-
-// The model signature's column types, for the CSV reader (columns it names get them).
-Schema SignatureSchema(const ModelSpec& spec) {
-  Schema schema;
-  const Value* sig = spec.document().Find("signature");
-  const Value* inputs = sig ? sig->Find("inputs") : nullptr;
-  if (inputs == nullptr || !inputs->is_string()) return schema;
-  Result<Value> cols = ParseJsonValue(inputs->as_string());
-  if (!cols.ok() || !cols->is_list()) return schema;
-  for (const Value& c : cols->as_list()) {
-    const Value* name = c.Find("name");
-    const Value* type = c.Find("type");
-    if (name == nullptr || type == nullptr || !name->is_string() || !type->is_string()) continue;
-    Result<DataType> t = ParseDataType(type->as_string());
-    if (t.ok()) schema.emplace_back(name->as_string(), *t);
-  }
-  return schema;
-}
 
 // Output sink: stdout, or a temporary sibling of the output file renamed by Commit().
 class Output {
@@ -282,7 +265,7 @@ int Predict(const PredictArgs& a) {
   if (type == "csv") {
     CsvReadOptions o;
     o.batch_rows = a.batch_rows;
-    o.schema = SignatureSchema(model->spec());
+    o.schema = ReadInputSchema(model->spec()).typed;
     o.source_name = input_name;
     Result<std::unique_ptr<CsvReader>> reader = CsvReader::FromFd(fd, o);
     if (!reader.ok()) return Fail(reader.status());
@@ -291,7 +274,7 @@ int Predict(const PredictArgs& a) {
     Result<std::string> body = ReadAll(fd, input_name);
     if (!body.ok()) return Fail(body.status());
     JsonReadOptions o;
-    o.schema = SignatureSchema(model->spec());
+    o.schema = ReadInputSchema(model->spec()).typed;
     Result<ScoringRequest> request = ParseScoringRequest(*body, o);
     if (!request.ok()) return Fail(request.status().WithContext(input_name));
     auto json = std::make_unique<JsonSource>(std::move(request->table), a.batch_rows, static_cast<int64_t>(body->size()));

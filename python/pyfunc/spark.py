@@ -390,7 +390,12 @@ def _load_model_on_executor(archive_name, env_manager):
 
             model_dir = _model_dir_on_executor(archive_name)
             if env_manager == "local":
-                model = pyfunc.load_pyfunc(model_dir, suppress_warnings=True)
+                # The model never leaves this UDF: MLflow's sklearn and PythonModel
+                # models load with the built-in loaders, without importing MLflow.
+                from pyfunc import _core, _loading
+
+                model = _loading.load_model(model_dir, _core.read_model(model_dir), suppress_warnings=True,
+                                            prefer_builtin=True)
             else:
                 model = pyfunc.load_pyfunc(model_dir, env_manager=env_manager)
             _models[key] = model

@@ -338,34 +338,23 @@ Result<PythonEnvironment> PrepareVirtualenv(const std::string& model_dir, const 
     for (auto& a : PipArgs(d, model_dir)) deps.push_back(a);
   }
   if (!has_pandas) deps.push_back("pandas");  // the worker needs pandas (and numpy with it)
-  Status st;
-  if (!uv.empty()) {
-    st = RunLogged({uv, "venv", "--quiet", "--seed", "--python", base, dir}, pip_env, log_fd, log_path, "uv venv");
-    std::vector<std::string> install = {uv, "pip", "install", "--python", out.python};
-    if (st.ok() && !spec.build_dependencies.empty()) {
-      std::vector<std::string> argv = install;
-      argv.insert(argv.end(), spec.build_dependencies.begin(), spec.build_dependencies.end());
-      st = RunLogged(argv, pip_env, log_fd, log_path, "installing build dependencies");
-    }
-    if (st.ok()) {
-      std::vector<std::string> argv = install;
-      argv.insert(argv.end(), deps.begin(), deps.end());
-      st = RunLogged(argv, pip_env, log_fd, log_path, "installing the model's requirements");
-    }
-  } else {
-    st = RunLogged({base, "-m", "venv", dir}, pip_env, log_fd, log_path, "python -m venv");
-    std::vector<std::string> install = {out.python, "-m", "pip", "install", "--quiet"};
-    if (st.ok() && !spec.build_dependencies.empty()) {
-      std::vector<std::string> argv = install;
-      argv.insert(argv.end(), spec.build_dependencies.begin(), spec.build_dependencies.end());
-      st = RunLogged(argv, pip_env, log_fd, log_path, "installing build dependencies");
-    }
-    if (st.ok()) {
-      std::vector<std::string> argv = install;
-      argv.insert(argv.end(), deps.begin(), deps.end());
-      st = RunLogged(argv, pip_env, log_fd, log_path, "installing the model's requirements");
-    }
+  // uv when available (much faster), else the standard library's venv and pip.
+  const std::vector<std::string> create =
+      uv.empty() ? std::vector<std::string>{base, "-m", "venv", dir}
+                 : std::vector<std::string>{uv, "venv", "--quiet", "--seed", "--python", base, dir};
+  const std::vector<std::string> install =
+      uv.empty() ? std::vector<std::string>{out.python, "-m", "pip", "install", "--quiet"}
+                 : std::vector<std::string>{uv, "pip", "install", "--python", out.python};
+  auto install_all = [&](const std::vector<std::string>& packages, const char* what) {
+    std::vector<std::string> argv = install;
+    argv.insert(argv.end(), packages.begin(), packages.end());
+    return RunLogged(argv, pip_env, log_fd, log_path, what);
+  };
+  Status st = RunLogged(create, pip_env, log_fd, log_path, "creating the virtualenv");
+  if (st.ok() && !spec.build_dependencies.empty()) {
+    st = install_all(spec.build_dependencies, "installing build dependencies");
   }
+  if (st.ok()) st = install_all(deps, "installing the model's requirements");
   ::close(log_fd);
   if (!st.ok()) {
     fs::remove_all(dir, ec);

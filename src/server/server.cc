@@ -11,6 +11,8 @@
 // well (ServerOptions::http_threads).
 #include "pyfunc/server.h"
 
+#include <sys/socket.h>
+
 #include <atomic>
 #include <cmath>
 #include <condition_variable>
@@ -31,6 +33,7 @@
 #include "pyfunc/batcher.h"
 #include "pyfunc/csv.h"
 #include "pyfunc/json_codec.h"
+#include "pyfunc/signature.h"
 #include "pyfunc/version.h"
 #include "server/metrics.h"
 
@@ -111,39 +114,6 @@ Result<BodyFormat> CheckContentType(const std::string& header, std::optional<Htt
       "Got '{}'.",
       header.empty() ? "None" : header));
   return Status::InvalidArgument("content type");
-}
-
-// The signature's input columns: names and (where a Table type exists) types.
-struct InputSchema {
-  Schema typed;                         // columns with a Table type, for the codecs
-  std::vector<std::string> required;    // names the request must carry
-  std::vector<std::string> all_names;   // every named column, in order
-  bool named = false;                   // a column-based signature with names
-};
-
-InputSchema ReadInputSchema(const ModelSpec& spec) {
-  InputSchema out;
-  const Value* signature = spec.document().Find("signature");
-  if (signature == nullptr || !signature->is_map()) return out;
-  const Value* inputs = signature->Find("inputs");
-  if (inputs == nullptr || !inputs->is_string()) return out;
-  Result<Value> parsed = ParseJsonValue(inputs->as_string());
-  if (!parsed.ok() || !parsed->is_list()) return out;
-  for (const Value& col : parsed->as_list()) {
-    const Value* name = col.Find("name");
-    const Value* type = col.Find("type");
-    if (name == nullptr || !name->is_string() || type == nullptr || !type->is_string() ||
-        type->as_string() == "tensor") {
-      return InputSchema{};  // tensor or unnamed signatures: no column checks
-    }
-    out.all_names.push_back(name->as_string());
-    const Value* required = col.Find("required");
-    if (required == nullptr || required->truthy()) out.required.push_back(name->as_string());
-    Result<DataType> t = ParseDataType(type->as_string());
-    if (t.ok()) out.typed.emplace_back(name->as_string(), *t);
-  }
-  out.named = !out.all_names.empty();
-  return out;
 }
 
 std::string PyList(const std::vector<std::string>& names) {
@@ -673,6 +643,13 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   s.http.set_read_timeout(options.read_timeout.count(), 0);
   s.http.set_write_timeout(options.read_timeout.count(), 0);
   s.http.set_payload_max_length(options.max_body_size);
+  // httplib listens with a backlog of 5, which resets connections under a burst of
+  // connects; remember the listening socket to raise the backlog after bind.
+  int listen_fd = -1;
+  s.http.set_socket_options([&listen_fd](socket_t sock) {
+    httplib::default_socket_options(sock);
+    listen_fd = sock;
+  });
   s.Register();
   if (options.port == 0) {
     s.port = s.http.bind_to_any_port(options.host);
@@ -683,6 +660,7 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
                                          options.port));
     s.port = options.port;
   }
+  if (listen_fd >= 0) ::listen(listen_fd, SOMAXCONN);  // on Linux, a second listen() resizes the backlog
   s.stopped = s.stopped_promise.get_future().share();
   s.listener = std::thread([&s] {
     s.http.listen_after_bind();  // returns after stop(), once every connection thread ended

@@ -1,0 +1,27 @@
+// The column part of a model's signature (MLmodel `signature.inputs`), as the codecs
+// and the server use it: which columns a request must carry, and their Table types.
+#ifndef PYFUNC_SIGNATURE_H_
+#define PYFUNC_SIGNATURE_H_
+
+#include <string>
+#include <vector>
+
+#include "pyfunc/model_spec.h"
+#include "pyfunc/table.h"
+
+namespace pyfunc {
+
+struct InputSchema {
+  Schema typed;                        // columns with a Table type, for the codecs
+  std::vector<std::string> required;   // names a request must carry
+  std::vector<std::string> all_names;  // every named column, in order
+  bool named = false;                  // a column-based signature with names
+};
+
+// Reads the input schema of `spec`. Models without a signature, and tensor-based or
+// unnamed signatures, give an empty schema (no column checks, types inferred).
+InputSchema ReadInputSchema(const ModelSpec& spec);
+
+}  // namespace pyfunc
+
+#endif  // PYFUNC_SIGNATURE_H_

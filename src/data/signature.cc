@@ -1,0 +1,32 @@
+#include "pyfunc/signature.h"
+
+#include "pyfunc/json_codec.h"
+
+namespace pyfunc {
+
+InputSchema ReadInputSchema(const ModelSpec& spec) {
+  InputSchema out;
+  const Value* signature = spec.document().Find("signature");
+  if (signature == nullptr || !signature->is_map()) return out;
+  const Value* inputs = signature->Find("inputs");
+  if (inputs == nullptr || !inputs->is_string()) return out;
+  Result<Value> parsed = ParseJsonValue(inputs->as_string());
+  if (!parsed.ok() || !parsed->is_list()) return out;
+  for (const Value& col : parsed->as_list()) {
+    const Value* name = col.Find("name");
+    const Value* type = col.Find("type");
+    if (name == nullptr || !name->is_string() || type == nullptr || !type->is_string() ||
+        type->as_string() == "tensor") {
+      return InputSchema{};  // tensor or unnamed signatures: no column checks
+    }
+    out.all_names.push_back(name->as_string());
+    const Value* required = col.Find("required");
+    if (required == nullptr || required->truthy()) out.required.push_back(name->as_string());
+    Result<DataType> t = ParseDataType(type->as_string());
+    if (t.ok()) out.typed.emplace_back(name->as_string(), *t);
+  }
+  out.named = !out.all_names.empty();
+  return out;
+}
+
+}  // namespace pyfunc
