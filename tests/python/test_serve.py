@@ -309,7 +309,15 @@ def test_slow_client_byte_by_byte_does_not_block_others(server):
             for i in range(len(head + body)):
                 s.sendall((head + body)[i:i + 1])
                 time.sleep(0.004)
-            result["response"] = s.recv(65536).decode()
+            # Headers and body may arrive in separate segments: read the whole response.
+            data = b""
+            while b"\r\n\r\n" not in data or len(data.split(b"\r\n\r\n", 1)[1]) < int(
+                    data.split(b"Content-Length: ", 1)[1].split(b"\r\n", 1)[0]):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            result["response"] = data.decode()
 
     t = threading.Thread(target=slow)
     t.start()
