@@ -13,6 +13,8 @@
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
+#include <future>
+#include <optional>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -258,14 +260,31 @@ int Predict(const PredictArgs& a) {
   options.env_manager = *manager;
   options.workers = a.workers;
   options.predict_timeout = std::chrono::milliseconds(static_cast<int64_t>(a.timeout * 1000));
-  Result<Model> model = Model::Load(a.model, options);
-  if (!model.ok()) return Fail(model.status());
+  // The workers start (Python and the model's imports take a second or more) while
+  // the first batch is read and parsed: only the MLmodel is needed for that.
+  Result<std::string> path = ResolveModelUri(a.model);
+  if (!path.ok()) return Fail(path.status());
+  Result<ModelSpec> spec = ModelSpec::Load(*path);
+  if (!spec.ok()) return Fail(spec.status());
+  if (Status st = spec->python_function().status(); !st.ok()) return Fail(st);
+  const Schema schema = ReadInputSchema(*spec).typed;
+  std::future<Result<Model>> loading =
+      std::async(std::launch::async, [p = *path, options] { return Model::Load(p, options); });
+  std::optional<Model> model;
+  // Waits for the workers; a failed load is the run's error.
+  auto ready = [&]() -> Status {
+    if (model) return Status::OK();
+    Result<Model> loaded = loading.get();
+    if (!loaded.ok()) return loaded.status();
+    model.emplace(std::move(loaded).value());
+    return Status::OK();
+  };
 
   std::unique_ptr<BatchSource> source;
   if (type == "csv") {
     CsvReadOptions o;
     o.batch_rows = a.batch_rows;
-    o.schema = ReadInputSchema(model->spec()).typed;
+    o.schema = schema;
     o.source_name = input_name;
     Result<std::unique_ptr<CsvReader>> reader = CsvReader::FromFd(fd, o);
     if (!reader.ok()) return Fail(reader.status());
@@ -274,7 +293,7 @@ int Predict(const PredictArgs& a) {
     Result<std::string> body = ReadAll(fd, input_name);
     if (!body.ok()) return Fail(body.status());
     JsonReadOptions o;
-    o.schema = ReadInputSchema(model->spec()).typed;
+    o.schema = schema;
     Result<ScoringRequest> request = ParseScoringRequest(*body, o);
     if (!request.ok()) return Fail(request.status().WithContext(input_name));
     auto json = std::make_unique<JsonSource>(std::move(request->table), a.batch_rows, static_cast<int64_t>(body->size()));
@@ -325,6 +344,8 @@ int Predict(const PredictArgs& a) {
       break;
     }
     if (!batch->has_value()) break;
+    failure = ready();
+    if (!failure.ok()) break;
     std::unique_lock<std::mutex> lock(mu);
     cv.wait(lock, [&] { return in_flight < a.workers; });
     failure = write_ready(lock);
@@ -355,6 +376,7 @@ int Predict(const PredictArgs& a) {
     }
   }
   for (auto& t : threads) t.join();
+  if (failure.ok()) failure = ready();  // an empty input still needs a model that loads
   if (failure.ok()) {
     std::unique_lock<std::mutex> lock(mu);
     failure = write_ready(lock);
