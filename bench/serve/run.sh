@@ -45,8 +45,11 @@ wait_ready() {  # url
   echo "server not ready: $1" >&2; exit 1
 }
 
-stop_server() {
+stop_server() {  # SIGTERM, then SIGKILL to the whole group after 15 s (MLServer can hang on exit)
   kill -TERM "$SERVER_PID" 2>/dev/null || true
+  for _ in $(seq 1 150); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+  pkill -KILL -P "$SERVER_PID" 2>/dev/null || true
+  kill -KILL "$SERVER_PID" 2>/dev/null || true
   wait "$SERVER_PID" 2>/dev/null || true
   SERVER_PID=""
   sleep 1
