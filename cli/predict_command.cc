@@ -318,7 +318,8 @@ int Predict(const PredictArgs& a) {
   int in_flight = 0;
   int64_t next_batch = 0, next_write = 0, rows_read = 0, rows_written = 0;
   Status failure;
-  std::vector<std::thread> threads;
+  std::map<int64_t, std::thread> threads;  // by batch number, until joined
+  std::vector<int64_t> finished;           // batches whose thread has ended; GUARDED_BY(mu)
 
   auto write_ready = [&](std::unique_lock<std::mutex>& lock) -> Status {
     while (true) {
@@ -357,25 +358,28 @@ int Predict(const PredictArgs& a) {
     rows_read += slot.rows;
     ++in_flight;
     lock.unlock();
-    threads.emplace_back([&, id, table = std::move(**batch)] {
+    threads.emplace(id, std::thread([&, id, table = std::move(**batch)] {
       Result<Prediction> out = model->Predict(table, source->params);
       std::lock_guard<std::mutex> g(mu);
       slots[id].result = std::move(out);
       slots[id].done = true;
+      finished.push_back(id);
       --in_flight;
       cv.notify_all();
-    });
+    }));
     progress.Update(rows_written, source->bytes_done());
-    // Reap finished threads so their number stays bounded.
-    if (threads.size() > static_cast<size_t>(4 * a.workers)) {
-      std::unique_lock<std::mutex> l(mu);
-      cv.wait(l, [&] { return in_flight == 0; });
-      l.unlock();
-      for (auto& t : threads) t.join();
-      threads.clear();
+    // Join the threads of finished batches, so at most `workers` threads are alive.
+    std::vector<int64_t> ended;
+    {
+      std::lock_guard<std::mutex> g(mu);
+      ended.swap(finished);
+    }
+    for (int64_t done_id : ended) {
+      threads[done_id].join();
+      threads.erase(done_id);
     }
   }
-  for (auto& t : threads) t.join();
+  for (auto& [id, t] : threads) t.join();
   if (failure.ok()) failure = ready();  // an empty input still needs a model that loads
   if (failure.ok()) {
     std::unique_lock<std::mutex> lock(mu);
