@@ -258,6 +258,24 @@ def _inspect_accepts_params(fn):
     return param is not None and param.kind != inspect.Parameter.VAR_KEYWORD
 
 
+def apply_params_schema(params, schema, context=""):
+    """``params`` (a dict or None) under a params schema (a list of {name, default, ...}):
+    unknown keys are dropped with a warning naming them, missing keys take their
+    defaults. Values are passed as given (MLflow's type conversion is not done)."""
+    params = {str(k): v for k, v in (params or {}).items()}
+    allowed = [spec["name"] for spec in schema]
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        warnings.warn(
+            "{}params {} ignored: not in the model's params schema ({})".format(context, unknown, ", ".join(allowed)),
+            stacklevel=4,
+        )
+    out = {k: v for k, v in params.items() if k in allowed}
+    for spec in schema:
+        out.setdefault(spec["name"], spec.get("default"))
+    return out
+
+
 class PyFuncModel:
     """A loaded pyfunc model: ``predict(data, params=None)`` on the loader's result.
 
@@ -332,21 +350,9 @@ class PyFuncModel:
                 stacklevel=3,
             )
             return {}
-        params = {} if params is None else params
-        if not isinstance(params, dict):
+        if params is not None and not isinstance(params, dict):
             raise TypeError("params must be a dict, not {}".format(type(params).__name__))
-        params = {str(k): v for k, v in params.items()}
-        allowed = [spec["name"] for spec in schema]
-        unknown = sorted(set(params) - set(allowed))
-        if unknown:
-            warnings.warn(
-                "params {} ignored: not in the model's params schema ({})".format(unknown, ", ".join(allowed)),
-                stacklevel=3,
-            )
-        out = {k: v for k, v in params.items() if k in allowed}
-        for spec in schema:
-            out.setdefault(spec["name"], spec.get("default"))
-        return out
+        return apply_params_schema(params, schema)
 
     def predict(self, data, params=None):
         """Calls the model's predict function on ``data``.

@@ -302,18 +302,9 @@ def _validate_params(params, mlmodel):
                 stacklevel=3,
             )
         return None
-    params = {str(k): v for k, v in (params or {}).items()}
-    allowed = [s["name"] for s in schema]
-    unknown = sorted(set(params) - set(allowed))
-    if unknown:
-        warnings.warn(
-            "spark_udf: params {} ignored: not in the model's params schema ({})".format(unknown, ", ".join(allowed)),
-            stacklevel=3,
-        )
-    out = {k: v for k, v in params.items() if k in allowed}
-    for spec in schema:
-        out.setdefault(spec["name"], spec.get("default"))
-    return out
+    from pyfunc._loading import apply_params_schema
+
+    return apply_params_schema(params, schema, context="spark_udf: ")
 
 
 def _prepare_environment(local_dir, env_manager):

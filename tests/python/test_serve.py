@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -22,34 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # A model whose behaviour is chosen per call with params={"mode": ...}; "sleep" takes
 # long enough to be caught in flight, "crash" kills its worker, "hang" never returns.
-MODEL_SRC = textwrap.dedent('''
-    import os, time
-    import numpy as np
-    import pandas as pd
-
-    class ServeModel:
-        def predict(self, df, params=None):
-            mode = (params or {}).get("mode", "echo")
-            if mode == "echo":
-                return df
-            if mode == "sum":
-                return df.select_dtypes("number").sum(axis=1).to_numpy()
-            if mode == "series":
-                return pd.Series(df.iloc[:, 0].to_numpy(), name="first")
-            if mode == "sleep":
-                time.sleep(0.8)
-                return df
-            if mode == "raise":
-                raise ValueError("the model refuses: " + str(len(df)) + " rows")
-            if mode == "crash":
-                os.kill(os.getpid(), 9)
-            if mode == "hang":
-                time.sleep(3600)
-            raise KeyError(mode)
-
-    def _load_pyfunc(path):
-        return ServeModel()
-''')
+BEHAVE = ROOT / "tests" / "data" / "models" / "behave" / "behave_model.py"
 
 
 def pyfunc_binary():
@@ -134,10 +106,9 @@ def models(tmp_path_factory):
     from sklearn.linear_model import LinearRegression
 
     root = tmp_path_factory.mktemp("serve")
-    (root / "serve_model.py").write_text(MODEL_SRC)
     sig = ModelSignature(inputs=None, params=ParamSchema([ParamSpec("mode", "string", "echo")]))
-    mlflow.pyfunc.save_model(str(root / "behave"), loader_module="serve_model",
-                             code_paths=[str(root / "serve_model.py")], signature=sig,
+    mlflow.pyfunc.save_model(str(root / "behave"), loader_module="behave_model",
+                             code_paths=[str(BEHAVE)], signature=sig,
                              pip_requirements=["pandas"])
     X = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "b": [0.5, 1.5, 2.0, 0.0]})
     y = X.a * 2 + X.b

@@ -25,6 +25,9 @@ class BehaveModel:
             raise ValueError("the model refuses: " + str(len(df)) + " rows")
         if mode == "crash":
             os.kill(os.getpid(), 9)
+        if mode == "sleep":
+            time.sleep(0.8)
+            return df
         if mode == "hang":
             time.sleep(3600)
         if mode == "pid":
