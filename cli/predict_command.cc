@@ -2,8 +2,8 @@
 //
 // The input is read in batches of --batch-rows rows (CSV is streamed; a JSON request is
 // parsed once and split), --workers batches are scored in parallel, and the output is
-// written in input order, so memory stays bounded by about 2 x workers batches however
-// large the input is. A file output is written to a temporary sibling and renamed into
+// written in input order. Parsing runs ahead of the scoring on a thread of its own, into a
+// queue bounded in bytes, so memory stays bounded however large the input is. A file output is written to a temporary sibling and renamed into
 // place at the end: a failed run leaves no partial file.
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -43,6 +43,7 @@ struct PredictArgs {
   std::string env_manager = "virtualenv";
   int workers = 1;
   int64_t batch_rows = 65536;
+  int worker_threads = 0;
   double timeout = 600;
   bool no_progress = false;
 };
@@ -216,6 +217,85 @@ class JsonSource : public BatchSource {
   bool emitted_ = false;
 };
 
+// Parses batches on a thread of its own, ahead of the scoring: the input is parsed
+// while the workers start (importing a model's libraries takes a second or more) and
+// while they score. Parsed batches wait in a queue of at most kReadAheadBytes (and at
+// least one batch), so memory stays bounded whatever the input's size.
+class ReadAhead {
+ public:
+  static constexpr size_t kReadAheadBytes = size_t{192} << 20;
+
+  explicit ReadAhead(BatchSource* source) : source_(source), thread_([this] { Run(); }) {}
+  ~ReadAhead() { Stop(); }
+
+  // The next batch, nullopt at the end, or the source's error.
+  Result<std::optional<Table>> Next() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return !queue_.empty() || ended_; });
+    if (!queue_.empty()) {
+      Table t = std::move(queue_.front().first);
+      bytes_ -= queue_.front().second;
+      queue_.pop_front();
+      cv_.notify_all();
+      return std::optional<Table>(std::move(t));
+    }
+    if (!error_.ok()) return error_;
+    return std::optional<Table>();
+  }
+
+  // Stops reading (the consumer failed or finished) and joins the thread.
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  static size_t Bytes(const Table& t) {
+    size_t n = 0;
+    for (const Column& c : t.columns()) {
+      for (const Buffer* b : {c.validity(), c.values(), c.string_data()}) n += b ? b->size() : 0;
+    }
+    return n;
+  }
+
+  void Run() {
+    for (;;) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (stop_) return;
+      }
+      Result<std::optional<Table>> batch = source_->Next();
+      std::unique_lock<std::mutex> lock(mu_);
+      if (!batch.ok() || !batch->has_value()) {
+        if (!batch.ok()) error_ = batch.status();
+        ended_ = true;
+        cv_.notify_all();
+        return;
+      }
+      const size_t size = Bytes(**batch);
+      cv_.wait(lock, [&] { return stop_ || queue_.empty() || bytes_ + size <= kReadAheadBytes; });
+      if (stop_) return;
+      bytes_ += size;
+      queue_.emplace_back(std::move(**batch), size);
+      cv_.notify_all();
+    }
+  }
+
+  BatchSource* source_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::pair<Table, size_t>> queue_;  // GUARDED_BY(mu_)
+  size_t bytes_ = 0;                            // GUARDED_BY(mu_)
+  bool ended_ = false;                          // GUARDED_BY(mu_)
+  bool stop_ = false;                           // GUARDED_BY(mu_)
+  Status error_;                                // GUARDED_BY(mu_)
+  std::thread thread_;
+};
+
 Result<std::string> ReadAll(int fd, const std::string& name) {
   std::string data;
   char buf[1 << 16];
@@ -234,6 +314,7 @@ Result<std::string> ReadAll(int fd, const std::string& name) {
 int Predict(const PredictArgs& a) {
   if (a.workers < 1) return Fail(Status::InvalidArgument("--workers must be at least 1"));
   if (a.batch_rows < 1) return Fail(Status::InvalidArgument("--batch-rows must be at least 1"));
+  if (a.worker_threads < 0) return Fail(Status::InvalidArgument("--worker-threads must not be negative"));
   std::string type = a.content_type;
   if (type.empty()) type = a.input.size() > 4 && a.input.compare(a.input.size() - 4, 4, ".csv") == 0 ? "csv" : "json";
   Result<EnvManager> manager = ParseEnvManager(a.env_manager);
@@ -260,6 +341,9 @@ int Predict(const PredictArgs& a) {
   options.env_manager = *manager;
   options.workers = a.workers;
   options.predict_timeout = std::chrono::milliseconds(static_cast<int64_t>(a.timeout * 1000));
+  // By default one core is left to parsing; the others are shared by the workers.
+  const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  options.threads_per_worker = a.worker_threads > 0 ? a.worker_threads : std::max(1, (cores - 1) / a.workers);
   // The workers start (Python and the model's imports take a second or more) while
   // the first batch is read and parsed: only the MLmodel is needed for that.
   Result<std::string> path = ResolveModelUri(a.model);
@@ -338,8 +422,9 @@ int Predict(const PredictArgs& a) {
     }
   };
 
+  ReadAhead ahead(source.get());
   while (failure.ok()) {
-    Result<std::optional<Table>> batch = source->Next();
+    Result<std::optional<Table>> batch = ahead.Next();
     if (!batch.ok()) {
       failure = batch.status();
       break;
@@ -379,6 +464,7 @@ int Predict(const PredictArgs& a) {
       threads.erase(done_id);
     }
   }
+  ahead.Stop();
   for (auto& [id, t] : threads) t.join();
   if (failure.ok()) failure = ready();  // an empty input still needs a model that loads
   if (failure.ok()) {
@@ -430,6 +516,10 @@ void RegisterPredictCommands(CLI::App& app, int* exit_code) {
   predict->add_option("-w,--workers", a->workers, "Worker processes scoring batches in parallel")
       ->capture_default_str();
   predict->add_option("--batch-rows", a->batch_rows, "Rows per batch")->capture_default_str();
+  predict->add_option("--worker-threads", a->worker_threads,
+                      "Threads of native libraries (BLAS, OpenMP) per worker; 0: the cores but one, "
+                      "divided among the workers")
+      ->capture_default_str();
   predict->add_option("--timeout", a->timeout, "Seconds one batch may take")->capture_default_str();
   predict->add_flag("--no-progress", a->no_progress, "No progress bar (none is shown when stderr is not a terminal)");
   predict->callback([a, exit_code] { *exit_code = Predict(*a); });

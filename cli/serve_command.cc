@@ -34,6 +34,7 @@ struct ServeArgs {
   int port = 5000;
   int timeout = 60;
   int workers = 1;
+  int worker_threads = 0;
   std::string env_manager = "virtualenv";
   bool no_conda = false;
   int64_t max_batch_rows = 1024;
@@ -102,6 +103,7 @@ int Serve(const ServeArgs& a) {
   lo.env_manager = *env;
   lo.workers = a.workers;
   lo.predict_timeout = std::chrono::seconds(a.timeout);
+  lo.threads_per_worker = a.worker_threads;
   Result<Model> model = Model::Load(path, lo);
   if (!model.ok()) std::_Exit(Fail(model.status()));  // the signal thread is blocked in sigwait
   (*server)->SetModel(std::make_shared<Model>(std::move(model).value()));
@@ -132,6 +134,10 @@ void RegisterServeCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("-w,--workers", args->workers, "Python worker processes (each holds the model)")
       ->envname("MLFLOW_MODELS_WORKERS")
       ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--worker-threads", args->worker_threads,
+                  "Threads of native libraries (BLAS, OpenMP) per worker; 0: the cores divided among the workers")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   cmd->add_option("--env-manager", args->env_manager, "Where the model's Python runs: local, virtualenv or conda")
       ->capture_default_str();

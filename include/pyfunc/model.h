@@ -53,6 +53,11 @@ struct LoadOptions {
   std::chrono::milliseconds predict_timeout{std::chrono::seconds(60)};
   // Overrides of the flavor's saved `config` (only keys it has are applied, as MLflow).
   Value model_config;
+  // Threads each worker's native libraries (OpenBLAS, MKL, OpenMP, numexpr) may use:
+  // sets OMP_NUM_THREADS and its siblings in the worker's environment unless they are
+  // already set there. 0: the machine's cores divided among the workers. Workers that
+  // each start a thread per core oversubscribe the machine, and idle BLAS threads spin.
+  int threads_per_worker = 0;
   // Suppress progress messages (environment creation) on stderr.
   bool quiet = false;
 };

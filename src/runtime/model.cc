@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "pyfunc/file_system.h"
@@ -67,14 +68,35 @@ Result<Model> Model::Load(const std::string& uri, const LoadOptions& options) {
   w.python = impl->env.python;
   w.env = impl->env.env;
   w.env.push_back("PYTHONUNBUFFERED=1");
+  const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  const int threads = options.threads_per_worker > 0 ? options.threads_per_worker
+                                                     : std::max(1, cores / options.workers);
+  for (const char* name : {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                           "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS"}) {
+    const std::string prefix = std::string(name) + "=";
+    bool set = false;
+    for (const std::string& e : w.env) set = set || e.compare(0, prefix.size(), prefix) == 0;
+    if (!set) w.env.push_back(prefix + std::to_string(threads));
+  }
   w.script = script_dir + "/_worker.py";
   w.model_root = path;
   w.mlmodel_json = ToJson(spec.document());
   w.model_config_json = ToJson(options.model_config);
   w.load_timeout = options.load_timeout;
   impl->workers = options.workers;
-  for (int i = 0; i < options.workers; ++i) {
-    Result<std::unique_ptr<runtime::Worker>> worker = runtime::Worker::Start(w);
+  // Workers start in parallel: each spends most of its start importing the model's
+  // libraries, which is CPU-bound and single-threaded.
+  std::vector<Result<std::unique_ptr<runtime::Worker>>> started;
+  for (int i = 0; i < options.workers; ++i) started.emplace_back(Status::Internal("not started"));
+  {
+    std::vector<std::thread> starters;
+    for (int i = 1; i < options.workers; ++i) {
+      starters.emplace_back([&started, &w, i] { started[i] = runtime::Worker::Start(w); });
+    }
+    started[0] = runtime::Worker::Start(w);
+    for (std::thread& t : starters) t.join();
+  }
+  for (auto& worker : started) {
     if (!worker.ok()) return worker.status().WithContext("loading " + path + " in " + impl->env.description);
     impl->idle.push_back(std::move(worker).value());
   }

@@ -129,3 +129,41 @@ def test_prepare_env_local(linear_model):
     proc = run("prepare-env", "-m", linear_model, "--env-manager", "local")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("ready local interpreter ")
+
+
+def test_native_thread_pools_are_sized_per_worker(tmp_path):
+    model = pyfunc.Model()
+    model.signature = {"inputs": None, "outputs": None,
+                       "params": '[{"name": "mode", "type": "string", "default": "threads", "shape": null}]'}
+    path = str(tmp_path / "threads")
+    pyfunc.save_model(path, loader_module="behave_model", code_path=[str(BEHAVE)], model=model)
+    body = json.dumps({"dataframe_split": {"columns": ["x"], "data": [[1], [2]]}})
+
+    def seen(*extra, env=None):
+        proc = subprocess.run([PYFUNC, "predict", "-m", path, "-t", "json", "--env-manager", "local", *extra],
+                              input=body, capture_output=True, text=True, env=env or ENV, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)["predictions"][0]
+
+    # Default: one core is left to parsing, the rest divided among the workers (at least 1).
+    default = str(max(1, (os.cpu_count() - 1) // 2))
+    assert seen("-w", "2") == {"OMP_NUM_THREADS": default, "OPENBLAS_NUM_THREADS": default,
+                               "MKL_NUM_THREADS": default}
+    assert seen("--worker-threads", "3") == {"OMP_NUM_THREADS": "3", "OPENBLAS_NUM_THREADS": "3",
+                                             "MKL_NUM_THREADS": "3"}
+    # A setting of the user's own is kept.
+    assert seen("--worker-threads", "3", env=dict(ENV, OMP_NUM_THREADS="5"))["OMP_NUM_THREADS"] == "5"
+    proc = run("predict", "-m", path, "--worker-threads", "-1", "-i", tmp_path / "none.json")
+    assert proc.returncode != 0 and "--worker-threads" in proc.stderr, proc.stderr
+
+
+def test_an_error_in_a_later_batch_fails_the_run_with_its_line(linear_model, tmp_path):
+    rows = ["%d,%d,%d" % (i, i + 1, i + 2) for i in range(50)]
+    rows[44] = "1,2,three"
+    (tmp_path / "late.csv").write_text("a,b,c\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "o.json"
+    proc = run("predict", "-m", linear_model, "-i", tmp_path / "late.csv", "-o", out, "--batch-rows", "10",
+               "--env-manager", "local")
+    assert proc.returncode == 1
+    assert "late.csv:46:3: value \"three\" does not fit column 'c'" in proc.stderr, proc.stderr
+    assert not out.exists()
