@@ -11,7 +11,10 @@
 //
 // Policy:
 //   * Work-conserving: a dispatcher that is free takes what is queued at once; a lone
-//     request never waits for company. With `max_batch_delay` > 0 a dispatcher waits up
+//     request never waits for company. With `run_inline`, when nothing is queued and
+//     a predict call is free, Predict runs the request on the caller's thread (no
+//     hand-off to a dispatcher and back); at most `dispatchers` predict calls run at
+//     once either way. With `max_batch_delay` > 0 a dispatcher waits up
 //     to that long after the oldest request's arrival for more rows, unless the batch
 //     is already full.
 //   * Merged only when the params (compared as JSON) and the column names and types are
@@ -68,6 +71,12 @@ struct BatcherOptions {
   // Requests waiting (not yet taken by a dispatcher); more are refused with
   // Unavailable so that overload gives fast 503s rather than unbounded latency.
   size_t max_queue = 1024;
+  // Run a request on the calling thread when nothing is queued and a predict call is
+  // free: two thread wake-ups less per request (tens of microseconds each). Such a
+  // request is answered when its predict call returns, so set it only when the predict
+  // function bounds its own time by about the requests' deadline (Model::Predict does,
+  // with LoadOptions::predict_timeout). Ignored when max_batch_delay > 0.
+  bool run_inline = false;
 };
 
 // What one Predict call got, and how long its stages took.

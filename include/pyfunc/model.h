@@ -62,6 +62,17 @@ struct LoadOptions {
   bool quiet = false;
 };
 
+// Per-call options of Model::Predict.
+struct PredictOptions {
+  // Busy-poll instead of sleeping for up to this long: the caller while the worker
+  // predicts, and the worker, after answering, for the next request (when requests
+  // have been arriving within this window). A sleeping thread costs a wake-up of tens
+  // of microseconds on each side of a round trip, which dominates a small model's
+  // latency; polling burns a core meanwhile, so use it only when the machine has one to
+  // spare (pyfunc serve does so while no request waits). 0: sleep.
+  std::chrono::microseconds busy_poll{0};
+};
+
 class Model {
  public:
   // `uri` is a model directory (or a URI the tracking layer resolves to one).
@@ -70,12 +81,15 @@ class Model {
   static Result<Model> Load(const std::string& uri, const LoadOptions& options = {});
 
   // Scores one batch. `params` (a map, or null) is passed to predict as MLflow does.
-  Result<Prediction> Predict(const Table& input, const Value& params = Value()) const;
+  Result<Prediction> Predict(const Table& input, const Value& params = Value(),
+                             const PredictOptions& options = {}) const;
 
   const ModelSpec& spec() const;
   const std::string& path() const;  // the local model directory
   const std::string& environment_description() const;
   int num_workers() const;
+  // The longest one Predict call takes before it fails with DeadlineExceeded.
+  std::chrono::milliseconds predict_timeout() const;
   // Workers started to replace ones that died or timed out, since Load.
   int64_t worker_restarts() const;
 

@@ -18,12 +18,14 @@ holding frames (see FRAME LAYOUT). The exchange:
     worker -> {"op": "loaded"} | {"op": "error", ...}
     parent -> {"op": "map", "size"} + fd              (any time; replaces the mapping)
     worker -> {"op": "mapped"}
-    parent -> {"op": "predict", "seq", "offset", "size", "out_offset", "params"}
+    parent -> {"op": "predict", "seq", "offset", "size", "out_offset", "params"[, "busy_poll_us"]}
     worker -> {"op": "result", "seq", "offset", "size"}
             | {"op": "grow", "seq", "need"}  -> parent sends "map", worker then sends "result"
             | {"op": "error", "seq", "type", "message", "traceback"}
     parent -> {"op": "exit"}
 
+With "busy_poll_us", the worker polls for its next message without sleeping for up to
+that long after answering, as long as messages have been arriving within that window.
 The worker exits when the control socket closes (the parent died or let it go).
 A predict that raises fails only that batch.
 
@@ -46,6 +48,8 @@ import os
 import socket
 import struct
 import sys
+import select
+import time
 import traceback
 
 MAGIC = "pyfunc-worker"
@@ -84,6 +88,16 @@ def _send(sock, message, fds=None):
 _RECV_BUFFER = bytearray(MAX_MESSAGE)
 
 
+def _poll_briefly(poller, seconds):
+    """Polls the control socket without sleeping for up to ``seconds``; True if readable."""
+    end = time.perf_counter() + seconds
+    while True:
+        if poller.poll(0):
+            return True
+        if time.perf_counter() >= end:
+            return False
+
+
 def _recv(sock):
     """One message and the fds that came with it; (None, []) when the parent is gone."""
     fds = array.array("i")
@@ -107,11 +121,60 @@ def _unpack_bits(np, buf, offset, rows):
     return np.unpackbits(packed, bitorder="little", count=rows).astype(bool)
 
 
+_U32 = struct.Struct("<I")
+_U64_U32 = struct.Struct("<QI")
+_PLANS = {}
+
+
+def _plan_key(buf, offset, size):
+    """The bytes that determine how a frame decodes: header, column descriptors and the
+    column names (from the first name to the end of the last); None if out of bounds."""
+    if size < HEADER.size:
+        return None
+    ncols = _U32.unpack_from(buf, offset + 16)[0]
+    end = HEADER.size + ncols * COLUMN.size
+    if ncols == 0 or end > size:
+        return None
+    first, _ = _U64_U32.unpack_from(buf, offset + HEADER.size)
+    last, last_len = _U64_U32.unpack_from(buf, offset + end - COLUMN.size)
+    if first < end or last + last_len > size or last + last_len - first > 1 << 16:
+        return None
+    return bytes(buf[offset:offset + end]) + bytes(buf[offset + first:offset + last + last_len])
+
+
 def decode_frame(buf, offset, size):
     """The pandas.DataFrame held by the frame at ``buf[offset:offset+size]``.
 
-    Numeric columns without nulls are numpy views of ``buf`` (no copy).
+    Numeric columns without nulls are numpy views of ``buf`` (no copy). A frame of only
+    such columns, laid out as one block, is decoded by a plan cached by its header,
+    descriptors and names: the next batch of the same shape is a view and a DataFrame.
     """
+    key = _plan_key(buf, offset, size)
+    plan = _PLANS.get(key) if key is not None else None
+    if plan is not None:
+        return plan(buf, offset, size)
+    df, shape, plan = _decode_frame(buf, offset, size)
+    if plan is not None and key is not None:
+        if len(_PLANS) > 64:
+            _PLANS.clear()
+        _PLANS[key] = plan
+    return df, shape
+
+
+def _block_plan(pd, dtype, start, count, rows, total, index, shape):
+    import numpy as np
+
+    def decode(buf, offset, size):
+        if total > size:
+            raise FrameError("frame claims {} bytes, only {} bytes given".format(total, size))
+        base = np.frombuffer(buf, dtype=dtype, count=rows * count, offset=offset + start)
+        return pd.DataFrame(base.reshape(count, rows).T, columns=index, copy=False), shape
+
+    return decode
+
+
+def _decode_frame(buf, offset, size):
+    """decode_frame without the plan cache: (DataFrame, shape, plan or None)."""
     import numpy as np
     import pandas as pd
 
@@ -185,11 +248,11 @@ def decode_frame(buf, offset, size):
     if block is not None and block[2] == len(columns):
         # Same-typed numeric columns laid out back to back: one 2-D block, no copy.
         dtype, start, count = block
-        base = np.frombuffer(buf, dtype=dtype, count=rows * count, offset=start)
-        return pd.DataFrame(base.reshape(count, rows).T, columns=index, copy=False), shape
+        plan = _block_plan(pd, dtype, start - offset, count, rows, total, index, shape)
+        return plan(buf, offset, size) + (plan,)
     df = pd.DataFrame(dict(zip(range(len(names)), columns)), copy=False)
     df.columns = index
-    return df, shape
+    return df, shape, None
 
 
 _INDEX_CACHE = {}
@@ -388,8 +451,18 @@ def serve(sock):
                  "python": "{}.{}.{}".format(*sys.version_info[:3]), "pandas": pandas.__version__})
     model = None
     mapping = None
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    busy_poll = 0.0  # seconds the parent asked us to poll for the next message
+    arriving = True  # messages have been arriving within that window
+    answered = None  # when the last answer was sent
     while True:
+        if busy_poll and arriving and answered is not None:
+            _poll_briefly(poller, busy_poll)
         message, fds = _recv(sock)
+        if answered is not None:
+            arriving = time.perf_counter() - answered <= busy_poll
+            answered = None
         if message is None:
             return 0
         op = message.get("op")
@@ -412,6 +485,7 @@ def serve(sock):
                 _send(sock, _error(e))
         elif op == "predict":
             seq = message.get("seq")
+            busy_poll = max(0.0, float(message.get("busy_poll_us") or 0) / 1e6)
             try:
                 if model is None or mapping is None:
                     raise FrameError("predict before the model was loaded and memory mapped")
@@ -434,6 +508,7 @@ def serve(sock):
                         raise FrameError("the new mapping is still too small")
                 write(mapping, out)
                 _send(sock, {"op": "result", "seq": seq, "offset": out, "size": total})
+                answered = time.perf_counter()
             except Exception as e:
                 _send(sock, _error(e, seq))
         elif op == "exit":

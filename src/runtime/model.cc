@@ -103,7 +103,7 @@ Result<Model> Model::Load(const std::string& uri, const LoadOptions& options) {
   return Model(std::move(impl));
 }
 
-Result<Prediction> Model::Predict(const Table& input, const Value& params) const {
+Result<Prediction> Model::Predict(const Table& input, const Value& params, const PredictOptions& options) const {
   Impl& impl = *impl_;
   std::unique_ptr<runtime::Worker> worker = impl.Acquire();
   if (!worker || !worker->alive()) {
@@ -119,13 +119,14 @@ Result<Prediction> Model::Predict(const Table& input, const Value& params) const
     ++impl.restarts;
   }
   const std::string params_json = params.is_null() ? "" : ToJson(params);
-  Result<Prediction> out = worker->Predict(input, params_json, impl.predict_timeout);
+  Result<Prediction> out = worker->Predict(input, params_json, impl.predict_timeout, options.busy_poll);
   impl.Release(std::move(worker));
   return out;
 }
 
 const ModelSpec& Model::spec() const { return impl_->spec; }
 const std::string& Model::path() const { return impl_->path; }
+std::chrono::milliseconds Model::predict_timeout() const { return impl_->predict_timeout; }
 const std::string& Model::environment_description() const { return impl_->env.description; }
 int Model::num_workers() const { return impl_->workers; }
 int64_t Model::worker_restarts() const {

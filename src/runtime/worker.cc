@@ -156,7 +156,8 @@ Status Worker::Send(const nlohmann::json& message, int fd) {
   }
 }
 
-Result<nlohmann::json> Worker::Receive(Clock::time_point deadline, const char* doing) {
+Result<nlohmann::json> Worker::Receive(Clock::time_point deadline, const char* doing,
+                                       std::chrono::microseconds busy_poll) {
   std::string& buf = recv_buf_;
   if (buf.size() < kMaxMessage) buf.resize(kMaxMessage);
   while (true) {
@@ -165,6 +166,14 @@ Result<nlohmann::json> Worker::Receive(Clock::time_point deadline, const char* d
       Kill();
       return Status::DeadlineExceeded("worker " + std::to_string(pid()) + " timed out while " + doing +
                                       "; it was stopped");
+    }
+    if (busy_poll.count() > 0) {
+      // Poll without sleeping first: the reply of a short predict comes sooner than a
+      // sleeping thread would be woken.
+      const auto until = std::min(deadline, Clock::now() + busy_poll);
+      busy_poll = std::chrono::microseconds(0);
+      for (struct pollfd q = {sock_, POLLIN, 0}; ::poll(&q, 1, 0) == 0 && Clock::now() < until;) {
+      }
     }
     struct pollfd p = {sock_, POLLIN, 0};
     int r = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left, 1000)));
@@ -195,7 +204,7 @@ Status Worker::Map(size_t size) {
 }
 
 Result<Prediction> Worker::Predict(const Table& input, const std::string& params_json,
-                                   std::chrono::milliseconds timeout) {
+                                   std::chrono::milliseconds timeout, std::chrono::microseconds busy_poll) {
   if (!alive_) return Status::Unavailable("worker " + std::to_string(pid()) + " is not running");
   const auto deadline = Clock::now() + timeout;
   const size_t in_size = FrameSize(input);
@@ -214,9 +223,10 @@ Result<Prediction> Worker::Predict(const Table& input, const std::string& params
   const uint64_t seq = ++seq_;
   nlohmann::json request = {{"op", "predict"}, {"seq", seq}, {"offset", 0}, {"size", in_size}, {"out_offset", out_offset}};
   request["params"] = params_json.empty() ? nlohmann::json(nullptr) : nlohmann::json::parse(params_json, nullptr, false);
+  if (busy_poll.count() > 0) request["busy_poll_us"] = busy_poll.count();
   PYFUNC_RETURN_IF_ERROR(Send(request));
   while (true) {
-    PYFUNC_ASSIGN_OR_RETURN(nlohmann::json reply, Receive(deadline, "predicting"));
+    PYFUNC_ASSIGN_OR_RETURN(nlohmann::json reply, Receive(deadline, "predicting", busy_poll));
     const std::string op = reply.value("op", "");
     if (reply.value("seq", uint64_t{0}) != seq) {
       Kill();

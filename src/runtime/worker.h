@@ -61,8 +61,11 @@ class Worker {
   // Scores one batch. ModelError when predict raised (the worker stays alive);
   // DeadlineExceeded when it took longer than `timeout` (the worker is killed);
   // Unavailable when the worker died.
+  // `busy_poll` > 0: poll for the result without sleeping for up to that long, and
+  // ask the worker to poll for its next request likewise.
   Result<Prediction> Predict(const Table& input, const std::string& params_json,
-                             std::chrono::milliseconds timeout);
+                             std::chrono::milliseconds timeout,
+                             std::chrono::microseconds busy_poll = std::chrono::microseconds(0));
 
   bool alive() const { return alive_; }
   pid_t pid() const { return child_ ? child_->pid() : -1; }
@@ -74,7 +77,8 @@ class Worker {
   Worker() = default;
   using Clock = std::chrono::steady_clock;
   Status Send(const nlohmann::json& message, int fd = -1);
-  Result<nlohmann::json> Receive(Clock::time_point deadline, const char* doing);
+  Result<nlohmann::json> Receive(Clock::time_point deadline, const char* doing,
+                                 std::chrono::microseconds busy_poll = std::chrono::microseconds(0));
   Status Map(size_t size);
   Status Died(const char* doing);
 

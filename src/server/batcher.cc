@@ -57,11 +57,13 @@ struct Batcher::Impl {
 
   mutable std::mutex mu;
   std::condition_variable cv;
+  std::condition_variable inline_done;  // a predict run on a caller's thread ended
   std::deque<RequestPtr> queue;  // guarded by mu
   bool shutdown = false;         // guarded by mu
+  int idle = 0;                  // predict calls that may start now; guarded by mu
   std::vector<std::thread> dispatchers;
   std::atomic<bool> batching_disabled{false};
-  std::atomic<size_t> running{0};
+  size_t running = 0;            // requests in running batches; guarded by mu
 
   void DispatchLoop();
   std::vector<RequestPtr> TakeBatchLocked();
@@ -117,7 +119,7 @@ void Batcher::Impl::DispatchLoop() {
     std::vector<RequestPtr> batch;
     {
       std::unique_lock<std::mutex> lock(mu);
-      cv.wait(lock, [&] { return shutdown || !queue.empty(); });
+      cv.wait(lock, [&] { return (shutdown && queue.empty()) || (!queue.empty() && idle > 0); });
       if (queue.empty()) return;  // shutting down with nothing left
       if (options.max_batch_delay.count() > 0 && !batching_disabled.load()) {
         // Wait for company until the oldest request has waited max_batch_delay, or
@@ -136,9 +138,15 @@ void Batcher::Impl::DispatchLoop() {
       }
       batch = TakeBatchLocked();
       running += batch.size();
+      --idle;
     }
     RunBatch(batch);
-    running -= batch.size();
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      running -= batch.size();
+      ++idle;
+    }
+    cv.notify_one();  // a request may be queued, waiting for a free predict call
   }
 }
 
@@ -211,6 +219,7 @@ Batcher::Batcher(PredictFn predict, BatcherOptions options, BatchObserver observ
   impl_->options = options;
   impl_->observer = std::move(observer);
   const int n = std::max(1, options.dispatchers);
+  impl_->idle = n;
   for (int i = 0; i < n; ++i) impl_->dispatchers.emplace_back([this] { impl_->DispatchLoop(); });
 }
 
@@ -223,11 +232,35 @@ BatchedResult Batcher::Predict(Table input, Value params, std::chrono::steady_cl
   r->params = std::move(params);
   r->enqueued = Clock::now();
   {
-    std::lock_guard<std::mutex> lock(impl_->mu);
+    std::unique_lock<std::mutex> lock(impl_->mu);
     BatchedResult refused;
     if (impl_->shutdown) {
       refused.prediction = Status::Unavailable("the server is shutting down");
       return refused;
+    }
+    if (impl_->options.run_inline && impl_->queue.empty() && impl_->idle > 0 &&
+        impl_->options.max_batch_delay.count() == 0) {
+      // Nothing waits and a predict call is free: run on the caller's thread. The
+      // request skips two thread hand-offs (to a dispatcher and back), which cost
+      // more than the queueing itself on a lightly loaded server. The predict function
+      // bounds the call's time (run_inline's contract).
+      --impl_->idle;
+      ++impl_->running;
+      lock.unlock();
+      r->state = Impl::Request::kRunning;
+      impl_->RunAlone(r);
+      lock.lock();
+      ++impl_->idle;
+      --impl_->running;
+      lock.unlock();
+      impl_->cv.notify_one();  // requests queued meanwhile wait for a free predict call
+      impl_->inline_done.notify_all();
+      BatchedResult result = std::move(r->result);
+      if (Clock::now() > deadline) {
+        // Answered too late: the request has already timed out for its client.
+        result.prediction = Status::DeadlineExceeded("Request processing time exceeded limit");
+      }
+      return result;
     }
     if (impl_->queue.size() >= impl_->options.max_queue) {
       refused.prediction = Status::Unavailable(
@@ -275,6 +308,8 @@ void Batcher::Shutdown() {
   for (std::thread& t : impl_->dispatchers)
     if (t.joinable()) t.join();
   impl_->dispatchers.clear();
+  std::unique_lock<std::mutex> lock(impl_->mu);
+  impl_->inline_done.wait(lock, [&] { return impl_->running == 0; });
 }
 
 size_t Batcher::queue_depth() const {
@@ -284,7 +319,7 @@ size_t Batcher::queue_depth() const {
 
 size_t Batcher::in_flight() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  return impl_->queue.size() + impl_->running.load();
+  return impl_->queue.size() + impl_->running;
 }
 
 bool Batcher::batching_disabled() const { return impl_->batching_disabled.load(); }

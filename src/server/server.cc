@@ -400,14 +400,17 @@ struct Server::Impl {
   std::mutex inflight_mu;
   std::condition_variable inflight_cv;
   int inflight = 0;  // guarded by inflight_mu
+  std::atomic<int> inflight_count{0};  // the same, readable without the lock
 
   struct InFlight {
     explicit InFlight(Impl* s) : s(s) {
       std::lock_guard<std::mutex> lock(s->inflight_mu);
       ++s->inflight;
+      s->inflight_count.fetch_add(1, std::memory_order_relaxed);
     }
     ~InFlight() {
       std::lock_guard<std::mutex> lock(s->inflight_mu);
+      s->inflight_count.fetch_sub(1, std::memory_order_relaxed);
       if (--s->inflight == 0) s->inflight_cv.notify_all();
     }
     Impl* s;
@@ -679,9 +682,21 @@ void Server::SetModel(std::shared_ptr<Model> model) {
   bo.max_batch_rows = s.options.max_batch_rows;
   bo.max_batch_delay = s.options.max_batch_delay;
   bo.max_queue = s.options.max_queue;
+  // A request run inline is answered when its predict call returns: only when the
+  // workers' predict timeout answers it by its deadline (pyfunc serve sets both alike).
+  bo.run_inline = model->predict_timeout() <= s.options.timeout;
   std::shared_ptr<Model> m = model;
+  const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  const bool may_poll = s.options.busy_poll.count() > 0 && 2 * m->num_workers() <= cores;
   auto batcher = std::make_shared<Batcher>(
-      [m](const Table& t, const Value& p) { return m->Predict(t, p); }, bo,
+      [m, &s, may_poll](const Table& t, const Value& p) {
+        PredictOptions po;
+        if (may_poll && s.inflight_count.load(std::memory_order_relaxed) <= m->num_workers()) {
+          po.busy_poll = s.options.busy_poll;
+        }
+        return m->Predict(t, p, po);
+      },
+      bo,
       [&s](int requests, int64_t rows, double) { s.metrics.ObserveBatch(requests, rows); });
   {
     std::lock_guard<std::mutex> lock(s.mu);

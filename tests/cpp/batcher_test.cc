@@ -297,5 +297,79 @@ TEST(BatcherTest, ManyThreadsEachGetTheirOwnRows) {
   EXPECT_EQ(wrong.load(), 0);
 }
 
+TEST(BatcherTest, InlineRunsALoneRequestOnTheCallersThread) {
+  std::atomic<std::thread::id> ran_on{};
+  BatcherOptions options;
+  options.run_inline = true;
+  Batcher batcher(
+      [&](const Table& t, const Value&) -> Result<Prediction> {
+        ran_on = std::this_thread::get_id();
+        return Prediction{t, PredictionShape::kDataFrame};
+      },
+      options);
+  BatchedResult r = batcher.Predict(Rows(5, 2), Value(), Later());
+  PYFUNC_ASSERT_OK(r.prediction);
+  EXPECT_TRUE(r.prediction->table.Equals(Rows(5, 2)));
+  EXPECT_EQ(ran_on.load(), std::this_thread::get_id());
+  EXPECT_EQ(r.batch_requests, 1);
+  EXPECT_EQ(batcher.in_flight(), 0u);
+}
+
+TEST(BatcherTest, InlineNeverRunsMorePredictCallsThanDispatchersAndQueuedWorkIsBatched) {
+  FakeModel model;
+  BatcherOptions options;
+  options.run_inline = true;
+  options.dispatchers = 1;
+  Batcher batcher(model.Fn(), options);
+  model.Close();
+  // The first request takes the only predict call, inline; the next ones queue.
+  auto first = std::async(std::launch::async, [&] { return batcher.Predict(Rows(0, 1), Value(), Later()); });
+  model.WaitStarted(1);
+  std::vector<std::future<BatchedResult>> rest;
+  for (int i = 1; i <= 3; ++i) {
+    rest.push_back(std::async(std::launch::async, [&, i] { return batcher.Predict(Rows(i, 1), Value(), Later()); }));
+  }
+  while (batcher.queue_depth() < 3) std::this_thread::sleep_for(1ms);
+  EXPECT_EQ(model.calls().size(), 1u);  // nothing else started while the call is busy
+  model.Open();
+  PYFUNC_ASSERT_OK(first.get().prediction);
+  for (int i = 1; i <= 3; ++i) {
+    BatchedResult r = rest[i - 1].get();
+    PYFUNC_ASSERT_OK(r.prediction);
+    EXPECT_TRUE(r.prediction->table.Equals(Rows(i, 1)));
+    EXPECT_EQ(r.batch_requests, 3);  // the queued three went as one batch, to a dispatcher
+  }
+  EXPECT_EQ(model.calls().size(), 2u);
+}
+
+TEST(BatcherTest, InlineRequestPastItsDeadlineIsAnsweredDeadlineExceeded) {
+  BatcherOptions options;
+  options.run_inline = true;
+  Batcher batcher(
+      [](const Table& t, const Value&) -> Result<Prediction> {
+        std::this_thread::sleep_for(60ms);
+        return Prediction{t, PredictionShape::kDataFrame};
+      },
+      options);
+  BatchedResult r = batcher.Predict(Rows(0, 1), Value(), Later(20ms));
+  EXPECT_EQ(r.prediction.status().code(), StatusCode::kDeadlineExceeded);
+  PYFUNC_EXPECT_OK(batcher.Predict(Rows(1, 1), Value(), Later()).prediction);
+}
+
+TEST(BatcherTest, ShutdownWaitsForAnInlineRun) {
+  FakeModel model;
+  BatcherOptions options;
+  options.run_inline = true;
+  auto batcher = std::make_unique<Batcher>(model.Fn(), options);
+  model.Close();
+  auto running = std::async(std::launch::async, [&] { return batcher->Predict(Rows(0, 1), Value(), Later()); });
+  model.WaitStarted(1);
+  auto shutdown = std::async(std::launch::async, [&] { batcher->Shutdown(); });
+  EXPECT_EQ(shutdown.wait_for(50ms), std::future_status::timeout);  // still running
+  model.Open();
+  shutdown.get();
+  PYFUNC_EXPECT_OK(running.get().prediction);
+}
+
 }  // namespace
 }  // namespace pyfunc

@@ -240,6 +240,69 @@ TEST_F(RuntimeTest, WorkersServeInParallel) {
   EXPECT_EQ(pids.size(), 2u);
 }
 
+// Frames of float columns only are decoded by a plan the worker caches per layout and
+// names; every batch must still get its own values and names.
+TEST_F(RuntimeTest, SameShapedBatchesKeepTheirOwnValuesAndNames) {
+  Model model = LoadOrDie();
+  auto floats = [](const char* a, const char* b, int64_t rows, double base) {
+    TableBuilder t({{a, DataType::kFloat64}, {b, DataType::kFloat64}});
+    for (int64_t i = 0; i < rows; ++i) {
+      t.column(0).AppendFloat64(base + static_cast<double>(i));
+      t.column(1).AppendFloat64(-base - static_cast<double>(i));
+    }
+    return *t.Finish();
+  };
+  for (const Table& input : {floats("x", "y", 2, 1), floats("x", "y", 2, 10), floats("p", "q", 2, 100),
+                             floats("x", "y", 3, 1000), floats("x", "y", 2, 5)}) {
+    Result<Prediction> out = model.Predict(input);
+    PYFUNC_ASSERT_OK(out);
+    EXPECT_TRUE(out->table.Equals(input)) << out->table.ToString() << "\nvs\n" << input.ToString();
+  }
+}
+
+TEST_F(RuntimeTest, BusyPollingRoundTripsGiveTheSameResults) {
+  LoadOptions options;
+  options.predict_timeout = std::chrono::milliseconds(1500);
+  Model model = LoadOrDie(options);
+  PredictOptions poll;
+  poll.busy_poll = std::chrono::microseconds(5000);
+  for (int i = 0; i < 50; ++i) {
+    Result<Prediction> p = model.Predict(Numbers(i), Mode("sum"), poll);
+    PYFUNC_ASSERT_OK(p);
+    ASSERT_EQ(p->table.num_rows(), i);
+    if (i > 0) EXPECT_EQ(p->table.column(0).float64_data()[i - 1], 1.5 * (i - 1));
+  }
+  // A predict longer than the window, then a pause longer than it: both sides fall
+  // back to sleeping and nothing is lost.
+  Result<Prediction> slow = model.Predict(Numbers(3), Mode("sleep"), poll);
+  PYFUNC_ASSERT_OK(slow);
+  EXPECT_TRUE(slow->table.Equals(Numbers(3)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  PYFUNC_EXPECT_OK(model.Predict(Numbers(2), Mode("sum"), poll));
+  // The timeout still holds while polling.
+  Result<Prediction> hang = model.Predict(Numbers(2), Mode("hang"), poll);
+  EXPECT_EQ(hang.status().code(), StatusCode::kDeadlineExceeded);
+  PYFUNC_EXPECT_OK(model.Predict(Numbers(2), Mode("sum"), poll));
+}
+
+TEST_F(RuntimeTest, NativeThreadPoolsAreSizedPerWorker) {
+  for (const char* name : {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"}) ::unsetenv(name);
+  auto seen = [](const Model& model) {
+    Result<Prediction> p = model.Predict(Numbers(1), Mode("threads"));
+    EXPECT_TRUE(p.ok()) << p.status().ToString();
+    return p.ok() ? p->table.ToString() : std::string();
+  };
+  LoadOptions three;
+  three.threads_per_worker = 3;
+  EXPECT_EQ(seen(LoadOrDie(three)),
+            "OMP_NUM_THREADS:string | OPENBLAS_NUM_THREADS:string | MKL_NUM_THREADS:string\n"
+            "\"3\" | \"3\" | \"3\"\n");
+  LoadOptions two_workers;
+  two_workers.workers = 2;
+  const std::string share = std::to_string(std::max(1u, std::thread::hardware_concurrency() / 2));
+  EXPECT_THAT(seen(LoadOrDie(two_workers)), HasSubstr("\"" + share + "\" | \"" + share + "\""));
+}
+
 TEST_F(RuntimeTest, NothingOutlivesTheModel) {
   const std::set<int> children_before = ChildPids();
   const int shm_before = ShmEntries();

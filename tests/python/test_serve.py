@@ -398,3 +398,26 @@ def test_timeout_504_queue_full_503_and_drain(models):
         assert '"POST /invocations HTTP/1.1" 504' in log
     finally:
         s.stop()
+
+
+def test_busy_polling_server_answers_each_request_with_its_own_rows(models):
+    s = Server(models["behave"], "--busy-poll-us", "3000", workers=1)
+    try:
+        for i in range(40):
+            rows = [{"x": float(i), "y": float(j)} for j in range(i % 5 + 1)]
+            r = s.post(body={"dataframe_records": rows, "params": {"mode": "sum"}})
+            assert r.json() == {"predictions": [i + j for j in range(i % 5 + 1)]}
+            if i % 10 == 9:
+                time.sleep(0.02)  # longer than the window: the worker goes back to sleeping
+        assert s.post(body={"inputs": [1], "params": {"mode": "raise"}}).status_code == 400
+        assert s.post(body={"inputs": [5], "params": {"mode": "sum"}}).json() == {"predictions": [5]}
+    finally:
+        s.stop()
+
+
+@pytest.mark.parametrize("option", ["--busy-poll-us", "--worker-threads", "--workers"])
+def test_serve_rejects_negative_numbers(models, option):
+    proc = subprocess.run([pyfunc_binary(), "serve", "-m", str(models["behave"]), option, "-1"],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    assert option in proc.stderr, proc.stderr
