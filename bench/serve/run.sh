@@ -82,6 +82,14 @@ PYFUNC_PYTHON=$PY "$PYFUNC" serve -m "$WORK/model" -p "$PORT" -w 1 --env-manager
 SERVER_PID=$!
 wait_ready "$URL/ping"
 run_points pyfunc invocations
+# Latency at concurrency 1 against the in-process floor, in alternating rounds: on a
+# shared machine the speed of both drifts by tens of percent within a minute.
+for round in 1 2 3; do
+  floor=$($PY bench/serve/floor.py "$WORK/model" 2>/dev/null | tail -1)
+  line=$(wrk -t1 -c1 -d"${DUR}s" -s "$WORK/invocations_1.lua" "$URL" 2>&1 | grep '^RESULT')
+  read -r _ _ _ _ p50 _ <<<"$line"
+  printf 'round\t%s\t%s\t%s\n' "$round" "$floor" "$p50" | tee -a "$WORK/rounds.tsv" >&2
+done
 stop_server
 
 echo "== mlflow models serve" >&2
@@ -121,7 +129,7 @@ JSON
 fi
 
 echo "== results" >&2
-$PY - "$RESULTS" "$PREDICT_US" "$MLSERVER_NOTE" <<'PYEOF' | tee "$OUT"
+$PY - "$RESULTS" "$PREDICT_US" "$MLSERVER_NOTE" "$WORK/rounds.tsv" <<'PYEOF' | tee "$OUT"
 import os, subprocess, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
 predict_us, note = float(sys.argv[2]), sys.argv[3]
@@ -143,4 +151,15 @@ for rows_, c in [(1, 1), (1, 16), (1, 64), (100, 16)]:
         print(f"| {rows_} | {c} | {name} | {r[0]:,.0f} | {r[1]:.2f} | {r[2]:.2f} | {r[3]} | {ratio} |")
 if note:
     print(f"\n{note}.")
+rounds = [l.rstrip("\n").split("\t") for l in open(sys.argv[4])]
+if rounds:
+    print("\nConcurrency 1, single row, alternating rounds (floor: the model's own predict in process,"
+          " just before):\n")
+    print("| round | floor µs | pyfunc p50 µs | p50 − floor µs |")
+    print("|---:|---:|---:|---:|")
+    over = []
+    for _, n, floor, p50 in rounds:
+        over.append(float(p50) * 1000 - float(floor))
+        print(f"| {n} | {float(floor):.0f} | {float(p50) * 1000:.0f} | {over[-1]:.0f} |")
+    print(f"\nMedian p50 − floor: {sorted(over)[len(over) // 2]:.0f} µs.")
 PYEOF
