@@ -179,6 +179,7 @@ class BatchSource {
   virtual Result<std::optional<Table>> Next() = 0;
   virtual int64_t bytes_done() const = 0;
   Value params;
+  InputShape shape = InputShape::kDataFrame;  // what predict is given (PredictOptions)
 };
 
 class CsvSource : public BatchSource {
@@ -351,7 +352,8 @@ int Predict(const PredictArgs& a) {
   Result<ModelSpec> spec = ModelSpec::Load(*path);
   if (!spec.ok()) return Fail(spec.status());
   if (Status st = spec->python_function().status(); !st.ok()) return Fail(st);
-  const Schema schema = ReadInputSchema(*spec).typed;
+  const InputSchema input_schema = ReadInputSchema(*spec);
+  const Schema& schema = input_schema.typed;
   std::future<Result<Model>> loading =
       std::async(std::launch::async, [p = *path, options] { return Model::Load(p, options); });
   std::optional<Model> model;
@@ -382,6 +384,9 @@ int Predict(const PredictArgs& a) {
     if (!request.ok()) return Fail(request.status().WithContext(input_name));
     auto json = std::make_unique<JsonSource>(std::move(request->table), a.batch_rows, static_cast<int64_t>(body->size()));
     json->params = request->params;
+    // As MLflow: `inputs`/`instances` reach a model without a column signature as arrays
+    // or dicts; with one, its schema enforcement makes them a DataFrame.
+    if (!input_schema.columns) json->shape = request->shape;
     source = std::move(json);
   }
 
@@ -444,7 +449,9 @@ int Predict(const PredictArgs& a) {
     ++in_flight;
     lock.unlock();
     threads.emplace(id, std::thread([&, id, table = std::move(**batch)] {
-      Result<Prediction> out = model->Predict(table, source->params);
+      PredictOptions po;
+      po.input_shape = source->shape;
+      Result<Prediction> out = model->Predict(table, source->params, po);
       std::lock_guard<std::mutex> g(mu);
       slots[id].result = std::move(out);
       slots[id].done = true;

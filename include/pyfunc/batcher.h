@@ -17,8 +17,8 @@
 //     once either way. With `max_batch_delay` > 0 a dispatcher waits up
 //     to that long after the oldest request's arrival for more rows, unless the batch
 //     is already full.
-//   * Merged only when the params (compared as JSON) and the column names and types are
-//     identical; others stay queued in order and form their own batches. The oldest
+//   * Merged only when the params (compared as JSON), the input shape and the column
+//     names and types are identical; others stay queued in order and form their own batches. The oldest
 //     request is always in the next batch, so nothing starves.
 //   * A request larger than `max_batch_rows` runs alone, never split.
 //   * Every request gets exactly its own rows back. That requires the model to return
@@ -90,7 +90,9 @@ struct BatchedResult {
 
 class Batcher {
  public:
-  using PredictFn = std::function<Result<Prediction>(const Table&, const Value&)>;
+  // Called with a batch, its params and the Python shape of its input (all requests
+  // of a batch share both).
+  using PredictFn = std::function<Result<Prediction>(const Table&, const Value&, InputShape)>;
   // Called by a dispatcher after each predict call: requests and rows in the batch
   // and the call's duration (for metrics).
   using BatchObserver = std::function<void(int requests, int64_t rows, double seconds)>;
@@ -101,7 +103,11 @@ class Batcher {
   Batcher& operator=(const Batcher&) = delete;
 
   // Queues `input` and blocks until its rows are predicted or `deadline` passes.
-  BatchedResult Predict(Table input, Value params, std::chrono::steady_clock::time_point deadline);
+  // `shape` is the Python object predict is to be given (a DataFrame by default);
+  // requests of a shape other than a DataFrame, an array or records-like merge only with
+  // their own shape, and a scalar never merges.
+  BatchedResult Predict(Table input, Value params, std::chrono::steady_clock::time_point deadline,
+                        InputShape shape = InputShape::kDataFrame);
 
   // Refuses new requests, fails queued ones with Unavailable, waits for the running
   // batches and joins the dispatchers. Idempotent.

@@ -72,16 +72,6 @@ enum class RequestFormat : uint8_t {
 };
 const char* RequestFormatName(RequestFormat format);  // "dataframe_split", ...
 
-// The Python object MLflow would pass to predict (see the table above).
-enum class InputShape : uint8_t {
-  kDataFrame,  // pandas.DataFrame
-  kColumns,    // dict of column name → 1-D numpy array
-  kRecords,    // list of dicts (one per row)
-  kArray1D,    // 1-D numpy array: one column named ""
-  kArray2D,    // 2-D numpy array: columns "0", "1", ...
-  kScalar,     // a 0-d value: one column "", one row
-};
-
 struct ScoringRequest {
   RequestFormat format = RequestFormat::kDataFrameSplit;
   InputShape shape = InputShape::kDataFrame;

@@ -71,6 +71,10 @@ struct PredictOptions {
   // latency; polling burns a core meanwhile, so use it only when the machine has one to
   // spare (pyfunc serve does so while no request waits). 0: sleep.
   std::chrono::microseconds busy_poll{0};
+  // The Python object predict is given: a DataFrame of the table, or (as MLflow's
+  // server passes `inputs`/`instances` to a model without a column signature) a numpy
+  // array, a dict of arrays, a list of records or a scalar made from it.
+  InputShape input_shape = InputShape::kDataFrame;
 };
 
 class Model {

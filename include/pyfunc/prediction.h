@@ -20,6 +20,17 @@ enum class PredictionShape : uint8_t {
   kList = 4,       // a Python list (or scalar): one column named "", written like kArray1D
 };
 
+// The Python object a model's predict is given, held as a Table (the values of the
+// same codes travel in the worker's frame header).
+enum class InputShape : uint8_t {
+  kDataFrame = 0,  // pandas.DataFrame
+  kArray1D = 2,    // 1-D numpy array: one column named ""
+  kArray2D = 3,    // 2-D numpy array: columns "0", "1", ...
+  kColumns = 5,    // dict of column name → 1-D numpy array
+  kRecords = 6,    // list of dicts (one per row)
+  kScalar = 7,     // a 0-d numpy array: one column "", one row
+};
+
 struct Prediction {
   Table table;
   PredictionShape shape = PredictionShape::kArray1D;

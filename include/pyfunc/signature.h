@@ -16,6 +16,10 @@ struct InputSchema {
   std::vector<std::string> required;   // names a request must carry
   std::vector<std::string> all_names;  // every named column, in order
   bool named = false;                  // a column-based signature with names
+  // A column-based signature (named or not). MLflow's schema enforcement turns any
+  // input of such a model into a DataFrame; a model without one (or with a tensor
+  // signature) gets `inputs`/`instances` as arrays or dicts.
+  bool columns = false;
 };
 
 // Reads the input schema of `spec`. Models without a signature, and tensor-based or

@@ -38,7 +38,10 @@ FRAME LAYOUT (little endian; buffers 64-byte aligned; offsets from the frame sta
     types: 1 int64, 2 float64, 3 bool (bit-packed, LSB first), 4 string (UTF-8 data +
         (rows+1) int64 offsets), 5 timestamp (int64 ns since the epoch, UTC)
     validity: bit-packed, LSB first, 1 = present
-    shapes: 0 DataFrame, 1 Series, 2 1-D array, 3 2-D array, 4 list (1-D)
+    shapes of results: 0 DataFrame, 1 Series, 2 1-D array, 3 2-D array, 4 list (1-D)
+    shapes of inputs (what predict is given): 0 DataFrame, 2 1-D array (the one column),
+        3 2-D array (the columns side by side), 5 dict of column name -> 1-D array,
+        6 list of records (dicts of 0-d arrays), 7 0-d array (the one value)
 """
 
 import array
@@ -64,6 +67,7 @@ MAX_MESSAGE = 1 << 20
 
 T_INT64, T_FLOAT64, T_BOOL, T_STRING, T_TIMESTAMP = 1, 2, 3, 4, 5
 SHAPE_DATAFRAME, SHAPE_SERIES, SHAPE_ARRAY1D, SHAPE_ARRAY2D, SHAPE_LIST = 0, 1, 2, 3, 4
+IN_COLUMNS, IN_RECORDS, IN_SCALAR = 5, 6, 7
 
 
 class FrameError(Exception):
@@ -421,6 +425,25 @@ def encode_frame(shape, columns, rows):
     return total, write
 
 
+def model_input(df, shape):
+    """What predict is given for an input frame of ``shape`` decoded as ``df``."""
+    if shape == SHAPE_DATAFRAME:
+        return df
+    if shape == SHAPE_ARRAY1D:
+        return df.iloc[:, 0].to_numpy()
+    if shape == SHAPE_ARRAY2D:
+        return df.to_numpy()
+    if shape == IN_COLUMNS:
+        return {str(c): df.iloc[:, i].to_numpy() for i, c in enumerate(df.columns)}
+    import numpy as np
+
+    if shape == IN_RECORDS:  # as MLflow converts them: each value a 0-d array
+        return [{str(k): np.asarray(v) for k, v in record.items()} for record in df.to_dict("records")]
+    if shape == IN_SCALAR:
+        return np.asarray(df.iloc[0, 0])
+    raise FrameError("unknown input shape {}".format(shape))
+
+
 # --- main loop ---------------------------------------------------------------------
 
 
@@ -489,8 +512,8 @@ def serve(sock):
             try:
                 if model is None or mapping is None:
                     raise FrameError("predict before the model was loaded and memory mapped")
-                df, _shape = decode_frame(mapping, message["offset"], message["size"])
-                prediction = model.predict(df, params=message.get("params"))
+                df, in_shape = decode_frame(mapping, message["offset"], message["size"])
+                prediction = model.predict(model_input(df, in_shape), params=message.get("params"))
                 del df
                 shape, columns, rows = prediction_columns(prediction)
                 total, write = encode_frame(shape, columns, rows)

@@ -12,12 +12,19 @@ InputSchema ReadInputSchema(const ModelSpec& spec) {
   if (inputs == nullptr || !inputs->is_string()) return out;
   Result<Value> parsed = ParseJsonValue(inputs->as_string());
   if (!parsed.ok() || !parsed->is_list()) return out;
+  bool columns = !parsed->as_list().empty();
+  for (const Value& col : parsed->as_list()) {
+    const Value* type = col.Find("type");
+    columns = columns && type != nullptr && type->is_string() && type->as_string() != "tensor";
+  }
   for (const Value& col : parsed->as_list()) {
     const Value* name = col.Find("name");
     const Value* type = col.Find("type");
     if (name == nullptr || !name->is_string() || type == nullptr || !type->is_string() ||
         type->as_string() == "tensor") {
-      return InputSchema{};  // tensor or unnamed signatures: no column checks
+      InputSchema unnamed;  // tensor or unnamed signatures: no column checks
+      unnamed.columns = columns;
+      return unnamed;
     }
     out.all_names.push_back(name->as_string());
     const Value* required = col.Find("required");
@@ -26,6 +33,7 @@ InputSchema ReadInputSchema(const ModelSpec& spec) {
     if (t.ok()) out.typed.emplace_back(name->as_string(), *t);
   }
   out.named = !out.all_names.empty();
+  out.columns = columns;
   return out;
 }
 

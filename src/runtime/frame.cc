@@ -96,7 +96,7 @@ size_t FrameSize(const Table& table) {
   return total;
 }
 
-void EncodeFrame(const Table& table, PredictionShape shape, uint8_t* dst) {
+void EncodeFrame(const Table& table, uint32_t shape, uint8_t* dst) {
   size_t total = 0;
   const std::vector<Placement> place = Place(table, &total);
   const auto rows = static_cast<uint64_t>(table.num_rows());
@@ -105,7 +105,7 @@ void EncodeFrame(const Table& table, PredictionShape shape, uint8_t* dst) {
   Put<uint32_t>(dst + 4, kFrameVersion);
   Put<uint64_t>(dst + 8, rows);
   Put<uint32_t>(dst + 16, static_cast<uint32_t>(table.num_columns()));
-  Put<uint32_t>(dst + 20, static_cast<uint32_t>(shape));
+  Put<uint32_t>(dst + 20, shape);
   Put<uint64_t>(dst + 24, total);
   for (int i = 0; i < table.num_columns(); ++i) {
     const Column& c = table.column(i);

@@ -21,8 +21,9 @@ inline constexpr uint32_t kFrameVersion = 1;
 // Bytes EncodeFrame needs for `table`.
 size_t FrameSize(const Table& table);
 
-// Writes `table` as a frame of `shape` at `dst` (FrameSize(table) bytes, 64-byte aligned).
-void EncodeFrame(const Table& table, PredictionShape shape, uint8_t* dst);
+// Writes `table` as a frame at `dst` (FrameSize(table) bytes, 64-byte aligned). `shape`
+// is a PredictionShape for results, an InputShape for inputs (the codes agree).
+void EncodeFrame(const Table& table, uint32_t shape, uint8_t* dst);
 
 // Reads the frame at `src` (at most `size` bytes), bounds-checking every offset and
 // length, and copies it into a Prediction. InvalidArgument naming the problem when the

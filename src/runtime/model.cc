@@ -119,7 +119,8 @@ Result<Prediction> Model::Predict(const Table& input, const Value& params, const
     ++impl.restarts;
   }
   const std::string params_json = params.is_null() ? "" : ToJson(params);
-  Result<Prediction> out = worker->Predict(input, params_json, impl.predict_timeout, options.busy_poll);
+  Result<Prediction> out =
+      worker->Predict(input, params_json, impl.predict_timeout, options.busy_poll, options.input_shape);
   impl.Release(std::move(worker));
   return out;
 }

@@ -204,7 +204,8 @@ Status Worker::Map(size_t size) {
 }
 
 Result<Prediction> Worker::Predict(const Table& input, const std::string& params_json,
-                                   std::chrono::milliseconds timeout, std::chrono::microseconds busy_poll) {
+                                   std::chrono::milliseconds timeout, std::chrono::microseconds busy_poll,
+                                   InputShape input_shape) {
   if (!alive_) return Status::Unavailable("worker " + std::to_string(pid()) + " is not running");
   const auto deadline = Clock::now() + timeout;
   const size_t in_size = FrameSize(input);
@@ -219,7 +220,7 @@ Result<Prediction> Worker::Predict(const Table& input, const std::string& params
       return Status::Unavailable("worker sent " + mapped.dump() + " instead of 'mapped'");
     }
   }
-  EncodeFrame(input, PredictionShape::kDataFrame, shm_->data());
+  EncodeFrame(input, static_cast<uint32_t>(input_shape), shm_->data());
   const uint64_t seq = ++seq_;
   nlohmann::json request = {{"op", "predict"}, {"seq", seq}, {"offset", 0}, {"size", in_size}, {"out_offset", out_offset}};
   request["params"] = params_json.empty() ? nlohmann::json(nullptr) : nlohmann::json::parse(params_json, nullptr, false);

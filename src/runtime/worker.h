@@ -65,7 +65,8 @@ class Worker {
   // ask the worker to poll for its next request likewise.
   Result<Prediction> Predict(const Table& input, const std::string& params_json,
                              std::chrono::milliseconds timeout,
-                             std::chrono::microseconds busy_poll = std::chrono::microseconds(0));
+                             std::chrono::microseconds busy_poll = std::chrono::microseconds(0),
+                             InputShape input_shape = InputShape::kDataFrame);
 
   bool alive() const { return alive_; }
   pid_t pid() const { return child_ ? child_->pid() : -1; }

@@ -21,8 +21,9 @@ using Clock = std::chrono::steady_clock;
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
 // Requests with equal keys may share a batch: same params, same column names and types.
-std::string MergeKey(const Table& table, const Value& params) {
-  std::string key = params.is_null() ? std::string("null") : ToJson(params);
+std::string MergeKey(const Table& table, const Value& params, InputShape shape) {
+  std::string key = std::to_string(static_cast<int>(shape)) + '\x1d';
+  key += params.is_null() ? std::string("null") : ToJson(params);
   for (int i = 0; i < table.num_columns(); ++i) {
     key += '\x1f';
     key += table.column_name(i);
@@ -42,6 +43,7 @@ struct Batcher::Impl {
     enum State { kQueued, kRunning, kDone, kAbandoned };
     Table table;
     Value params;
+    InputShape shape = InputShape::kDataFrame;
     std::string key;
     Clock::time_point enqueued;
     std::mutex mu;
@@ -100,7 +102,7 @@ std::vector<Batcher::Impl::RequestPtr> Batcher::Impl::TakeBatchLocked() {
   queue.pop_front();
   batch.push_back(head);
   int64_t rows = head->table.num_rows();
-  if (batching_disabled.load() || options.max_batch_rows <= 1) return batch;
+  if (batching_disabled.load() || options.max_batch_rows <= 1 || head->shape == InputShape::kScalar) return batch;
   for (auto it = queue.begin(); it != queue.end() && rows < options.max_batch_rows;) {
     const int64_t n = (*it)->table.num_rows();
     if ((*it)->key == head->key && rows + n <= options.max_batch_rows) {
@@ -152,7 +154,7 @@ void Batcher::Impl::DispatchLoop() {
 
 void Batcher::Impl::RunAlone(const RequestPtr& r) {
   const Clock::time_point start = Clock::now();
-  Result<Prediction> p = predict(r->table, r->params);
+  Result<Prediction> p = predict(r->table, r->params, r->shape);
   const double seconds = Seconds(Clock::now() - start);
   if (observer) observer(1, r->table.num_rows(), seconds);
   Complete(r, std::move(p), seconds, 1, r->table.num_rows());
@@ -178,7 +180,7 @@ void Batcher::Impl::RunBatch(std::vector<RequestPtr>& batch) {
     return;
   }
   const Clock::time_point start = Clock::now();
-  Result<Prediction> p = predict(*merged, batch[0]->params);
+  Result<Prediction> p = predict(*merged, batch[0]->params, batch[0]->shape);
   const double seconds = Seconds(Clock::now() - start);
   if (observer) observer(static_cast<int>(batch.size()), total, seconds);
 
@@ -225,9 +227,11 @@ Batcher::Batcher(PredictFn predict, BatcherOptions options, BatchObserver observ
 
 Batcher::~Batcher() { Shutdown(); }
 
-BatchedResult Batcher::Predict(Table input, Value params, std::chrono::steady_clock::time_point deadline) {
+BatchedResult Batcher::Predict(Table input, Value params, std::chrono::steady_clock::time_point deadline,
+                               InputShape shape) {
   auto r = std::make_shared<Impl::Request>();
-  r->key = MergeKey(input, params);
+  r->key = MergeKey(input, params, shape);
+  r->shape = shape;
   r->table = std::move(input);
   r->params = std::move(params);
   r->enqueued = Clock::now();

@@ -428,12 +428,13 @@ struct Server::Impl {
   }
 
   // Runs `table` through the batcher; records the queue and predict stages.
-  Result<Prediction> Score(Table table, Value params, Clock::time_point deadline) {
+  Result<Prediction> Score(Table table, Value params, Clock::time_point deadline,
+                           InputShape shape = InputShape::kDataFrame) {
     std::shared_ptr<Batcher> b = GetBatcher();
     if (!ready.load() || b == nullptr) {
       return Status::Unavailable(draining.load() ? "the server is shutting down" : "the model is not loaded yet");
     }
-    BatchedResult r = b->Predict(std::move(table), std::move(params), deadline);
+    BatchedResult r = b->Predict(std::move(table), std::move(params), deadline, shape);
     metrics.ObserveStage(Stage::kQueue, r.queue_seconds);
     if (r.batch_requests > 0) metrics.ObserveStage(Stage::kPredict, r.predict_seconds);
     return std::move(r.prediction);
@@ -453,6 +454,7 @@ struct Server::Impl {
     const Clock::time_point parse_start = Clock::now();
     Table table;
     Value params;
+    InputShape shape = InputShape::kDataFrame;
     if (*format == BodyFormat::kJson) {
       JsonReadOptions jo;
       jo.schema = input_schema.typed;
@@ -460,6 +462,9 @@ struct Server::Impl {
       if (!parsed.ok()) return Reply(res, HttpErrorFromStatus(parsed.status()));
       table = std::move(parsed->table);
       params = std::move(parsed->params);
+      // As MLflow: `inputs`/`instances` reach a model without a column signature as
+      // arrays or dicts; with one, its schema enforcement makes them a DataFrame.
+      if (!input_schema.columns) shape = parsed->shape;
     } else {
       CsvReadOptions co;
       co.schema = input_schema.typed;
@@ -478,7 +483,7 @@ struct Server::Impl {
     if (!enforced.ok()) return Reply(res, HttpErrorFromStatus(enforced.status()));
     metrics.ObserveStage(Stage::kParse, Seconds(Clock::now() - parse_start));
 
-    Result<Prediction> p = Score(std::move(enforced).value(), std::move(params), deadline);
+    Result<Prediction> p = Score(std::move(enforced).value(), std::move(params), deadline, shape);
     if (!p.ok()) return Reply(res, HttpErrorFromStatus(p.status()));
 
     const Clock::time_point ser_start = Clock::now();
@@ -689,8 +694,9 @@ void Server::SetModel(std::shared_ptr<Model> model) {
   const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   const bool may_poll = s.options.busy_poll.count() > 0 && 2 * m->num_workers() <= cores;
   auto batcher = std::make_shared<Batcher>(
-      [m, &s, may_poll](const Table& t, const Value& p) {
+      [m, &s, may_poll](const Table& t, const Value& p, InputShape shape) {
         PredictOptions po;
+        po.input_shape = shape;
         if (may_poll && s.inflight_count.load(std::memory_order_relaxed) <= m->num_workers()) {
           po.busy_poll = s.options.busy_poll;
         }

@@ -46,7 +46,7 @@ class FakeModel {
     return Prediction{t, PredictionShape::kDataFrame};
   }
   Batcher::PredictFn Fn() {
-    return [this](const Table& t, const Value& p) { return Predict(t, p); };
+    return [this](const Table& t, const Value& p, InputShape) { return Predict(t, p); };
   }
   void Close() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -302,7 +302,7 @@ TEST(BatcherTest, InlineRunsALoneRequestOnTheCallersThread) {
   BatcherOptions options;
   options.run_inline = true;
   Batcher batcher(
-      [&](const Table& t, const Value&) -> Result<Prediction> {
+      [&](const Table& t, const Value&, InputShape) -> Result<Prediction> {
         ran_on = std::this_thread::get_id();
         return Prediction{t, PredictionShape::kDataFrame};
       },
@@ -346,7 +346,7 @@ TEST(BatcherTest, InlineRequestPastItsDeadlineIsAnsweredDeadlineExceeded) {
   BatcherOptions options;
   options.run_inline = true;
   Batcher batcher(
-      [](const Table& t, const Value&) -> Result<Prediction> {
+      [](const Table& t, const Value&, InputShape) -> Result<Prediction> {
         std::this_thread::sleep_for(60ms);
         return Prediction{t, PredictionShape::kDataFrame};
       },
@@ -369,6 +369,43 @@ TEST(BatcherTest, ShutdownWaitsForAnInlineRun) {
   model.Open();
   shutdown.get();
   PYFUNC_EXPECT_OK(running.get().prediction);
+}
+
+TEST(BatcherTest, OnlyRequestsOfTheSameInputShapeMergeAndScalarsNever) {
+  std::mutex mu;
+  std::vector<std::pair<InputShape, int64_t>> calls;  // shape and rows of each call
+  std::promise<void> open;
+  std::shared_future<void> opened = open.get_future().share();
+  Batcher batcher(
+      [&](const Table& t, const Value&, InputShape shape) -> Result<Prediction> {
+        opened.wait();
+        std::lock_guard<std::mutex> lock(mu);
+        calls.emplace_back(shape, t.num_rows());
+        return Prediction{t, PredictionShape::kDataFrame};
+      },
+      {});
+  auto blocker = std::async(std::launch::async, [&] { return batcher.Predict(Rows(1000, 1), Value(), Later()); });
+  while (batcher.in_flight() < 1) std::this_thread::sleep_for(1ms);
+  const std::vector<InputShape> shapes = {InputShape::kDataFrame, InputShape::kArray2D, InputShape::kScalar,
+                                          InputShape::kDataFrame, InputShape::kArray2D, InputShape::kScalar};
+  std::vector<std::future<BatchedResult>> futures;
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    futures.push_back(std::async(std::launch::async, [&, i] {
+      return batcher.Predict(Rows(static_cast<int64_t>(i), 1), Value(), Later(), shapes[i]);
+    }));
+    while (batcher.queue_depth() < i + 1) std::this_thread::sleep_for(1ms);
+  }
+  open.set_value();
+  PYFUNC_ASSERT_OK(blocker.get().prediction);
+  for (size_t i = 0; i < futures.size(); ++i) {
+    BatchedResult r = futures[i].get();
+    PYFUNC_ASSERT_OK(r.prediction);
+    EXPECT_TRUE(r.prediction->table.Equals(Rows(static_cast<int64_t>(i), 1)));
+  }
+  const std::vector<std::pair<InputShape, int64_t>> want = {
+      {InputShape::kDataFrame, 1}, {InputShape::kDataFrame, 2}, {InputShape::kArray2D, 2},
+      {InputShape::kScalar, 1},    {InputShape::kScalar, 1}};
+  EXPECT_EQ(calls, want);
 }
 
 }  // namespace

@@ -167,3 +167,19 @@ def test_an_error_in_a_later_batch_fails_the_run_with_its_line(linear_model, tmp
     assert proc.returncode == 1
     assert "late.csv:46:3: value \"three\" does not fit column 'c'" in proc.stderr, proc.stderr
     assert not out.exists()
+
+
+def test_json_inputs_reach_a_model_without_column_signature_as_arrays(tmp_path):
+    model = pyfunc.Model()
+    model.signature = {"inputs": None, "outputs": None,
+                       "params": '[{"name": "mode", "type": "string", "default": "kind", "shape": null}]'}
+    path = str(tmp_path / "kind")
+    pyfunc.save_model(path, loader_module="behave_model", code_path=[str(BEHAVE)], model=model)
+    for body, expected in [
+        ({"inputs": [[1, 2], [3, 4]]}, ["ndarray (2, 2) int64"] * 2),
+        ({"instances": [{"a": 1.5}, {"a": 2.5}]}, ["dict a:float64"] * 2),
+        ({"dataframe_split": {"columns": ["a"], "data": [[1]]}}, ["DataFrame a:int64"]),
+    ]:
+        proc = run("predict", "-m", path, "-t", "json", "--env-manager", "local", stdin=json.dumps(body))
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout) == {"predictions": expected}

@@ -421,3 +421,34 @@ def test_serve_rejects_negative_numbers(models, option):
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2
     assert option in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("body", [
+    {"inputs": [[1.5, 2.0], [3.0, 4.0]]},
+    {"inputs": [1, 2, 3]},
+    {"inputs": 5},
+    {"inputs": {"a": [1, 2], "b": [0.5, 1.5]}},
+    {"instances": [{"a": 1, "b": 2.5}, {"a": 3, "b": 4.5}]},
+    {"inputs": [{"a": 1, "b": 2}, {"a": 3, "b": 4}]},
+    {"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2.5]]}},
+    {"dataframe_records": [{"a": 1}, {"a": 2}]},
+])
+def test_model_without_column_signature_gets_what_mlflow_gives_it(server, mlflow_reference, body):
+    request = dict(body, params={"mode": "kind"})
+    r = server.post(body=request)
+    status, expected = mlflow_reference(request)
+    assert (r.status_code, r.json()) == (status, json.loads(expected))
+
+
+def test_inputs_become_a_dataframe_for_a_model_with_a_column_signature(models, mlflow_reference):
+    import mlflow.pyfunc
+
+    s = Server(models["sk"], workers=1)
+    try:
+        body = {"inputs": {"a": [1.0, 2.0], "b": [0.5, 1.0]}}
+        r = s.post(body=body)
+        expected = mlflow.pyfunc.load_model(str(models["sk"])).predict(pd.DataFrame(body["inputs"]))
+        assert r.status_code == 200, r.text
+        np.testing.assert_allclose(r.json()["predictions"], expected)
+    finally:
+        s.stop()

@@ -32,6 +32,19 @@ class BehaveModel:
             time.sleep(3600)
         if mode == "pid":
             return np.full(len(df), os.getpid())
+        if mode == "kind":
+            # What predict was given, once per row: MLflow passes `inputs`/`instances` to a
+            # model without a column signature as arrays, dicts or lists.
+            if isinstance(df, pd.DataFrame):
+                desc, n = "DataFrame " + ",".join("%s:%s" % (c, t) for c, t in df.dtypes.items()), len(df)
+            elif isinstance(df, np.ndarray):
+                desc, n = "ndarray %s %s" % (df.shape, df.dtype), (len(df) if df.ndim else 1)
+            elif isinstance(df, dict):
+                desc = "dict " + ",".join("%s:%s" % (k, np.asarray(v).dtype) for k, v in df.items())
+                n = len(next(iter(df.values()))) if df else 0
+            else:
+                desc, n = "%s %r" % (type(df).__name__, df), len(df)
+            return [desc] * n
         if mode == "threads":
             names = ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"]
             return pd.DataFrame({n: [os.environ.get(n, "")] * len(df) for n in names})
