@@ -11,6 +11,8 @@ class BehaveModel:
         mode = (params or {}).get("mode", "echo")
         if mode == "echo":
             return df
+        if mode == "sum" and isinstance(df, np.ndarray):  # `inputs` as a list, from MLflow too
+            return df.reshape(len(df), -1).sum(axis=1)
         if mode == "sum":
             return df.select_dtypes("number").sum(axis=1).to_numpy()
         if mode == "series":
