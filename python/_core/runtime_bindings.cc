@@ -182,17 +182,24 @@ void BindRuntime(nb::module_& m) {
           nb::arg("model_config").none() = nb::none(), nb::arg("quiet") = false)
       .def(
           "predict_columns",
-          [](const Model& model, const nb::list& columns, int64_t rows, nb::handle params) {
+          [](const Model& model, const nb::list& columns, int64_t rows, nb::handle params, int input_shape) {
             Table input = TableFromColumns(columns, rows);
             Value p = ToValue(params, "params");
+            if (input_shape < 0 || input_shape > 7 || input_shape == 1 || input_shape == 4) {
+              Unwrap(Result<int>(Status::InvalidArgument("input_shape " + std::to_string(input_shape) +
+                                                         " is not an input shape")));
+            }
+            PredictOptions options;
+            options.input_shape = static_cast<InputShape>(input_shape);
             Result<Prediction> out = [&] {
               nb::gil_scoped_release release;
-              return model.Predict(input, p);
+              return model.Predict(input, p, options);
             }();
             return PredictionToPython(Unwrap(std::move(out)));
           },
-          nb::arg("columns"), nb::arg("rows"), nb::arg("params").none() = nb::none(),
-          "Scores columns [(name, kind, values, mask)]; returns (shape, columns, rows).")
+          nb::arg("columns"), nb::arg("rows"), nb::arg("params").none() = nb::none(), nb::arg("input_shape") = 0,
+          "Scores columns [(name, kind, values, mask)]; returns (shape, columns, rows). input_shape: what "
+          "predict is given (0 DataFrame, 2 1-D array, 3 2-D array, 5 dict of arrays, 6 records)")
       .def_prop_ro("path", &Model::path)
       .def_prop_ro("environment", &Model::environment_description)
       .def_prop_ro("workers", &Model::num_workers)

@@ -15,22 +15,28 @@ from pyfunc import _core
 from pyfunc.exceptions import InvalidArgumentError
 
 _SHAPE_DATAFRAME, _SHAPE_SERIES, _SHAPE_ARRAY1D, _SHAPE_ARRAY2D, _SHAPE_LIST = 0, 1, 2, 3, 4
+# What the worker hands to predict (InputShape): the DataFrame, or an array / a dict of
+# arrays / records made from it, so that the model gets the kind of object it was given.
+_IN_DATAFRAME, _IN_ARRAY1D, _IN_ARRAY2D, _IN_COLUMNS, _IN_RECORDS = 0, 2, 3, 5, 6
 
 
 def _as_dataframe(data):
+    """(DataFrame of the input's columns, InputShape code of the input)."""
     if isinstance(data, pd.DataFrame):
-        return data
+        return data, _IN_DATAFRAME
     if isinstance(data, pd.Series):
-        return data.to_frame()
+        return data.to_frame(), _IN_DATAFRAME
+    if isinstance(data, (list, tuple)) and data and all(isinstance(r, dict) for r in data):
+        return pd.DataFrame(list(data)), _IN_RECORDS
+    if isinstance(data, (list, tuple)):
+        data = np.asarray(data)
     if isinstance(data, np.ndarray):
         if data.ndim == 1:
-            return pd.DataFrame({"0": data})
+            return pd.DataFrame({"0": data}), _IN_ARRAY1D
         if data.ndim == 2:
-            return pd.DataFrame(data, columns=[str(i) for i in range(data.shape[1])])
+            return pd.DataFrame(data, columns=[str(i) for i in range(data.shape[1])]), _IN_ARRAY2D
     if isinstance(data, dict):
-        return pd.DataFrame(data)
-    if isinstance(data, (list, tuple)):
-        return pd.DataFrame(list(data))
+        return pd.DataFrame(data), _IN_COLUMNS
     raise InvalidArgumentError(
         "an out-of-process model takes a pandas DataFrame (or Series, ndarray, dict, list), not {}".format(
             type(data).__name__))
@@ -132,8 +138,9 @@ class RemotePyFuncModel:
     """A pyfunc model running in worker processes of its own environment.
 
     ``predict(data, params=None)`` behaves like :meth:`PyFuncModel.predict`; the model
-    sees a DataFrame with the same columns and dtypes as pandas would give it, and the
-    result keeps its Python shape. ``close()`` (or garbage collection) stops the workers.
+    sees a DataFrame with the same columns and dtypes as pandas would give it (or, for
+    an ndarray, a dict of columns or a list of records, that kind of object rebuilt from
+    those columns), and the result keeps its Python shape. ``close()`` (or garbage collection) stops the workers.
     """
 
     def __init__(self, native):
@@ -158,8 +165,8 @@ class RemotePyFuncModel:
         return self._native.worker_restarts
 
     def predict(self, data, params=None):
-        df = _as_dataframe(data)
-        shape, columns, rows = self._native.predict_columns(_columns_of(df), len(df), params)
+        df, input_shape = _as_dataframe(data)
+        shape, columns, rows = self._native.predict_columns(_columns_of(df), len(df), params, input_shape)
         return _from_columns(shape, columns, rows)
 
     def close(self):

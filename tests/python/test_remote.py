@@ -72,6 +72,18 @@ def test_output_shapes(remote):
     assert list(remote.predict(df, params={"mode": "list"})) == ["0", "1", "2"]
 
 
+def test_the_model_gets_the_kind_of_object_it_was_given(remote, behave_model):
+    local = pyfunc.load_pyfunc(behave_model)
+    for data in (pd.DataFrame({"a": [1, 2]}), np.array([[1.5, 2.0], [3.0, 4.0]]), np.array([1, 2, 3]),
+                 {"a": np.array([1.0, 2.0]), "b": np.array([3, 4])}):
+        got = remote.predict(data, params={"mode": "kind"})
+        assert list(got) == list(local.predict(data, params={"mode": "kind"})), data
+    # A list of rows arrives as the array numpy makes of it (as from MLflow's server).
+    assert list(remote.predict([[1, 2], [3, 4]], params={"mode": "kind"})) == ["ndarray (2, 2) int64"] * 2
+    assert list(remote.predict([{"a": 1}, {"a": 2}], params={"mode": "kind"})) == [
+        "list [{'a': array(1)}, {'a': array(2)}]"] * 2
+
+
 def test_model_errors_crashes_and_timeouts(remote):
     df = pd.DataFrame({"a": [1, 2]})
     with pytest.raises(PredictionError, match="ValueError: the model refuses: 2 rows"):
