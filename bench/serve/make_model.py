@@ -1,14 +1,11 @@
 """Saves the benchmark model (scikit-learn LogisticRegression on iris, 4 float
 features f0..f3, saved by real MLflow) and writes the request bodies and wrk scripts.
-Prints the model's own predict time for one row (median, microseconds): the floor
-for a single-row request at concurrency 1."""
+(floor.py times the model's own predict.)"""
 import json
 import sys
-import time
 from pathlib import Path
 
 import mlflow.sklearn
-import numpy as np
 import pandas as pd
 from mlflow.models import infer_signature
 from sklearn.datasets import load_iris
@@ -45,12 +42,3 @@ for n in (1, 100):
     (out / f"invocations_{n}.lua").write_text(LUA.format(path="/invocations", body=mlflow_body))
     (out / f"v2_{n}.lua").write_text(LUA.format(path="/v2/models/model/infer", body=v2_body))
 
-one = rows(1)
-for _ in range(200):
-    model.predict(one)
-times = []
-for _ in range(2000):
-    t = time.perf_counter()
-    model.predict(one)
-    times.append(time.perf_counter() - t)
-print(f"{np.median(times) * 1e6:.1f}")

@@ -73,7 +73,8 @@ run_points() {  # name lua-prefix
 }
 
 echo "== model and request bodies" >&2
-PREDICT_US=$($PY bench/serve/make_model.py "$WORK" 2>/dev/null | tail -1)
+$PY bench/serve/make_model.py "$WORK" >/dev/null 2>&1
+PREDICT_US=$($PY bench/serve/floor.py "$WORK/model" 2>/dev/null | tail -1)
 echo "model.predict(1 row) median: ${PREDICT_US} us" >&2
 
 echo "== pyfunc serve" >&2

@@ -22,6 +22,15 @@ def run(*args, stdin=None):
                           timeout=120)
 
 
+def save_behave_model(path, mode):
+    """The behave test model, running `mode` unless a request's params say otherwise."""
+    model = pyfunc.Model()
+    model.signature = {"inputs": None, "outputs": None,
+                       "params": '[{"name": "mode", "type": "string", "default": "%s", "shape": null}]' % mode}
+    pyfunc.save_model(str(path), loader_module="behave_model", code_path=[str(BEHAVE)], model=model)
+    return str(path)
+
+
 @pytest.fixture(scope="module")
 def linear_model(tmp_path_factory):
     """An sklearn model saved by pyfunc the seed's way (a loader module and a pickle)."""
@@ -83,11 +92,7 @@ def test_csv_output_format(linear_model, frame, tmp_path):
 
 
 def test_a_failing_batch_fails_the_run_and_leaves_the_old_output(tmp_path):
-    model = pyfunc.Model()
-    model.signature = {"inputs": None, "outputs": None,
-                       "params": '[{"name": "mode", "type": "string", "default": "raise", "shape": null}]'}
-    path = str(tmp_path / "raiser")
-    pyfunc.save_model(path, loader_module="behave_model", code_path=[str(BEHAVE)], model=model)
+    path = save_behave_model(tmp_path / "raiser", mode="raise")
     (tmp_path / "in.csv").write_text("x\n1\n2\n3\n")
     out = tmp_path / "out.json"
     out.write_text("previous results")
@@ -132,11 +137,7 @@ def test_prepare_env_local(linear_model):
 
 
 def test_native_thread_pools_are_sized_per_worker(tmp_path):
-    model = pyfunc.Model()
-    model.signature = {"inputs": None, "outputs": None,
-                       "params": '[{"name": "mode", "type": "string", "default": "threads", "shape": null}]'}
-    path = str(tmp_path / "threads")
-    pyfunc.save_model(path, loader_module="behave_model", code_path=[str(BEHAVE)], model=model)
+    path = save_behave_model(tmp_path / "threads", mode="threads")
     body = json.dumps({"dataframe_split": {"columns": ["x"], "data": [[1], [2]]}})
 
     def seen(*extra, env=None):
@@ -170,11 +171,7 @@ def test_an_error_in_a_later_batch_fails_the_run_with_its_line(linear_model, tmp
 
 
 def test_json_inputs_reach_a_model_without_column_signature_as_arrays(tmp_path):
-    model = pyfunc.Model()
-    model.signature = {"inputs": None, "outputs": None,
-                       "params": '[{"name": "mode", "type": "string", "default": "kind", "shape": null}]'}
-    path = str(tmp_path / "kind")
-    pyfunc.save_model(path, loader_module="behave_model", code_path=[str(BEHAVE)], model=model)
+    path = save_behave_model(tmp_path / "kind", mode="kind")
     for body, expected in [
         ({"inputs": [[1, 2], [3, 4]]}, ["ndarray (2, 2) int64"] * 2),
         ({"instances": [{"a": 1.5}, {"a": 2.5}]}, ["dict a:float64"] * 2),
