@@ -8,6 +8,7 @@ from pyfunc.exceptions import (
     NotFoundError,
     PyfuncError,
     PyfuncIOError,
+    SchemaEnforcementError,
 )
 
 # --- model format API (the seed's functions) -------------------------------------

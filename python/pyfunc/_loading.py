@@ -42,6 +42,12 @@ class PyfuncError(Exception):
     """Base class of pyfunc's errors (re-exported by ``pyfunc.exceptions``)."""
 
 
+class SchemaEnforcementError(PyfuncError, ValueError):
+    """The input does not fit the model's input signature (MLflow's schema enforcement);
+    the message is MLflow's: "Failed to enforce schema of data '...' with schema '...'.
+    Error: ..."."""
+
+
 class ModelLoadError(PyfuncError):
     """The model's loader module could not be imported, or failed to load the model.
 
@@ -294,6 +300,7 @@ class PyFuncModel:
         self._predict_stream_fn = getattr(model_impl, predict_stream_fn, None) if predict_stream_fn else None
         self._model_root = model_root
         self._model_config = model_config
+        self._input_specs_cache = None
 
     @property
     def metadata(self):
@@ -335,6 +342,31 @@ class PyFuncModel:
             raise ValueError("signature.params: not valid JSON: {}".format(e))
         return [spec for spec in schema if isinstance(spec, dict) and "name" in spec]
 
+    def _input_specs(self):
+        """The signature's input specs (parsed once), or None."""
+        if self._input_specs_cache is None:
+            schema = _load_sibling("_schema.py")
+            try:
+                self._input_specs_cache = (schema.parse_input_schema(self._metadata),)
+            except schema.SchemaError as e:
+                raise SchemaEnforcementError(str(e)) from None
+        return self._input_specs_cache[0]
+
+    def _fits_input_schema(self, df):
+        """True when ``df`` needs no enforcement: exactly the signature's columns and dtypes."""
+        specs = self._input_specs()
+        return specs is None or _load_sibling("_schema.py").fits_input_schema(df, specs)
+
+    def _enforce_input_schema(self, data):
+        specs = self._input_specs()
+        if specs is None:
+            return data
+        schema = _load_sibling("_schema.py")
+        try:
+            return schema.enforce_input_schema(data, specs)
+        except schema.SchemaError as e:
+            raise SchemaEnforcementError(str(e)) from None
+
     def _check_params(self, params):
         """MLflow's params rules: without a params schema in the signature, params are
         ignored; with one, unknown keys are dropped and missing keys take their
@@ -357,11 +389,20 @@ class PyFuncModel:
     def predict(self, data, params=None):
         """Calls the model's predict function on ``data``.
 
+        With an input signature, ``data`` is first enforced as MLflow enforces it
+        (``_schema.py``): a column signature gives a DataFrame of exactly its columns, in
+        its order, each converted to its type where that is safe; a tensor signature
+        checks dtype and shape. A mismatch raises SchemaEnforcementError.
         ``params`` follow MLflow's params schema rules (see _check_params), then are
         passed only when the predict function has a parameter named ``params`` (not
         ``**params``); otherwise they are dropped with a warning, as MLflow does.
-        Input data is passed as given: the signature's input schema is not enforced.
         """
+        return self._predict(data, params, enforce_schema=True)
+
+    def _predict(self, data, params, enforce_schema):
+        """predict; ``enforce_schema=False`` when the caller knows that ``data`` fits."""
+        if enforce_schema:
+            data = self._enforce_input_schema(data)
         params = self._check_params(params)
         if _accepts_params(self._predict_fn):
             return self._predict_fn(data, params=params)

@@ -152,28 +152,32 @@ def decode_frame(buf, offset, size):
     Numeric columns without nulls are numpy views of ``buf`` (no copy). A frame of only
     such columns, laid out as one block, is decoded by a plan cached by its header,
     descriptors and names: the next batch of the same shape is a view and a DataFrame.
+    Returns (DataFrame, shape, the plan or None); a plan's ``fits_schema`` attribute is
+    free for the caller to remember whether its frames fit the model's input schema.
     """
     key = _plan_key(buf, offset, size)
     plan = _PLANS.get(key) if key is not None else None
     if plan is not None:
-        return plan(buf, offset, size)
+        return plan(buf, offset, size) + (plan,)
     df, shape, plan = _decode_frame(buf, offset, size)
     if plan is not None and key is not None:
         if len(_PLANS) > 64:
             _PLANS.clear()
         _PLANS[key] = plan
-    return df, shape
+    return df, shape, plan
 
 
 def _block_plan(pd, dtype, start, count, rows, total, index, shape):
     import numpy as np
 
     def decode(buf, offset, size):
+        """(DataFrame, shape) of a frame laid out like the first one."""
         if total > size:
             raise FrameError("frame claims {} bytes, only {} bytes given".format(total, size))
         base = np.frombuffer(buf, dtype=dtype, count=rows * count, offset=offset + start)
         return pd.DataFrame(base.reshape(count, rows).T, columns=index, copy=False), shape
 
+    decode.fits_schema = None  # unknown until the first frame of this layout is checked
     return decode
 
 
@@ -512,8 +516,14 @@ def serve(sock):
             try:
                 if model is None or mapping is None:
                     raise FrameError("predict before the model was loaded and memory mapped")
-                df, in_shape = decode_frame(mapping, message["offset"], message["size"])
-                prediction = model.predict(model_input(df, in_shape), params=message.get("params"))
+                df, in_shape, plan = decode_frame(mapping, message["offset"], message["size"])
+                # Frames of one layout all fit the input schema or all do not: check once.
+                enforce = True
+                if plan is not None and in_shape == SHAPE_DATAFRAME:
+                    if plan.fits_schema is None:
+                        plan.fits_schema = model._fits_input_schema(df)
+                    enforce = not plan.fits_schema
+                prediction = model._predict(model_input(df, in_shape), message.get("params"), enforce)
                 del df
                 shape, columns, rows = prediction_columns(prediction)
                 total, write = encode_frame(shape, columns, rows)

@@ -178,7 +178,7 @@ def test_positional_columns_are_named_by_ordinals(spark, df, models):
 
 
 def test_signature_names_the_columns_by_position(spark, df, models):
-    path = models("columns", signature=col_signature("x", "y"))
+    path = models("columns", signature=col_signature("x", "y", types={"y": "long"}))
     udf = pyfunc.spark_udf(spark, path, result_type="string")
     assert collect(df.withColumn("p", udf("a", "b")))[0] == "x,y|1.0,10"
     # with no columns, the signature's names are the Spark columns to read
@@ -193,7 +193,7 @@ def test_struct_column_gives_its_field_names(spark, df, models):
 
 
 def test_missing_and_extra_columns_against_the_signature(spark, df, models):
-    path = models("columns", signature=col_signature("x", "y", "z"))
+    path = models("columns", signature=col_signature("x", "y", "z", types={"y": "long", "z": "string"}))
     udf = pyfunc.spark_udf(spark, path, result_type="string")
     with pytest.raises(pyfunc.InvalidArgumentError, match=r"missing required columns.*3 required inputs \(x, y, z\)"):
         udf("a", "b")
@@ -209,6 +209,13 @@ def test_no_columns_needs_a_named_signature(spark, models):
     optional = pyfunc.spark_udf(spark, models("sum", signature=col_signature("x", "y", optional=("y",))))
     with pytest.raises(pyfunc.InvalidArgumentError, match=r"optional inputs \(y\)"):
         optional()
+
+
+def test_the_signature_is_enforced_as_mlflow_enforces_it(spark, df, models):
+    # A Spark long column for a double input: MLflow refuses int64 -> double, and so do we.
+    udf = pyfunc.spark_udf(spark, models("columns", signature=col_signature("x", "y")), result_type="string")
+    with pytest.raises(Exception, match="Can not safely convert int64 to float64"):
+        collect(df.withColumn("p", udf("a", "b")))
 
 
 # --- result types --------------------------------------------------------------------

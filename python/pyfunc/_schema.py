@@ -1,0 +1,340 @@
+"""Input-schema enforcement of ``PyFuncModel.predict``, as MLflow's ``_enforce_schema``.
+
+A model whose signature has column-based inputs gets a DataFrame of exactly the
+signature's columns, in its order, each of the signature's type where the conversion is
+safe; anything else is an error naming the column. Tensor-based inputs are checked for
+dtype and shape and never converted. Runs in a worker process, so it uses only the
+standard library, numpy and pandas (Python >= 3.8).
+
+Fast path: a DataFrame whose columns already are the signature's, with the right
+dtypes, is returned as is (what ``pyfunc serve`` and ``pyfunc predict`` hand a worker,
+having cast the data while parsing it).
+"""
+
+import json
+import warnings
+
+# MLflow's column types and the numpy dtype each one is held in.
+_NUMPY_NAMES = {
+    "boolean": "bool",
+    "integer": "int32",
+    "long": "int64",
+    "float": "float32",
+    "double": "float64",
+    "string": "object",
+    "binary": "object",
+    "datetime": "datetime64[ns]",
+}
+
+
+class SchemaError(ValueError):
+    """The input does not fit the model's input signature (MLflow's INVALID_PARAMETER_VALUE)."""
+
+
+def parse_input_schema(metadata):
+    """The list of input specs of an MLmodel's signature, or None when it has none."""
+    signature = metadata.get("signature") if isinstance(metadata, dict) else None
+    text = signature.get("inputs") if isinstance(signature, dict) else None
+    if not text:
+        return None
+    try:
+        specs = json.loads(text) if isinstance(text, str) else text
+    except ValueError as e:
+        raise SchemaError("signature.inputs: not valid JSON: {}".format(e))
+    if not isinstance(specs, list) or not all(isinstance(s, dict) for s in specs):
+        raise SchemaError("signature.inputs: expected a list of column or tensor specs")
+    return specs or None
+
+
+def _schema_repr(specs):
+    parts = []
+    for s in specs:
+        t = s.get("type")
+        if t == "tensor":
+            spec = s.get("tensor-spec") or {}
+            desc = "Tensor('{}', {})".format(spec.get("dtype"), tuple(spec.get("shape") or ()))
+        else:
+            desc = str(t)
+        if s.get("name") is not None:
+            desc = "'{}': {}".format(s["name"], desc)
+        desc += " (required)" if s.get("required", True) else " (optional)"
+        parts.append(desc)
+    return "[" + ", ".join(parts) + "]"
+
+
+def enforce(data, specs):
+    """``data`` under the input specs (see the module docstring); SchemaError
+    naming the problem when it does not fit."""
+    if not specs:
+        return data
+    if any(s.get("type") == "tensor" for s in specs):
+        return _enforce_tensors(data, specs)
+    return _enforce_columns(data, specs)
+
+
+def enforce_input_schema(data, specs):
+    """``enforce`` with MLflow's message around its errors: "Failed to enforce schema of
+    data '...' with schema '...'. Error: ..."."""
+    try:
+        return enforce(data, specs)
+    except SchemaError as e:
+        text = repr(data)
+        if len(text) > 200:
+            text = text[:200] + "..."
+        raise SchemaError("Failed to enforce schema of data '{}' with schema '{}'. Error: {}".format(
+            text, _schema_repr(specs), e)) from None
+
+
+# --- column-based ------------------------------------------------------------------
+
+
+def fits_input_schema(df, specs):
+    """True when ``enforce_input_schema`` would return the DataFrame ``df`` as it is: a
+    named column signature, exactly its columns in its order, each of its dtype."""
+    import numpy as np
+
+    if not specs or any(s.get("type") == "tensor" or s.get("name") is None for s in specs):
+        return False
+    names = [str(s["name"]) for s in specs]
+    if [str(c) for c in df.columns] != names:
+        return False
+    return all(_dtype_ok(np, t, s.get("type")) for t, s in zip(df.dtypes.tolist(), specs))
+
+
+def _as_dataframe(pd, np, data, specs):
+    if isinstance(data, pd.DataFrame):
+        return data
+    if isinstance(data, pd.Series):
+        return data.to_frame()
+    if isinstance(data, (str, bytes, bool, int, float, np.generic)):
+        return pd.DataFrame([data])
+    if isinstance(data, dict):
+        def scalar_or_strings(v):
+            return np.isscalar(v) or (isinstance(v, list) and all(isinstance(x, str) for x in v))
+
+        nested = any(s.get("type") in ("array", "object") for s in specs)
+        if nested or all(scalar_or_strings(v) for v in data.values()):
+            return pd.DataFrame([data])
+        return pd.DataFrame(data)
+    if isinstance(data, (list, np.ndarray)):
+        return pd.DataFrame(data)
+    raise SchemaError("Expected input to be DataFrame. Found: {}".format(type(data).__name__))
+
+
+def _enforce_columns(data, specs):
+    import numpy as np
+    import pandas as pd
+
+    df = _as_dataframe(pd, np, data, specs)
+    named = all(s.get("name") is not None for s in specs)
+    if named:
+        if fits_input_schema(df, specs):
+            return df  # nothing to do
+        names = [str(s["name"]) for s in specs]
+        columns = [str(c) for c in df.columns]
+        required = [n for n, s in zip(names, specs) if s.get("required", True)]
+        missing = [n for n in required if n not in columns]
+        extra = [c for c in columns if c not in names]
+        if missing:
+            message = "Model is missing inputs {}.".format(missing)
+            if extra:
+                message += " Note that there were extra inputs: {}.".format(extra)
+            raise SchemaError(message)
+        if extra:
+            warnings.warn("Found extra inputs in the model input that are not defined in the model signature: "
+                          "{}. These inputs will be ignored.".format(extra), stacklevel=4)
+        if list(df.columns) != columns:
+            df = df.set_axis(columns, axis=1)
+        present = [(n, s) for n, s in zip(names, specs) if n in columns]
+        df = df[[n for n, _ in present]]
+    else:
+        if df.shape[1] < len(specs):
+            raise SchemaError(
+                "Model inference is missing inputs. The model signature declares {} inputs  but the provided "
+                "value only has {} inputs. Note: the inputs were not named in the signature so we can only "
+                "verify their count.".format(len(specs), df.shape[1]))
+        df = df.iloc[:, :len(specs)]
+        present = list(zip(df.columns, specs))
+    converted = {}
+    for i, (name, spec) in enumerate(present):
+        column = df.iloc[:, i]
+        out = _enforce_type(np, pd, name, column, spec.get("type"))
+        if out is not column:
+            converted[i] = out
+    if converted:
+        df = df.copy(deep=False)
+        for i, values in converted.items():
+            df.isetitem(i, values) if hasattr(df, "isetitem") else df.__setitem__(df.columns[i], values)
+    return df
+
+
+def _dtype_ok(np, dtype, type_name):
+    target = _NUMPY_NAMES.get(type_name)
+    if target is None:
+        return True  # Array, Object, Map, Any: not checked here
+    if type_name in ("string", "binary"):
+        return dtype == np.dtype(object)
+    return dtype == np.dtype(target)
+
+
+def _enforce_type(np, pd, name, column, type_name):
+    """``column`` converted to ``type_name`` where MLflow allows it (the same object when
+    nothing changes)."""
+    target_name = _NUMPY_NAMES.get(type_name)
+    if target_name is None:
+        return column  # Array, Object, Map, Any: passed as given
+    dtype = column.dtype
+    if dtype == object and type_name not in ("string", "binary"):
+        column = column.infer_objects()
+        dtype = column.dtype
+    if type_name == "string" and (dtype == object or isinstance(dtype, pd.StringDtype)):
+        return column
+    if type_name == "binary" and (dtype == object or getattr(dtype, "kind", "") == "S"
+                                  or isinstance(dtype, pd.StringDtype)):
+        return column
+    if type_name == "datetime":
+        if getattr(dtype, "tz", None) is not None:
+            raise SchemaError("Incompatible input types for column {}. Can not safely convert {} to "
+                                         "datetime64[ns] (a time zone is set).".format(name, dtype))
+        if dtype.kind == "M":
+            return column if dtype == np.dtype("datetime64[ns]") else column.astype("datetime64[ns]")
+        if dtype == object:
+            return column.astype("datetime64[ns]")
+    if type_name == "boolean" and dtype == object:
+        return column
+    # The numpy type MLflow converts to (strings and bytes: unsized, as in its messages).
+    target = np.dtype(str) if type_name == "string" else np.dtype(bytes) if type_name == "binary" else np.dtype(
+        target_name)
+    if dtype == target:
+        return column
+    kind = getattr(dtype, "kind", "O")
+    if type_name == "double" and dtype == object:
+        import decimal
+
+        if all(isinstance(v, decimal.Decimal) for v in column.dropna()):
+            return pd.to_numeric(column)
+    itemsize = getattr(dtype, "itemsize", 0)
+    if kind == target.kind and itemsize <= target.itemsize:
+        return column.astype(target)
+    if kind == "u" and target.kind == "i" and itemsize < target.itemsize:
+        return column.astype(target)
+    if kind in "iu" and target == np.dtype("float64") and itemsize <= 6:
+        return column.astype(target)
+    if dtype == np.dtype("int64") and target.kind == "f" and column.isin([0, 1]).all():
+        return column.astype(target)
+    message = "Incompatible input types for column {}. Can not safely convert {} to {}.".format(name, dtype, target)
+    if dtype == np.dtype("float64") and target.kind in "iu" and column.hasnans:
+        present = column.dropna()
+        if (present == present.round()).all():
+            message += (" Hint: the type mismatch is likely caused by missing values. Integer columns in python "
+                        "can not represent missing values and are therefore encoded as floats. Declare integer "
+                        "columns as doubles (float64) whenever these columns may have missing values.")
+    raise SchemaError(message)
+
+
+# --- tensor-based ------------------------------------------------------------------
+
+
+def _tensor_spec(np, spec):
+    tensor = spec.get("tensor-spec") or {}
+    return np.dtype(tensor.get("dtype", "float64")), tuple(tensor.get("shape") or ())
+
+
+def _enforce_tensor_spec(np, values, spec):
+    want_dtype, want_shape = _tensor_spec(np, spec)
+    shape = values.shape
+    dtype = values.dtype if isinstance(values, np.ndarray) else values.data.dtype
+    if len(want_shape) == 1 and want_shape[0] == -1 and want_dtype == np.dtype(object):
+        return values  # Tensor('object', (-1,)): anything
+    if len(want_shape) > 1 and -1 in want_shape[1:] and len(shape) == 1 and dtype == np.dtype(object):
+        return values  # a ragged array
+    if len(want_shape) != len(shape) or any(w != -1 and w != g for w, g in zip(want_shape, shape)):
+        raise SchemaError("Shape of input {} does not match expected shape {}.".format(shape, want_shape))
+    clean = dtype
+    if dtype.kind in "US":
+        clean = np.dtype(dtype.kind)  # string dtypes compare without their sizes
+    if clean != want_dtype:
+        raise SchemaError("dtype of input {} does not match expected dtype {}".format(dtype, want_dtype))
+    return values
+
+
+def _reshape_column(np, name, series, spec):
+    want_dtype, want_shape = _tensor_spec(np, spec)
+    label = "input " + name if name else "the unnamed input"
+    if not want_shape or want_shape[0] != -1 or -1 in want_shape[1:]:
+        raise SchemaError(
+            "For pandas dataframe input, the first dimension of shape must be a variable dimension and other "
+            "dimensions must be fixed, but in model signature the shape of {} is {}.".format(label, want_shape))
+    first = series.iloc[0] if len(series) else None
+    if np.isscalar(first):
+        if want_shape in ((-1,), (-1, 1)):
+            return _enforce_tensor_spec(np, np.array(series, dtype=want_dtype).reshape(want_shape), spec)
+        raise SchemaError(
+            "The input pandas dataframe column '{}' contains scalar values, which requires the shape to be (-1,) "
+            "or (-1, 1), but got tensor spec shape of {}.".format(name, want_shape))
+    try:
+        array = np.vstack(series.tolist()).reshape(want_shape).astype(want_dtype)
+    except ValueError:
+        array = None
+    if array is None or len(array) != len(series):
+        raise SchemaError(
+            "The value in the Input DataFrame column '{}' could not be converted to the expected shape of: "
+            "'{}'.".format(name, want_shape))
+    return _enforce_tensor_spec(np, array, spec)
+
+
+def _enforce_tensors(data, specs):
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(data, pd.Series):
+        data = pd.DataFrame(data)
+    if all(s.get("name") is not None for s in specs):
+        names = [s["name"] for s in specs]
+        required = [s["name"] for s in specs if s.get("required", True)]
+        if len(required) == 1 and isinstance(data, np.ndarray):
+            data = {required[0]: data}
+        present = set(data.columns if isinstance(data, pd.DataFrame) else data if isinstance(data, dict) else ())
+        missing = [n for n in required if n not in present]
+        if missing:
+            raise SchemaError("Model is missing inputs {}.".format(missing))
+        if isinstance(data, dict):
+            out = {}
+            for name, spec in zip(names, specs):
+                if name not in data:
+                    continue
+                if not isinstance(data[name], np.ndarray):
+                    raise SchemaError(
+                        "This model contains a tensor-based model signature with input names, which suggests a "
+                        "dictionary input mapping input name to a numpy array, but a dict with value type {} was "
+                        "found.".format(type(data[name])))
+                out[name] = _enforce_tensor_spec(np, data[name], spec)
+            return out
+        if isinstance(data, pd.DataFrame):
+            return {name: _reshape_column(np, name, data[name], spec)
+                    for name, spec in zip(names, specs) if name in data.columns}
+        raise SchemaError(
+            "This model contains a tensor-based model signature with input names, which suggests a dictionary "
+            "input mapping input name to tensor, or a pandas DataFrame input containing columns mapping input "
+            "name to flattened list value from tensor, but an input of type {} was found.".format(type(data)))
+    spec = specs[0]
+    if isinstance(data, pd.DataFrame):
+        if data.empty:
+            raise SchemaError("Input DataFrame is empty.")
+        if data.shape[1] == 1:
+            return _reshape_column(np, None, data.iloc[:, 0], spec)
+        _, want_shape = _tensor_spec(np, spec)
+        if want_shape != (-1, data.shape[1]):
+            raise SchemaError(
+                "This model contains a model signature with an unnamed input. Since the input data is a pandas "
+                "DataFrame containing multiple columns, the input shape must be of the structure (-1, "
+                "number_of_dataframe_columns). Instead, the input DataFrame passed had {} columns and an input "
+                "shape of {} with all values within the DataFrame of scalar type. Please adjust the passed in "
+                "DataFrame to match the expected structure".format(data.shape[1], want_shape))
+        return _enforce_tensor_spec(np, data.to_numpy(), spec)
+    if isinstance(data, np.ndarray) or hasattr(data, "tocsr"):
+        return _enforce_tensor_spec(np, data, spec)
+    raise SchemaError(
+        "This model contains a tensor-based model signature with no input names, which suggests a numpy array "
+        "input or a pandas dataframe input with proper column values, but an input of type {} was "
+        "found.".format(type(data)))
