@@ -357,6 +357,11 @@ class PyFuncModel:
         specs = self._input_specs()
         return specs is None or _load_sibling("_schema.py").fits_input_schema(df, specs)
 
+    def _narrow_wire_types(self, df):
+        """``df`` from a worker's frame with 64-bit numbers narrowed to the signature's
+        int32/float32 columns (see _schema.narrow_wire_types)."""
+        return _load_sibling("_schema.py").narrow_wire_types(df, self._input_specs())
+
     def _enforce_input_schema(self, data):
         specs = self._input_specs()
         if specs is None:

@@ -88,6 +88,28 @@ def enforce_input_schema(data, specs):
 # --- column-based ------------------------------------------------------------------
 
 
+def narrow_wire_types(df, specs):
+    """``df`` with int64 columns cast to int32 where the signature says ``integer``, and
+    float64 to float32 where it says ``float``: the Table a worker receives holds only
+    64-bit numbers, and MLflow's scoring server casts request columns to the signature's
+    types (``astype``) before enforcing it. The same object when nothing changes."""
+    import numpy as np
+
+    if not specs or any(s.get("type") == "tensor" or s.get("name") is None for s in specs):
+        return df
+    narrow = {str(s["name"]): s.get("type") for s in specs if s.get("type") in ("integer", "float")}
+    if not narrow:
+        return df
+    casts = {}
+    for column, dtype in zip(df.columns, df.dtypes.tolist()):
+        t = narrow.get(str(column))
+        if t == "integer" and dtype == np.dtype("int64"):
+            casts[column] = np.int32
+        elif t == "float" and dtype == np.dtype("float64"):
+            casts[column] = np.float32
+    return df.astype(casts) if casts else df
+
+
 def fits_input_schema(df, specs):
     """True when ``enforce_input_schema`` would return the DataFrame ``df`` as it is: a
     named column signature, exactly its columns in its order, each of its dtype."""

@@ -523,6 +523,8 @@ def serve(sock):
                     if plan.fits_schema is None:
                         plan.fits_schema = model._fits_input_schema(df)
                     enforce = not plan.fits_schema
+                if enforce and in_shape == SHAPE_DATAFRAME:
+                    df = model._narrow_wire_types(df)  # as MLflow's server casts requests
                 prediction = model._predict(model_input(df, in_shape), message.get("params"), enforce)
                 del df
                 shape, columns, rows = prediction_columns(prediction)

@@ -2,6 +2,7 @@
 // (include/pyfunc/server.h). Error codes, statuses, sqlstate and error_class are those
 // of MLflow 3's MlflowException (mlflow/exceptions.py, ERROR_CODE_TO_HTTP_STATUS).
 #include <string>
+#include <string_view>
 
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
@@ -68,13 +69,21 @@ HttpError HttpErrorFromStatus(const Status& status) {
       return Json(404, "RESOURCE_DOES_NOT_EXIST", status.message(), nullptr, "KAM00", "RESOURCE_NOT_FOUND");
     case StatusCode::kAlreadyExists:
       return Json(400, "RESOURCE_ALREADY_EXISTS", status.message(), nullptr, "KAM00", "RESOURCE_ALREADY_EXISTS");
-    case StatusCode::kModelError:
-      // MLflow's server wraps any exception of the model in this message, with the
-      // traceback as stack_trace; the worker gives us "Type: message".
+    case StatusCode::kModelError: {
+      // The input did not fit the model's signature (PyFuncModel's schema enforcement):
+      // MLflow answers with its INVALID_PARAMETER_VALUE and the enforcement message.
+      constexpr std::string_view kSchema = "SchemaEnforcementError: ";
+      if (status.message().compare(0, kSchema.size(), kSchema) == 0) {
+        return Json(400, "INVALID_PARAMETER_VALUE", status.message().substr(kSchema.size()), nullptr, "KAM01",
+                    "SCHEMA_ENFORCEMENT_FAILED");
+      }
+      // MLflow's server wraps any other exception of the model in this message, with
+      // the traceback as stack_trace; the worker gives us "Type: message".
       return Json(400, "BAD_REQUEST",
                   "Encountered an unexpected error while evaluating the model. Verify that the serialized "
                   "input Dataframe is compatible with the model for inference.",
                   &status.message(), "KAM00", "INVALID_PARAMETER_VALUE");
+    }
     case StatusCode::kDeadlineExceeded: {
       HttpError e;
       e.status = 504;

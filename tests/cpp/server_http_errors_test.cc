@@ -42,6 +42,18 @@ TEST(HttpErrorsTest, ModelErrorIsMlflowsUnexpectedErrorWithTheTraceAsStackTrace)
   EXPECT_EQ(j["stack_trace"], "ValueError: no \"way\"");
 }
 
+TEST(HttpErrorsTest, SchemaEnforcementFailureIsMlflowsInvalidParameterValue) {
+  HttpError e = HttpErrorFromStatus(
+      Status::ModelError("SchemaEnforcementError: Failed to enforce schema of data 'x' with schema 'y'. Error: z"));
+  EXPECT_EQ(e.status, 400);
+  nlohmann::json j = Body(e);
+  EXPECT_EQ(j["error_code"], "INVALID_PARAMETER_VALUE");
+  EXPECT_EQ(j["message"], "Failed to enforce schema of data 'x' with schema 'y'. Error: z");
+  EXPECT_EQ(j["sqlstate"], "KAM01");
+  EXPECT_EQ(j["error_class"], "SCHEMA_ENFORCEMENT_FAILED");
+  EXPECT_FALSE(j.contains("stack_trace"));
+}
+
 TEST(HttpErrorsTest, DeadlineExceededIsMlflowsPlainText504) {
   HttpError e = HttpErrorFromStatus(Status::DeadlineExceeded("slow"));
   EXPECT_EQ(e.status, 504);

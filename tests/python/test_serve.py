@@ -458,3 +458,66 @@ def test_inputs_become_a_dataframe_for_a_model_with_a_column_signature(models, m
         np.testing.assert_allclose(r.json()["predictions"], expected)
     finally:
         s.stop()
+
+
+def test_int32_and_float32_signature_columns_are_cast_as_mlflow_casts_them(tmp_path):
+    import mlflow.pyfunc
+    from mlflow.models import ModelSignature
+    from mlflow.pyfunc import scoring_server
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+
+    sig = ModelSignature(inputs=Schema([ColSpec("integer", "i"), ColSpec("float", "f"), ColSpec("long", "l")]),
+                         params=ParamSchema([ParamSpec("mode", "string", "dtypes")]))
+    path = tmp_path / "narrow"
+    mlflow.pyfunc.save_model(str(path), loader_module="behave_model", code_paths=[str(BEHAVE)], signature=sig,
+                             pip_requirements=["pandas"])
+    body = json.dumps({"dataframe_split": {"columns": ["i", "f", "l"], "data": [[1, 2.5, 3], [4, 5.5, 6]]}})
+    reference = mlflow.pyfunc.load_model(str(path))
+    want = scoring_server.invocations(body, "application/json", reference, reference.metadata.get_input_schema())
+    s = Server(path, workers=1)
+    try:
+        for _ in range(2):
+            r = s.post(body=body)
+            assert (r.status_code, r.json()) == (want.status, json.loads(want.response))
+        assert r.json()["predictions"][0] == {"column": "i", "dtype": "int32"}
+        # A value the signature cannot take is MLflow's schema error, not a generic one.
+        bad = s.post(body={"dataframe_split": {"columns": ["i", "f", "l"], "data": [[1, 2.5, "x"]]}})
+        assert bad.status_code == 400
+    finally:
+        s.stop()
+
+
+def test_tensor_signature_is_enforced_in_the_worker_with_mlflows_error(tmp_path):
+    import mlflow.pyfunc
+    from mlflow.exceptions import MlflowException
+    from mlflow.models import ModelSignature
+    from mlflow.pyfunc import scoring_server
+    from mlflow.types import ParamSchema, ParamSpec, Schema, TensorSpec
+
+    sig = ModelSignature(inputs=Schema([TensorSpec(np.dtype("float64"), (-1, 4))]),
+                         params=ParamSchema([ParamSpec("mode", "string", "kind")]))
+    path = tmp_path / "tensor"
+    mlflow.pyfunc.save_model(str(path), loader_module="behave_model", code_paths=[str(BEHAVE)], signature=sig,
+                             pip_requirements=["pandas"])
+    reference = mlflow.pyfunc.load_model(str(path))
+    s = Server(path, workers=1)
+    try:
+        for body in ({"inputs": [[1.0, 2.0, 3.0, 4.0]]},
+                     {"dataframe_split": {"columns": list("abcd"), "data": [[1.0, 2.0, 3.0, 4.0]]}},
+                     {"inputs": [[1.0, 2.0, 3.0]]}):
+            text = json.dumps(body)
+            try:
+                want = scoring_server.invocations(text, "application/json", reference,
+                                                  reference.metadata.get_input_schema())
+                status, expected = want.status, json.loads(want.response)
+            except MlflowException as e:
+                status, expected = e.get_http_status_code(), json.loads(e.serialize_as_json())
+            r = s.post(body=text)
+            assert r.status_code == status, r.text
+            if status == 200:
+                assert r.json() == expected
+            else:
+                assert r.json()["error_code"] == expected["error_code"] == "INVALID_PARAMETER_VALUE"
+                assert "Shape of input (1, 3) does not match expected shape (-1, 4)." in r.json()["message"]
+    finally:
+        s.stop()
