@@ -120,7 +120,26 @@ class PredictionWriter {
       text = WriteCsvString(t, o);
     } else {
       std::string body;
-      AppendPredictionJson(p, &body);  // "[...]"
+      AppendPredictionJson(p, &body);  // "[...]", or any JSON for an object (kJson)
+      if (p.shape == PredictionShape::kJson && (body.empty() || body[0] != '[')) {
+        // A dict, a str, ...: the predictions as a whole, which no other batch can join.
+        if (any_rows_ || whole_) {
+          return Status::InvalidArgument(
+              "the model returned a single object (not one prediction per row) for a batch; such output "
+              "cannot be joined across batches: score the input in one batch (--batch-rows)");
+        }
+        whole_ = true;
+        return out_->Write(unwrapped_ ? body : "{\"predictions\": " + body);
+      }
+      if (whole_) {
+        return Status::InvalidArgument(
+            "the model returned a single object for an earlier batch; score the input in one batch "
+            "(--batch-rows)");
+      }
+      if (unwrapped_) {
+        any_rows_ = true;
+        return out_->Write(body);
+      }
       if (body.size() > 2) {
         text = (any_rows_ ? ", " : "{\"predictions\": [") + body.substr(1, body.size() - 2);
         any_rows_ = true;
@@ -129,14 +148,20 @@ class PredictionWriter {
     return out_->Write(text);
   }
   Status Finish() {
-    if (!csv_) return out_->Write(any_rows_ ? "]}\n" : "{\"predictions\": []}\n");
-    return Status::OK();
+    if (csv_) return Status::OK();
+    if (unwrapped_) return out_->Write(whole_ || any_rows_ ? "\n" : "[]\n");
+    if (whole_) return out_->Write("}\n");
+    return out_->Write(any_rows_ ? "]}\n" : "{\"predictions\": []}\n");
   }
+  // MLflow's unified LLM requests are answered with the predictions alone, unwrapped.
+  void set_unwrapped(bool unwrapped) { unwrapped_ = unwrapped; }
 
  private:
   Output* out_;
   bool csv_;
   bool any_rows_ = false;
+  bool whole_ = false;  // a single object was written as the predictions
+  bool unwrapped_ = false;
   bool header_written_ = false;
 };
 
@@ -180,6 +205,7 @@ class BatchSource {
   virtual int64_t bytes_done() const = 0;
   Value params;
   InputShape shape = InputShape::kDataFrame;  // what predict is given (PredictOptions)
+  bool unwrapped = false;                     // a unified LLM request: answer unwrapped
 };
 
 class CsvSource : public BatchSource {
@@ -380,6 +406,7 @@ int Predict(const PredictArgs& a) {
     if (!body.ok()) return Fail(body.status());
     JsonReadOptions o;
     o.schema = schema;
+    o.params_keys = ReadParamNames(*spec);
     Result<ScoringRequest> request = ParseScoringRequest(*body, o);
     if (!request.ok()) return Fail(request.status().WithContext(input_name));
     auto json = std::make_unique<JsonSource>(std::move(request->table), a.batch_rows, static_cast<int64_t>(body->size()));
@@ -387,12 +414,17 @@ int Predict(const PredictArgs& a) {
     // As MLflow: `inputs`/`instances` reach a model without a column signature as arrays
     // or dicts; with one, its schema enforcement makes them a DataFrame.
     if (!input_schema.columns) json->shape = request->shape;
+    if (request->format == RequestFormat::kUnifiedLlm) {
+      json->shape = request->shape;
+      json->unwrapped = true;
+    }
     source = std::move(json);
   }
 
   Result<Output> output = Output::Open(a.output);
   if (!output.ok()) return Fail(output.status());
   PredictionWriter writer(&*output, a.output_format == "csv");
+  writer.set_unwrapped(source->unwrapped);
   Progress progress(!a.no_progress && ::isatty(2), total);
 
   // Up to `workers` batches in flight; results are written in input order.

@@ -105,7 +105,7 @@ class Batcher {
   // Queues `input` and blocks until its rows are predicted or `deadline` passes.
   // `shape` is the Python object predict is to be given (a DataFrame by default);
   // requests of a shape other than a DataFrame, an array or records-like merge only with
-  // their own shape, and a scalar never merges.
+  // their own shape, and a scalar or a JSON object (a unified LLM request) never merges.
   BatchedResult Predict(Table input, Value params, std::chrono::steady_clock::time_point deadline,
                         InputShape shape = InputShape::kDataFrame);
 

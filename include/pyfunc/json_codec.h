@@ -18,6 +18,11 @@
 //                    [[1, 2], [3, 4]] → kArray2D (columns "0", "1", ...);
 //                    [1, 2, 3] → kArray1D (one column named "");
 //                    5 → kScalar (one column "", one row).
+//   unified LLM      a body with any of `messages`, `prompt`, `input` (MLflow's chat and
+//                    completion formats): the whole object, less the keys named in the
+//                    params schema (which become the params), is the model input, as a
+//                    dict → kJson (one string cell with its JSON text). Its response is
+//                    P without the `predictions` wrapper.
 //
 // Column types are inferred as pandas/numpy would from the JSON values: only bools →
 // bool; only integers → int64; integers and floats (or an integer beyond int64) →
@@ -69,6 +74,7 @@ enum class RequestFormat : uint8_t {
   kDataFrameRecords,
   kInstances,
   kInputs,
+  kUnifiedLlm,  // a body with `messages`, `prompt` or `input`: passed to predict whole
 };
 const char* RequestFormatName(RequestFormat format);  // "dataframe_split", ...
 
@@ -83,6 +89,9 @@ struct ScoringRequest {
 struct JsonReadOptions {
   // Column types from the model signature; columns not named here are inferred.
   Schema schema;
+  // Names in the model's params schema: in a unified LLM request they are the params,
+  // and the rest of the body is the model input.
+  std::vector<std::string> params_keys;
 };
 
 // Parses a scoring request body (UTF-8 JSON).

@@ -18,6 +18,8 @@ enum class PredictionShape : uint8_t {
   kArray1D = 2,    // 1-D numpy array (also lists and scalars): one column named ""
   kArray2D = 3,    // 2-D numpy array: columns "0", "1", ...
   kList = 4,       // a Python list (or scalar): one column named "", written like kArray1D
+  kJson = 5,       // any other object (a dict, a str, nested lists): one string cell holding
+                   // it as JSON text, as MLflow's NumpyEncoder writes it
 };
 
 // The Python object a model's predict is given, held as a Table (the values of the
@@ -29,6 +31,8 @@ enum class InputShape : uint8_t {
   kColumns = 5,    // dict of column name → 1-D numpy array
   kRecords = 6,    // list of dicts (one per row)
   kScalar = 7,     // a 0-d numpy array: one column "", one row
+  kJson = 8,       // a JSON object given as a dict: one string cell holding its text
+                   // (MLflow's unified LLM request format)
 };
 
 struct Prediction {

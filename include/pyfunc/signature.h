@@ -26,6 +26,9 @@ struct InputSchema {
 // unnamed signatures, give an empty schema (no column checks, types inferred).
 InputSchema ReadInputSchema(const ModelSpec& spec);
 
+// The names in the signature's params schema (none without one).
+std::vector<std::string> ReadParamNames(const ModelSpec& spec);
+
 }  // namespace pyfunc
 
 #endif  // PYFUNC_SIGNATURE_H_

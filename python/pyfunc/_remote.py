@@ -14,7 +14,7 @@ import pandas as pd
 from pyfunc import _core
 from pyfunc.exceptions import InvalidArgumentError
 
-_SHAPE_DATAFRAME, _SHAPE_SERIES, _SHAPE_ARRAY1D, _SHAPE_ARRAY2D, _SHAPE_LIST = 0, 1, 2, 3, 4
+_SHAPE_DATAFRAME, _SHAPE_SERIES, _SHAPE_ARRAY1D, _SHAPE_ARRAY2D, _SHAPE_LIST, _SHAPE_JSON = 0, 1, 2, 3, 4, 5
 # What the worker hands to predict (InputShape): the DataFrame, or an array / a dict of
 # arrays / records made from it, so that the model gets the kind of object it was given.
 _IN_DATAFRAME, _IN_ARRAY1D, _IN_ARRAY2D, _IN_COLUMNS, _IN_RECORDS = 0, 2, 3, 5, 6
@@ -117,6 +117,10 @@ def _series_of(kind, values, mask):
 
 
 def _from_columns(shape, columns, rows):
+    if shape == _SHAPE_JSON:  # a dict, a str, nested lists: sent as JSON text
+        import json
+
+        return json.loads(columns[0][2][0])
     arrays = [(name, _series_of(kind, values, mask)) for name, kind, values, mask in columns]
     if shape == _SHAPE_DATAFRAME:
         df = pd.DataFrame({i: np.asarray(v, dtype=object) if isinstance(v, list) else v

@@ -38,10 +38,12 @@ FRAME LAYOUT (little endian; buffers 64-byte aligned; offsets from the frame sta
     types: 1 int64, 2 float64, 3 bool (bit-packed, LSB first), 4 string (UTF-8 data +
         (rows+1) int64 offsets), 5 timestamp (int64 ns since the epoch, UTC)
     validity: bit-packed, LSB first, 1 = present
-    shapes of results: 0 DataFrame, 1 Series, 2 1-D array, 3 2-D array, 4 list (1-D)
+    shapes of results: 0 DataFrame, 1 Series, 2 1-D array, 3 2-D array, 4 list (1-D),
+        5 any other object as JSON text in one string cell (MLflow's NumpyEncoder)
     shapes of inputs (what predict is given): 0 DataFrame, 2 1-D array (the one column),
         3 2-D array (the columns side by side), 5 dict of column name -> 1-D array,
-        6 list of records (dicts of 0-d arrays), 7 0-d array (the one value)
+        6 list of records (dicts of 0-d arrays), 7 0-d array (the one value),
+        8 the JSON object in the one string cell, as a dict (unified LLM requests)
 """
 
 import array
@@ -67,7 +69,8 @@ MAX_MESSAGE = 1 << 20
 
 T_INT64, T_FLOAT64, T_BOOL, T_STRING, T_TIMESTAMP = 1, 2, 3, 4, 5
 SHAPE_DATAFRAME, SHAPE_SERIES, SHAPE_ARRAY1D, SHAPE_ARRAY2D, SHAPE_LIST = 0, 1, 2, 3, 4
-IN_COLUMNS, IN_RECORDS, IN_SCALAR = 5, 6, 7
+SHAPE_JSON = 5
+IN_COLUMNS, IN_RECORDS, IN_SCALAR, IN_JSON = 5, 6, 7, 8
 
 
 class FrameError(Exception):
@@ -336,11 +339,59 @@ def _column_of(np, pd, name, values):
     raise FrameError("output column '{}' holds values of types {} that have no table type".format(name, kinds))
 
 
-def prediction_columns(prediction):
-    """(shape, [(name, type, values, validity)], rows) for a model's output."""
+def _jsonable(obj):
+    """``json.dumps``'s ``default`` for what MLflow's NumpyEncoder writes: numpy values
+    and arrays, DataFrames (records) and Series, bytes (base64), dates, pydantic models."""
+    import base64
+    import datetime
+
     import numpy as np
     import pandas as pd
 
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, pd.DataFrame):
+        return obj.to_dict(orient="records")
+    if isinstance(obj, pd.Series):
+        return pd.DataFrame(obj).to_dict(orient="records")
+    if isinstance(obj, (bytes, bytearray)):
+        return base64.encodebytes(bytes(obj)).decode("ascii")
+    if isinstance(obj, (datetime.date, datetime.datetime, pd.Timestamp)):
+        return obj.isoformat()
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump()
+    raise TypeError("Object of type {} is not JSON serializable".format(type(obj).__name__))
+
+
+def _json_result(prediction):
+    """The kJson result: one string cell with the object as MLflow writes it."""
+    import numpy as np
+
+    text = json.dumps(prediction, default=_jsonable)
+    return SHAPE_JSON, [("", T_STRING, np.array([text], dtype=object), None)], 1
+
+
+def prediction_columns(prediction):
+    """(shape, [(name, type, values, validity)], rows) for a model's output. What has no
+    table form (a dict, a str, nested or mixed lists, cells holding lists) is returned as
+    JSON text (SHAPE_JSON)."""
+    try:
+        return _prediction_table(prediction)
+    except FrameError:
+        return _json_result(prediction)
+
+
+def _prediction_table(prediction):
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(prediction, (dict, str, bytes)):
+        raise FrameError("not a table")
+    if isinstance(prediction, list) and any(isinstance(v, (dict, list, tuple, str)) for v in prediction[:1]):
+        if not all(isinstance(v, str) for v in prediction):
+            raise FrameError("not a table")
     if isinstance(prediction, pd.DataFrame):
         shape = SHAPE_DATAFRAME
         items = [(str(c), prediction.iloc[:, i]) for i, c in enumerate(prediction.columns)]
@@ -348,8 +399,6 @@ def prediction_columns(prediction):
         shape = SHAPE_SERIES
         items = [("" if prediction.name is None else str(prediction.name), prediction)]
     else:
-        if isinstance(prediction, dict):
-            return prediction_columns(pd.DataFrame(prediction))
         is_list = not isinstance(prediction, np.ndarray)
         arr = prediction if not is_list else np.asarray(prediction)
         if arr.ndim == 0:
@@ -445,6 +494,8 @@ def model_input(df, shape):
         return [{str(k): np.asarray(v) for k, v in record.items()} for record in df.to_dict("records")]
     if shape == IN_SCALAR:
         return np.asarray(df.iloc[0, 0])
+    if shape == IN_JSON:
+        return json.loads(df.iloc[0, 0])
     raise FrameError("unknown input shape {}".format(shape))
 
 

@@ -811,6 +811,7 @@ const char* RequestFormatName(RequestFormat format) {
     case RequestFormat::kDataFrameRecords: return "dataframe_records";
     case RequestFormat::kInstances: return "instances";
     case RequestFormat::kInputs: return "inputs";
+    case RequestFormat::kUnifiedLlm: return "unified LLM";
   }
   return "";
 }
@@ -829,6 +830,25 @@ Result<ScoringRequest> ParseScoringRequest(std::string_view body, const JsonRead
                         ". Received unexpected input type '" + PyTypeName(root) + ".");
   }
   ScoringRequest req;
+  bool llm = false;
+  for (dom::key_value_pair kv : obj) llm = llm || kv.key == "messages" || kv.key == "prompt" || kv.key == "input";
+  if (llm) {
+    // MLflow's unified LLM format: the body is the input, less the params schema's keys.
+    req.format = RequestFormat::kUnifiedLlm;
+    req.shape = InputShape::kJson;
+    Value::Map data, params;
+    for (dom::key_value_pair kv : obj) {
+      const std::string key(kv.key);
+      const bool is_param =
+          std::find(options.params_keys.begin(), options.params_keys.end(), key) != options.params_keys.end();
+      (is_param ? params : data).emplace_back(key, ToValue(kv.value));
+    }
+    if (!params.empty()) req.params = Value(std::move(params));
+    TableBuilder b({{"", DataType::kString}});
+    b.column(0).AppendString(ToJson(Value(std::move(data))));
+    PYFUNC_ASSIGN_OR_RETURN(req.table, b.Finish());
+    return req;
+  }
   std::vector<std::string_view> format_keys;
   dom::element data;
   for (dom::key_value_pair kv : obj) {
@@ -862,6 +882,7 @@ Result<ScoringRequest> ParseScoringRequest(std::string_view body, const JsonRead
     case RequestFormat::kDataFrameRecords: PYFUNC_RETURN_IF_ERROR(ParseRecords(data, options, &req)); break;
     case RequestFormat::kInstances: PYFUNC_RETURN_IF_ERROR(ParseTensorInput(data, true, options, &req)); break;
     case RequestFormat::kInputs: PYFUNC_RETURN_IF_ERROR(ParseTensorInput(data, false, options, &req)); break;
+    case RequestFormat::kUnifiedLlm: break;  // handled above
   }
   return req;
 }
@@ -938,6 +959,18 @@ Result<Table> ParseJsonLines(std::string_view text, const JsonReadOptions& optio
 
 void AppendPredictionJson(const Prediction& prediction, std::string* out) {
   const Table& t = prediction.table;
+  if (prediction.shape == PredictionShape::kJson) {
+    // The worker wrote the object as JSON text, the way MLflow writes it.
+    if (t.num_columns() == 1 && t.num_rows() == 1 && t.column(0).type() == DataType::kString &&
+        t.column(0).IsValid(0)) {
+      const int64_t* offsets = t.column(0).string_offsets();
+      out->append(reinterpret_cast<const char*>(t.column(0).string_data()->data()) + offsets[0],
+                  static_cast<size_t>(offsets[1] - offsets[0]));
+    } else {
+      out->append("null");
+    }
+    return;
+  }
   const int64_t rows = t.num_rows();
   const int ncols = t.num_columns();
   std::vector<std::string> keys(static_cast<size_t>(ncols));
@@ -965,6 +998,8 @@ void AppendPredictionJson(const Prediction& prediction, std::string* out) {
           AppendCell(t.column(j), r, out);
         }
         out->push_back(']');
+        break;
+      case PredictionShape::kJson:  // returned above
         break;
       case PredictionShape::kSeries:
       case PredictionShape::kDataFrame:

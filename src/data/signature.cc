@@ -37,4 +37,18 @@ InputSchema ReadInputSchema(const ModelSpec& spec) {
   return out;
 }
 
+std::vector<std::string> ReadParamNames(const ModelSpec& spec) {
+  std::vector<std::string> out;
+  const Value* signature = spec.document().Find("signature");
+  const Value* params = signature != nullptr && signature->is_map() ? signature->Find("params") : nullptr;
+  if (params == nullptr || !params->is_string()) return out;
+  Result<Value> parsed = ParseJsonValue(params->as_string());
+  if (!parsed.ok() || !parsed->is_list()) return out;
+  for (const Value& p : parsed->as_list()) {
+    const Value* name = p.Find("name");
+    if (name != nullptr && name->is_string()) out.push_back(name->as_string());
+  }
+  return out;
+}
+
 }  // namespace pyfunc

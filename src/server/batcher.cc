@@ -102,7 +102,10 @@ std::vector<Batcher::Impl::RequestPtr> Batcher::Impl::TakeBatchLocked() {
   queue.pop_front();
   batch.push_back(head);
   int64_t rows = head->table.num_rows();
-  if (batching_disabled.load() || options.max_batch_rows <= 1 || head->shape == InputShape::kScalar) return batch;
+  if (batching_disabled.load() || options.max_batch_rows <= 1 || head->shape == InputShape::kScalar ||
+      head->shape == InputShape::kJson) {
+    return batch;
+  }
   for (auto it = queue.begin(); it != queue.end() && rows < options.max_batch_rows;) {
     const int64_t n = (*it)->table.num_rows();
     if ((*it)->key == head->key && rows + n <= options.max_batch_rows) {

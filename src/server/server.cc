@@ -394,6 +394,7 @@ struct Server::Impl {
   std::shared_ptr<Model> model;        // guarded by mu; set once
   std::shared_ptr<Batcher> batcher;    // guarded by mu; set once
   InputSchema input_schema;            // written once before `ready`
+  std::vector<std::string> param_names;  // the params schema's; written once before `ready`
   std::atomic<bool> ready{false};
   std::atomic<bool> draining{false};
   // Scoring requests received in full and not yet answered (what a drain waits for).
@@ -455,9 +456,11 @@ struct Server::Impl {
     Table table;
     Value params;
     InputShape shape = InputShape::kDataFrame;
+    bool unwrapped = false;
     if (*format == BodyFormat::kJson) {
       JsonReadOptions jo;
       jo.schema = input_schema.typed;
+      jo.params_keys = param_names;
       Result<ScoringRequest> parsed = ParseScoringRequest(req.body, jo);
       if (!parsed.ok()) return Reply(res, HttpErrorFromStatus(parsed.status()));
       table = std::move(parsed->table);
@@ -465,6 +468,11 @@ struct Server::Impl {
       // As MLflow: `inputs`/`instances` reach a model without a column signature as
       // arrays or dicts; with one, its schema enforcement makes them a DataFrame.
       if (!input_schema.columns) shape = parsed->shape;
+      // The unified LLM format: the body is the input, and the answer has no wrapper.
+      if (parsed->format == RequestFormat::kUnifiedLlm) {
+        shape = parsed->shape;
+        unwrapped = true;
+      }
     } else {
       CsvReadOptions co;
       co.schema = input_schema.typed;
@@ -479,7 +487,8 @@ struct Server::Impl {
       }
       table = std::move(parsed).value();
     }
-    Result<Table> enforced = EnforceColumns(table, input_schema);
+    // A unified LLM body is checked against the signature by the model's own enforcement.
+    Result<Table> enforced = unwrapped ? Result<Table>(std::move(table)) : EnforceColumns(table, input_schema);
     if (!enforced.ok()) return Reply(res, HttpErrorFromStatus(enforced.status()));
     metrics.ObserveStage(Stage::kParse, Seconds(Clock::now() - parse_start));
 
@@ -488,7 +497,13 @@ struct Server::Impl {
 
     const Clock::time_point ser_start = Clock::now();
     res.status = 200;
-    res.set_content(PredictionsToJson(*p), kJson);
+    if (unwrapped) {
+      std::string body;
+      AppendPredictionJson(*p, &body);
+      res.set_content(body, kJson);
+    } else {
+      res.set_content(PredictionsToJson(*p), kJson);
+    }
     metrics.ObserveStage(Stage::kSerialize, Seconds(Clock::now() - ser_start));
   }
 
@@ -682,6 +697,7 @@ Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 void Server::SetModel(std::shared_ptr<Model> model) {
   Impl& s = *impl_;
   s.input_schema = ReadInputSchema(model->spec());
+  s.param_names = ReadParamNames(model->spec());
   BatcherOptions bo;
   bo.dispatchers = model->num_workers();
   bo.max_batch_rows = s.options.max_batch_rows;

@@ -107,6 +107,36 @@ TEST(JsonCodecTest, ParamsComeBackAsValues) {
   EXPECT_TRUE(std::isnan(req->params.Find("z")->as_float()));
 }
 
+TEST(JsonCodecTest, UnifiedLlmBodyIsTheInputLessTheParamsSchemaKeys) {
+  JsonReadOptions o;
+  o.params_keys = {"temperature", "mode"};
+  Result<ScoringRequest> req = ParseScoringRequest(
+      R"({"messages": [{"role": "user", "content": "hi"}], "temperature": 0.5, "max_tokens": 7})", o);
+  ASSERT_TRUE(req.ok()) << req.status().ToString();
+  EXPECT_EQ(req->format, RequestFormat::kUnifiedLlm);
+  EXPECT_EQ(req->shape, InputShape::kJson);
+  ASSERT_EQ(req->table.num_rows(), 1);
+  const Column& cell = req->table.column(0);
+  const std::string text(reinterpret_cast<const char*>(cell.string_data()->data()) + cell.string_offsets()[0],
+                         static_cast<size_t>(cell.string_offsets()[1] - cell.string_offsets()[0]));
+  Result<Value> input = ParseJsonValue(text);
+  ASSERT_TRUE(input.ok()) << input.status().ToString();
+  EXPECT_EQ(input->Find("max_tokens")->as_int(), 7);
+  EXPECT_EQ(input->Find("messages")->as_list()[0].Find("content")->as_string(), "hi");
+  EXPECT_EQ(input->Find("temperature"), nullptr);
+  EXPECT_EQ(req->params.Find("temperature")->as_float(), 0.5);
+  // `prompt` and `input` mark the format too; other bodies are MLflow's four formats.
+  EXPECT_EQ(ParseScoringRequest(R"({"prompt": "x"})")->format, RequestFormat::kUnifiedLlm);
+  EXPECT_EQ(ParseScoringRequest(R"({"input": "x"})")->format, RequestFormat::kUnifiedLlm);
+}
+
+TEST(JsonCodecTest, JsonPredictionsAreWrittenAsTheWorkerWroteThem) {
+  TableBuilder b({{"", DataType::kString}});
+  b.column(0).AppendString(R"({"a": [1, 2], "b": NaN})");
+  Prediction p{*b.Finish(), PredictionShape::kJson};
+  EXPECT_EQ(PredictionsToJson(p), R"({"predictions": {"a": [1, 2], "b": NaN}})");
+}
+
 TEST(JsonCodecTest, NonFiniteLiteralsInsideStringsAreText) {
   Result<ScoringRequest> req =
       ParseScoringRequest(R"({"inputs": {"s": ["NaN", "a \"Infinity\" b"], "f": [NaN, 1.5]}})");

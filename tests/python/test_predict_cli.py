@@ -180,3 +180,26 @@ def test_json_inputs_reach_a_model_without_column_signature_as_arrays(tmp_path):
         proc = run("predict", "-m", path, "-t", "json", "--env-manager", "local", stdin=json.dumps(body))
         assert proc.returncode == 0, proc.stderr
         assert json.loads(proc.stdout) == {"predictions": expected}
+
+
+def test_unified_llm_input_and_object_outputs(tmp_path):
+    chat = save_behave_model(tmp_path / "chat", mode="chat")
+    proc = run("predict", "-m", chat, "-t", "json", "--env-manager", "local",
+               stdin=json.dumps({"messages": [{"role": "user", "content": "hi"}]}))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {  # unwrapped, as `mlflow models predict` writes it
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "echo: hi"}}],
+        "usage": {"prompt_tokens": 2}}
+
+    obj = save_behave_model(tmp_path / "object", mode="object")
+    (tmp_path / "in.csv").write_text("a,b\n1,2.5\n3,4.5\n5,6.5\n")
+    proc = run("predict", "-m", obj, "-i", tmp_path / "in.csv", "--env-manager", "local")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"predictions": {"rows": 3, "columns": ["a", "b"],
+                                                       "values": [[1.0, 2.5], [3.0, 4.5], [5.0, 6.5]]}}
+    out = tmp_path / "out.json"
+    proc = run("predict", "-m", obj, "-i", tmp_path / "in.csv", "-o", out, "--batch-rows", "2",
+               "--env-manager", "local")
+    assert proc.returncode == 1
+    assert "single object" in proc.stderr and "--batch-rows" in proc.stderr, proc.stderr
+    assert not out.exists()

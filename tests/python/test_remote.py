@@ -84,6 +84,11 @@ def test_the_model_gets_the_kind_of_object_it_was_given(remote, behave_model):
         "list [{'a': array(1)}, {'a': array(2)}]"] * 2
 
 
+def test_an_object_output_comes_back_as_json_types(remote):
+    got = remote.predict(pd.DataFrame({"a": [1, 2]}), params={"mode": "object"})
+    assert got == {"rows": 2, "columns": ["a"], "values": [[1], [2]]}
+
+
 def test_model_errors_crashes_and_timeouts(remote):
     df = pd.DataFrame({"a": [1, 2]})
     with pytest.raises(PredictionError, match="ValueError: the model refuses: 2 rows"):

@@ -305,7 +305,7 @@ def test_slow_client_byte_by_byte_does_not_block_others(server):
         fast += 1
     t.join()
     assert fast > 10 and time.time() - started > 0.3
-    assert result["response"].startswith("HTTP/1.1 200") and '"a": 7' in result["response"]
+    assert result["response"].startswith("HTTP/1.1 200") and '"a": [7, 8]' in result["response"]
 
 
 def test_client_disconnecting_mid_request_is_dropped_cleanly(server):
@@ -521,3 +521,14 @@ def test_tensor_signature_is_enforced_in_the_worker_with_mlflows_error(tmp_path)
                 assert "Shape of input (1, 3) does not match expected shape (-1, 4)." in r.json()["message"]
     finally:
         s.stop()
+
+
+@pytest.mark.parametrize("body", [
+    {"messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}], "mode": "chat"},
+    {"prompt": "once upon", "max_tokens": 5, "mode": "chat"},
+    {"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2.5], [3, 4.5]]}, "params": {"mode": "object"}},
+])
+def test_unified_llm_requests_and_object_outputs_as_mlflow_answers_them(server, mlflow_reference, body):
+    r = server.post(body=body)
+    status, expected = mlflow_reference(body)
+    assert (r.status_code, r.json()) == (status, json.loads(expected))

@@ -47,6 +47,12 @@ class BehaveModel:
             else:
                 desc, n = "%s %r" % (type(df).__name__, df), len(df)
             return [desc] * n
+        if mode == "chat":  # a unified LLM request: the body (less params) as a dict
+            content = df.get("prompt") or df["messages"][-1]["content"]
+            return {"choices": [{"index": 0, "message": {"role": "assistant", "content": "echo: " + content}}],
+                    "usage": {"prompt_tokens": np.int64(len(content))}}
+        if mode == "object":  # an output with no table form
+            return {"rows": np.int64(len(df)), "columns": [str(c) for c in df.columns], "values": df.to_numpy()}
         if mode == "threads":
             names = ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"]
             return pd.DataFrame({n: [os.environ.get(n, "")] * len(df) for n in names})
