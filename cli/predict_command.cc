@@ -411,13 +411,8 @@ int Predict(const PredictArgs& a) {
     if (!request.ok()) return Fail(request.status().WithContext(input_name));
     auto json = std::make_unique<JsonSource>(std::move(request->table), a.batch_rows, static_cast<int64_t>(body->size()));
     json->params = request->params;
-    // As MLflow: `inputs`/`instances` reach a model without a column signature as arrays
-    // or dicts; with one, its schema enforcement makes them a DataFrame.
-    if (!input_schema.columns) json->shape = request->shape;
-    if (request->format == RequestFormat::kUnifiedLlm) {
-      json->shape = request->shape;
-      json->unwrapped = true;
-    }
+    json->shape = PredictInputShape(*request, input_schema.columns);
+    json->unwrapped = request->format == RequestFormat::kUnifiedLlm;
     source = std::move(json);
   }
 

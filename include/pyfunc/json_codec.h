@@ -97,6 +97,12 @@ struct JsonReadOptions {
 // Parses a scoring request body (UTF-8 JSON).
 Result<ScoringRequest> ParseScoringRequest(std::string_view body, const JsonReadOptions& options = {});
 
+// What MLflow's server hands the model's predict for `request`: the request's own shape
+// for a unified LLM body, and for `inputs`/`instances` when the model has no column
+// signature (with one, MLflow's schema enforcement makes a DataFrame of anything);
+// a DataFrame otherwise.
+InputShape PredictInputShape(const ScoringRequest& request, bool column_signature);
+
 // Parses JSON text into a Value (objects keep key order; Python's NaN/Infinity allowed).
 // InvalidArgument "Invalid input. Ensure that input is a valid JSON formatted string. ..."
 Result<Value> ParseJsonValue(std::string_view text);

@@ -887,6 +887,11 @@ Result<ScoringRequest> ParseScoringRequest(std::string_view body, const JsonRead
   return req;
 }
 
+InputShape PredictInputShape(const ScoringRequest& request, bool column_signature) {
+  if (request.format == RequestFormat::kUnifiedLlm || !column_signature) return request.shape;
+  return InputShape::kDataFrame;
+}
+
 Result<Value> ParseJsonValue(std::string_view text) {
   dom::parser parser;
   std::string scratch;

@@ -78,6 +78,7 @@ class Worker {
   Worker() = default;
   using Clock = std::chrono::steady_clock;
   Status Send(const nlohmann::json& message, int fd = -1);
+  Status SendText(const std::string& data, int fd = -1);  // one message: a JSON object's text
   Result<nlohmann::json> Receive(Clock::time_point deadline, const char* doing,
                                  std::chrono::microseconds busy_poll = std::chrono::microseconds(0));
   Status Map(size_t size);

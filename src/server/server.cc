@@ -394,7 +394,10 @@ struct Server::Impl {
   std::shared_ptr<Model> model;        // guarded by mu; set once
   std::shared_ptr<Batcher> batcher;    // guarded by mu; set once
   InputSchema input_schema;            // written once before `ready`
-  std::vector<std::string> param_names;  // the params schema's; written once before `ready`
+  // How request bodies are read (the signature's types and params): written once
+  // before `ready`, so that a request copies nothing to parse.
+  JsonReadOptions json_options;
+  CsvReadOptions csv_options;
   std::atomic<bool> ready{false};
   std::atomic<bool> draining{false};
   // Scoring requests received in full and not yet answered (what a drain waits for).
@@ -458,26 +461,15 @@ struct Server::Impl {
     InputShape shape = InputShape::kDataFrame;
     bool unwrapped = false;
     if (*format == BodyFormat::kJson) {
-      JsonReadOptions jo;
-      jo.schema = input_schema.typed;
-      jo.params_keys = param_names;
-      Result<ScoringRequest> parsed = ParseScoringRequest(req.body, jo);
+      Result<ScoringRequest> parsed = ParseScoringRequest(req.body, json_options);
       if (!parsed.ok()) return Reply(res, HttpErrorFromStatus(parsed.status()));
       table = std::move(parsed->table);
       params = std::move(parsed->params);
-      // As MLflow: `inputs`/`instances` reach a model without a column signature as
-      // arrays or dicts; with one, its schema enforcement makes them a DataFrame.
-      if (!input_schema.columns) shape = parsed->shape;
+      shape = PredictInputShape(*parsed, input_schema.columns);
       // The unified LLM format: the body is the input, and the answer has no wrapper.
-      if (parsed->format == RequestFormat::kUnifiedLlm) {
-        shape = parsed->shape;
-        unwrapped = true;
-      }
+      unwrapped = parsed->format == RequestFormat::kUnifiedLlm;
     } else {
-      CsvReadOptions co;
-      co.schema = input_schema.typed;
-      co.source_name = "<request body>";
-      Result<Table> parsed = ReadCsv(req.body, co);
+      Result<Table> parsed = ReadCsv(req.body, csv_options);
       if (!parsed.ok()) {
         return Reply(res, HttpErrorFromStatus(Status::InvalidArgument(fmt::format(
                               "Failed to parse input as a Pandas DataFrame. Ensure that the input is a valid "
@@ -697,7 +689,10 @@ Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 void Server::SetModel(std::shared_ptr<Model> model) {
   Impl& s = *impl_;
   s.input_schema = ReadInputSchema(model->spec());
-  s.param_names = ReadParamNames(model->spec());
+  s.json_options.schema = s.input_schema.typed;
+  s.json_options.params_keys = ReadParamNames(model->spec());
+  s.csv_options.schema = s.input_schema.typed;
+  s.csv_options.source_name = "<request body>";
   BatcherOptions bo;
   bo.dispatchers = model->num_workers();
   bo.max_batch_rows = s.options.max_batch_rows;

@@ -130,6 +130,17 @@ TEST(JsonCodecTest, UnifiedLlmBodyIsTheInputLessTheParamsSchemaKeys) {
   EXPECT_EQ(ParseScoringRequest(R"({"input": "x"})")->format, RequestFormat::kUnifiedLlm);
 }
 
+TEST(JsonCodecTest, PredictInputShapeIsWhatMlflowHandsPredict) {
+  Result<ScoringRequest> arrays = ParseScoringRequest(R"({"inputs": [[1, 2]]})");
+  Result<ScoringRequest> split = ParseScoringRequest(R"({"dataframe_split": {"data": [[1]]}})");
+  Result<ScoringRequest> llm = ParseScoringRequest(R"({"messages": []})");
+  ASSERT_TRUE(arrays.ok() && split.ok() && llm.ok());
+  EXPECT_EQ(PredictInputShape(*arrays, false), InputShape::kArray2D);
+  EXPECT_EQ(PredictInputShape(*arrays, true), InputShape::kDataFrame);  // the column signature's enforcement
+  EXPECT_EQ(PredictInputShape(*split, false), InputShape::kDataFrame);
+  EXPECT_EQ(PredictInputShape(*llm, true), InputShape::kJson);
+}
+
 TEST(JsonCodecTest, JsonPredictionsAreWrittenAsTheWorkerWroteThem) {
   TableBuilder b({{"", DataType::kString}});
   b.column(0).AppendString(R"({"a": [1, 2], "b": NaN})");
