@@ -389,8 +389,10 @@ def _prediction_table(prediction):
 
     if isinstance(prediction, (dict, str, bytes)):
         raise FrameError("not a table")
-    if isinstance(prediction, list) and any(isinstance(v, (dict, list, tuple, str)) for v in prediction[:1]):
-        if not all(isinstance(v, str) for v in prediction):
+    if isinstance(prediction, list) and prediction:
+        # Nested lists and records; strings mixed with numbers (numpy would make all strings).
+        strings = sum(isinstance(v, str) for v in prediction)
+        if isinstance(prediction[0], (dict, list, tuple)) or 0 < strings < len(prediction):
             raise FrameError("not a table")
     if isinstance(prediction, pd.DataFrame):
         shape = SHAPE_DATAFRAME
@@ -499,6 +501,20 @@ def model_input(df, shape):
     raise FrameError("unknown input shape {}".format(shape))
 
 
+def _schema_work(model, df, shape, plan):
+    """(df, whether predict must still enforce the input schema on it). Frames of one
+    layout all fit the schema or all do not, so a plan remembers which; a DataFrame that
+    does not fit first gets the int32/float32 casts MLflow's server applies to requests."""
+    if shape != SHAPE_DATAFRAME:
+        return df, True
+    if plan is not None:
+        if plan.fits_schema is None:
+            plan.fits_schema = model._fits_input_schema(df)
+        if plan.fits_schema:
+            return df, False
+    return model._narrow_wire_types(df), True
+
+
 # --- main loop ---------------------------------------------------------------------
 
 
@@ -568,14 +584,7 @@ def serve(sock):
                 if model is None or mapping is None:
                     raise FrameError("predict before the model was loaded and memory mapped")
                 df, in_shape, plan = decode_frame(mapping, message["offset"], message["size"])
-                # Frames of one layout all fit the input schema or all do not: check once.
-                enforce = True
-                if plan is not None and in_shape == SHAPE_DATAFRAME:
-                    if plan.fits_schema is None:
-                        plan.fits_schema = model._fits_input_schema(df)
-                    enforce = not plan.fits_schema
-                if enforce and in_shape == SHAPE_DATAFRAME:
-                    df = model._narrow_wire_types(df)  # as MLflow's server casts requests
+                df, enforce = _schema_work(model, df, in_shape, plan)
                 prediction = model._predict(model_input(df, in_shape), message.get("params"), enforce)
                 del df
                 shape, columns, rows = prediction_columns(prediction)

@@ -165,3 +165,18 @@ def test_two_processes_building_one_environment_build_it_once(tmp_path):
     assert outs[0][0].split()[2] == outs[1][0].split()[2]  # the same directory
     envs = sorted(p.name for p in (tmp_path / "envs").iterdir() if p.is_dir())
     assert len(envs) == 1
+
+
+@pytest.mark.parametrize("prediction,json_text", [
+    (["a", 1], True), ([1, "a"], True), ([[1, 2]], True), ([{"a": 1}], True), ({"a": 1}, True), ("x", True),
+    (["a", "b"], False), ([1, 2], False), (np.arange(3), False), (pd.DataFrame({"a": [1]}), False),
+])
+def test_outputs_without_a_table_form_travel_as_json(prediction, json_text):
+    from pyfunc import _worker
+
+    assert (_worker.prediction_columns(prediction)[0] == _worker.SHAPE_JSON) == json_text
+
+
+def test_an_unknown_input_shape_is_refused(remote):
+    with pytest.raises(pyfunc.InvalidArgumentError, match="input_shape 4 is not an input shape"):
+        remote._native.predict_columns([], 0, None, 4)

@@ -156,3 +156,18 @@ def test_predict_enforces_the_signature_in_process_and_out(typed_model):
         assert remote.predict(pd.DataFrame({"a": [1.0], "b": [2]}))["column"].tolist() == ["a", "b"]
     finally:
         remote.close()
+
+
+def test_a_malformed_input_signature_is_named():
+    import pyfunc
+    from pyfunc._loading import PyFuncModel
+
+    class Echo:
+        def predict(self, data):
+            return data
+
+    for inputs, message in (("{oops", "signature.inputs: not valid JSON"),
+                            ('{"a": 1}', "signature.inputs: expected a list")):
+        model = PyFuncModel({"signature": {"inputs": inputs}}, Echo())
+        with pytest.raises(pyfunc.SchemaEnforcementError, match=message):
+            model.predict(pd.DataFrame({"a": [1]}))
