@@ -654,12 +654,9 @@ void AppendRows(const Table& table, const CsvWriteOptions& o, std::string* out) 
         continue;
       }
       switch (c.type()) {
-        case DataType::kInt64: {
-          char buf[24];
-          auto res = std::to_chars(buf, buf + sizeof(buf), c.int64_data()[r]);
-          out->append(buf, static_cast<size_t>(res.ptr - buf));
+        case DataType::kInt64:
+          AppendInt64(c.int64_data()[r], out);
           break;
-        }
         case DataType::kFloat64: {
           double v = c.float64_data()[r];
           if (std::isnan(v)) {

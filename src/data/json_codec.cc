@@ -785,12 +785,7 @@ void AppendCell(const Column& c, int64_t r, std::string* out) {
     return;
   }
   switch (c.type()) {
-    case DataType::kInt64: {
-      char buf[24];
-      auto res = std::to_chars(buf, buf + sizeof(buf), c.int64_data()[r]);
-      out->append(buf, static_cast<size_t>(res.ptr - buf));
-      break;
-    }
+    case DataType::kInt64: AppendInt64(c.int64_data()[r], out); break;
     case DataType::kFloat64: AppendJsonFloat(c.float64_data()[r], out); break;
     case DataType::kBool: out->append(c.bool_value(r) ? "true" : "false"); break;
     case DataType::kString: AppendJsonString(c.string_value(r), out); break;

@@ -190,6 +190,12 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
 }
 }  // namespace
 
+void AppendInt64(int64_t v, std::string* out) {
+  char buf[24];
+  auto res = std::to_chars(buf, buf + sizeof(buf), v);
+  out->append(buf, static_cast<size_t>(res.ptr - buf));
+}
+
 bool ParseInt64(std::string_view text, int64_t* out) {
   std::string_view s = text;
   if (s.empty()) return false;

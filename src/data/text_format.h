@@ -21,6 +21,9 @@ void AppendIsoTimestamp(int64_t ns, char sep, std::string* out);
 // Returns false on anything else or out-of-range fields.
 bool ParseIsoTimestamp(std::string_view text, int64_t* ns);
 
+// Appends `v` in decimal (as Python's str(int)).
+void AppendInt64(int64_t v, std::string* out);
+
 // Appends `s` in double quotes with C escapes (\n, \t, \r, \\, \", \0, \xHH for other
 // control bytes); other bytes (UTF-8 included) verbatim.
 void AppendCQuoted(std::string_view s, std::string* out);
