@@ -186,7 +186,10 @@ def _enforce_columns(data, specs):
     if converted:
         df = df.copy(deep=False)
         for i, values in converted.items():
-            df.isetitem(i, values) if hasattr(df, "isetitem") else df.__setitem__(df.columns[i], values)
+            if hasattr(df, "isetitem"):  # pandas >= 1.5: by position, whatever the names
+                df.isetitem(i, values)
+            else:
+                df[df.columns[i]] = values
     return df
 
 
