@@ -25,6 +25,8 @@ BEHAVE = ROOT / "tests" / "data" / "models" / "behave" / "behave_model.py"
 
 
 def pyfunc_binary():
+    if os.environ.get("PYFUNC_BINARY"):
+        return os.environ["PYFUNC_BINARY"]
     for p in (ROOT / "build/cpp/pyfunc", ROOT / ".venv/bin/pyfunc"):
         if p.exists():
             return str(p)
