@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "pyfunc/server.h"
+#include "server/limits.h"
 
 namespace pyfunc {
 namespace {
@@ -19,8 +20,8 @@ std::string MlflowErrorBody(const char* error_code, const std::string& message, 
                             const char* sqlstate, const char* error_class) {
   nlohmann::ordered_json j;
   j["error_code"] = error_code;
-  j["message"] = message;
-  if (stack_trace != nullptr) j["stack_trace"] = *stack_trace;
+  j["message"] = server::BoundMessage(message);
+  if (stack_trace != nullptr) j["stack_trace"] = server::BoundMessage(*stack_trace);
   if (sqlstate != nullptr) {
     j["sqlstate"] = sqlstate;
     j["error_class"] = error_class;

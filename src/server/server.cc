@@ -35,13 +35,20 @@
 #include "pyfunc/json_codec.h"
 #include "pyfunc/signature.h"
 #include "pyfunc/version.h"
+#include "server/limits.h"
 #include "server/metrics.h"
+#include "server/oip.h"
 
 namespace pyfunc {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 using server::Metrics;
+using server::OipDatatype;
+using server::OipError;
+using server::OipRequest;
+using server::OipResponse;
+using server::ParseOipRequest;
 using server::Stage;
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
@@ -138,7 +145,7 @@ Result<Table> EnforceColumns(const Table& table, const InputSchema& schema) {
     std::string msg = fmt::format("Failed to enforce schema of data with schema {}. Error: Model is missing inputs {}.",
                                   PyList(schema.all_names), PyList(missing));
     if (!extra.empty()) msg += fmt::format(" Note that there were extra inputs: {}.", PyList(extra));
-    return Status::InvalidArgument(msg);
+    return Status::InvalidArgument(server::BoundMessage(msg));
   }
   if (extra.empty()) return table;
   std::vector<std::string> names;
@@ -152,215 +159,6 @@ Result<Table> EnforceColumns(const Table& table, const InputSchema& schema) {
   Result<Table> t = Table::Make(std::move(names), std::move(columns));
   if (t.ok() && t->num_columns() == 0) return Table::Empty(table.num_rows());
   return t;
-}
-
-// --- Open Inference Protocol ---------------------------------------------------------
-
-const char* OipDatatype(DataType t) {
-  switch (t) {
-    case DataType::kInt64:
-    case DataType::kTimestamp:
-      return "INT64";
-    case DataType::kFloat64:
-      return "FP64";
-    case DataType::kBool:
-      return "BOOL";
-    case DataType::kString:
-      return "BYTES";
-  }
-  return "BYTES";
-}
-
-Result<DataType> TypeOfOipDatatype(const std::string& dt) {
-  if (dt == "BOOL") return DataType::kBool;
-  if (dt == "INT8" || dt == "INT16" || dt == "INT32" || dt == "INT64" || dt == "UINT8" || dt == "UINT16" ||
-      dt == "UINT32" || dt == "UINT64")
-    return DataType::kInt64;
-  if (dt == "FP16" || dt == "FP32" || dt == "FP64") return DataType::kFloat64;
-  if (dt == "BYTES") return DataType::kString;
-  return Status::InvalidArgument("unsupported datatype '" + dt + "'");
-}
-
-void Flatten(const nlohmann::json& j, std::vector<const nlohmann::json*>* out) {
-  if (j.is_array()) {
-    for (const auto& e : j) Flatten(e, out);
-  } else {
-    out->push_back(&j);
-  }
-}
-
-Status AppendOipValue(const nlohmann::json& v, ColumnBuilder* b, const std::string& where) {
-  if (v.is_null()) {
-    b->AppendNull();
-    return Status::OK();
-  }
-  switch (b->type()) {
-    case DataType::kBool:
-      if (!v.is_boolean()) break;
-      b->AppendBool(v.get<bool>());
-      return Status::OK();
-    case DataType::kInt64:
-      if (!v.is_number_integer()) break;
-      b->AppendInt64(v.is_number_unsigned() ? static_cast<int64_t>(v.get<uint64_t>()) : v.get<int64_t>());
-      return Status::OK();
-    case DataType::kFloat64:
-      if (!v.is_number()) break;
-      b->AppendFloat64(v.get<double>());
-      return Status::OK();
-    case DataType::kString:
-      if (!v.is_string()) break;
-      b->AppendString(v.get_ref<const std::string&>());
-      return Status::OK();
-    case DataType::kTimestamp:
-      break;
-  }
-  return Status::InvalidArgument(fmt::format("{}: expected {} data, found {}", where, DataTypeName(b->type()),
-                                             v.type_name()));
-}
-
-struct OipRequest {
-  Table table;
-  Value params;
-  std::optional<std::string> id;
-};
-
-Value JsonToValue(const nlohmann::json& j) {
-  switch (j.type()) {
-    case nlohmann::json::value_t::boolean:
-      return Value(j.get<bool>());
-    case nlohmann::json::value_t::number_integer:
-    case nlohmann::json::value_t::number_unsigned:
-      return Value(j.get<int64_t>());
-    case nlohmann::json::value_t::number_float:
-      return Value(j.get<double>());
-    case nlohmann::json::value_t::string:
-      return Value(j.get<std::string>());
-    case nlohmann::json::value_t::array: {
-      Value::List l;
-      for (const auto& e : j) l.push_back(JsonToValue(e));
-      return Value(std::move(l));
-    }
-    case nlohmann::json::value_t::object: {
-      Value::Map m;
-      for (const auto& [k, v] : j.items()) m.emplace_back(k, JsonToValue(v));
-      return Value(std::move(m));
-    }
-    default:
-      return Value();
-  }
-}
-
-Result<OipRequest> ParseOipRequest(const std::string& body) {
-  nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return Status::InvalidArgument("the body is not a JSON object");
-  OipRequest out;
-  if (auto it = j.find("id"); it != j.end() && it->is_string()) out.id = it->get<std::string>();
-  if (auto it = j.find("parameters"); it != j.end() && it->is_object()) {
-    Value::Map m;
-    for (const auto& [k, v] : it->items())
-      if (k != "content_type" && k != "headers") m.emplace_back(k, JsonToValue(v));
-    if (!m.empty()) out.params = Value(std::move(m));
-  }
-  auto inputs = j.find("inputs");
-  if (inputs == j.end() || !inputs->is_array() || inputs->empty())
-    return Status::InvalidArgument("'inputs' must be a non-empty list of tensors");
-  std::vector<std::string> names;
-  std::vector<Column> columns;
-  for (size_t t = 0; t < inputs->size(); ++t) {
-    const nlohmann::json& in = (*inputs)[t];
-    const std::string where = fmt::format("inputs[{}]", t);
-    if (!in.is_object() || !in.contains("name") || !in["name"].is_string() || !in.contains("shape") ||
-        !in["shape"].is_array() || !in.contains("datatype") || !in["datatype"].is_string() || !in.contains("data"))
-      return Status::InvalidArgument(where + ": a tensor needs 'name', 'shape', 'datatype' and 'data'");
-    const std::string name = in["name"].get<std::string>();
-    std::vector<int64_t> shape;
-    for (const auto& d : in["shape"]) {
-      if (!d.is_number_integer() || d.get<int64_t>() < 0) return Status::InvalidArgument(where + ": bad shape");
-      shape.push_back(d.get<int64_t>());
-    }
-    if (shape.empty() || shape.size() > 2) return Status::InvalidArgument(where + ": shape must be [N] or [N, K]");
-    PYFUNC_ASSIGN_OR_RETURN(DataType type, TypeOfOipDatatype(in["datatype"].get<std::string>()));
-    std::vector<const nlohmann::json*> values;
-    Flatten(in["data"], &values);
-    const int64_t rows = shape[0];
-    const int64_t width = shape.size() == 2 ? shape[1] : 1;
-    if (static_cast<int64_t>(values.size()) != rows * width)
-      return Status::InvalidArgument(fmt::format("{}: shape holds {} values, data has {}", where, rows * width,
-                                                 values.size()));
-    if (width != 1 && inputs->size() != 1)
-      return Status::InvalidArgument(where + ": a tensor of shape [N, K] with K > 1 must be the only input");
-    for (int64_t k = 0; k < width; ++k) {
-      ColumnBuilder b(type);
-      b.Reserve(rows);
-      for (int64_t r = 0; r < rows; ++r)
-        PYFUNC_RETURN_IF_ERROR(AppendOipValue(*values[r * width + k], &b, where + ".data"));
-      names.push_back(width == 1 ? name : std::to_string(k));
-      columns.push_back(b.Finish());
-    }
-  }
-  PYFUNC_ASSIGN_OR_RETURN(out.table, Table::Make(std::move(names), std::move(columns)));
-  return out;
-}
-
-nlohmann::json ColumnData(const Column& c) {
-  nlohmann::json data = nlohmann::json::array();
-  for (int64_t i = 0; i < c.length(); ++i) {
-    if (c.IsNull(i)) {
-      data.push_back(nullptr);
-      continue;
-    }
-    switch (c.type()) {
-      case DataType::kInt64:
-      case DataType::kTimestamp:
-        data.push_back(c.int64_data()[i]);
-        break;
-      case DataType::kFloat64:
-        data.push_back(c.float64_data()[i]);  // NaN/inf become null: JSON has no NaN
-        break;
-      case DataType::kBool:
-        data.push_back(c.bool_value(i));
-        break;
-      case DataType::kString:
-        data.push_back(std::string(c.string_value(i)));
-        break;
-    }
-  }
-  return data;
-}
-
-std::string OipResponse(const std::string& model_name, const std::optional<std::string>& id, const Prediction& p) {
-  nlohmann::json out;
-  out["model_name"] = model_name;
-  if (id) out["id"] = *id;
-  nlohmann::json outputs = nlohmann::json::array();
-  const Table& t = p.table;
-  bool same_type = t.num_columns() > 0;
-  for (int i = 1; i < t.num_columns(); ++i) same_type = same_type && t.column(i).type() == t.column(0).type();
-  if (p.shape == PredictionShape::kArray2D && same_type) {
-    nlohmann::json data = nlohmann::json::array();
-    std::vector<nlohmann::json> cols;
-    for (int i = 0; i < t.num_columns(); ++i) cols.push_back(ColumnData(t.column(i)));
-    for (int64_t r = 0; r < t.num_rows(); ++r)
-      for (int i = 0; i < t.num_columns(); ++i) data.push_back(cols[i][r]);
-    outputs.push_back({{"name", "predict"},
-                       {"shape", {t.num_rows(), t.num_columns()}},
-                       {"datatype", OipDatatype(t.column(0).type())},
-                       {"data", std::move(data)}});
-  } else {
-    for (int i = 0; i < t.num_columns(); ++i) {
-      const std::string name = t.column_name(i).empty() ? "predict" : t.column_name(i);
-      outputs.push_back({{"name", name},
-                         {"shape", {t.num_rows()}},
-                         {"datatype", OipDatatype(t.column(i).type())},
-                         {"data", ColumnData(t.column(i))}});
-    }
-  }
-  out["outputs"] = std::move(outputs);
-  return out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
-std::string OipError(const std::string& message) {
-  return nlohmann::json{{"error", message}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 // Routes as metric labels: fixed strings, never the raw path (bounded cardinality).
