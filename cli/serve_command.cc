@@ -38,6 +38,7 @@ struct ServeArgs {
   int busy_poll_us = 1000;
   std::string env_manager = "virtualenv";
   bool no_conda = false;
+  std::string batching = "auto";
   int64_t max_batch_rows = 1024;
   double max_batch_delay_ms = 0;
   int64_t max_queue = 1024;
@@ -59,11 +60,14 @@ int Serve(const ServeArgs& a) {
 
   Result<EnvManager> env = ParseEnvManager(a.no_conda ? "local" : a.env_manager);
   if (!env.ok()) return Fail(env.status());
+  Result<BatchingMode> batching = ParseBatchingMode(a.batching);
+  if (!batching.ok()) return Fail(batching.status());
 
   ServerOptions so;
   so.host = a.host;
   so.port = a.port;
   so.timeout = std::chrono::seconds(a.timeout);
+  so.batching = *batching;
   so.max_batch_rows = a.max_batch_rows;
   so.max_batch_delay = std::chrono::microseconds(static_cast<int64_t>(a.max_batch_delay_ms * 1000));
   so.max_queue = static_cast<size_t>(a.max_queue);
@@ -110,6 +114,8 @@ int Serve(const ServeArgs& a) {
   if (!model.ok()) std::_Exit(Fail(model.status()));  // the signal thread is blocked in sigwait
   (*server)->SetModel(std::make_shared<Model>(std::move(model).value()));
   loaded = true;
+  const BatchingDecision decision = (*server)->batching();
+  fmt::print(stderr, "pyfunc serve: batching {}: {}\n", decision.merge ? "rows" : "off", decision.reason);
   fmt::print(stderr, "pyfunc serve: ready ({} worker{}, {})\n", a.workers, a.workers == 1 ? "" : "s",
              (*server)->ready() ? "accepting requests" : "draining");
 
@@ -149,6 +155,12 @@ void RegisterServeCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--env-manager", args->env_manager, "Where the model's Python runs: local, virtualenv or conda")
       ->capture_default_str();
   cmd->add_flag("--no-conda", args->no_conda, "Same as --env-manager local (MLflow's deprecated flag)");
+  cmd->add_option("--batching", args->batching,
+                  "Merge concurrent requests into one predict call: auto (for models whose rows are known to be "
+                  "independent: sklearn, xgboost, lightgbm, catboost, or a model saved with batching='rows'), "
+                  "rows (always) or off (never)")
+      ->check(CLI::IsMember({"auto", "rows", "off"}))
+      ->capture_default_str();
   cmd->add_option("--max-batch-rows", args->max_batch_rows,
                   "Largest number of rows merged into one predict call (1 disables merging)")
       ->check(CLI::PositiveNumber)

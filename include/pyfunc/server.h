@@ -57,6 +57,30 @@
 
 namespace pyfunc {
 
+// Whether concurrent requests may be merged into one predict call. Merging is correct
+// only when each output row depends on its input row alone; a model that normalizes,
+// ranks or looks across rows (x - x.mean(), a time series) answers differently when
+// other requests' rows join its input.
+enum class BatchingMode {
+  // Merge for models known to predict each row on its own: the python_function
+  // flavor's `batching` key ("rows" or "off", written by pyfunc.save_model(...,
+  // batching=)) when present, else the built-in loaders of sklearn, xgboost, lightgbm
+  // and catboost. Every other model is scored one request per predict call.
+  kAuto,
+  kRows,  // merge, whatever the model (the user vouches that rows are independent)
+  kOff,   // never merge
+};
+
+// What DecideBatching chose for a model, and why (for the startup log and /metrics).
+struct BatchingDecision {
+  bool merge = false;
+  std::string reason;
+};
+BatchingDecision DecideBatching(const ModelSpec& spec, BatchingMode requested);
+
+// "auto", "rows" or "off"; InvalidArgument otherwise.
+Result<BatchingMode> ParseBatchingMode(const std::string& name);
+
 struct ServerOptions {
   // Interface to listen on (MLflow's default: loopback only).
   std::string host = "127.0.0.1";
@@ -71,6 +95,8 @@ struct ServerOptions {
   // wait for company (0: never), queued requests before 503.
   int64_t max_batch_rows = 1024;
   std::chrono::microseconds max_batch_delay{0};
+  // Which models' requests are merged at all (BatchingMode).
+  BatchingMode batching = BatchingMode::kAuto;
   size_t max_queue = 1024;
   // Largest request body accepted; larger ones get 413 without being buffered.
   size_t max_body_size = 100 * 1024 * 1024;
@@ -134,6 +160,8 @@ class Server {
 
   int port() const;
   bool ready() const;
+  // The batching decision for the model given to SetModel (empty reason before).
+  BatchingDecision batching() const;
 
   // Graceful stop: readiness turns false, the listening socket closes, scoring
   // requests already received are finished (their batches run), then the model is

@@ -96,6 +96,18 @@ std::string Metrics::Render(const Gauges& g) const {
   out += "# HELP pyfunc_batching_disabled 1 when merging was switched off because the model's output "
          "is not one row per input row.\n# TYPE pyfunc_batching_disabled gauge\n";
   out += fmt::format("pyfunc_batching_disabled {}\n", g.batching_disabled ? 1 : 0);
+  if (!g.batching_reason.empty()) {
+    out += "# HELP pyfunc_batching_mode 1 for the batching mode in force (rows: concurrent requests may be "
+           "merged into one predict call; off: one request per call), with the reason.\n"
+           "# TYPE pyfunc_batching_mode gauge\n";
+    std::string reason;
+    for (const char c : g.batching_reason) {
+      if (c == '\\' || c == '"') reason += '\\';
+      reason += c == '\n' ? ' ' : c;
+    }
+    out += fmt::format("pyfunc_batching_mode{{mode=\"{}\",reason=\"{}\"}} 1\n", g.batching_merge ? "rows" : "off",
+                       reason);
+  }
   return out;
 }
 

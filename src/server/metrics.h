@@ -49,6 +49,8 @@ class Metrics {
     int64_t workers = 0;
     bool ready = false;
     bool batching_disabled = false;
+    bool batching_merge = false;  // the batching mode in force: merge requests or not
+    std::string batching_reason;  // why (empty before a model is set)
   };
   std::string Render(const Gauges& gauges) const;
 

@@ -179,6 +179,33 @@ thread_local Clock::time_point t_request_start;
 
 }  // namespace
 
+Result<BatchingMode> ParseBatchingMode(const std::string& name) {
+  if (name == "auto") return BatchingMode::kAuto;
+  if (name == "rows") return BatchingMode::kRows;
+  if (name == "off") return BatchingMode::kOff;
+  return Status::InvalidArgument("batching must be auto, rows or off, not '" + name + "'");
+}
+
+BatchingDecision DecideBatching(const ModelSpec& spec, BatchingMode requested) {
+  if (requested == BatchingMode::kRows) return {true, "--batching rows"};
+  if (requested == BatchingMode::kOff) return {false, "--batching off"};
+  const Value* flavor = spec.flavor(kPyFuncFlavor);
+  if (const Value* key = flavor ? flavor->Find("batching") : nullptr) {
+    if (key->is_string() && key->as_string() == "rows")
+      return {true, "the python_function flavor sets batching: rows"};
+    if (key->is_string() && key->as_string() == "off")
+      return {false, "the python_function flavor sets batching: off"};
+    return {false, "the python_function flavor's batching key is neither rows nor off"};
+  }
+  Result<PyFuncFlavor> pf = spec.python_function();
+  const std::string loader = pf.ok() ? pf->loader_module : "";
+  for (const char* known : {"mlflow.sklearn", "mlflow.xgboost", "mlflow.lightgbm", "mlflow.catboost"}) {
+    if (loader == known) return {true, "the " + loader + " loader predicts each row on its own"};
+  }
+  return {false, "rows of a " + (loader.empty() ? std::string("python_function") : loader) +
+                     " model may depend on each other: one request per predict call (--batching rows merges)"};
+}
+
 struct Server::Impl {
   ServerOptions options;
   httplib::Server http;
@@ -192,6 +219,7 @@ struct Server::Impl {
   std::shared_ptr<Model> model;        // guarded by mu; set once
   std::shared_ptr<Batcher> batcher;    // guarded by mu; set once
   InputSchema input_schema;            // written once before `ready`
+  BatchingDecision batching;           // written once before `ready`
   // How request bodies are read (the signature's types and params): written once
   // before `ready`, so that a request copies nothing to parse.
   JsonReadOptions json_options;
@@ -373,6 +401,8 @@ struct Server::Impl {
         g.queue_depth = static_cast<int64_t>(b->queue_depth());
         g.in_flight = static_cast<int64_t>(b->in_flight());
         g.batching_disabled = b->batching_disabled();
+        g.batching_merge = batching.merge;
+        g.batching_reason = batching.reason;
       }
       if (m) {
         g.worker_restarts = m->worker_restarts();
@@ -491,9 +521,10 @@ void Server::SetModel(std::shared_ptr<Model> model) {
   s.json_options.params_keys = ReadParamNames(model->spec());
   s.csv_options.schema = s.input_schema.typed;
   s.csv_options.source_name = "<request body>";
+  s.batching = DecideBatching(model->spec(), s.options.batching);
   BatcherOptions bo;
   bo.dispatchers = model->num_workers();
-  bo.max_batch_rows = s.options.max_batch_rows;
+  bo.max_batch_rows = s.batching.merge ? s.options.max_batch_rows : 1;
   bo.max_batch_delay = s.options.max_batch_delay;
   bo.max_queue = s.options.max_queue;
   // A request run inline is answered when its predict call returns: only when the
@@ -522,6 +553,7 @@ void Server::SetModel(std::shared_ptr<Model> model) {
 }
 
 int Server::port() const { return impl_->port; }
+BatchingDecision Server::batching() const { return impl_->batching; }
 bool Server::ready() const { return impl_->ready.load(); }
 
 Status Server::Drain(std::chrono::milliseconds grace) {
