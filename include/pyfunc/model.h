@@ -14,8 +14,9 @@
 //
 // Failures: a model that raises fails only that call (ModelError, with the Python
 // exception type and message); a worker that crashes or exceeds the predict timeout
-// fails its call (Unavailable / DeadlineExceeded) and is replaced before the next call
-// it would serve. Destroying the last copy of a Model stops its workers; no process or
+// fails its call (Unavailable / DeadlineExceeded). A worker that dies, in a call or
+// while idle, is noticed at once (its socket closes) and replaced in the background;
+// calls go to the other workers meanwhile, and wait only when none is running. Destroying the last copy of a Model stops its workers; no process or
 // shared memory outlives it (memory is passed as memfds, so nothing is left in /dev/shm
 // even when this process is killed, and workers exit when their parent dies).
 //
@@ -92,6 +93,8 @@ class Model {
   const std::string& path() const;  // the local model directory
   const std::string& environment_description() const;
   int num_workers() const;
+  // Workers running now: num_workers() less those that died and are being replaced.
+  int live_workers() const;
   // The longest one Predict call takes before it fails with DeadlineExceeded.
   std::chrono::milliseconds predict_timeout() const;
   // Workers started to replace ones that died or timed out, since Load.

@@ -50,7 +50,8 @@ def _default_pip_requirements():
     return out
 
 
-def save_model(dst_path, loader_module, data_path=None, code_path=(), conda_env=None, model=None):
+def save_model(dst_path, loader_module, data_path=None, code_path=(), conda_env=None, model=None, *,
+               batching=None):
     """Exports a model as a generic Python function model (the seed's save_model).
 
     ``dst_path``: the new model directory (must not exist, or be empty).
@@ -62,11 +63,19 @@ def save_model(dst_path, loader_module, data_path=None, code_path=(), conda_env=
     requirements is written. ``model``: a Model (or ``mlflow.models.Model``) to add
     the flavor to; it is updated and returned.
 
+    ``batching``: "rows" when each output row depends only on its input row, so that
+    ``pyfunc serve`` may merge concurrent requests into one predict call; "off" to
+    forbid that. Recorded as the python_function flavor's ``batching`` key (MLflow
+    keeps it and ignores it). Without it, only sklearn, xgboost, lightgbm and catboost
+    models are merged.
+
     The directory is written atomically. AlreadyExistsError if ``dst_path`` is a
     non-empty directory; NotFoundError if an input path is missing (nothing is written).
     """
     if isinstance(code_path, (str, bytes, _os.PathLike)):
         code_path = [code_path]
+    if batching not in (None, "rows", "off"):
+        raise InvalidArgumentError("save_model: batching must be 'rows', 'off' or None, not {!r}".format(batching))
     saved = _core.save_model(
         _os.fspath(dst_path),
         loader_module,
@@ -75,6 +84,7 @@ def save_model(dst_path, loader_module, data_path=None, code_path=(), conda_env=
         conda_env=_os.fspath(conda_env) if isinstance(conda_env, _os.PathLike) else conda_env,
         pip_requirements=[] if conda_env is not None else _default_pip_requirements(),
         python_version=_platform.python_version(),
+        extra_flavor_keys={"batching": batching} if batching else None,
         model=_model_to_dict(model),
     )
     return _update_model(model, saved)

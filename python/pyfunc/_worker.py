@@ -9,8 +9,11 @@ It must run in any Python >= 3.8 with numpy and pandas, and nothing of pyfunc
 installed: it imports only the standard library, numpy, pandas, and the loading
 routine ``_loading.py`` next to it (by file path).
 
-Control channel: an AF_UNIX SOCK_SEQPACKET socket (one message = one JSON object;
-memfds arrive with SCM_RIGHTS). Data: a memfd shared with the parent, mapped here,
+Control channel: an AF_UNIX SOCK_SEQPACKET socket carrying JSON objects, each in one
+or more packets of at most PACKET_PAYLOAD bytes (a socket's largest datagram is about
+208 KiB; an MLmodel or an exception text can be larger): every packet but a message's
+last starts with the byte 0x01, which JSON text never holds raw. memfds arrive with
+SCM_RIGHTS on a message's first packet. Data: a memfd shared with the parent, mapped here,
 holding frames (see FRAME LAYOUT). The exchange:
 
     worker -> {"op": "hello", "magic": MAGIC, "protocol": 1, "pid", "python", ...}
@@ -58,14 +61,19 @@ import time
 import traceback
 
 MAGIC = "pyfunc-worker"
-PROTOCOL = 1
+PROTOCOL = 2
 FRAME_MAGIC = b"PFF1"
 FRAME_VERSION = 1
 HEADER = struct.Struct("<4sIQIIQ32x")
 COLUMN = struct.Struct("<QIBBHQQQQ16x")
 assert HEADER.size == 64 and COLUMN.size == 64
 ALIGN = 64
-MAX_MESSAGE = 1 << 20
+PACKET_PAYLOAD = 32 * 1024
+MORE_PACKETS = b"\x01"
+MAX_MESSAGE = 64 << 20
+# Error texts sent to the parent are cut to this many characters: a model may raise
+# with a message of any size, and the parent only shows it.
+MAX_ERROR_TEXT = 64 * 1024
 
 T_INT64, T_FLOAT64, T_BOOL, T_STRING, T_TIMESTAMP = 1, 2, 3, 4, 5
 SHAPE_DATAFRAME, SHAPE_SERIES, SHAPE_ARRAY1D, SHAPE_ARRAY2D, SHAPE_LIST = 0, 1, 2, 3, 4
@@ -86,13 +94,21 @@ def _align(n):
 
 def _send(sock, message, fds=None):
     data = json.dumps(message, separators=(",", ":"), allow_nan=False, default=str).encode("utf-8")
-    if fds:
-        sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
-    else:
-        sock.sendall(data)
+    view = memoryview(data)
+    start = 0
+    while True:
+        end = min(start + PACKET_PAYLOAD, len(data))
+        parts = [view[start:end]] if end == len(data) else [MORE_PACKETS, view[start:end]]
+        if fds and start == 0:
+            sock.sendmsg(parts, [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+        else:
+            sock.sendmsg(parts)
+        if end == len(data):
+            return
+        start = end
 
 
-_RECV_BUFFER = bytearray(MAX_MESSAGE)
+_RECV_BUFFER = bytearray(PACKET_PAYLOAD + 1)
 
 
 def _poll_briefly(poller, seconds):
@@ -108,16 +124,27 @@ def _poll_briefly(poller, seconds):
 def _recv(sock):
     """One message and the fds that came with it; (None, []) when the parent is gone."""
     fds = array.array("i")
-    # Into a buffer allocated once: recvmsg(MAX_MESSAGE) would allocate (and map) 1 MiB
-    # per message, which costs more than the rest of a small batch's round trip.
-    size, ancdata, _flags, _addr = sock.recvmsg_into([_RECV_BUFFER], socket.CMSG_LEN(4 * fds.itemsize))
-    data = bytes(memoryview(_RECV_BUFFER)[:size])
-    for level, kind, payload in ancdata:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
-    if not data:
-        return None, list(fds)
-    return json.loads(data.decode("utf-8")), list(fds)
+    pending = []
+    pending_size = 0
+    while True:
+        # Into a buffer allocated once: recvmsg(n) would allocate a buffer of n bytes per
+        # packet, which costs more than the rest of a small batch's round trip.
+        size, ancdata, flags, _addr = sock.recvmsg_into([_RECV_BUFFER], socket.CMSG_LEN(4 * fds.itemsize))
+        for level, kind, payload in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
+        if size == 0:
+            return None, list(fds)
+        if flags & socket.MSG_TRUNC or pending_size + size > MAX_MESSAGE:
+            raise FrameError("the parent sent an oversized message")
+        if _RECV_BUFFER[0] == MORE_PACKETS[0]:
+            pending.append(bytes(memoryview(_RECV_BUFFER)[1:size]))
+            pending_size += size - 1
+            continue
+        data = bytes(memoryview(_RECV_BUFFER)[:size])
+        if pending:
+            data = b"".join(pending) + data
+        return json.loads(data.decode("utf-8")), list(fds)
 
 
 # --- frames <-> pandas -------------------------------------------------------------
@@ -529,12 +556,35 @@ def _load_loading_module():
     return module
 
 
+def _cut(text, limit=MAX_ERROR_TEXT):
+    if len(text) <= limit:
+        return text
+    return "{}... [{} more characters]".format(text[:limit], len(text) - limit)
+
+
 def _error(exc, seq=None):
-    message = {"op": "error", "type": type(exc).__name__, "message": str(exc),
+    try:
+        text = str(exc)
+    except Exception as e:  # noqa: B902 - a broken __str__ must not end the worker
+        text = "<{} while formatting the exception: {}>".format(type(e).__name__, e)
+    message = {"op": "error", "type": _cut(type(exc).__name__, 200), "message": _cut(text),
                "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-8000:]}
     if seq is not None:
         message["seq"] = seq
     return message
+
+
+def _send_error(sock, exc, seq=None):
+    """Reports ``exc``; a report that cannot be encoded is replaced by a plain one, so
+    that a model's odd exception never ends the worker."""
+    try:
+        _send(sock, _error(exc, seq))
+    except (ValueError, TypeError, UnicodeError) as e:
+        fallback = {"op": "error", "type": "Error", "message": "the model raised {} that could not be reported: {}"
+                    .format(type(exc).__name__, e), "traceback": ""}
+        if seq is not None:
+            fallback["seq"] = seq
+        _send(sock, fallback)
 
 
 def serve(sock):
@@ -576,7 +626,7 @@ def serve(sock):
                                            prefer_builtin=os.environ.get("PYFUNC_WORKER_MLFLOW_LOADERS") != "1")
                 _send(sock, {"op": "loaded"})
             except BaseException as e:  # noqa: B902 - reported to the parent, which decides
-                _send(sock, _error(e))
+                _send_error(sock, e)
         elif op == "predict":
             seq = message.get("seq")
             busy_poll = max(0.0, float(message.get("busy_poll_us") or 0) / 1e6)
@@ -605,7 +655,7 @@ def serve(sock):
                 _send(sock, {"op": "result", "seq": seq, "offset": out, "size": total})
                 answered = time.perf_counter()
             except Exception as e:
-                _send(sock, _error(e, seq))
+                _send_error(sock, e, seq)
         elif op == "exit":
             return 0
         else:

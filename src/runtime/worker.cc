@@ -14,7 +14,15 @@
 namespace pyfunc::runtime {
 namespace {
 
-constexpr size_t kMaxMessage = 1 << 20;
+// A control message travels in packets of at most kPacketPayload bytes: far below the
+// socket's largest datagram (net.core.wmem_default, ~208 KiB), which a model's
+// MLmodel or exception text can exceed. Every packet but a message's last starts with
+// kMorePackets; JSON text never holds that byte raw, so a packet without it ends the
+// message.
+constexpr size_t kPacketPayload = 32 * 1024;
+constexpr char kMorePackets = '\x01';
+// The longest control message accepted from a worker (its errors are cut far shorter).
+constexpr size_t kMaxMessage = 64 << 20;
 constexpr size_t kMinMapping = 1 << 20;
 constexpr const char* kMagic = "pyfunc-worker";
 
@@ -136,33 +144,45 @@ Status Worker::Send(const nlohmann::json& message, int fd) {
 }
 
 Status Worker::SendText(const std::string& data, int fd) {
-  struct iovec iov = {const_cast<char*>(data.data()), data.size()};
-  struct msghdr msg = {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-  if (fd >= 0) {
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
-    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
-  }
-  while (true) {
-    ssize_t n = ::sendmsg(sock_, &msg, MSG_NOSIGNAL);
-    if (n >= 0) return Status::OK();
-    if (errno == EINTR) continue;
-    if (errno == EPIPE || errno == ECONNRESET) return Died("receiving a message");
-    return Status::IOError(std::string("sending to worker: ") + std::strerror(errno));
-  }
+  size_t sent = 0;
+  std::string packet;
+  do {
+    const size_t n = std::min(kPacketPayload, data.size() - sent);
+    const bool last = sent + n == data.size();
+    struct iovec iov[2];
+    int iovs = 0;
+    if (!last) iov[iovs++] = {const_cast<char*>(&kMorePackets), 1};
+    iov[iovs++] = {const_cast<char*>(data.data() + sent), n};
+    struct msghdr msg = {};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = iovs;
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+    if (fd >= 0 && sent == 0) {  // descriptors travel with a message's first packet
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof(control);
+      struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int));
+      std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    }
+    while (::sendmsg(sock_, &msg, MSG_NOSIGNAL) < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EPIPE || errno == ECONNRESET) return Died("receiving a message");
+      const int err = errno;
+      Kill();  // a message cut in the middle leaves the channel unusable
+      return Status::IOError(std::string("sending to worker: ") + std::strerror(err));
+    }
+    sent += n;
+  } while (sent < data.size());
+  return Status::OK();
 }
 
 Result<nlohmann::json> Worker::Receive(Clock::time_point deadline, const char* doing,
                                        std::chrono::microseconds busy_poll) {
   std::string& buf = recv_buf_;
-  if (buf.size() < kMaxMessage) buf.resize(kMaxMessage);
+  if (buf.size() < kPacketPayload + 1) buf.resize(kPacketPayload + 1);
+  std::string message;  // the packets of a message that came in several
   while (true) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
     if (left <= 0) {
@@ -182,20 +202,43 @@ Result<nlohmann::json> Worker::Receive(Clock::time_point deadline, const char* d
     int r = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left, 1000)));
     if (r < 0 && errno != EINTR) return Status::IOError(std::string("poll: ") + std::strerror(errno));
     if (r <= 0) continue;
-    ssize_t n = ::recv(sock_, buf.data(), buf.size(), 0);
+    ssize_t n = ::recv(sock_, buf.data(), buf.size(), MSG_TRUNC);
     if (n < 0) {
       if (errno == EINTR || errno == EAGAIN) continue;
       if (errno == ECONNRESET) return Died(doing);
       return Status::IOError(std::string("receiving from worker: ") + std::strerror(errno));
     }
     if (n == 0) return Died(doing);
-    nlohmann::json message = nlohmann::json::parse(buf.begin(), buf.begin() + n, nullptr, false);
-    if (message.is_discarded() || !message.is_object()) {
+    if (static_cast<size_t>(n) > buf.size() || message.size() + n > kMaxMessage) {
+      Kill();
+      return Status::Unavailable("worker sent an oversized message while " + std::string(doing));
+    }
+    if (buf[0] == kMorePackets) {
+      message.append(buf.data() + 1, n - 1);
+      continue;
+    }
+    nlohmann::json parsed;
+    if (message.empty()) {
+      parsed = nlohmann::json::parse(buf.begin(), buf.begin() + n, nullptr, false);
+    } else {
+      message.append(buf.data(), n);
+      parsed = nlohmann::json::parse(message, nullptr, false);
+    }
+    if (parsed.is_discarded() || !parsed.is_object()) {
       Kill();
       return Status::Unavailable("worker sent a malformed message while " + std::string(doing));
     }
-    return message;
+    return parsed;
   }
+}
+
+bool Worker::CheckIdle() {
+  if (!alive_) return false;
+  struct pollfd p = {sock_, POLLIN, 0};
+  if (::poll(&p, 1, 0) == 0) return true;
+  // An idle worker has nothing to say: its socket closed (it died) or it broke the protocol.
+  (void)Died("idle");
+  return false;
 }
 
 Status Worker::Map(size_t size) {

@@ -21,7 +21,7 @@
 
 namespace pyfunc::runtime {
 
-inline constexpr int kWorkerProtocol = 1;
+inline constexpr int kWorkerProtocol = 2;
 
 struct WorkerOptions {
   std::string python;                 // interpreter of the model's environment
@@ -69,6 +69,11 @@ class Worker {
                              InputShape input_shape = InputShape::kDataFrame);
 
   bool alive() const { return alive_; }
+  // The control socket: readable or hung up while idle only when the worker died.
+  int socket_fd() const { return sock_; }
+  // For a worker no call is using: true while its process runs and is silent; false,
+  // with the process killed and reaped, once it died or sent a message unasked.
+  bool CheckIdle();
   pid_t pid() const { return child_ ? child_->pid() : -1; }
   const std::string& python_version() const { return python_version_; }
   // Kills the process (SIGKILL) and reaps it.

@@ -87,6 +87,9 @@ std::string Metrics::Render(const Gauges& g) const {
   out += fmt::format("pyfunc_requests_in_flight {}\n", g.in_flight);
   out += "# HELP pyfunc_workers Python worker processes serving the model.\n# TYPE pyfunc_workers gauge\n";
   out += fmt::format("pyfunc_workers {}\n", g.workers);
+  out += "# HELP pyfunc_workers_live Python worker processes running now (pyfunc_workers less those "
+         "that died and are being replaced).\n# TYPE pyfunc_workers_live gauge\n";
+  out += fmt::format("pyfunc_workers_live {}\n", g.live_workers);
   out += "# HELP pyfunc_worker_restarts_total Workers started to replace ones that died or timed out.\n"
          "# TYPE pyfunc_worker_restarts_total counter\n";
   out += fmt::format("pyfunc_worker_restarts_total {}\n", g.worker_restarts);

@@ -47,6 +47,7 @@ class Metrics {
     int64_t in_flight = 0;
     int64_t worker_restarts = 0;
     int64_t workers = 0;
+    int64_t live_workers = 0;
     bool ready = false;
     bool batching_disabled = false;
     bool batching_merge = false;  // the batching mode in force: merge requests or not

@@ -407,6 +407,7 @@ struct Server::Impl {
       if (m) {
         g.worker_restarts = m->worker_restarts();
         g.workers = m->num_workers();
+        g.live_workers = m->live_workers();
       }
       res.set_content(metrics.Render(g), "text/plain; version=0.0.4; charset=utf-8");
     });

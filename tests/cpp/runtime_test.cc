@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -203,6 +204,98 @@ TEST_F(RuntimeTest, ACrashedWorkerIsReplaced) {
   EXPECT_THAT(crash.status().message(), HasSubstr("killed by signal 9"));
   PYFUNC_EXPECT_OK(model.Predict(Numbers(2), Mode("sum")));
   EXPECT_EQ(model.worker_restarts(), 1);
+}
+
+// Waits up to 15 s for `done`.
+template <typename Pred>
+bool Eventually(Pred done) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
+int64_t PidOf(const Result<Prediction>& p) { return p->table.column(0).int64_data()[0]; }
+
+// A worker killed while idle stayed a zombie and was counted as running; the next call
+// sent to it failed with Unavailable.
+TEST_F(RuntimeTest, AWorkerThatDiesWhileIdleIsReplacedWithoutACall) {
+  LoadOptions options;
+  options.workers = 2;
+  Model model = LoadOrDie(options);
+  const std::set<int> before = ChildPids();
+  ASSERT_EQ(before.size(), 2u);
+  const int victim = *before.begin();
+  ASSERT_EQ(::kill(victim, SIGKILL), 0);
+  EXPECT_TRUE(Eventually([&] { return model.worker_restarts() == 1 && model.live_workers() == 2; }));
+  EXPECT_TRUE(Eventually([&] { return ChildPids().size() == 2 && ChildPids().count(victim) == 0; }));
+  std::ifstream stat("/proc/" + std::to_string(victim) + "/stat");
+  EXPECT_FALSE(stat.good()) << "the dead worker was reaped, not left a zombie";
+  for (int i = 0; i < 6; ++i) PYFUNC_EXPECT_OK(model.Predict(Numbers(2), Mode("sum")));
+}
+
+// A model exception of 300 KB exceeded the socket's largest message: the worker exited
+// and its call got Unavailable.
+TEST_F(RuntimeTest, AnErrorLongerThanASocketMessageKeepsTheWorker) {
+  Model model = LoadOrDie();
+  Result<Prediction> pid = model.Predict(Numbers(1), Mode("pid"));
+  PYFUNC_ASSERT_OK(pid);
+  Result<Prediction> err = model.Predict(Numbers(1), Mode("long_error"));
+  ASSERT_FALSE(err.ok());
+  EXPECT_EQ(err.status().code(), StatusCode::kModelError);
+  EXPECT_THAT(err.status().message(), HasSubstr("more characters]"));
+  EXPECT_LT(err.status().message().size(), 70u * 1024);
+  Result<Prediction> again = model.Predict(Numbers(1), Mode("pid"));
+  PYFUNC_ASSERT_OK(again);
+  EXPECT_EQ(PidOf(again), PidOf(pid));
+  EXPECT_EQ(model.worker_restarts(), 0);
+}
+
+// An MLmodel over ~210 KB could not be sent to a worker ("Message too long").
+TEST_F(RuntimeTest, ControlMessagesOfAnySizeReachTheWorker) {
+  TempDir dir;
+  SaveModelOptions options;
+  options.loader_module = "behave_model";
+  options.code_paths = {TestDataDirPath() + "/models/behave/behave_model.py"};
+  options.python_version = "3.11.7";
+  ModelSpec spec = ModelSpec::New();
+  spec.SetField("metadata", Value(Value::Map{{"notes", Value(std::string(1 << 20, 'n'))}}));
+  PYFUNC_ASSERT_OK(SaveModel(dir.Join("big"), options, spec));
+  Result<Model> model = Model::Load(dir.Join("big"));
+  PYFUNC_ASSERT_OK(model);
+  Result<Prediction> p = model->Predict(Numbers(3));
+  PYFUNC_ASSERT_OK(p);
+  EXPECT_EQ(p->table.num_rows(), 3);
+}
+
+// A replacement that cannot start fails calls at once with its reason, instead of
+// leaving them waiting; it is retried, and calls succeed once it starts.
+TEST_F(RuntimeTest, AFailedRestartFailsCallsFastAndIsRetried) {
+  TempDir dir;
+  const std::string python = dir.Join("python");
+  const char* real = std::getenv("PYFUNC_PYTHON");
+  ASSERT_NE(real, nullptr);
+  auto write_wrapper = [&] {
+    std::ofstream(python) << "#!/bin/sh\nexec " << real << " \"$@\"\n";
+    ::chmod(python.c_str(), 0755);
+  };
+  write_wrapper();
+  LoadOptions options;
+  options.python = python;
+  Model model = LoadOrDie(options);
+  std::remove(python.c_str());
+  ASSERT_EQ(::kill(*ChildPids().begin(), SIGKILL), 0);
+  ASSERT_TRUE(Eventually([&] { return model.live_workers() == 0; }));
+  const auto start = std::chrono::steady_clock::now();
+  Result<Prediction> p = model.Predict(Numbers(1), Mode("sum"));
+  ASSERT_FALSE(p.ok());
+  EXPECT_THAT(p.status().message(), HasSubstr("restarting a worker"));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  write_wrapper();
+  EXPECT_TRUE(Eventually([&] { return model.live_workers() == 1; }));
+  PYFUNC_EXPECT_OK(model.Predict(Numbers(1), Mode("sum")));
 }
 
 TEST_F(RuntimeTest, AHangingWorkerIsStoppedAtTheTimeout) {

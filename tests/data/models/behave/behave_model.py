@@ -23,6 +23,11 @@ class BehaveModel:
             return [str(v) for v in range(len(df))]
         if mode == "dtypes":
             return pd.DataFrame({"column": list(df.columns), "dtype": [str(t) for t in df.dtypes]})
+        if mode == "center":  # each row's output depends on every row of the input
+            x = df.select_dtypes("number").iloc[:, 0].to_numpy(dtype=float)
+            return x - x.mean()
+        if mode == "long_error":  # an exception whose text exceeds a socket's largest message
+            raise ValueError("x" * 300_000)
         if mode == "raise":
             raise ValueError("the model refuses: " + str(len(df)) + " rows")
         if mode == "crash":
