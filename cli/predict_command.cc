@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <deque>
 #include <future>
+#include <limits>
 #include <optional>
 #include <filesystem>
 #include <map>
@@ -29,6 +30,7 @@
 #include "pyfunc/json_codec.h"
 #include "pyfunc/model.h"
 #include "pyfunc/model_uri.h"
+#include "pyfunc/server.h"
 #include "pyfunc/signature.h"
 
 namespace pyfunc::cli {
@@ -43,6 +45,7 @@ struct PredictArgs {
   std::string env_manager = "virtualenv";
   int workers = 1;
   int64_t batch_rows = 65536;
+  std::string batching = "auto";
   int worker_threads = 0;
   double timeout = 600;
   bool no_progress = false;
@@ -346,6 +349,8 @@ int Predict(const PredictArgs& a) {
   if (type.empty()) type = a.input.size() > 4 && a.input.compare(a.input.size() - 4, 4, ".csv") == 0 ? "csv" : "json";
   Result<EnvManager> manager = ParseEnvManager(a.env_manager);
   if (!manager.ok()) return Fail(manager.status());
+  Result<BatchingMode> batching = ParseBatchingMode(a.batching);
+  if (!batching.ok()) return Fail(batching.status());
 
   // Open the input before loading the model: a missing file should not cost a model load.
   int fd = 0;
@@ -378,6 +383,9 @@ int Predict(const PredictArgs& a) {
   Result<ModelSpec> spec = ModelSpec::Load(*path);
   if (!spec.ok()) return Fail(spec.status());
   if (Status st = spec->python_function().status(); !st.ok()) return Fail(st);
+  // A model whose rows may depend on each other gets the whole input in one predict
+  // call, as MLflow gives it: split into batches, it would answer differently.
+  const BatchingDecision split = DecideBatching(*spec, *batching);
   const InputSchema input_schema = ReadInputSchema(*spec);
   const Schema& schema = input_schema.typed;
   std::future<Result<Model>> loading =
@@ -395,7 +403,7 @@ int Predict(const PredictArgs& a) {
   std::unique_ptr<BatchSource> source;
   if (type == "csv") {
     CsvReadOptions o;
-    o.batch_rows = a.batch_rows;
+    o.batch_rows = split.merge ? a.batch_rows : 0;  // 0: all rows
     o.schema = schema;
     o.source_name = input_name;
     Result<std::unique_ptr<CsvReader>> reader = CsvReader::FromFd(fd, o);
@@ -409,7 +417,9 @@ int Predict(const PredictArgs& a) {
     o.params_keys = ReadParamNames(*spec);
     Result<ScoringRequest> request = ParseScoringRequest(*body, o);
     if (!request.ok()) return Fail(request.status().WithContext(input_name));
-    auto json = std::make_unique<JsonSource>(std::move(request->table), a.batch_rows, static_cast<int64_t>(body->size()));
+    auto json = std::make_unique<JsonSource>(std::move(request->table),
+                                             split.merge ? a.batch_rows : std::numeric_limits<int64_t>::max(),
+                                             static_cast<int64_t>(body->size()));
     json->params = request->params;
     json->shape = PredictInputShape(*request, input_schema.columns);
     json->unwrapped = request->format == RequestFormat::kUnifiedLlm;
@@ -512,6 +522,10 @@ int Predict(const PredictArgs& a) {
     return Fail(failure);
   }
   progress.Done(rows_written);
+  if (!split.merge && rows_written > a.batch_rows) {
+    fmt::print(stderr, "pyfunc predict: the whole input in one predict call: {}{}\n", split.reason,
+               a.batching == "auto" ? " (--batching rows scores it in batches of --batch-rows)" : "");
+  }
   return 0;
 }
 
@@ -550,6 +564,12 @@ void RegisterPredictCommands(CLI::App& app, int* exit_code) {
   predict->add_option("-w,--workers", a->workers, "Worker processes scoring batches in parallel")
       ->capture_default_str();
   predict->add_option("--batch-rows", a->batch_rows, "Rows per batch")->capture_default_str();
+  predict->add_option("--batching", a->batching,
+                      "Split the input into batches: auto (for models whose rows are known to be independent: "
+                      "sklearn, xgboost, lightgbm, catboost, or saved with batching='rows'; any other model gets "
+                      "the whole input in one predict call, as from MLflow), rows (always) or off (never)")
+      ->check(CLI::IsMember({"auto", "rows", "off"}))
+      ->capture_default_str();
   predict->add_option("--worker-threads", a->worker_threads,
                       "Threads of native libraries (BLAS, OpenMP) per worker; 0: the cores but one, "
                       "divided among the workers")

@@ -115,7 +115,9 @@ int Serve(const ServeArgs& a) {
   (*server)->SetModel(std::make_shared<Model>(std::move(model).value()));
   loaded = true;
   const BatchingDecision decision = (*server)->batching();
-  fmt::print(stderr, "pyfunc serve: batching {}: {}\n", decision.merge ? "rows" : "off", decision.reason);
+  fmt::print(stderr, "pyfunc serve: batching {}: {}{}\n", decision.merge ? "rows" : "off", decision.reason,
+             decision.merge || a.batching != "auto" ? ""
+                                                    : "; one request per predict call (--batching rows merges them)");
   fmt::print(stderr, "pyfunc serve: ready ({} worker{}, {})\n", a.workers, a.workers == 1 ? "" : "s",
              (*server)->ready() ? "accepting requests" : "draining");
 

@@ -203,7 +203,7 @@ BatchingDecision DecideBatching(const ModelSpec& spec, BatchingMode requested) {
     if (loader == known) return {true, "the " + loader + " loader predicts each row on its own"};
   }
   return {false, "rows of a " + (loader.empty() ? std::string("python_function") : loader) +
-                     " model may depend on each other: one request per predict call (--batching rows merges)"};
+                     " model may depend on each other"};
 }
 
 struct Server::Impl {

@@ -12,7 +12,7 @@ import pytest
 
 import pyfunc
 
-PYFUNC = str(Path(sys.executable).parent / "pyfunc")
+PYFUNC = os.environ.get("PYFUNC_BINARY") or str(Path(sys.executable).parent / "pyfunc")
 BEHAVE = Path(__file__).resolve().parents[1] / "data" / "models" / "behave" / "behave_model.py"
 ENV = dict(os.environ, PYFUNC_PYTHON=sys.executable)
 
@@ -51,7 +51,7 @@ def linear_model(tmp_path_factory):
         "        return pickle.load(f)\n")
     path = d / "model"
     pyfunc.save_model(str(path), loader_module="linear_loader", data_path=str(d / "model.pkl"),
-                      code_path=[str(d / "linear_loader.py")])
+                      code_path=[str(d / "linear_loader.py")], batching="rows")
     return str(path)
 
 
@@ -199,7 +199,25 @@ def test_unified_llm_input_and_object_outputs(tmp_path):
                                                        "values": [[1.0, 2.5], [3.0, 4.5], [5.0, 6.5]]}}
     out = tmp_path / "out.json"
     proc = run("predict", "-m", obj, "-i", tmp_path / "in.csv", "-o", out, "--batch-rows", "2",
-               "--env-manager", "local")
+               "--batching", "rows", "--env-manager", "local")
     assert proc.returncode == 1
     assert "single object" in proc.stderr and "--batch-rows" in proc.stderr, proc.stderr
     assert not out.exists()
+
+
+def test_a_model_whose_rows_depend_on_each_other_gets_the_whole_input_in_one_call(tmp_path):
+    """pyfunc predict split the input into --batch-rows batches for every model, so a model
+    that looks across rows (x - x.mean()) answered differently from mlflow models predict."""
+    centered = save_behave_model(tmp_path / "centered", mode="center")
+    xs = np.arange(10.0) ** 2
+    pd.DataFrame({"x": xs}).to_csv(tmp_path / "in.csv", index=False)
+    proc = run("predict", "-m", centered, "-i", tmp_path / "in.csv", "--batch-rows", "3", "--env-manager", "local")
+    assert proc.returncode == 0, proc.stderr
+    np.testing.assert_allclose(json.loads(proc.stdout)["predictions"], xs - xs.mean())
+    assert "the whole input in one predict call: rows of a behave_model model may depend on each other" in proc.stderr
+    # Opted in, the batches are scored apart: each is centered on its own mean.
+    proc = run("predict", "-m", centered, "-i", tmp_path / "in.csv", "--batch-rows", "5", "--batching", "rows",
+               "--env-manager", "local")
+    assert proc.returncode == 0, proc.stderr
+    want = np.concatenate([xs[:5] - xs[:5].mean(), xs[5:] - xs[5:].mean()])
+    np.testing.assert_allclose(json.loads(proc.stdout)["predictions"], want)
