@@ -31,6 +31,13 @@
 //   * GET /metrics: Prometheus text format (requests by route and status, latency
 //     histograms per stage, batch sizes, queue depth, worker restarts, readiness).
 //
+// HTTP/1.1 as strictly as a trusted front end (RFC 9112): framing a proxy could read
+// differently — Content-Length with Transfer-Encoding, Content-Lengths that differ or
+// are not plain digits, a Transfer-Encoding other than chunked — and bare CR/LF, NUL
+// or other control characters, obs-fold, HTTP/1.1 without Host get 400 and the
+// connection is closed; see the limits in ServerOptions. Keep-alive, pipelining (in
+// order) and `Expect: 100-continue` are supported; refusals have MLflow's error body.
+//
 // Request bodies are parsed in C++ into Tables (json_codec.h, csv.h) before any Python
 // runs, and predicted through a Batcher (batcher.h) with one dispatcher per model
 // worker. When the model's signature has named input columns, a request missing one
@@ -98,17 +105,32 @@ struct ServerOptions {
   // Which models' requests are merged at all (BatchingMode).
   BatchingMode batching = BatchingMode::kAuto;
   size_t max_queue = 1024;
-  // Largest request body accepted; larger ones get 413 without being buffered.
+  // Largest request body accepted. A declared Content-Length over it gets 413 before
+  // any of the body is read; a chunked body gets 413 as soon as it passes the limit,
+  // without buffering the rest. A POST with neither length nor chunking gets 411.
   size_t max_body_size = 100 * 1024 * 1024;
-  // Threads serving HTTP connections. A keep-alive connection holds its thread while
-  // open, so this bounds the connections served at once; further connections wait to
-  // be accepted. Requests waiting for a batch hold a thread too.
+  // Threads running the HTTP front: I/O and the request handlers. Connections do not
+  // hold threads (an idle or slow one costs a socket); a scoring request holds its
+  // thread while it waits for its batch, so this bounds the scoring requests in
+  // progress at once (batches merge at most this many requests). Each request runs on
+  // the thread that read it: no hand-off between threads on the latency path.
   int http_threads = 256;
-  // Idle keep-alive connections are closed after this long.
-  std::chrono::seconds keep_alive_timeout{5};
-  // A client that sends nothing for this long while a request is being read is
-  // disconnected (slow-client protection).
-  std::chrono::seconds read_timeout{5};
+  // Open connections at most; each costs a file descriptor (`pyfunc serve` raises its
+  // soft RLIMIT_NOFILE to the hard limit). At the limit, the connection idle longest
+  // between requests is closed to make room; when none is idle, new connections wait
+  // in the listen backlog until one closes.
+  size_t max_connections = 10000;
+  // From a request's first byte to the end of its header; a slower client is
+  // disconnected without an answer (slowloris protection).
+  std::chrono::milliseconds header_timeout{std::chrono::seconds(10)};
+  // Idle time allowed between requests on a keep-alive connection (and before the
+  // first); then the server closes it.
+  std::chrono::milliseconds keep_alive_timeout{std::chrono::seconds(5)};
+  // Longest wait for progress while a body is read or a response written; then the
+  // connection is closed.
+  std::chrono::milliseconds read_timeout{std::chrono::seconds(5)};
+  // Header limits (not options): a request line over 8 KiB gets 414; a header field
+  // line over 8 KiB or a header over 64 KiB in all gets 431, counted as bytes arrive.
   // One line per request on stderr: client, method, path, status, bytes, duration.
   bool access_log = false;
   // Busy-polling of worker round trips (PredictOptions::busy_poll) while the server is

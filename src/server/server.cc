@@ -1,17 +1,13 @@
 // The scoring server (include/pyfunc/server.h).
 //
-// HTTP library: cpp-httplib (Debian's libcpp-httplib-dev 0.11.4). It is a blocking,
-// thread-per-connection server with HTTP/1.1 keep-alive, payload limits, read/write
-// timeouts and a graceful stop that joins in-flight handlers — exactly the model this
-// server needs, since a handler blocks on its batch anyway (a request costs a thread,
-// not a callback chain). Boost.Beast would give an asynchronous server, which pays
-// off with tens of thousands of idle connections, but at several times the code for
-// the parsing, timeouts and keep-alive handling httplib already does; a scoring server
-// behind a load balancer sees tens to hundreds of connections, which threads serve
-// well (ServerOptions::http_threads).
+// HTTP: the strict, event-driven front of http_server.h (Boost.Asio + Beast). This file
+// holds only the scoring routes. cpp-httplib, used before, ran a thread per connection
+// (a few hundred idle keep-alive connections exhausted it) and accepted framing that
+// enables request smuggling behind a proxy (Content-Length with Transfer-Encoding,
+// obs-fold, bare CR); the front refuses those and costs a socket per idle connection.
+// A handler still runs on the thread that read its request and blocks on its batch, so
+// the per-request path has no thread hand-off.
 #include "pyfunc/server.h"
-
-#include <sys/socket.h>
 
 #include <atomic>
 #include <cmath>
@@ -27,7 +23,6 @@
 #include <vector>
 
 #include <fmt/core.h>
-#include <httplib.h>
 #include <nlohmann/json.hpp>
 
 #include "pyfunc/batcher.h"
@@ -35,6 +30,7 @@
 #include "pyfunc/json_codec.h"
 #include "pyfunc/signature.h"
 #include "pyfunc/version.h"
+#include "server/http_server.h"
 #include "server/limits.h"
 #include "server/metrics.h"
 #include "server/oip.h"
@@ -43,6 +39,8 @@ namespace pyfunc {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using server::HttpRequest;
+using server::HttpResponse;
 using server::Metrics;
 using server::OipDatatype;
 using server::OipError;
@@ -175,8 +173,6 @@ std::string RouteLabel(const std::string& path) {
   return "other";
 }
 
-thread_local Clock::time_point t_request_start;
-
 }  // namespace
 
 Result<BatchingMode> ParseBatchingMode(const std::string& name) {
@@ -208,11 +204,7 @@ BatchingDecision DecideBatching(const ModelSpec& spec, BatchingMode requested) {
 
 struct Server::Impl {
   ServerOptions options;
-  httplib::Server http;
-  std::thread listener;
-  std::promise<void> stopped_promise;
-  std::shared_future<void> stopped;
-  int port = 0;
+  std::unique_ptr<server::HttpServer> http;
 
   Metrics metrics;
   std::mutex mu;
@@ -251,10 +243,10 @@ struct Server::Impl {
     return batcher;
   }
 
-  static void Reply(httplib::Response& res, const HttpError& e) {
+  static void Reply(HttpResponse& res, const HttpError& e) {
     res.status = e.status;
-    if (!e.header_name.empty()) res.set_header(e.header_name.c_str(), e.header_value);
-    res.set_content(e.body, e.content_type.c_str());
+    if (!e.header_name.empty()) res.headers.emplace_back(e.header_name, e.header_value);
+    res.SetContent(e.body, e.content_type);
   }
 
   // Runs `table` through the batcher; records the queue and predict stages.
@@ -270,15 +262,15 @@ struct Server::Impl {
     return std::move(r.prediction);
   }
 
-  void Invocations(const httplib::Request& req, httplib::Response& res) {
+  void Invocations(const HttpRequest& req, HttpResponse& res) {
     InFlight guard(this);
-    const Clock::time_point deadline = t_request_start + options.timeout;
+    const Clock::time_point deadline = req.start + options.timeout;
     if (!ready.load()) {
       return Reply(res, HttpErrorFromStatus(Status::Unavailable(draining.load() ? "the server is shutting down"
                                                                                 : "the model is not loaded yet")));
     }
     std::optional<HttpError> refusal;
-    Result<BodyFormat> format = CheckContentType(req.get_header_value("Content-Type"), &refusal);
+    Result<BodyFormat> format = CheckContentType(std::string(req.Header("Content-Type")), &refusal);
     if (!format.ok()) return Reply(res, *refusal);
 
     const Clock::time_point parse_start = Clock::now();
@@ -318,17 +310,17 @@ struct Server::Impl {
     if (unwrapped) {
       std::string body;
       AppendPredictionJson(*p, &body);
-      res.set_content(body, kJson);
+      res.SetContent(body, kJson);
     } else {
-      res.set_content(PredictionsToJson(*p), kJson);
+      res.SetContent(PredictionsToJson(*p), kJson);
     }
     metrics.ObserveStage(Stage::kSerialize, Seconds(Clock::now() - ser_start));
   }
 
-  void OipInfer(const httplib::Request& req, httplib::Response& res) {
+  void OipInfer(const HttpRequest& req, HttpResponse& res) {
     InFlight guard(this);
-    const Clock::time_point deadline = t_request_start + options.timeout;
-    const std::string name = req.matches[1];
+    const Clock::time_point deadline = req.start + options.timeout;
+    const std::string& name = req.params[0];
     auto fail = [&](const HttpError& e) {
       HttpError oip = e;
       if (e.status != 504) {
@@ -344,7 +336,7 @@ struct Server::Impl {
     };
     if (name != options.model_name) {
       res.status = 404;
-      return res.set_content(OipError("Model " + name + " not found"), kJson);
+      return res.SetContent(OipError("Model " + name + " not found"), kJson);
     }
     const Clock::time_point parse_start = Clock::now();
     Result<OipRequest> parsed = ParseOipRequest(req.body);
@@ -356,15 +348,15 @@ struct Server::Impl {
     if (!p.ok()) return fail(HttpErrorFromStatus(p.status()));
     const Clock::time_point ser_start = Clock::now();
     res.status = 200;
-    res.set_content(OipResponse(options.model_name, parsed->id, *p), kJson);
+    res.SetContent(OipResponse(options.model_name, parsed->id, *p), kJson);
     metrics.ObserveStage(Stage::kSerialize, Seconds(Clock::now() - ser_start));
   }
 
-  void OipModelMetadata(const httplib::Request& req, httplib::Response& res) {
-    const std::string name = req.matches[1];
+  void OipModelMetadata(const HttpRequest& req, HttpResponse& res) {
+    const std::string& name = req.params[0];
     if (name != options.model_name) {
       res.status = 404;
-      return res.set_content(OipError("Model " + name + " not found"), kJson);
+      return res.SetContent(OipError("Model " + name + " not found"), kJson);
     }
     nlohmann::json inputs = nlohmann::json::array();
     for (const auto& [col, type] : input_schema.typed)
@@ -374,22 +366,23 @@ struct Server::Impl {
                           {"platform", "mlflow-pyfunc"},
                           {"inputs", std::move(inputs)},
                           {"outputs", nlohmann::json::array()}};
-    res.set_content(out.dump(), kJson);
+    res.SetContent(out.dump(), kJson);
   }
 
-  void Register() {
-    http.Get("/ping", [this](const httplib::Request&, httplib::Response& res) {
+  server::HttpRouter Routes() {
+    server::HttpRouter http;
+    http.Handle("GET", "/ping", [this](const HttpRequest&, HttpResponse& res) {
       res.status = ready.load() ? 200 : 404;
-      res.set_content("\n", kJson);
+      res.SetContent("\n", kJson);
     });
-    http.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+    http.Handle("GET", "/health", [this](const HttpRequest&, HttpResponse& res) {
       res.status = ready.load() ? 200 : 404;
-      res.set_content("\n", kJson);
+      res.SetContent("\n", kJson);
     });
-    http.Get("/version", [](const httplib::Request&, httplib::Response& res) {
-      res.set_content(PYFUNC_VERSION, kJson);
+    http.Handle("GET", "/version", [](const HttpRequest&, HttpResponse& res) {
+      res.SetContent(PYFUNC_VERSION, kJson);
     });
-    http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    http.Handle("GET", "/metrics", [this](const HttpRequest&, HttpResponse& res) {
       Metrics::Gauges g;
       g.ready = ready.load();
       std::shared_ptr<Model> m;
@@ -409,70 +402,72 @@ struct Server::Impl {
         g.workers = m->num_workers();
         g.live_workers = m->live_workers();
       }
-      res.set_content(metrics.Render(g), "text/plain; version=0.0.4; charset=utf-8");
+      res.SetContent(metrics.Render(g), "text/plain; version=0.0.4; charset=utf-8");
     });
-    http.Post("/invocations", [this](const httplib::Request& req, httplib::Response& res) { Invocations(req, res); });
+    http.Handle("POST", "/invocations", [this](const HttpRequest& req, HttpResponse& res) { Invocations(req, res); });
 
-    http.Get("/v2/health/live", [](const httplib::Request&, httplib::Response& res) {
-      res.set_content(R"({"live": true})", kJson);
+    http.Handle("GET", "/v2/health/live", [](const HttpRequest&, HttpResponse& res) {
+      res.SetContent(R"({"live": true})", kJson);
     });
-    http.Get("/v2/health/ready", [this](const httplib::Request&, httplib::Response& res) {
+    http.Handle("GET", "/v2/health/ready", [this](const HttpRequest&, HttpResponse& res) {
       const bool r = ready.load();
       res.status = r ? 200 : 503;
-      res.set_content(r ? R"({"ready": true})" : R"({"ready": false})", kJson);
+      res.SetContent(r ? R"({"ready": true})" : R"({"ready": false})", kJson);
     });
-    http.Get("/v2", [](const httplib::Request&, httplib::Response& res) {
-      res.set_content(nlohmann::json{{"name", "pyfunc"}, {"version", PYFUNC_VERSION}, {"extensions", nlohmann::json::array()}}
+    http.Handle("GET", "/v2", [](const HttpRequest&, HttpResponse& res) {
+      res.SetContent(nlohmann::json{{"name", "pyfunc"}, {"version", PYFUNC_VERSION}, {"extensions", nlohmann::json::array()}}
                           .dump(),
                       kJson);
     });
-    http.Get(R"(/v2/models/([^/]+)/ready)", [this](const httplib::Request& req, httplib::Response& res) {
-      const std::string name = req.matches[1];
+    http.Handle("GET", "/v2/models/{name}/ready", [this](const HttpRequest& req, HttpResponse& res) {
+      const std::string& name = req.params[0];
       if (name != options.model_name) {
         res.status = 404;
-        return res.set_content(OipError("Model " + name + " not found"), kJson);
+        return res.SetContent(OipError("Model " + name + " not found"), kJson);
       }
       const bool r = ready.load();
       res.status = r ? 200 : 503;
-      res.set_content(nlohmann::json{{"name", name}, {"ready", r}}.dump(), kJson);
+      res.SetContent(nlohmann::json{{"name", name}, {"ready", r}}.dump(), kJson);
     });
-    http.Get(R"(/v2/models/([^/]+))",
-             [this](const httplib::Request& req, httplib::Response& res) { OipModelMetadata(req, res); });
-    http.Post(R"(/v2/models/([^/]+)/infer)",
-              [this](const httplib::Request& req, httplib::Response& res) { OipInfer(req, res); });
+    http.Handle("GET", "/v2/models/{name}",
+             [this](const HttpRequest& req, HttpResponse& res) { OipModelMetadata(req, res); });
+    http.Handle("POST", "/v2/models/{name}/infer",
+              [this](const HttpRequest& req, HttpResponse& res) { OipInfer(req, res); });
 
-    http.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
-      t_request_start = Clock::now();
-      return httplib::Server::HandlerResponse::Unhandled;
-    });
-    // Called for every response with status >= 400, including our own: fill in a body
-    // only where the library produced none (unknown route, oversized body, bad request line).
-    http.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req,
-                                                                       httplib::Response& res) {
-      if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    return http;
+  }
+
+  // The HTTP front's own refusals (framing, limits, unknown routes) in MLflow's error
+  // shape, and the per-request metrics and access log.
+  server::HttpHooks Hooks() {
+    server::HttpHooks hooks;
+    hooks.refusal = [this](int status, std::string_view message, HttpResponse* res) {
       HttpError e;
-      if (res.status == 413) {
+      if (status == 413) {
         e = PayloadTooLarge(options.max_body_size);
-      } else if (res.status == 404) {
-        e = HttpErrorFromStatus(Status::NotFound("No route for " + req.method + " " + req.path));
+      } else if (status == 404) {
+        e = HttpErrorFromStatus(Status::NotFound(std::string(message)));
         e.body.replace(e.body.find("RESOURCE_DOES_NOT_EXIST"), 23, "ENDPOINT_NOT_FOUND");
+      } else if (status >= 500) {
+        e = HttpErrorFromStatus(Status::Internal(std::string(message)));
       } else {
-        e = HttpErrorFromStatus(Status::InvalidArgument(fmt::format("HTTP error {}", res.status)));
-        e.status = res.status;
+        e = HttpErrorFromStatus(Status::InvalidArgument(std::string(message)));
       }
-      res.set_content(e.body, e.content_type.c_str());
-      return httplib::Server::HandlerResponse::Handled;
-    }));
-    http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-      const double total = Seconds(Clock::now() - t_request_start);
+      e.status = status;
+      Reply(*res, e);
+    };
+    hooks.on_response = [this](const HttpRequest& req, const HttpResponse& res) {
+      const double total = Seconds(Clock::now() - req.start);
       const std::string route = RouteLabel(req.path);
       metrics.CountRequest(route, res.status);
       if (route == "/invocations" || route == "/v2/models/{name}/infer") metrics.ObserveStage(Stage::kTotal, total);
       if (options.access_log) {
-        fmt::print(stderr, "{} \"{} {} {}\" {} {} {:.3f}ms\n", req.remote_addr, req.method, req.path, req.version,
-                   res.status, res.body.size(), total * 1e3);
+        fmt::print(stderr, "{} \"{} {} HTTP/{}.{}\" {} {} {:.3f}ms\n", req.remote_addr,
+                   req.method.empty() ? "-" : req.method, req.path.empty() ? "-" : req.path, req.version / 10,
+                   req.version % 10, res.status, res.body.size(), total * 1e3);
       }
-    });
+    };
+    return hooks;
   }
 };
 
@@ -480,36 +475,18 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   Impl& s = *impl;
-  s.http.new_task_queue = [n = std::max(1, options.http_threads)] { return new httplib::ThreadPool(n); };
-  s.http.set_tcp_nodelay(true);  // responses go out as two writes: no Nagle delay on the second
-  s.http.set_keep_alive_max_count(1u << 30);
-  s.http.set_keep_alive_timeout(options.keep_alive_timeout.count());
-  s.http.set_read_timeout(options.read_timeout.count(), 0);
-  s.http.set_write_timeout(options.read_timeout.count(), 0);
-  s.http.set_payload_max_length(options.max_body_size);
-  // httplib listens with a backlog of 5, which resets connections under a burst of
-  // connects; remember the listening socket to raise the backlog after bind.
-  int listen_fd = -1;
-  s.http.set_socket_options([&listen_fd](socket_t sock) {
-    httplib::default_socket_options(sock);
-    listen_fd = sock;
-  });
-  s.Register();
-  if (options.port == 0) {
-    s.port = s.http.bind_to_any_port(options.host);
-    if (s.port <= 0) return Status::IOError(fmt::format("cannot listen on {}: no free port", options.host));
-  } else {
-    if (!s.http.bind_to_port(options.host, options.port))
-      return Status::IOError(fmt::format("cannot listen on {}:{} (address in use or not available)", options.host,
-                                         options.port));
-    s.port = options.port;
-  }
-  if (listen_fd >= 0) ::listen(listen_fd, SOMAXCONN);  // on Linux, a second listen() resizes the backlog
-  s.stopped = s.stopped_promise.get_future().share();
-  s.listener = std::thread([&s] {
-    s.http.listen_after_bind();  // returns after stop(), once every connection thread ended
-    s.stopped_promise.set_value();
-  });
+  server::HttpServerOptions ho;
+  ho.host = options.host;
+  ho.port = options.port;
+  ho.threads = std::max(1, options.http_threads);
+  ho.max_connections = std::max<size_t>(1, options.max_connections);
+  ho.max_body_size = options.max_body_size;
+  ho.header_timeout = options.header_timeout;
+  ho.keep_alive_timeout = options.keep_alive_timeout;
+  ho.io_timeout = options.read_timeout;
+  Result<std::unique_ptr<server::HttpServer>> http = server::HttpServer::Start(ho, s.Routes(), s.Hooks());
+  if (!http.ok()) return http.status();
+  s.http = std::move(http).value();
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
 
@@ -553,7 +530,7 @@ void Server::SetModel(std::shared_ptr<Model> model) {
   if (!s.draining.load()) s.ready = true;
 }
 
-int Server::port() const { return impl_->port; }
+int Server::port() const { return impl_->http->port(); }
 BatchingDecision Server::batching() const { return impl_->batching; }
 bool Server::ready() const { return impl_->ready.load(); }
 
@@ -561,7 +538,7 @@ Status Server::Drain(std::chrono::milliseconds grace) {
   Impl& s = *impl_;
   s.draining = true;
   s.ready = false;
-  s.http.stop();  // closes the listening socket; connections end after their current request
+  s.http->StopAccepting();  // connections end after their current request; idle ones now
   {
     // Requests already received finish (their batches run); idle keep-alive
     // connections are not waited for: they would hold the drain for the keep-alive timeout.
@@ -584,13 +561,12 @@ Status Server::Drain(std::chrono::milliseconds grace) {
   return Status::OK();
 }
 
-void Server::Wait() { impl_->stopped.wait(); }
+void Server::Wait() { impl_->http->Wait(); }
 
 Server::~Server() {
   Impl& s = *impl_;
   s.ready = false;
-  s.http.stop();
-  if (s.listener.joinable()) s.listener.join();
+  s.http.reset();  // closes every connection, waits for running handlers
   if (std::shared_ptr<Batcher> b = s.GetBatcher()) b->Shutdown();
 }
 
