@@ -29,7 +29,8 @@ enum class InputShape : uint8_t {
   kArray1D = 2,    // 1-D numpy array: one column named ""
   kArray2D = 3,    // 2-D numpy array: columns "0", "1", ...
   kColumns = 5,    // dict of column name → 1-D numpy array
-  kRecords = 6,    // list of dicts (one per row)
+  kRecords = 6,    // list of dicts (one per row) of 0-d arrays, as MLflow's server parses them
+  kPlainRecords = 9,  // list of dicts of Python scalars, as a caller passed them to predict
   kScalar = 7,     // a 0-d numpy array: one column "", one row
   kJson = 8,       // a JSON object given as a dict: one string cell holding its text
                    // (MLflow's unified LLM request format)

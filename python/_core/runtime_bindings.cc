@@ -185,7 +185,7 @@ void BindRuntime(nb::module_& m) {
           [](const Model& model, const nb::list& columns, int64_t rows, nb::handle params, int input_shape) {
             Table input = TableFromColumns(columns, rows);
             Value p = ToValue(params, "params");
-            if (input_shape < 0 || input_shape > 7 || input_shape == 1 || input_shape == 4) {
+            if (input_shape < 0 || input_shape > 9 || input_shape == 1 || input_shape == 4 || input_shape == 8) {
               Unwrap(Result<int>(Status::InvalidArgument("input_shape " + std::to_string(input_shape) +
                                                          " is not an input shape")));
             }

@@ -17,7 +17,7 @@ from pyfunc.exceptions import InvalidArgumentError
 _SHAPE_DATAFRAME, _SHAPE_SERIES, _SHAPE_ARRAY1D, _SHAPE_ARRAY2D, _SHAPE_LIST, _SHAPE_JSON = 0, 1, 2, 3, 4, 5
 # What the worker hands to predict (InputShape): the DataFrame, or an array / a dict of
 # arrays / records made from it, so that the model gets the kind of object it was given.
-_IN_DATAFRAME, _IN_ARRAY1D, _IN_ARRAY2D, _IN_COLUMNS, _IN_RECORDS = 0, 2, 3, 5, 6
+_IN_DATAFRAME, _IN_ARRAY1D, _IN_ARRAY2D, _IN_COLUMNS, _IN_PLAIN_RECORDS = 0, 2, 3, 5, 9
 
 
 def _as_dataframe(data):
@@ -27,7 +27,7 @@ def _as_dataframe(data):
     if isinstance(data, pd.Series):
         return data.to_frame(), _IN_DATAFRAME
     if isinstance(data, (list, tuple)) and data and all(isinstance(r, dict) for r in data):
-        return pd.DataFrame(list(data)), _IN_RECORDS
+        return pd.DataFrame(list(data)), _IN_PLAIN_RECORDS
     if isinstance(data, (list, tuple)):
         data = np.asarray(data)
     if isinstance(data, np.ndarray):

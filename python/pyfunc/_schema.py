@@ -95,6 +95,8 @@ def narrow_wire_types(df, specs):
     types (``astype``) before enforcing it. The same object when nothing changes."""
     import numpy as np
 
+    if specs and all(s.get("type") == "tensor" for s in specs):
+        return _narrow_to_tensors(np, df, specs)
     if not specs or any(s.get("type") == "tensor" or s.get("name") is None for s in specs):
         return df
     narrow = {str(s["name"]): s.get("type") for s in specs if s.get("type") in ("integer", "float")}
@@ -107,6 +109,27 @@ def narrow_wire_types(df, specs):
             casts[column] = np.int32
         elif t == "float" and dtype == np.dtype("float64"):
             casts[column] = np.float32
+    return df.astype(casts) if casts else df
+
+
+def _narrow_to_tensors(np, df, specs):
+    """``df``'s numeric columns cast to the tensor specs' numeric dtypes, as MLflow's
+    scoring server reads request data with ``np.array(data, dtype=<the spec's dtype>)``:
+    JSON numbers for a float32 tensor become float32 (an unnamed spec applies to every
+    column, a named one to its column)."""
+    unnamed = len(specs) == 1 and specs[0].get("name") is None
+    wanted = {}
+    for spec in specs:
+        dtype, _ = _tensor_spec(np, spec)
+        if dtype.kind in "biuf":
+            wanted[None if unnamed else str(spec.get("name"))] = dtype
+    if not wanted:
+        return df
+    casts = {}
+    for column, dtype in zip(df.columns, df.dtypes.tolist()):
+        want = wanted.get(None if unnamed else str(column))
+        if want is not None and dtype != want and getattr(dtype, "kind", "O") in "biuf":
+            casts[column] = want
     return df.astype(casts) if casts else df
 
 

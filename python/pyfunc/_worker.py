@@ -46,7 +46,8 @@ FRAME LAYOUT (little endian; buffers 64-byte aligned; offsets from the frame sta
     shapes of inputs (what predict is given): 0 DataFrame, 2 1-D array (the one column),
         3 2-D array (the columns side by side), 5 dict of column name -> 1-D array,
         6 list of records (dicts of 0-d arrays), 7 0-d array (the one value),
-        8 the JSON object in the one string cell, as a dict (unified LLM requests)
+        8 the JSON object in the one string cell, as a dict (unified LLM requests),
+        9 list of records of Python scalars (what a caller of predict passed)
 """
 
 import array
@@ -78,7 +79,7 @@ MAX_ERROR_TEXT = 64 * 1024
 T_INT64, T_FLOAT64, T_BOOL, T_STRING, T_TIMESTAMP = 1, 2, 3, 4, 5
 SHAPE_DATAFRAME, SHAPE_SERIES, SHAPE_ARRAY1D, SHAPE_ARRAY2D, SHAPE_LIST = 0, 1, 2, 3, 4
 SHAPE_JSON = 5
-IN_COLUMNS, IN_RECORDS, IN_SCALAR, IN_JSON = 5, 6, 7, 8
+IN_COLUMNS, IN_RECORDS, IN_SCALAR, IN_JSON, IN_PLAIN_RECORDS = 5, 6, 7, 8, 9
 
 
 class FrameError(Exception):
@@ -521,6 +522,8 @@ def model_input(df, shape):
 
     if shape == IN_RECORDS:  # as MLflow converts them: each value a 0-d array
         return [{str(k): np.asarray(v) for k, v in record.items()} for record in df.to_dict("records")]
+    if shape == IN_PLAIN_RECORDS:  # as the caller of predict gave them: Python scalars
+        return df.to_dict("records")
     if shape == IN_SCALAR:
         return np.asarray(df.iloc[0, 0])
     if shape == IN_JSON:
@@ -530,10 +533,13 @@ def model_input(df, shape):
 
 def _schema_work(model, df, shape, plan):
     """(df, whether predict must still enforce the input schema on it). Frames of one
-    layout all fit the schema or all do not, so a plan remembers which; a DataFrame that
-    does not fit first gets the int32/float32 casts MLflow's server applies to requests."""
-    if shape != SHAPE_DATAFRAME:
+    layout all fit the schema or all do not, so a plan remembers which; data that does
+    not fit first gets the casts MLflow's server applies to requests (int32/float32
+    columns, a tensor spec's dtype)."""
+    if shape in (IN_SCALAR, IN_JSON):
         return df, True
+    if shape != SHAPE_DATAFRAME:
+        return model._narrow_wire_types(df), True
     if plan is not None:
         if plan.fits_schema is None:
             plan.fits_schema = model._fits_input_schema(df)

@@ -732,3 +732,43 @@ def test_a_model_with_an_mlmodel_of_260_kb_is_served(tmp_path):
         assert r.json() == {"predictions": clf.predict(X.iloc[:3]).tolist()}
     finally:
         s.stop()
+
+
+@pytest.fixture(scope="module")
+def float32_tensor_model(tmp_path_factory):
+    import mlflow.pyfunc
+    from mlflow.models import ModelSignature
+    from mlflow.types import ParamSchema, ParamSpec, Schema, TensorSpec
+
+    sig = ModelSignature(inputs=Schema([TensorSpec(np.dtype("float32"), (-1, 3))]),
+                         params=ParamSchema([ParamSpec("mode", "string", "kind")]))
+    path = tmp_path_factory.mktemp("f32") / "tensor32"
+    mlflow.pyfunc.save_model(str(path), loader_module="behave_model", code_paths=[str(BEHAVE)], signature=sig,
+                             pip_requirements=["pandas"])
+    return path
+
+
+@pytest.mark.parametrize("body", [
+    {"instances": [[5.1, 3.5, 1.4], [1, 2, 3]]},
+    {"inputs": [[5.1, 3.5, 1.4]]},
+    {"dataframe_split": {"columns": ["a", "b", "c"], "data": [[5.1, 3.5, 1.4]]}},
+    {"dataframe_records": [{"a": 5.1, "b": 3.5, "c": 1}]},
+])
+def test_float32_tensor_model_gets_float32_arrays_as_from_mlflow(float32_tensor_model, body):
+    """JSON numbers for a float32 tensor signature were refused with "dtype of input float64
+    does not match expected dtype float32"; MLflow's server reads them as float32."""
+    import mlflow.pyfunc
+    from mlflow.pyfunc import scoring_server
+
+    reference = mlflow.pyfunc.load_model(str(float32_tensor_model))
+    want = scoring_server.invocations(json.dumps(body), "application/json", reference,
+                                      reference.metadata.get_input_schema())
+    assert want.status == 200
+    s = Server(float32_tensor_model, workers=1)
+    try:
+        r = s.post(body=body)
+        assert r.status_code == 200, r.text
+        assert r.json() == json.loads(want.response)
+        assert "float32" in r.text
+    finally:
+        s.stop()
