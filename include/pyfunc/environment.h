@@ -1,8 +1,10 @@
 // Environments: the Python interpreter a model's worker runs in.
 //
 // Managers (MLflow's names):
-//   local       the current interpreter: $PYFUNC_PYTHON, else `python3` on PATH
-//               (from Python, the calling interpreter).
+//   local       the Python pyfunc is installed in: $PYFUNC_PYTHON, else the `python`
+//               beside this executable when it lives in a virtual environment's bin/
+//               (`.venv/bin/pyfunc`, activated or not), else `python3` on PATH (from
+//               Python, the calling interpreter unless $PYFUNC_PYTHON is set).
 //   virtualenv  a virtual environment built from the model's python_env.yaml, else the
 //               pip part of its conda.yaml, else its requirements.txt; created with `uv`
 //               when it is on PATH, else `python -m venv` + pip. `uv` is accepted as a
@@ -36,7 +38,7 @@ const char* EnvManagerName(EnvManager manager);
 struct EnvironmentOptions {
   EnvManager manager = EnvManager::kLocal;
   // The local interpreter, and the base interpreter of virtualenvs when the model's
-  // Python version is not found. Empty: $PYFUNC_PYTHON, else `python3` on PATH.
+  // Python version is not found. Empty: the default local interpreter (see above).
   std::string python;
   // Where environments are cached. Empty: see the header comment.
   std::string env_root;

@@ -6,6 +6,7 @@ travel through shared memory to a worker running the model in its own environmen
 turns the result back into what the model returned: a DataFrame, a Series or an ndarray.
 """
 
+import os
 import sys
 
 import numpy as np
@@ -183,6 +184,7 @@ class RemotePyFuncModel:
 
 def load(local_path, env_manager, workers=1, model_config=None, predict_timeout=60.0, env_root=None):
     native = _core.NativeModel.load(
-        local_path, env_manager=env_manager, workers=workers, python=sys.executable, env_root=env_root or "",
+        local_path, env_manager=env_manager, workers=workers,
+        python=os.environ.get("PYFUNC_PYTHON") or sys.executable, env_root=env_root or "",
         predict_timeout=predict_timeout, model_config=model_config)
     return RemotePyFuncModel(native)

@@ -594,8 +594,13 @@ def _send_error(sock, exc, seq=None):
 
 
 def serve(sock):
-    import numpy  # noqa: F401  (fail at start, not mid-batch, when numpy is missing)
-    import pandas
+    try:  # fail at start, not mid-batch, when numpy or pandas is missing
+        import numpy  # noqa: F401
+        import pandas
+    except ImportError as e:
+        _send(sock, {"op": "error", "type": "MissingDependency", "python": sys.executable,
+                     "message": "{}: {}".format(type(e).__name__, e)})
+        return 4
 
     _send(sock, {"op": "hello", "magic": MAGIC, "protocol": PROTOCOL, "pid": os.getpid(),
                  "python": "{}.{}.{}".format(*sys.version_info[:3]), "pandas": pandas.__version__})

@@ -432,9 +432,26 @@ const char* EnvManagerName(EnvManager manager) {
   return "?";
 }
 
+// The interpreter of the virtual environment this program is installed in: `python`
+// beside the executable when that directory is a venv's bin/ (pyvenv.cfg one level up),
+// as for `.venv/bin/pyfunc` run without activating the venv. Empty otherwise.
+static std::string PythonBesideExecutable() {
+  std::error_code ec;
+  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return "";
+  const std::filesystem::path bin = exe.parent_path();
+  for (const char* name : {"python", "python3"}) {
+    const std::filesystem::path candidate = bin / name;
+    if (std::filesystem::exists(bin.parent_path() / "pyvenv.cfg", ec) && ::access(candidate.c_str(), X_OK) == 0)
+      return candidate.string();
+  }
+  return "";
+}
+
 Result<std::string> ResolveLocalPython(const std::string& python) {
   std::string wanted = python;
   if (wanted.empty()) wanted = GetEnv("PYFUNC_PYTHON");
+  if (wanted.empty()) wanted = PythonBesideExecutable();
   if (wanted.empty()) wanted = "python3";
   std::string found = FindProgram(wanted);
   if (found.empty()) return Status::NotFound("Python interpreter '" + wanted + "' not found (set PYFUNC_PYTHON)");

@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include <fmt/core.h>
+
 #include "runtime/frame.h"
 
 namespace pyfunc::runtime {
@@ -75,6 +77,13 @@ Result<std::unique_ptr<Worker>> Worker::Start(const WorkerOptions& options) {
 
   const auto deadline = Clock::now() + options.load_timeout;
   PYFUNC_ASSIGN_OR_RETURN(nlohmann::json hello, w->Receive(deadline, "starting"));
+  if (hello.value("op", "") == "error" && hello.value("type", "") == "MissingDependency") {
+    w->Kill();
+    return Status::NotFound(fmt::format(
+        "the Python at {} cannot run the model's worker ({}): install numpy and pandas into it, or choose "
+        "another interpreter with PYFUNC_PYTHON, or let pyfunc build one with --env-manager virtualenv",
+        options.python, hello.value("message", "")));
+  }
   if (hello.value("op", "") != "hello" || hello.value("magic", "") != kMagic ||
       hello.value("protocol", -1) != kWorkerProtocol) {
     w->Kill();

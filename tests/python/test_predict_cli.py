@@ -221,3 +221,32 @@ def test_a_model_whose_rows_depend_on_each_other_gets_the_whole_input_in_one_cal
     assert proc.returncode == 0, proc.stderr
     want = np.concatenate([xs[:5] - xs[:5].mean(), xs[5:] - xs[5:].mean()])
     np.testing.assert_allclose(json.loads(proc.stdout)["predictions"], want)
+
+
+def test_local_is_the_python_of_the_venv_pyfunc_is_installed_in(linear_model, frame, tmp_path):
+    """`.venv/bin/pyfunc predict --env-manager local` from a venv that is not activated
+    started its workers with `python3` from PATH and failed with "No module named 'numpy'"."""
+    import shutil
+
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    shutil.copy(PYFUNC, venv / "bin" / "pyfunc")
+    (venv / "bin" / "python").write_text('#!/bin/sh\nexec {} "$@"\n'.format(sys.executable))
+    (venv / "bin" / "python").chmod(0o755)
+    frame.head(4).to_csv(tmp_path / "in.csv", index=False)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYFUNC_PYTHON", "VIRTUAL_ENV")}
+    env["PATH"] = "/usr/bin:/bin"  # a python3 without numpy
+    cmd = [str(venv / "bin" / "pyfunc"), "predict", "-m", linear_model, "-i", str(tmp_path / "in.csv"),
+           "--env-manager", "local"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    np.testing.assert_allclose(json.loads(proc.stdout)["predictions"],
+                               pyfunc.load_pyfunc(linear_model).predict(frame.head(4)), rtol=1e-12)
+    # An interpreter without numpy is named, with the ways to choose another.
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(env, PYFUNC_PYTHON="/usr/bin/python3"),
+                          timeout=120)
+    assert proc.returncode == 1
+    assert "the Python at /usr/bin/python3 cannot run the model's worker" in proc.stderr, proc.stderr
+    assert "No module named 'numpy'" in proc.stderr and "PYFUNC_PYTHON" in proc.stderr
+    assert proc.stderr.count("\n") == 1
