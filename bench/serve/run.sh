@@ -14,7 +14,8 @@
 # Usage: bench/serve/run.sh [seconds-per-point]   (default 4)
 # Env: PYFUNC (binary; default build/cpp/pyfunc), MLSERVER_VENV (default
 # bench/serve/.venv-mlserver, created with `pip install mlserver mlserver-mlflow` on
-# first use; set SKIP_MLSERVER=1 to leave MLServer out).
+# first use; set SKIP_MLSERVER=1 to leave MLServer out, SKIP_MLFLOW=1 to leave MLflow out:
+# both, to compare two pyfunc binaries in alternating runs).
 # Output: a Markdown table on stdout (and in $OUT, default bench/serve/results.md).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -93,13 +94,15 @@ for round in 1 2 3; do
 done
 stop_server
 
-echo "== mlflow models serve" >&2
-PORT=$(free_port); URL=http://127.0.0.1:$PORT
-"$ROOT/.venv/bin/mlflow" models serve -m "$WORK/model" -p "$PORT" -w 1 --env-manager local >"$WORK/server.log" 2>&1 &
-SERVER_PID=$!
-wait_ready "$URL/ping"
-run_points mlflow invocations
-stop_server
+if [[ ${SKIP_MLFLOW:-0} != 1 ]]; then
+  echo "== mlflow models serve" >&2
+  PORT=$(free_port); URL=http://127.0.0.1:$PORT
+  "$ROOT/.venv/bin/mlflow" models serve -m "$WORK/model" -p "$PORT" -w 1 --env-manager local >"$WORK/server.log" 2>&1 &
+  SERVER_PID=$!
+  wait_ready "$URL/ping"
+  run_points mlflow invocations
+  stop_server
+fi
 
 MLSERVER_NOTE=""
 if [[ ${SKIP_MLSERVER:-0} != 1 ]]; then

@@ -324,14 +324,17 @@ TEST_F(HttpServerTest, StopAcceptingFinishesRequestsInProgressAndClosesIdleConne
   Client idle(server_->port());
   idle.Send(Get("/ping"));
   EXPECT_EQ(StatusOf(idle.ReadResponse()), 200);
-  Client busy(server_->port());
-  busy.Send(Get("/sleep"));
-  std::this_thread::sleep_for(milliseconds(100));
-  server_->StopAccepting();
-  const std::string r = busy.ReadResponse();
-  EXPECT_EQ(BodyOf(r), "slept");
-  EXPECT_NE(r.find("Connection: close"), std::string::npos) << r;
-  EXPECT_TRUE(idle.Closed(milliseconds(1000)));
+  {
+    Client busy(server_->port());
+    busy.Send(Get("/sleep"));
+    std::this_thread::sleep_for(milliseconds(100));
+    server_->StopAccepting();
+    const std::string r = busy.ReadResponse();
+    EXPECT_EQ(BodyOf(r), "slept");
+    EXPECT_NE(r.find("Connection: close"), std::string::npos) << r;
+    EXPECT_TRUE(idle.Closed(milliseconds(1000)));
+    EXPECT_TRUE(busy.Closed(milliseconds(1000)));
+  }
   server_->Wait();
   EXPECT_FALSE(Client(server_->port()).connected());
 }
