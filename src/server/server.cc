@@ -19,6 +19,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -121,42 +122,29 @@ Result<BodyFormat> CheckContentType(const std::string& header, std::optional<Htt
   return Status::InvalidArgument("content type");
 }
 
-std::string PyList(const std::vector<std::string>& names) {
-  std::string s = "[";
-  for (size_t i = 0; i < names.size(); ++i) s += (i ? ", '" : "'") + names[i] + "'";
-  return s + "]";
-}
-
-// MLflow's schema enforcement on names: missing required columns are an error, extra
-// columns are dropped (the model sees the signature's columns, in its order).
-Result<Table> EnforceColumns(const Table& table, const InputSchema& schema) {
+// Extra columns are dropped, as MLflow's schema enforcement drops them, so that requests
+// with different extras still merge. A request missing a required column is passed on
+// as it is: the worker's enforcement refuses it with MLflow's error (and MLflow's note
+// on the extra columns), as the one schema authority. Linear in the columns: models
+// with thousands of features are common.
+Result<Table> DropExtraColumns(const Table& table, const InputSchema& schema) {
   if (!schema.named) return table;
-  std::vector<std::string> missing, extra;
+  std::unordered_map<std::string_view, int> index;
+  index.reserve(table.num_columns());
+  for (int i = 0; i < table.num_columns(); ++i) index.emplace(table.column_name(i), i);
   for (const std::string& name : schema.required)
-    if (table.ColumnIndex(name) < 0) missing.push_back(name);
-  for (const std::string& name : table.column_names()) {
-    bool known = false;
-    for (const std::string& n : schema.all_names) known = known || n == name;
-    if (!known) extra.push_back(name);
-  }
-  if (!missing.empty()) {
-    std::string msg = fmt::format("Failed to enforce schema of data with schema {}. Error: Model is missing inputs {}.",
-                                  PyList(schema.all_names), PyList(missing));
-    if (!extra.empty()) msg += fmt::format(" Note that there were extra inputs: {}.", PyList(extra));
-    return Status::InvalidArgument(server::BoundMessage(msg));
-  }
-  if (extra.empty()) return table;
+    if (index.count(name) == 0) return table;
   std::vector<std::string> names;
   std::vector<Column> columns;
   for (const std::string& name : schema.all_names) {
-    const int i = table.ColumnIndex(name);
-    if (i < 0) continue;
+    auto it = index.find(name);
+    if (it == index.end()) continue;
     names.push_back(name);
-    columns.push_back(table.column(i));
+    columns.push_back(table.column(it->second));
   }
-  Result<Table> t = Table::Make(std::move(names), std::move(columns));
-  if (t.ok() && t->num_columns() == 0) return Table::Empty(table.num_rows());
-  return t;
+  if (static_cast<int>(names.size()) == table.num_columns()) return table;  // no extras
+  if (names.empty()) return Table::Empty(table.num_rows());
+  return Table::Make(std::move(names), std::move(columns));
 }
 
 // Routes as metric labels: fixed strings, never the raw path (bounded cardinality).
@@ -298,7 +286,7 @@ struct Server::Impl {
       table = std::move(parsed).value();
     }
     // A unified LLM body is checked against the signature by the model's own enforcement.
-    Result<Table> enforced = unwrapped ? Result<Table>(std::move(table)) : EnforceColumns(table, input_schema);
+    Result<Table> enforced = unwrapped ? Result<Table>(std::move(table)) : DropExtraColumns(table, input_schema);
     if (!enforced.ok()) return Reply(res, HttpErrorFromStatus(enforced.status()));
     metrics.ObserveStage(Stage::kParse, Seconds(Clock::now() - parse_start));
 
@@ -341,7 +329,7 @@ struct Server::Impl {
     const Clock::time_point parse_start = Clock::now();
     Result<OipRequest> parsed = ParseOipRequest(req.body);
     if (!parsed.ok()) return fail(HttpErrorFromStatus(parsed.status()));
-    Result<Table> enforced = EnforceColumns(parsed->table, input_schema);
+    Result<Table> enforced = DropExtraColumns(parsed->table, input_schema);
     if (!enforced.ok()) return fail(HttpErrorFromStatus(enforced.status()));
     metrics.ObserveStage(Stage::kParse, Seconds(Clock::now() - parse_start));
     Result<Prediction> p = Score(std::move(enforced).value(), std::move(parsed->params), deadline);

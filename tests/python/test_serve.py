@@ -252,9 +252,15 @@ def test_missing_and_unknown_columns(models):
         ok = s.post(body={"dataframe_records": [{"a": 1.0, "b": 2.0, "zzz": 5}]})
         assert ok.status_code == 200, ok.text  # extra columns are dropped, as MLflow does
         assert ok.json()["predictions"] == pytest.approx([4.0])
+        # A missing column is refused by the one schema check, with MLflow's code and message.
         r = s.post(body={"dataframe_records": [{"a": 1.0}]})
         assert r.status_code == 400
-        assert "missing inputs ['b']" in r.json()["message"]
+        assert r.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+        assert r.json()["error_class"] == "SCHEMA_ENFORCEMENT_FAILED"
+        assert r.json()["message"].endswith("Error: Model is missing inputs ['b'].")
+        r = s.post(body={"dataframe_records": [{"a": 1.0, "zz": 3}]})
+        assert r.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+        assert r.json()["message"].endswith("Model is missing inputs ['b']. Note that there were extra inputs: ['zz'].")
         r = s.post(body="a,b\n1,notanumber\n", content_type="text/csv")
         assert r.status_code == 400
     finally:
