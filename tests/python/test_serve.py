@@ -778,3 +778,50 @@ def test_float32_tensor_model_gets_float32_arrays_as_from_mlflow(float32_tensor_
         assert "float32" in r.text
     finally:
         s.stop()
+
+
+@pytest.fixture(scope="module")
+def onnx_model(tmp_path_factory):
+    import mlflow.onnx
+    from mlflow.models import infer_signature
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_iris(return_X_y=True)
+    clf = LogisticRegression(max_iter=300).fit(X, y)
+    onx = convert_sklearn(clf, initial_types=[("float_input", FloatTensorType([None, 4]))],
+                          options={id(clf): {"zipmap": False}})
+    path = tmp_path_factory.mktemp("onnx") / "iris_onnx"
+    mlflow.onnx.save_model(onx, str(path), signature=infer_signature(X[:3].astype(np.float32), clf.predict(X[:3])))
+    return path
+
+
+def test_onnx_model_answers_as_mlflow_on_every_json_format_and_pyfunc_predict(onnx_model, tmp_path):
+    """An onnx model with input float32 [-1, 4] answered `instances` with 400 "dtype of input
+    float64 does not match expected dtype float32"; MLflow answers 200."""
+    import mlflow.pyfunc
+    from mlflow.pyfunc import scoring_server
+
+    reference = mlflow.pyfunc.load_model(str(onnx_model))
+    bodies = [{"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]},
+              {"inputs": [[5.1, 3.5, 1.4, 0.2]]},
+              {"dataframe_split": {"columns": ["0", "1", "2", "3"], "data": [[5.1, 3.5, 1.4, 0.2]]}}]
+    s = Server(onnx_model, workers=1)
+    try:
+        for body in bodies:
+            want = scoring_server.invocations(json.dumps(body), "application/json", reference,
+                                              reference.metadata.get_input_schema())
+            r = s.post(body=body)
+            assert (r.status_code, r.json()) == (want.status, json.loads(want.response)), body
+    finally:
+        s.stop()
+    (tmp_path / "in.json").write_text(json.dumps(bodies[0]))
+    proc = subprocess.run([pyfunc_binary(), "predict", "-m", str(onnx_model), "-i", str(tmp_path / "in.json"),
+                           "--env-manager", "local"], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYFUNC_PYTHON=sys.executable))
+    assert proc.returncode == 0, proc.stderr
+    want = scoring_server.invocations(json.dumps(bodies[0]), "application/json", reference,
+                                      reference.metadata.get_input_schema())
+    assert json.loads(proc.stdout) == json.loads(want.response)
