@@ -107,8 +107,15 @@ void AppendPythonFloat(double v, std::string* out);
 std::string PythonFloatRepr(double v);
 
 // JSON text of a Value (compact, keys in map order; NaN and infinities become null,
-// timestamps their text). Used for `pyfunc info --json` and the worker handshake.
+// timestamps their text), laid out as nlohmann::json::dump(indent) lays it out. Always
+// valid JSON: bytes that are not valid UTF-8 are written as U+FFFD. Linear in the size of
+// the Value. Used for `pyfunc info --json` and the worker handshake.
 std::string ToJson(const Value& value, int indent = -1);
+
+// Length (1-4) of the well-formed UTF-8 sequence that starts `s`, or 0 when `s` is empty
+// or does not start with one (overlong forms, surrogates, code points beyond U+10FFFF and
+// truncated sequences are not well-formed).
+size_t Utf8SequenceLength(std::string_view s);
 
 }  // namespace pyfunc
 

@@ -19,6 +19,14 @@ namespace pyfunc {
 
 // Parses one YAML document. `source` names the text in error messages, which read
 // "<source>:<line>:<column>: <problem>". An empty document is a null Value.
+// Hostile input gives an InvalidArgument, in time and memory linear in its size:
+//   * text that is not UTF-8, or holds characters PyYAML refuses (control characters
+//     other than TAB, LF, CR, NEL), is refused as PyYAML refuses it;
+//   * aliases expand into copies (a Value is a tree), at most 4 nodes per byte of the
+//     text plus 100,000 in all: "...: alias expansion exceeds N nodes ...";
+//   * nesting deeper than 512 levels (yaml-cpp stops at about 500);
+//   * integers beyond int64 (PyYAML would make a Python int of any size), and tagged
+//     `!!int`/`!!float` scalars that are not numbers.
 Result<Value> ParseYaml(std::string_view text, const std::string& source);
 
 struct DumpYamlOptions {

@@ -18,32 +18,111 @@ namespace {
   std::abort();
 }
 
-nlohmann::ordered_json ToJsonTree(const Value& v) {
-  switch (v.kind()) {
-    case Value::Kind::kNull:
-      return nullptr;
-    case Value::Kind::kBool:
-      return v.as_bool();
-    case Value::Kind::kInt:
-      return v.as_int();
-    case Value::Kind::kFloat:
-      if (!std::isfinite(v.as_float())) return nullptr;
-      return v.as_float();
-    case Value::Kind::kString:
-    case Value::Kind::kTimestamp:
-      return v.as_string();
-    case Value::Kind::kList: {
-      auto out = nlohmann::ordered_json::array();
-      for (const Value& item : v.as_list()) out.push_back(ToJsonTree(item));
-      return out;
+// Appends `s` as a JSON string as nlohmann::json::dump writes it (UTF-8 kept as is,
+// control bytes as \u00xx); a byte that does not begin valid UTF-8 becomes U+FFFD, so
+// the output is always valid JSON whatever bytes a Value holds.
+void AppendJsonText(std::string_view s, std::string* out) {
+  out->push_back('"');
+  size_t i = 0;
+  while (i < s.size()) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      switch (c) {
+        case '"': out->append("\\\""); break;
+        case '\\': out->append("\\\\"); break;
+        case '\b': out->append("\\b"); break;
+        case '\f': out->append("\\f"); break;
+        case '\n': out->append("\\n"); break;
+        case '\r': out->append("\\r"); break;
+        case '\t': out->append("\\t"); break;
+        default:
+          if (c < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+            out->append(buf);
+          } else {
+            out->push_back(static_cast<char>(c));
+          }
+      }
+      ++i;
+      continue;
     }
-    case Value::Kind::kMap: {
-      auto out = nlohmann::ordered_json::object();
-      for (const auto& [key, item] : v.as_map()) out[key] = ToJsonTree(item);
-      return out;
+    const size_t n = Utf8SequenceLength(s.substr(i));
+    if (n == 0) {
+      out->append("\xEF\xBF\xBD");
+      ++i;
+    } else {
+      out->append(s.data() + i, n);
+      i += n;
     }
   }
-  return nullptr;
+  out->push_back('"');
+}
+
+void AppendIndent(int indent, int level, std::string* out) {
+  out->push_back('\n');
+  out->append(static_cast<size_t>(indent) * static_cast<size_t>(level), ' ');
+}
+
+// The layout of nlohmann::json::dump(indent): compact for indent < 0, else one item per
+// line. Recursion depth is the Value's depth, which every parser of untrusted text bounds.
+void AppendJson(const Value& v, int indent, int level, std::string* out) {
+  switch (v.kind()) {
+    case Value::Kind::kNull:
+      out->append("null");
+      return;
+    case Value::Kind::kBool:
+      out->append(v.as_bool() ? "true" : "false");
+      return;
+    case Value::Kind::kInt:
+      out->append(std::to_string(v.as_int()));
+      return;
+    case Value::Kind::kFloat:
+      if (!std::isfinite(v.as_float())) {
+        out->append("null");
+      } else {
+        out->append(nlohmann::json(v.as_float()).dump());
+      }
+      return;
+    case Value::Kind::kString:
+    case Value::Kind::kTimestamp:
+      AppendJsonText(v.as_string(), out);
+      return;
+    case Value::Kind::kList: {
+      const Value::List& list = v.as_list();
+      if (list.empty()) {
+        out->append("[]");
+        return;
+      }
+      out->push_back('[');
+      for (size_t i = 0; i < list.size(); ++i) {
+        if (i) out->push_back(',');
+        if (indent >= 0) AppendIndent(indent, level + 1, out);
+        AppendJson(list[i], indent, level + 1, out);
+      }
+      if (indent >= 0) AppendIndent(indent, level, out);
+      out->push_back(']');
+      return;
+    }
+    case Value::Kind::kMap: {
+      const Value::Map& map = v.as_map();
+      if (map.empty()) {
+        out->append("{}");
+        return;
+      }
+      out->push_back('{');
+      for (size_t i = 0; i < map.size(); ++i) {
+        if (i) out->push_back(',');
+        if (indent >= 0) AppendIndent(indent, level + 1, out);
+        AppendJsonText(map[i].first, out);
+        out->append(indent >= 0 ? ": " : ":");
+        AppendJson(map[i].second, indent, level + 1, out);
+      }
+      if (indent >= 0) AppendIndent(indent, level, out);
+      out->push_back('}');
+      return;
+    }
+  }
 }
 
 }  // namespace
@@ -288,6 +367,37 @@ std::string PythonFloatRepr(double v) {
   return out;
 }
 
-std::string ToJson(const Value& value, int indent) { return ToJsonTree(value).dump(indent); }
+size_t Utf8SequenceLength(std::string_view s) {
+  if (s.empty()) return 0;
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const unsigned char c = p[0];
+  if (c < 0x80) return 1;
+  size_t n;
+  unsigned char lo = 0x80, hi = 0xBF;  // the allowed range of the second byte
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    if (c == 0xE0) lo = 0xA0;  // overlong
+    if (c == 0xED) hi = 0x9F;  // UTF-16 surrogates
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    if (c == 0xF0) lo = 0x90;  // overlong
+    if (c == 0xF4) hi = 0x8F;  // beyond U+10FFFF
+  } else {
+    return 0;
+  }
+  if (s.size() < n || p[1] < lo || p[1] > hi) return 0;
+  for (size_t k = 2; k < n; ++k) {
+    if ((p[k] & 0xC0) != 0x80) return 0;
+  }
+  return n;
+}
+
+std::string ToJson(const Value& value, int indent) {
+  std::string out;
+  AppendJson(value, indent, 0, &out);
+  return out;
+}
 
 }  // namespace pyfunc

@@ -6,10 +6,13 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cerrno>
+#include <cctype>
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <limits>
-#include <regex>
+#include <unordered_map>
 #include <vector>
 
 #include <yaml-cpp/yaml.h>
@@ -19,57 +22,217 @@ namespace {
 
 // ---------------------------------------------------------------------------
 // Implicit resolution (PyYAML resolver.py), in PyYAML's registration order.
+//
+// Each matcher below accepts exactly the strings that PyYAML's regular expression of the
+// same name accepts, written as a single left-to-right scan (no std::regex: its
+// backtracking recursion overflows the stack on a long scalar, and it costs far more).
 
 enum class Resolved { kStr, kBool, kFloat, kInt, kMerge, kNull, kTimestamp, kValue };
 
-const std::regex& BoolRe() {
-  static const std::regex re(
-      "^(?:yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$");
-  return re;
-}
-const std::regex& FloatRe() {
-  static const std::regex re(
-      R"(^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?)"
-      R"(|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?)"
-      R"(|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*)"
-      R"(|[-+]?\.(?:inf|Inf|INF))"
-      R"(|\.(?:nan|NaN|NAN))$)");
-  return re;
-}
-const std::regex& IntRe() {
-  static const std::regex re(
-      R"(^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*))"
-      R"(|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$)");
-  return re;
-}
-const std::regex& NullRe() {
-  static const std::regex re("^(?:~|null|Null|NULL|)$");
-  return re;
-}
-const std::regex& TimestampRe() {
-  static const std::regex re(
-      R"(^(?:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9])"
-      R"(|[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?)"
-      R"((?:[Tt]|[ \t]+)[0-9][0-9]?:[0-9][0-9]:[0-9][0-9](?:\.[0-9]*)?)"
-      R"((?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)$)");
-  return re;
+// A cursor over a scalar's text for the matchers.
+class Scan {
+ public:
+  explicit Scan(std::string_view s) : s_(s) {}
+  bool done() const { return i_ == s_.size(); }
+  bool Eat(char c) {
+    if (i_ < s_.size() && s_[i_] == c) {
+      ++i_;
+      return true;
+    }
+    return false;
+  }
+  bool EatAny(std::string_view set) {
+    if (i_ < s_.size() && set.find(s_[i_]) != std::string_view::npos) {
+      ++i_;
+      return true;
+    }
+    return false;
+  }
+  bool EatDigit() { return EatRange('0', '9'); }
+  bool EatRange(char lo, char hi) {
+    if (i_ < s_.size() && s_[i_] >= lo && s_[i_] <= hi) {
+      ++i_;
+      return true;
+    }
+    return false;
+  }
+  bool EatWord(std::string_view w) {
+    if (s_.substr(i_, w.size()) == w) {
+      i_ += w.size();
+      return true;
+    }
+    return false;
+  }
+  // [0-9_]*  (or another class given as a predicate)
+  template <typename Pred>
+  void Skip(Pred pred) {
+    while (i_ < s_.size() && pred(s_[i_])) ++i_;
+  }
+  void SkipDigitsUnderscores() {
+    Skip([](char c) { return (c >= '0' && c <= '9') || c == '_'; });
+  }
+  // (?::[0-5]?[0-9])+ — at least one group. Two digits are taken when they fit: a digit
+  // after a one-digit group could only start another ':' group, so this is PyYAML's match.
+  bool SexagesimalGroups() {
+    int groups = 0;
+    while (i_ < s_.size() && s_[i_] == ':') {
+      size_t save = i_++;
+      if (i_ + 1 < s_.size() && s_[i_] >= '0' && s_[i_] <= '5' && s_[i_ + 1] >= '0' && s_[i_ + 1] <= '9') {
+        i_ += 2;
+      } else if (!EatDigit()) {
+        i_ = save;
+        break;
+      }
+      ++groups;
+    }
+    return groups > 0;
+  }
+  // (?:[eE][-+][0-9]+)?
+  bool OptionalExponent() {
+    if (!EatAny("eE")) return true;
+    if (!EatAny("-+") || !EatDigit()) return false;
+    Skip([](char c) { return c >= '0' && c <= '9'; });
+    return true;
+  }
+  // [0-9][0-9]?
+  bool OneOrTwoDigits() {
+    if (!EatDigit()) return false;
+    EatDigit();
+    return true;
+  }
+
+ private:
+  std::string_view s_;
+  size_t i_ = 0;
+};
+
+bool IsYamlBool(std::string_view s) {
+  for (std::string_view w : {"yes", "Yes", "YES", "no", "No", "NO", "true", "True", "TRUE", "false", "False",
+                             "FALSE", "on", "On", "ON", "off", "Off", "OFF"}) {
+    if (s == w) return true;
+  }
+  return false;
 }
 
-Resolved ResolvePlain(const std::string& s) {
+bool IsYamlNull(std::string_view s) { return s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL"; }
+
+// ^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?
+//  |\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?
+//  |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
+//  |[-+]?\.(?:inf|Inf|INF)
+//  |\.(?:nan|NaN|NAN))$
+bool IsYamlFloat(std::string_view s) {
+  {
+    Scan c(s);
+    c.EatAny("-+");
+    if (c.EatDigit()) {
+      c.SkipDigitsUnderscores();
+      if (c.Eat('.')) {
+        c.SkipDigitsUnderscores();
+        if (c.OptionalExponent() && c.done()) return true;
+      }
+    }
+  }
+  {
+    Scan c(s);
+    if (c.Eat('.') && c.EatDigit()) {
+      c.SkipDigitsUnderscores();
+      if (c.OptionalExponent() && c.done()) return true;
+    }
+  }
+  {
+    Scan c(s);
+    c.EatAny("-+");
+    if (c.EatDigit()) {
+      c.SkipDigitsUnderscores();
+      if (c.SexagesimalGroups() && c.Eat('.')) {
+        c.SkipDigitsUnderscores();
+        if (c.done()) return true;
+      }
+    }
+  }
+  {
+    Scan c(s);
+    c.EatAny("-+");
+    if (c.Eat('.') && (c.EatWord("inf") || c.EatWord("Inf") || c.EatWord("INF")) && c.done()) return true;
+  }
+  return s == ".nan" || s == ".NaN" || s == ".NAN";
+}
+
+// ^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+
+//  |[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$
+bool IsYamlInt(std::string_view s) {
+  std::string_view rest = s;
+  if (!rest.empty() && (rest[0] == '-' || rest[0] == '+')) rest.remove_prefix(1);
+  if (rest.empty()) return false;
+  const auto all = [](std::string_view t, auto pred) {
+    if (t.empty()) return false;
+    for (char c : t)
+      if (!pred(c)) return false;
+    return true;
+  };
+  if (rest.substr(0, 2) == "0b" && all(rest.substr(2), [](char c) { return c == '0' || c == '1' || c == '_'; })) return true;
+  if (rest.substr(0, 2) == "0x" && all(rest.substr(2), [](char c) {
+        return std::isxdigit(static_cast<unsigned char>(c)) || c == '_';
+      })) {
+    return true;
+  }
+  if (rest[0] == '0') {
+    return rest.size() == 1 || all(rest.substr(1), [](char c) { return (c >= '0' && c <= '7') || c == '_'; });
+  }
+  if (rest[0] < '1' || rest[0] > '9') return false;
+  Scan c(rest);
+  c.EatDigit();
+  c.SkipDigitsUnderscores();
+  if (c.done()) return true;
+  return c.SexagesimalGroups() && c.done();
+}
+
+// ^(?:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]
+//  |[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?(?:[Tt]|[ \t]+)[0-9][0-9]?:[0-9][0-9]:[0-9][0-9]
+//   (?:\.[0-9]*)?(?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)$
+bool IsYamlTimestamp(std::string_view s) {
+  Scan c(s);
+  for (int i = 0; i < 4; ++i)
+    if (!c.EatDigit()) return false;
+  if (!c.Eat('-')) return false;
+  if (s.size() == 10) {
+    Scan d(s.substr(5));
+    if (d.EatDigit() && d.EatDigit() && d.Eat('-') && d.EatDigit() && d.EatDigit() && d.done()) return true;
+  }
+  if (!c.OneOrTwoDigits() || !c.Eat('-') || !c.OneOrTwoDigits()) return false;
+  if (!c.EatAny("Tt")) {
+    if (!c.EatAny(" \t")) return false;
+    c.Skip([](char ch) { return ch == ' ' || ch == '\t'; });
+  }
+  if (!c.OneOrTwoDigits() || !c.Eat(':') || !c.EatDigit() || !c.EatDigit() || !c.Eat(':') || !c.EatDigit() ||
+      !c.EatDigit()) {
+    return false;
+  }
+  if (c.Eat('.')) c.Skip([](char ch) { return ch >= '0' && ch <= '9'; });
+  if (c.done()) return true;
+  c.Skip([](char ch) { return ch == ' ' || ch == '\t'; });
+  if (c.Eat('Z')) return c.done();
+  if (!c.EatAny("-+") || !c.OneOrTwoDigits()) return false;
+  if (c.done()) return true;
+  return c.Eat(':') && c.EatDigit() && c.EatDigit() && c.done();
+}
+
+Resolved ResolvePlain(std::string_view s) {
   if (s.empty()) return Resolved::kNull;
   const char c = s[0];
   const auto in = [c](const char* set) { return std::string_view(set).find(c) != std::string_view::npos; };
-  if (in("yYnNtTfFoO") && std::regex_match(s, BoolRe())) return Resolved::kBool;
-  if (in("-+0123456789.") && std::regex_match(s, FloatRe())) return Resolved::kFloat;
-  if (in("-+0123456789") && std::regex_match(s, IntRe())) return Resolved::kInt;
+  if (in("yYnNtTfFoO") && IsYamlBool(s)) return Resolved::kBool;
+  if (in("-+0123456789.") && IsYamlFloat(s)) return Resolved::kFloat;
+  if (in("-+0123456789") && IsYamlInt(s)) return Resolved::kInt;
   if (s == "<<") return Resolved::kMerge;
-  if (in("~nN") && std::regex_match(s, NullRe())) return Resolved::kNull;
-  if (in("0123456789") && std::regex_match(s, TimestampRe())) return Resolved::kTimestamp;
+  if (in("~nN") && IsYamlNull(s)) return Resolved::kNull;
+  if (in("0123456789") && IsYamlTimestamp(s)) return Resolved::kTimestamp;
   if (s == "=") return Resolved::kValue;
   return Resolved::kStr;
 }
 
-std::string StripUnderscores(const std::string& s) {
+std::string StripUnderscores(std::string_view s) {
   std::string out;
   out.reserve(s.size());
   for (char c : s)
@@ -77,80 +240,136 @@ std::string StripUnderscores(const std::string& s) {
   return out;
 }
 
-// Parses "a:b:c" in base 60 (YAML 1.1 sexagesimal numbers).
-double Sexagesimal(const std::string& digits) {
-  double value = 0;
-  size_t start = 0;
-  while (true) {
-    size_t colon = digits.find(':', start);
-    std::string part = digits.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
-    value = value * 60 + std::stod(part);
-    if (colon == std::string::npos) break;
-    start = colon + 1;
-  }
-  return value;
+std::string Quoted(std::string_view text) {
+  std::string out = "'";
+  out.append(text.substr(0, 60));
+  if (text.size() > 60) out += "...";
+  return out + "'";
 }
 
-Result<Value> ConstructInt(const std::string& text, const std::string& where) {
+Status IntError(const std::string& where, std::string_view text) {
+  std::string shown(text.substr(0, 60));
+  if (text.size() > 60) shown += "...";
+  return Status::InvalidArgument(where + ": integer " + shown + " does not fit in 64 bits");
+}
+
+// PyYAML's construct_yaml_int, in 64 bits: a value beyond int64 is an error (PyYAML
+// makes a Python int of any size; pyfunc's Value has int64 only, and a float would not
+// write back as the same text).
+Result<Value> ConstructInt(std::string_view text, const std::string& where) {
+  if (!IsYamlInt(text)) {
+    return Status::InvalidArgument(where + ": cannot construct an int from " + Quoted(text));
+  }
   std::string v = StripUnderscores(text);
-  int sign = 1;
+  bool negative = false;
   if (!v.empty() && (v[0] == '-' || v[0] == '+')) {
-    if (v[0] == '-') sign = -1;
-    v = v.substr(1);
+    negative = v[0] == '-';
+    v.erase(0, 1);
   }
-  int base = 10;
-  std::string digits = v;
-  if (v == "0") return Value(0);
-  if (v.rfind("0b", 0) == 0) {
-    base = 2;
-    digits = v.substr(2);
-  } else if (v.rfind("0x", 0) == 0) {
-    base = 16;
-    digits = v.substr(2);
-  } else if (v[0] == '0') {
-    base = 8;
-    digits = v.substr(1);
-  } else if (v.find(':') != std::string::npos) {
-    return Value(static_cast<int64_t>(sign * Sexagesimal(v)));
-  }
-  // Parse the magnitude as unsigned so that INT64_MIN is representable.
+  const uint64_t limit = negative ? uint64_t{1} << 63 : (uint64_t{1} << 63) - 1;
   uint64_t magnitude = 0;
-  auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), magnitude, base);
-  const uint64_t limit = sign < 0 ? uint64_t{1} << 63 : (uint64_t{1} << 63) - 1;
-  if (ec != std::errc() || ptr != digits.data() + digits.size() || magnitude > limit) {
-    return Status::InvalidArgument(where + ": integer " + text + " does not fit in 64 bits");
+  if (v == "0") return Value(0);
+  if (v.find(':') != std::string::npos) {
+    // Base 60: "1:20" is 80. Every part is 1-2 digits after the first (the syntax
+    // checked above), so only the multiplication and the addition can overflow.
+    size_t start = 0;
+    while (true) {
+      const size_t colon = v.find(':', start);
+      const size_t end = colon == std::string::npos ? v.size() : colon;
+      uint64_t part = 0;
+      auto [ptr, ec] = std::from_chars(v.data() + start, v.data() + end, part);
+      if (ec != std::errc() || ptr != v.data() + end) return IntError(where, text);
+      if (__builtin_mul_overflow(magnitude, uint64_t{60}, &magnitude) ||
+          __builtin_add_overflow(magnitude, part, &magnitude) || magnitude > limit) {
+        return IntError(where, text);
+      }
+      if (colon == std::string::npos) break;
+      start = colon + 1;
+    }
+  } else {
+    int base = 10;
+    std::string_view digits = v;
+    if (v.rfind("0b", 0) == 0) {
+      base = 2;
+      digits.remove_prefix(2);
+    } else if (v.rfind("0x", 0) == 0) {
+      base = 16;
+      digits.remove_prefix(2);
+    } else if (v[0] == '0') {
+      base = 8;
+      digits.remove_prefix(1);
+    }
+    if (digits.empty()) {  // "0x_": PyYAML's int('', 16) fails too
+      return Status::InvalidArgument(where + ": cannot construct an int from " + Quoted(text));
+    }
+    // Parsed as unsigned so that INT64_MIN is representable.
+    auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), magnitude, base);
+    if (ec != std::errc() || ptr != digits.data() + digits.size() || magnitude > limit) {
+      return IntError(where, text);
+    }
   }
-  return Value(sign < 0 ? static_cast<int64_t>(0 - magnitude) : static_cast<int64_t>(magnitude));
+  return Value(negative ? static_cast<int64_t>(0 - magnitude) : static_cast<int64_t>(magnitude));
 }
 
-Value ConstructFloat(const std::string& text) {
+// Python's float(text) for what PyYAML passes it: decimal forms, "inf"/"nan"; a value
+// beyond the double range is ±inf and one below it 0, as in Python. False otherwise.
+bool PythonFloat(const std::string& text, double* out) {
+  if (text.empty() || text.find_first_of("xXpP") != std::string::npos) return false;  // no hex floats
+  char* end = nullptr;
+  errno = 0;
+  *out = std::strtod(text.c_str(), &end);
+  return end == text.c_str() + text.size();
+}
+
+// PyYAML's construct_yaml_float.
+Result<Value> ConstructFloat(std::string_view text, const std::string& where) {
   std::string v = StripUnderscores(text);
   std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return std::tolower(c); });
   double sign = 1;
   if (!v.empty() && (v[0] == '-' || v[0] == '+')) {
     if (v[0] == '-') sign = -1;
-    v = v.substr(1);
+    v.erase(0, 1);
   }
   if (v == ".inf") return Value(sign * std::numeric_limits<double>::infinity());
   if (v == ".nan") return Value(std::numeric_limits<double>::quiet_NaN());
-  if (v.find(':') != std::string::npos) return Value(sign * Sexagesimal(v));
-  return Value(sign * std::strtod(v.c_str(), nullptr));
+  const auto bad = [&] {
+    return Status::InvalidArgument(where + ": cannot construct a float from " + Quoted(text));
+  };
+  if (v.find(':') != std::string::npos) {
+    // Base 60 ("1:30.5" is 90.5), each part read as a float as PyYAML does.
+    double value = 0;
+    size_t start = 0;
+    while (true) {
+      const size_t colon = v.find(':', start);
+      double part;
+      if (!PythonFloat(v.substr(start, colon == std::string::npos ? std::string::npos : colon - start), &part)) {
+        return bad();
+      }
+      value = value * 60 + part;
+      if (colon == std::string::npos) break;
+      start = colon + 1;
+    }
+    return Value(sign * value);
+  }
+  double value;
+  if (!PythonFloat(v, &value)) return bad();
+  return Value(sign * value);
 }
 
-// yaml-cpp writes the "\N" escape (U+0085) as a bare 0x85 byte. Bytes that do not form
-// valid UTF-8 are taken as the Latin-1 code points they name and re-encoded.
+// yaml-cpp decodes the escapes "\N" (U+0085) and "\_" (U+00A0) to the bare bytes 0x85 and
+// 0xA0. The input was checked to be valid UTF-8, so any byte that does not start a
+// well-formed sequence here came from such an escape: it is taken as the Latin-1 code
+// point it names and encoded as UTF-8.
 std::string RepairUtf8(const std::string& s) {
   std::string out;
   out.reserve(s.size());
   for (size_t i = 0; i < s.size();) {
-    const unsigned char c = s[i];
-    int extra = c < 0x80 ? 0 : (c >> 5) == 0x6 ? 1 : (c >> 4) == 0xE ? 2 : (c >> 3) == 0x1E ? 3 : -1;
-    bool valid = extra >= 0 && i + extra < s.size();
-    for (int k = 1; valid && k <= extra; ++k) valid = (static_cast<unsigned char>(s[i + k]) >> 6) == 0x2;
-    if (valid) {
-      out.append(s, i, extra + 1);
-      i += extra + 1;
+    const size_t n = Utf8SequenceLength(std::string_view(s).substr(i));
+    if (n > 0) {
+      out.append(s, i, n);
+      i += n;
     } else {
+      const unsigned char c = s[i];
       out += static_cast<char>(0xC0 | (c >> 6));
       out += static_cast<char>(0x80 | (c & 0x3F));
       ++i;
@@ -159,89 +378,157 @@ std::string RepairUtf8(const std::string& s) {
   return out;
 }
 
+// PyYAML reads a document as UTF-8 text and refuses the characters it cannot print
+// (reader.py NON_PRINTABLE): everything but TAB, LF, CR, 0x20-0x7E, U+0085,
+// U+00A0-U+D7FF, U+E000-U+FFFD and U+10000-U+10FFFF. So does pyfunc, before yaml-cpp
+// (which would pass other bytes through) sees the text.
+Status CheckYamlText(std::string_view text, const std::string& source) {
+  int line = 1, column = 1;
+  for (size_t i = 0; i < text.size();) {
+    const size_t n = Utf8SequenceLength(text.substr(i));
+    const auto where = [&] { return source + ":" + std::to_string(line) + ":" + std::to_string(column); };
+    if (n == 0) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "0x%02X", static_cast<unsigned char>(text[i]));
+      return Status::InvalidArgument(where() + ": not valid UTF-8 (byte " + buf + ")");
+    }
+    const auto* p = reinterpret_cast<const unsigned char*>(text.data() + i);
+    uint32_t cp = n == 1   ? p[0]
+                  : n == 2 ? ((p[0] & 0x1Fu) << 6) | (p[1] & 0x3Fu)
+                  : n == 3 ? ((p[0] & 0x0Fu) << 12) | ((p[1] & 0x3Fu) << 6) | (p[2] & 0x3Fu)
+                           : ((p[0] & 0x07u) << 18) | ((p[1] & 0x3Fu) << 12) | ((p[2] & 0x3Fu) << 6) | (p[3] & 0x3Fu);
+    const bool printable = cp == 0x09 || cp == 0x0A || cp == 0x0D || (cp >= 0x20 && cp <= 0x7E) || cp == 0x85 ||
+                           (cp >= 0xA0 && cp <= 0xD7FF) || (cp >= 0xE000 && cp <= 0xFFFD) || cp >= 0x10000;
+    if (!printable) {
+      char buf[16];
+      std::snprintf(buf, sizeof(buf), "#x%04x", cp);
+      return Status::InvalidArgument(where() + ": unacceptable character " + buf +
+                                     ": special characters are not allowed");
+    }
+    if (cp == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+    i += n;
+  }
+  return Status::OK();
+}
+
 std::string Where(const std::string& source, const YAML::Mark& mark) {
   if (mark.line < 0) return source;
   return source + ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
 }
 
-Result<Value> Convert(const YAML::Node& node, const std::string& source) {
+// yaml-cpp keeps an alias as a second reference to its anchor's node, so the document
+// is a graph; Value is a tree, so each reference is expanded into a copy. A few bytes of
+// nested aliases can name billions of nodes (the "billion laughs"), so the expansion has
+// a budget proportional to the document's size.
+constexpr int64_t kNodeBudgetBase = 100000;
+constexpr int64_t kNodesPerByte = 4;
+// yaml-cpp itself refuses documents nested deeper than about 500 levels; this bound
+// makes the limit of Convert's recursion explicit.
+constexpr int kMaxDepth = 512;
+
+struct ConvertState {
+  const std::string& source;
+  int64_t budget;  // nodes still allowed
+  int64_t limit;
+};
+
+Result<Value> ConvertScalar(const YAML::Node& node, const std::string& source) {
+  const std::string text = RepairUtf8(node.Scalar());
+  const std::string& tag = node.Tag();
+  static const std::string kCore = "tag:yaml.org,2002:";
+  const auto where = [&] { return Where(source, node.Mark()); };
+  if (tag == "!" || tag == kCore + "str") return Value(text);
+  if (tag == "?" || tag.empty()) {
+    switch (ResolvePlain(text)) {
+      case Resolved::kStr:
+        return Value(text);
+      case Resolved::kBool: {
+        const char c = text[0];
+        return Value(c == 'y' || c == 'Y' || c == 't' || c == 'T' || text == "on" || text == "On" || text == "ON");
+      }
+      case Resolved::kFloat:
+        return ConstructFloat(text, where());
+      case Resolved::kInt:
+        return ConstructInt(text, where());
+      case Resolved::kNull:
+        return Value();
+      case Resolved::kTimestamp:
+        return Value::Timestamp(text);
+      case Resolved::kMerge:
+      case Resolved::kValue:
+        return Status::InvalidArgument(where() + ": unsupported YAML value '" + text + "'");
+    }
+  }
+  if (tag == kCore + "int") return ConstructInt(text, where());
+  if (tag == kCore + "float") return ConstructFloat(text, where());
+  if (tag == kCore + "bool") {
+    return Value(ResolvePlain(text) == Resolved::kBool &&
+                 (text[0] == 't' || text[0] == 'T' || text[0] == 'y' || text[0] == 'Y' || text == "on" ||
+                  text == "On" || text == "ON"));
+  }
+  if (tag == kCore + "null") return Value();
+  return Status::InvalidArgument(where() + ": unsupported YAML tag '" + tag + "'");
+}
+
+Status BudgetError(const ConvertState& state, const YAML::Mark& mark) {
+  return Status::InvalidArgument(Where(state.source, mark) + ": alias expansion exceeds " +
+                                 std::to_string(state.limit) +
+                                 " nodes: the document refers to its anchors too often (the limit is " +
+                                 std::to_string(kNodesPerByte) + " nodes per byte of the document plus " +
+                                 std::to_string(kNodeBudgetBase) + ")");
+}
+
+Result<Value> Convert(const YAML::Node& node, ConvertState& state, int depth) {
+  if (--state.budget < 0) return BudgetError(state, node.Mark());
+  if (depth > kMaxDepth) {
+    return Status::InvalidArgument(Where(state.source, node.Mark()) + ": nested deeper than " +
+                                   std::to_string(kMaxDepth) + " levels");
+  }
   const YAML::Mark mark = node.Mark();
-  const std::string where = Where(source, mark);
   Value out;
   switch (node.Type()) {
     case YAML::NodeType::Undefined:
     case YAML::NodeType::Null:
-      out = Value();
       break;
     case YAML::NodeType::Scalar: {
-      const std::string text = RepairUtf8(node.Scalar());
-      const std::string& tag = node.Tag();
-      static const std::string kCore = "tag:yaml.org,2002:";
-      if (tag == "!" || tag == kCore + "str") {
-        out = Value(text);
-      } else if (tag == "?" || tag.empty()) {
-        switch (ResolvePlain(text)) {
-          case Resolved::kStr:
-            out = Value(text);
-            break;
-          case Resolved::kBool: {
-            std::string lower = text;
-            std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
-            out = Value(lower == "yes" || lower == "true" || lower == "on");
-            break;
-          }
-          case Resolved::kFloat:
-            out = ConstructFloat(text);
-            break;
-          case Resolved::kInt: {
-            PYFUNC_ASSIGN_OR_RETURN(out, ConstructInt(text, where));
-            break;
-          }
-          case Resolved::kNull:
-            out = Value();
-            break;
-          case Resolved::kTimestamp:
-            out = Value::Timestamp(text);
-            break;
-          case Resolved::kMerge:
-          case Resolved::kValue:
-            return Status::InvalidArgument(where + ": unsupported YAML value '" + text + "'");
-        }
-      } else if (tag == kCore + "int") {
-        PYFUNC_ASSIGN_OR_RETURN(out, ConstructInt(text, where));
-      } else if (tag == kCore + "float") {
-        out = ConstructFloat(text);
-      } else if (tag == kCore + "bool") {
-        out = Value(ResolvePlain(text) == Resolved::kBool && (text[0] == 't' || text[0] == 'T' ||
-                                                                text[0] == 'y' || text[0] == 'Y' ||
-                                                                text == "on" || text == "On" || text == "ON"));
-      } else if (tag == kCore + "null") {
-        out = Value();
-      } else {
-        return Status::InvalidArgument(where + ": unsupported YAML tag '" + tag + "'");
-      }
+      PYFUNC_ASSIGN_OR_RETURN(out, ConvertScalar(node, state.source));
       break;
     }
     case YAML::NodeType::Sequence: {
       Value::List items;
       items.reserve(node.size());
       for (const auto& child : node) {
-        PYFUNC_ASSIGN_OR_RETURN(Value item, Convert(child, source));
+        PYFUNC_ASSIGN_OR_RETURN(Value item, Convert(child, state, depth + 1));
         items.push_back(std::move(item));
       }
       out = Value(std::move(items));
       break;
     }
     case YAML::NodeType::Map: {
-      out = Value::EmptyMap();
+      Value::Map entries;
+      // A repeated key keeps its first position and takes the last value, as a Python
+      // dict does; the index makes that linear in the number of keys.
+      std::unordered_map<std::string, size_t> index;
       for (const auto& entry : node) {
         if (!entry.first.IsScalar()) {
-          return Status::InvalidArgument(Where(source, entry.first.Mark()) +
-                                         ": mapping keys must be scalars");
+          return Status::InvalidArgument(Where(state.source, entry.first.Mark()) + ": mapping keys must be scalars");
         }
-        PYFUNC_ASSIGN_OR_RETURN(Value item, Convert(entry.second, source));
-        out.Set(RepairUtf8(entry.first.Scalar()), std::move(item));  // a repeated key: the last wins
+        if (--state.budget < 0) return BudgetError(state, entry.first.Mark());
+        PYFUNC_ASSIGN_OR_RETURN(Value item, Convert(entry.second, state, depth + 1));
+        std::string key = RepairUtf8(entry.first.Scalar());
+        auto [it, inserted] = index.try_emplace(key, entries.size());
+        if (inserted) {
+          entries.emplace_back(std::move(key), std::move(item));
+        } else {
+          entries[it->second].second = std::move(item);
+        }
       }
+      out = Value(std::move(entries));
       break;
     }
   }
@@ -255,51 +542,35 @@ Result<Value> Convert(const YAML::Node& node, const std::string& source) {
 constexpr int kBestIndent = 2;
 constexpr int kBestWidth = 80;
 
+// Code points of `s`. A byte that does not start well-formed UTF-8 (a Value can hold any
+// bytes) becomes U+FFFD, so that everything written is valid UTF-8 YAML that ParseYaml
+// reads back.
 std::u32string DecodeUtf8(const std::string& s) {
   std::u32string out;
   out.reserve(s.size());
-  for (size_t i = 0; i < s.size();) {
-    unsigned char c = s[i];
-    char32_t cp;
-    int extra;
-    if (c < 0x80) {
-      cp = c;
-      extra = 0;
-    } else if ((c >> 5) == 0x6) {
-      cp = c & 0x1F;
-      extra = 1;
-    } else if ((c >> 4) == 0xE) {
-      cp = c & 0x0F;
-      extra = 2;
-    } else if ((c >> 3) == 0x1E) {
-      cp = c & 0x07;
-      extra = 3;
-    } else {
-      out.push_back(c);  // not UTF-8: keep the byte as a Latin-1 code point
-      ++i;
-      continue;
-    }
-    if (i + extra >= s.size() && extra > 0) {
-      out.push_back(c);
-      ++i;
-      continue;
-    }
-    bool valid = true;
-    for (int k = 1; k <= extra; ++k) {
-      unsigned char cc = s[i + k];
-      if ((cc >> 6) != 0x2) {
-        valid = false;
+  const std::string_view v(s);
+  for (size_t i = 0; i < v.size();) {
+    const size_t n = Utf8SequenceLength(v.substr(i));
+    const auto* p = reinterpret_cast<const unsigned char*>(v.data() + i);
+    switch (n) {
+      case 0:
+        out.push_back(0xFFFD);
+        i += 1;
+        continue;
+      case 1:
+        out.push_back(p[0]);
         break;
-      }
-      cp = (cp << 6) | (cc & 0x3F);
+      case 2:
+        out.push_back(((p[0] & 0x1Fu) << 6) | (p[1] & 0x3Fu));
+        break;
+      case 3:
+        out.push_back(((p[0] & 0x0Fu) << 12) | ((p[1] & 0x3Fu) << 6) | (p[2] & 0x3Fu));
+        break;
+      default:
+        out.push_back(((p[0] & 0x07u) << 18) | ((p[1] & 0x3Fu) << 12) | ((p[2] & 0x3Fu) << 6) | (p[3] & 0x3Fu));
+        break;
     }
-    if (!valid) {
-      out.push_back(c);
-      ++i;
-      continue;
-    }
-    out.push_back(cp);
-    i += extra + 1;
+    i += n;
   }
   return out;
 }
@@ -687,18 +958,19 @@ class Emitter {
 }  // namespace
 
 Result<Value> ParseYaml(std::string_view text, const std::string& source) {
-  YAML::Node root;
+  PYFUNC_RETURN_IF_ERROR(CheckYamlText(text, source));
   try {
-    root = YAML::Load(std::string(text));
+    YAML::Node root = YAML::Load(std::string(text));
+    const int64_t limit = kNodeBudgetBase + kNodesPerByte * static_cast<int64_t>(text.size());
+    ConvertState state{source, limit, limit};
+    return Convert(root, state, 0);
   } catch (const YAML::ParserException& e) {
     return Status::InvalidArgument(Where(source, e.mark) + ": not valid YAML: " + e.msg);
   } catch (const YAML::Exception& e) {
     return Status::InvalidArgument(source + ": not valid YAML: " + e.msg);
-  }
-  try {
-    return Convert(root, source);
-  } catch (const YAML::Exception& e) {
-    return Status::InvalidArgument(source + ": not valid YAML: " + e.msg);
+  } catch (const std::exception& e) {
+    // yaml-cpp reports some failures with standard exceptions; none may escape.
+    return Status::InvalidArgument(source + ": not valid YAML: " + e.what());
   }
 }
 
