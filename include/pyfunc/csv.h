@@ -14,7 +14,10 @@
 //   * a row with fewer fields than the header is padded with nulls (as pandas does);
 //     a row with more fields is an error (pandas would sometimes turn the first column
 //     into an index instead);
-//   * duplicate header names are renamed "a.1", "a.2"; empty ones "Unnamed: <i>";
+//   * empty header names become "Unnamed: <i>"; duplicates are renamed as pandas' C
+//     parser renames them: named columns first, then unnamed ones, a repeat of "a"
+//     becomes "a.<k>" for the smallest k from a's count on that no current name of the
+//     header takes ("a,a,a" → a, a.1, a.2; "a,a,a.1" → a, a.2, a.1); linear time;
 //   * string fields must be valid UTF-8 and may contain NUL bytes.
 //
 // Types, per column, in this order of precedence:

@@ -14,6 +14,7 @@
 #include <limits>
 #include <ostream>
 #include <random>
+#include <unordered_map>
 
 #include <simdjson.h>
 
@@ -120,6 +121,58 @@ std::string Excerpt(std::string_view s) {
   AppendCQuoted(s.size() > 40 ? s.substr(0, 40) : s, &out);
   if (s.size() > 40) out.insert(out.size() - 1, "...");
   return out;
+}
+
+// Header names as pandas' C parser (pandas/_libs/parsers.pyx, TextReader._get_header)
+// makes them unique: an empty name is "Unnamed: <i>"; named columns are visited first,
+// then the unnamed ones; a name seen before becomes "<name>.<k>" for the first k from
+// the name's count upwards such that "<name>.<k>" is not among the header's current
+// names (so "a,a,a.1" gives "a, a.2, a.1"). pandas looks names up in a list, which is
+// quadratic; hash tables make this linear: every step of the inner loop either ends it
+// or moves the name's counter past a name present in the header.
+std::vector<std::string> DedupHeader(std::vector<std::string> header) {
+  const size_t n = header.size();
+  std::vector<size_t> order;
+  order.reserve(n);
+  std::vector<size_t> unnamed;
+  for (size_t i = 0; i < n; ++i) {
+    if (header[i].empty()) {
+      header[i] = "Unnamed: " + std::to_string(i);
+      unnamed.push_back(i);
+    } else {
+      order.push_back(i);
+    }
+  }
+  order.insert(order.end(), unnamed.begin(), unnamed.end());
+  std::unordered_map<std::string, int64_t> present;  // multiset of the current names
+  for (const std::string& name : header) ++present[name];
+  std::unordered_map<std::string, int64_t> counts;
+  const auto count_of = [&](const std::string& name) {
+    auto it = counts.find(name);
+    return it == counts.end() ? int64_t{0} : it->second;
+  };
+  for (size_t i : order) {
+    const std::string old_col = header[i];
+    std::string col = old_col;
+    int64_t cur_count = count_of(col);
+    if (cur_count > 0) {
+      while (cur_count > 0) {
+        counts[old_col] = cur_count + 1;
+        col = old_col + "." + std::to_string(cur_count);
+        auto it = present.find(col);
+        if (it != present.end() && it->second > 0) {
+          ++cur_count;
+        } else {
+          cur_count = count_of(col);
+        }
+      }
+      if (--present[old_col] == 0) present.erase(old_col);
+      ++present[col];
+      header[i] = col;
+    }
+    counts[col] = cur_count + 1;
+  }
+  return header;
 }
 
 // --- The reader --------------------------------------------------------------------
@@ -317,9 +370,16 @@ class CsvReaderImpl : public CsvReader {
     if (!error_.ok()) return error_;
     if (header_read_) return Status::OK();
     header_read_ = true;
-    // Skip a UTF-8 byte order mark.
+    // Skip a UTF-8 byte order mark. A pipe may deliver fewer than its 3 bytes in one
+    // read, so read until there are 3 bytes or the input ends.
     Status st = Refill();
     if (!st.ok()) return Fail(st);
+    while (buf_len_ < 3 && buf_len_ > 0) {
+      Result<size_t> got = source_->Read(buf_.get() + buf_len_, kChunkBytes - buf_len_);
+      if (!got.ok()) return Fail(got.status());
+      if (*got == 0) break;  // the end; the next Refill sees it again
+      buf_len_ += *got;
+    }
     if (buf_len_ >= 3 && std::memcmp(buf_.get(), "\xEF\xBB\xBF", 3) == 0) buf_pos_ = 3;
     Result<bool> got = ReadRow();
     if (!got.ok()) return Fail(got.status());
@@ -328,32 +388,24 @@ class CsvReaderImpl : public CsvReader {
       return Fail(Error(row_line_, 1, "header is not valid UTF-8"));
     }
     ncols_ = row_fields_;
-    for (int j = 0; j < ncols_; ++j) {
-      std::string name(Cell(static_cast<size_t>(j)));
-      if (name.empty()) name = "Unnamed: " + std::to_string(j);
-      std::string base = name;
-      for (int k = 1; std::find(names_.begin(), names_.end(), name) != names_.end(); ++k) {
-        name = base + "." + std::to_string(k);
-      }
-      names_.push_back(std::move(name));
-    }
+    std::vector<std::string> header;
+    header.reserve(static_cast<size_t>(ncols_));
+    for (int j = 0; j < ncols_; ++j) header.emplace_back(Cell(static_cast<size_t>(j)));
+    names_ = DedupHeader(std::move(header));
     arena_.clear();
     field_end_.clear();
     types_.assign(ncols_, DataType::kFloat64);
     fixed_.assign(ncols_, false);
     locked_.assign(ncols_, false);
-    for (int j = 0; j < ncols_; ++j) {
-      for (const auto& [n, t] : options_.schema) {
-        if (n == names_[j]) {
-          types_[j] = t;
-          fixed_[j] = true;
-        }
-      }
-      for (const auto& [n, t] : options_.column_types) {
-        if (n == names_[j]) {
-          types_[j] = t;
-          fixed_[j] = true;
-        }
+    std::unordered_map<std::string_view, DataType> given;  // column_types win over schema
+    for (const auto& [n, t] : options_.schema) given[n] = t;
+    for (const auto& [n, t] : options_.column_types) given[n] = t;
+    if (!given.empty()) {
+      for (int j = 0; j < ncols_; ++j) {
+        auto it = given.find(names_[j]);
+        if (it == given.end()) continue;
+        types_[j] = it->second;
+        fixed_[j] = true;
       }
     }
     return Status::OK();
