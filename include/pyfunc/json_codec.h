@@ -29,7 +29,11 @@
 // float64; only strings → string; only nulls → float64. `null` is a null in every
 // type. Python's bare `NaN`, `Infinity` and `-Infinity` (which `json.loads` accepts
 // and MLflow clients send) are accepted: float values in float64 columns, nulls in
-// int64 and string columns. Strings mixed with numbers or bools, and nested
+// int64 and string columns. Numbers are read as json.loads reads them: beyond the double
+// range (`1e400`) they are ±inf, below it 0; an integer beyond 64 bits is a float64
+// (Python makes an int of any size, pandas an object column). Strings are never taken
+// for anything else (`"NaN"`, `"\u0000NaN"` stay strings). `params` and unified LLM bodies
+// may nest arrays and objects 128 levels deep at most. Strings mixed with numbers or bools, and nested
 // arrays/objects in a cell, are InvalidArgument (pandas would make an object column,
 // which a Table cannot hold).
 // With `schema` (the model signature's column types) the named columns are converted

@@ -1,11 +1,14 @@
 #include "pyfunc/json_codec.h"
 
 #include <cctype>
+#include <cerrno>
+#include <cstdlib>
 #include <charconv>
 #include <cmath>
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <unordered_map>
 
 #include <simdjson.h>
 
@@ -31,12 +34,34 @@ constexpr const char* kProtocolChangeInfo =
     " Model scoring protocol in MLflow 2.0, see"
     " https://mlflow.org/docs/latest/models.html#deploy-mlflow-models.";
 
-// Python's bare NaN/Infinity/-Infinity are rewritten to these strings before simdjson
-// parses a body that contains them (simdjson, like strict JSON, rejects them). A NUL
-// first byte keeps them apart from anything but a deliberately crafted "\u0000NaN".
+// simdjson, like strict JSON, rejects what Python's json.loads (MLflow's server) reads:
+// the bare literals NaN, Infinity and -Infinity; numbers beyond the double range (1e400
+// is inf in Python); integers beyond 64 bits (Python ints of any size; pandas makes an
+// object column of them, a Table a float64 one). A body that fails to parse is rewritten
+// (RewriteForSimdjson) and parsed again: a non-finite number becomes one of the marker
+// strings below and a big integer a double literal.
+//
+// A marker is a NUL followed by a name. So that no string of the client's can pass for
+// one, the rewrite also prepends a NUL to every string (or key) of the body that starts
+// with a NUL, and every body with a NUL or a "\u0000" escape goes through the rewrite. So
+// in every parsed document, a string that starts with a NUL is a marker if it is exactly
+// one, and otherwise the client's string with one NUL prepended (ClientText removes it).
 constexpr std::string_view kNaNMarker("\0NaN", 4);
 constexpr std::string_view kInfMarker("\0Inf", 4);
 constexpr std::string_view kNegInfMarker("\0-Inf", 5);
+
+bool IsMarker(std::string_view s) { return s == kNaNMarker || s == kInfMarker || s == kNegInfMarker; }
+
+// The client's text of a string or key read from a parsed document.
+std::string_view ClientText(std::string_view s) {
+  if (!s.empty() && s[0] == '\0' && !IsMarker(s)) s.remove_prefix(1);
+  return s;
+}
+std::string_view StringOf(dom::element e) { return ClientText(e.get_string().value_unsafe()); }
+
+// Depth of nested arrays/objects that is converted to a Value (params, unified LLM
+// bodies); deeper is an error. Tables hold no nested values at all.
+constexpr int kMaxValueDepth = 128;
 
 Status InvalidInput(const std::string& msg) { return Status::InvalidArgument("Invalid input. " + msg); }
 
@@ -57,57 +82,104 @@ std::string PyRepr(std::string_view s) {
   return out;
 }
 
-// Copies `text` with bare NaN/Infinity/-Infinity (outside strings) replaced by marker
-// strings. Returns false when there is none.
-bool RewriteNonFinite(std::string_view text, std::string* out) {
-  bool found = false;
-  bool in_string = false;
+bool IsJsonSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+// Copies `text` rewritten for simdjson as described above. Only the characters outside
+// strings, and the first character of each string, are looked at; the output is at most
+// four times as long as the input.
+void RewriteForSimdjson(std::string_view text, std::string* out) {
   out->clear();
-  out->reserve(text.size() + 64);
-  for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (in_string) {
-      out->push_back(c);
-      if (c == '\\' && i + 1 < text.size()) {
-        out->push_back(text[++i]);
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
+  out->reserve(text.size() + text.size() / 8 + 64);
+  // A literal replaced by a marker, unless it stands where a key would (`{NaN: 1}` is not
+  // JSON for Python either, and stays an error).
+  const auto replace = [&](size_t i, size_t len, const char* marker) {
+    size_t j = i + len;
+    while (j < text.size() && IsJsonSpace(text[j])) ++j;
+    if (j < text.size() && text[j] == ':') {
+      out->append(text.substr(i, len));
+    } else {
+      out->append(marker);
     }
+  };
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
     if (c == '"') {
-      in_string = true;
-      out->push_back(c);
+      out->push_back('"');
+      if (text.substr(i + 1, 6) == "\\u0000" || (i + 1 < text.size() && text[i + 1] == '\0')) {
+        out->append("\\u0000");
+      }
+      for (++i; i < text.size(); ++i) {
+        out->push_back(text[i]);
+        if (text[i] == '\\' && i + 1 < text.size()) {
+          out->push_back(text[++i]);
+        } else if (text[i] == '"') {
+          break;
+        }
+      }
     } else if (c == 'N' && text.substr(i, 3) == "NaN") {
-      out->append("\"\\u0000NaN\"");
+      replace(i, 3, "\"\\u0000NaN\"");
       i += 2;
-      found = true;
     } else if (c == 'I' && text.substr(i, 8) == "Infinity") {
-      out->append("\"\\u0000Inf\"");
+      replace(i, 8, "\"\\u0000Inf\"");
       i += 7;
-      found = true;
     } else if (c == '-' && text.substr(i, 9) == "-Infinity") {
-      out->append("\"\\u0000-Inf\"");
+      replace(i, 9, "\"\\u0000-Inf\"");
       i += 8;
-      found = true;
+    } else if (c == '-' || (c >= '0' && c <= '9')) {
+      size_t end = i;
+      bool integer = true;
+      while (end < text.size() && (std::isdigit(static_cast<unsigned char>(text[end])) || text[end] == '-' ||
+                                   text[end] == '+' || text[end] == '.' || text[end] == 'e' || text[end] == 'E')) {
+        if (text[end] == '.' || text[end] == 'e' || text[end] == 'E') integer = false;
+        ++end;
+      }
+      const std::string token(text.substr(i, end - i));
+      i = end - 1;
+      const bool negative = token[0] == '-';
+      if (integer) {
+        uint64_t magnitude;
+        auto [ptr, ec] = std::from_chars(token.data() + negative, token.data() + token.size(), magnitude);
+        const bool fits = ec == std::errc() && (!negative || magnitude <= (uint64_t{1} << 63));
+        if (fits || ptr != token.data() + token.size() || token.size() == static_cast<size_t>(negative)) {
+          out->append(token);  // fits, or not a number: simdjson decides
+          continue;
+        }
+      }
+      char* parsed_end = nullptr;
+      errno = 0;
+      const double v = std::strtod(token.c_str(), &parsed_end);
+      if (parsed_end != token.c_str() + token.size() || (!integer && errno != ERANGE)) {
+        out->append(token);  // an ordinary double, or not a number: simdjson decides
+      } else if (std::isinf(v)) {
+        out->append(negative ? "\"\\u0000-Inf\"" : "\"\\u0000Inf\"");
+      } else if (v == 0) {
+        out->append(negative ? "-0.0" : "0.0");  // below the double range: 0, as in Python
+      } else {
+        char buf[64];
+        auto res = std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::scientific);
+        out->append(buf, static_cast<size_t>(res.ptr - buf));
+      }
     } else {
       out->push_back(c);
     }
   }
-  return found;
 }
 
-// Parses `text`, accepting Python's non-finite literals.
+// Parses `text` as Python's json.loads reads it (see above).
 Status ParseDocument(std::string_view text, dom::parser* parser, std::string* scratch,
                      dom::element* root) {
-  auto err = parser->parse(text.data(), text.size(), true).get(*root);
-  if (!err) return Status::OK();
-  if (RewriteNonFinite(text, scratch)) {
-    auto err2 = parser->parse(scratch->data(), scratch->size(), true).get(*root);
-    if (!err2) return Status::OK();
+  const bool has_nul = std::memchr(text.data(), '\0', text.size()) != nullptr ||
+                       text.find("\\u0000") != std::string_view::npos;
+  simdjson::error_code err = simdjson::SUCCESS;
+  if (!has_nul) {
+    err = parser->parse(text.data(), text.size(), true).get(*root);
+    if (!err) return Status::OK();
   }
+  RewriteForSimdjson(text, scratch);
+  auto err2 = parser->parse(scratch->data(), scratch->size(), true).get(*root);
+  if (!err2) return Status::OK();
   return InvalidInput(std::string("Ensure that input is a valid JSON formatted string. Error: ") +
-                      simdjson::error_message(err));
+                      simdjson::error_message(has_nul ? err2 : err));
 }
 
 const char* PyTypeName(dom::element e) {
@@ -281,7 +353,7 @@ Result<Column> BuildTyped(const PendingColumn& col, DataType type) {
         break;
       case DataType::kString:
         if (k == CellKind::kString) {
-          b.AppendString(c.e.get_string().value_unsafe());
+          b.AppendString(StringOf(c.e));
         } else if (k == CellKind::kNaN) {
           b.AppendNull();
         } else if (k == CellKind::kBool) {
@@ -302,10 +374,10 @@ Result<Column> BuildTyped(const PendingColumn& col, DataType type) {
         int64_t ns;
         if (k == CellKind::kNaN) {
           b.AppendNull();
-        } else if (k == CellKind::kString && ParseIsoTimestamp(c.e.get_string().value_unsafe(), &ns)) {
+        } else if (k == CellKind::kString && ParseIsoTimestamp(StringOf(c.e), &ns)) {
           b.AppendTimestamp(ns);
         } else if (k == CellKind::kString) {
-          return CellError(col, row, "cannot parse " + PyRepr(c.e.get_string().value_unsafe()) +
+          return CellError(col, row, "cannot parse " + PyRepr(StringOf(c.e)) +
                                          " as a timestamp (column '" + col.name + "')");
         } else {
           return mismatch();
@@ -380,12 +452,12 @@ Result<Table> BuildTable(std::vector<PendingColumn>& columns, const JsonReadOpti
                          int64_t rows) {
   std::vector<std::string> names;
   std::vector<Column> built;
+  std::unordered_map<std::string_view, const DataType*> schema;  // the last entry of a name wins
+  for (const auto& [n, t] : options.schema) schema[n] = &t;
   for (PendingColumn& col : columns) {
     col.cells.resize(static_cast<size_t>(rows));  // missing trailing cells are nulls
-    const DataType* typed = nullptr;
-    for (const auto& [n, t] : options.schema) {
-      if (n == col.name) typed = &t;
-    }
+    auto it = schema.find(col.name);
+    const DataType* typed = it == schema.end() ? nullptr : it->second;
     Result<Column> c = typed ? BuildTyped(col, *typed) : BuildInferred(col);
     if (!c.ok()) return c.status();
     names.push_back(col.name);
@@ -405,7 +477,7 @@ std::string IndexPath(const std::string& prefix, int64_t i) {
 Status CollectRecords(dom::array list, const std::string& prefix, bool require_all_keys,
                       std::vector<PendingColumn>* columns) {
   int64_t r = 0;
-  std::vector<std::pair<std::string_view, size_t>> index;  // key → column
+  std::unordered_map<std::string_view, size_t> index;  // key → column
   for (dom::element item : list) {
     dom::object obj;
     if (item.get_object().get(obj)) {
@@ -413,18 +485,12 @@ Status CollectRecords(dom::array list, const std::string& prefix, bool require_a
                                      ElementName(item));
     }
     for (dom::key_value_pair kv : obj) {
-      size_t j = columns->size();
-      for (const auto& [k, idx] : index) {
-        if (k == kv.key) {
-          j = idx;
-          break;
-        }
-      }
-      if (j == columns->size()) {
-        index.emplace_back(kv.key, j);
+      auto [it, inserted] = index.try_emplace(kv.key, columns->size());
+      const size_t j = it->second;
+      if (inserted) {
         PendingColumn col;
-        col.name = std::string(kv.key);
-        std::string key_path = KeyPath(kv.key);
+        col.name = std::string(ClientText(kv.key));
+        std::string key_path = KeyPath(col.name);
         col.path = [prefix, key_path](int64_t row) { return IndexPath(prefix, row) + key_path; };
         columns->push_back(std::move(col));
       }
@@ -516,7 +582,7 @@ Result<std::vector<std::string>> ColumnNames(dom::element e, const std::string& 
     std::string_view s;
     int64_t n;
     if (!v.get_string().get(s)) {
-      names.emplace_back(s);
+      names.emplace_back(ClientText(s));
     } else if (!v.get_int64().get(n)) {
       names.push_back(std::to_string(n));
     } else {
@@ -539,7 +605,7 @@ Status ParseSplit(dom::element e, const JsonReadOptions& options, ScoringRequest
   std::string keys = "{";
   for (dom::key_value_pair kv : obj) {
     if (keys.size() > 1) keys += ", ";
-    keys += PyRepr(kv.key);
+    keys += PyRepr(ClientText(kv.key));
     if (kv.key == "data") has_data = true;
     else if (kv.key != "columns" && kv.key != "index") extra = true;
   }
@@ -653,8 +719,8 @@ Status ParseTensorInput(dom::element e, bool instances, const JsonReadOptions& o
     if (obj.size() == 0) rows = 0;
     for (dom::key_value_pair kv : obj) {
       PendingColumn col;
-      col.name = std::string(kv.key);
-      std::string key_path = prefix + KeyPath(kv.key);
+      col.name = std::string(ClientText(kv.key));
+      std::string key_path = prefix + KeyPath(col.name);
       if (kv.value.is_array()) {
         col.path = [key_path](int64_t row) { return IndexPath(key_path, row); };
         dom::array arr = kv.value.get_array().value_unsafe();
@@ -678,7 +744,8 @@ Status ParseTensorInput(dom::element e, bool instances, const JsonReadOptions& o
   return Status::OK();
 }
 
-Value ToValue(dom::element e) {
+// The Value of a parsed element. Recursive, to a depth of kMaxValueDepth at most.
+Result<Value> ToValue(dom::element e, const std::string& path, int depth = 0) {
   switch (e.type()) {
     case dom::element_type::NULL_VALUE: return Value();
     case dom::element_type::BOOL: return Value(e.get_bool().value_unsafe());
@@ -690,22 +757,39 @@ Value ToValue(dom::element e) {
       if (s == kNaNMarker) return Value(std::numeric_limits<double>::quiet_NaN());
       if (s == kInfMarker) return Value(HUGE_VAL);
       if (s == kNegInfMarker) return Value(-HUGE_VAL);
-      return Value(std::string(s));
+      return Value(std::string(ClientText(s)));
     }
-    case dom::element_type::ARRAY: {
-      Value::List list;
-      dom::array arr = e.get_array().value_unsafe();
-      for (dom::element v : arr) list.push_back(ToValue(v));
-      return Value(std::move(list));
+    case dom::element_type::ARRAY:
+    case dom::element_type::OBJECT:
+      break;
+  }
+  if (depth >= kMaxValueDepth) {
+    return Status::InvalidArgument(path + ": nested deeper than " + std::to_string(kMaxValueDepth) + " levels");
+  }
+  if (e.type() == dom::element_type::ARRAY) {
+    Value::List list;
+    dom::array arr = e.get_array().value_unsafe();
+    list.reserve(arr.size());
+    for (dom::element v : arr) {
+      PYFUNC_ASSIGN_OR_RETURN(Value item, ToValue(v, path, depth + 1));
+      list.push_back(std::move(item));
     }
-    case dom::element_type::OBJECT: {
-      Value v = Value::EmptyMap();
-      dom::object obj = e.get_object().value_unsafe();
-      for (dom::key_value_pair kv : obj) v.Set(kv.key, ToValue(kv.value));
-      return v;
+    return Value(std::move(list));
+  }
+  // A repeated key keeps its first position and takes the last value, as json.loads does.
+  Value::Map map;
+  std::unordered_map<std::string_view, size_t> index;
+  dom::object obj = e.get_object().value_unsafe();
+  for (dom::key_value_pair kv : obj) {
+    PYFUNC_ASSIGN_OR_RETURN(Value item, ToValue(kv.value, path, depth + 1));
+    auto [it, inserted] = index.try_emplace(kv.key, map.size());
+    if (inserted) {
+      map.emplace_back(std::string(ClientText(kv.key)), std::move(item));
+    } else {
+      map[it->second].second = std::move(item);
     }
   }
-  return Value();
+  return Value(std::move(map));
 }
 
 // --- Writing -----------------------------------------------------------------------
@@ -833,10 +917,11 @@ Result<ScoringRequest> ParseScoringRequest(std::string_view body, const JsonRead
     req.shape = InputShape::kJson;
     Value::Map data, params;
     for (dom::key_value_pair kv : obj) {
-      const std::string key(kv.key);
+      const std::string key(ClientText(kv.key));
       const bool is_param =
           std::find(options.params_keys.begin(), options.params_keys.end(), key) != options.params_keys.end();
-      (is_param ? params : data).emplace_back(key, ToValue(kv.value));
+      PYFUNC_ASSIGN_OR_RETURN(Value value, ToValue(kv.value, "$" + KeyPath(ClientText(kv.key))));
+      (is_param ? params : data).emplace_back(std::string(ClientText(kv.key)), std::move(value));
     }
     if (!params.empty()) req.params = Value(std::move(params));
     TableBuilder b({{"", DataType::kString}});
@@ -848,7 +933,7 @@ Result<ScoringRequest> ParseScoringRequest(std::string_view body, const JsonRead
   dom::element data;
   for (dom::key_value_pair kv : obj) {
     if (kv.key == "params") {
-      req.params = ToValue(kv.value);
+      PYFUNC_ASSIGN_OR_RETURN(req.params, ToValue(kv.value, "$.params"));
       continue;
     }
     RequestFormat f;
@@ -892,7 +977,7 @@ Result<Value> ParseJsonValue(std::string_view text) {
   std::string scratch;
   dom::element root;
   PYFUNC_RETURN_IF_ERROR(ParseDocument(text, &parser, &scratch, &root));
-  return ToValue(root);
+  return ToValue(root, "$");
 }
 
 Result<Table> ParseJsonLines(std::string_view text, const JsonReadOptions& options) {
@@ -901,7 +986,7 @@ Result<Table> ParseJsonLines(std::string_view text, const JsonReadOptions& optio
   std::vector<std::unique_ptr<dom::parser>> parsers;
   std::vector<std::string> scratches;
   std::vector<PendingColumn> columns;
-  std::vector<std::pair<std::string, size_t>> index;
+  std::unordered_map<std::string, size_t> index;  // key → column
   int64_t rows = 0;
   int64_t line = 0;
   size_t pos = 0;
@@ -928,18 +1013,12 @@ Result<Table> ParseJsonLines(std::string_view text, const JsonReadOptions& optio
                                      ElementName(root));
     }
     for (dom::key_value_pair kv : obj) {
-      size_t j = columns.size();
-      for (const auto& [k, idx] : index) {
-        if (k == kv.key) {
-          j = idx;
-          break;
-        }
-      }
-      if (j == columns.size()) {
-        index.emplace_back(std::string(kv.key), j);
+      auto [it, inserted] = index.try_emplace(std::string(kv.key), columns.size());
+      const size_t j = it->second;
+      if (inserted) {
         PendingColumn col;
-        col.name = std::string(kv.key);
-        std::string key_path = KeyPath(kv.key);
+        col.name = std::string(ClientText(kv.key));
+        std::string key_path = KeyPath(col.name);
         const std::vector<int64_t>* lines = &row_lines;  // outlives the paths' use
         col.path = [lines, key_path](int64_t row) {
           return "<input>:" + std::to_string((*lines)[static_cast<size_t>(row)]) + ": $" + key_path;

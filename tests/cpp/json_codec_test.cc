@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
+#include <string>
 #include <limits>
 
 namespace pyfunc {
@@ -183,6 +185,135 @@ TEST(JsonCodecTest, TruncatedBodiesFailCleanly) {
     EXPECT_FALSE(r.ok()) << n;
   }
   EXPECT_TRUE(ParseScoringRequest(body).ok());
+}
+
+// --- Hostile request bodies -----------------------------------------------------------
+
+ScoringRequest MustParse(const std::string& body, const JsonReadOptions& options = {}) {
+  Result<ScoringRequest> r = ParseScoringRequest(body, options);
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  return r.ok() ? std::move(r).value() : ScoringRequest();
+}
+
+double SecondsToParse(const std::string& body) {
+  const auto start = std::chrono::steady_clock::now();
+  Result<ScoringRequest> r = ParseScoringRequest(body);
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+TEST(JsonHostileTest, RecordWithManyKeysIsLinear) {
+  // Each key was looked up in a list of the keys so far: a record of 80,000 keys (869 KB)
+  // took 8.2 s to parse.
+  std::string body = "{\"dataframe_records\": [{";
+  for (int i = 0; i < 80000; ++i) body += (i ? ", \"k" : "\"k") + std::to_string(i) + "\": " + std::to_string(i);
+  body += "}, {\"k79999\": 1}]}";
+  EXPECT_LT(SecondsToParse(body), 2.0);
+  ScoringRequest r = MustParse(body);
+  ASSERT_EQ(r.table.num_columns(), 80000);
+  EXPECT_EQ(r.table.num_rows(), 2);
+  EXPECT_EQ(r.table.column_name(79999), "k79999");
+  EXPECT_EQ(r.table.column(79999).int64_data()[1], 1);
+  EXPECT_TRUE(r.table.column(0).IsNull(1));
+}
+
+TEST(JsonHostileTest, ManyKeysInParamsAndJsonLinesAreLinear) {
+  std::string params = "{";
+  for (int i = 0; i < 80000; ++i) params += (i ? ", \"p" : "\"p") + std::to_string(i) + "\": " + std::to_string(i);
+  params += ", \"p0\": -1}";
+  EXPECT_LT(SecondsToParse("{\"inputs\": [1], \"params\": " + params + "}"), 2.0);
+  ScoringRequest r = MustParse("{\"inputs\": [1], \"params\": " + params + "}");
+  ASSERT_EQ(r.params.as_map().size(), 80000u);
+  EXPECT_EQ(r.params.as_map()[0].second.as_int(), -1);  // json.loads: the last value, the first position
+  const auto start = std::chrono::steady_clock::now();
+  Result<Table> lines = ParseJsonLines(params + "\n" + params + "\n");
+  ASSERT_TRUE(lines.ok()) << lines.status().ToString();
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 2.0);
+  EXPECT_EQ(lines->num_columns(), 80000);
+}
+
+TEST(JsonHostileTest, NaNMarkerCannotBeForged) {
+  // The string "\u0000NaN" became NaN: the internal marker of a bare NaN could be sent.
+  // MLflow (json.loads) keeps it as a string.
+  ScoringRequest r = MustParse(R"({"dataframe_split": {"columns": ["a"], "data": [["\u0000NaN"], ["x"]]}})");
+  ASSERT_EQ(r.table.column(0).type(), DataType::kString);
+  EXPECT_EQ(r.table.column(0).string_value(0), std::string("\0NaN", 4));
+  // Also beside a real NaN (the body is rewritten then), and as keys and params.
+  r = MustParse(R"({"dataframe_records": [{"a": "\u0000Inf", "\u0000NaN": NaN, "\u0000": "\u0000\u0000-Inf"}]})");
+  ASSERT_EQ(r.table.num_columns(), 3);
+  EXPECT_EQ(r.table.column(0).type(), DataType::kString);
+  EXPECT_EQ(r.table.column(0).string_value(0), std::string("\0Inf", 4));
+  EXPECT_EQ(r.table.column_name(1), std::string("\0NaN", 4));
+  EXPECT_EQ(r.table.column(1).type(), DataType::kFloat64);
+  EXPECT_TRUE(r.table.column(1).IsNull(0) || std::isnan(r.table.column(1).float64_data()[0]));
+  EXPECT_EQ(r.table.column_name(2), std::string("\0", 1));
+  EXPECT_EQ(r.table.column(2).string_value(0), std::string("\0\0-Inf", 6));
+  r = MustParse(R"({"inputs": [1], "params": {"s": "\u0000NaN", "n": NaN}})");
+  EXPECT_EQ(r.params.Find("s")->as_string(), std::string("\0NaN", 4));
+  EXPECT_TRUE(std::isnan(r.params.Find("n")->as_float()));
+  Result<Value> v = ParseJsonValue(R"(["\u0000-Inf", -Infinity])");
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(v->as_list()[0].as_string(), std::string("\0-Inf", 5));
+  EXPECT_EQ(v->as_list()[1].as_float(), -HUGE_VAL);
+}
+
+TEST(JsonHostileTest, NonFiniteLiteralsAsKeysStayErrors) {
+  // Python's json.loads refuses `{NaN: 1}`; the rewrite must not turn it into a key.
+  EXPECT_FALSE(ParseScoringRequest(R"({"inputs": {NaN: 1}})").ok());
+  EXPECT_FALSE(ParseJsonValue(R"({Infinity : 1})").ok());
+}
+
+TEST(JsonHostileTest, NumbersBeyondTheDoubleRangeAreInfinite) {
+  // 1e400 was refused; Python's json.loads reads it as inf (and MLflow scores it).
+  ScoringRequest r = MustParse(R"({"dataframe_split": {"columns": ["a"], "data": [[1e400], [-1e400], [1.5], [1e-400]]}})");
+  ASSERT_EQ(r.table.column(0).type(), DataType::kFloat64);
+  EXPECT_EQ(r.table.column(0).float64_data()[0], HUGE_VAL);
+  EXPECT_EQ(r.table.column(0).float64_data()[1], -HUGE_VAL);
+  EXPECT_EQ(r.table.column(0).float64_data()[2], 1.5);
+  EXPECT_EQ(r.table.column(0).float64_data()[3], 0.0);
+}
+
+TEST(JsonHostileTest, IntegersBeyond64BitsAreFloats) {
+  // Integers beyond 64 bits were refused. json.loads makes Python ints of them (pandas an
+  // object column); a Table has no such column, so they are float64 as the documented
+  // rule for integers beyond int64 says.
+  ScoringRequest r = MustParse(
+      R"({"dataframe_split": {"columns": ["a"], "data": [[123456789012345678901234567890], [18446744073709551616], [-9223372036854775809], [1]]}})");
+  ASSERT_EQ(r.table.column(0).type(), DataType::kFloat64);
+  EXPECT_EQ(r.table.column(0).float64_data()[0], 123456789012345678901234567890.0);
+  EXPECT_EQ(r.table.column(0).float64_data()[1], 18446744073709551616.0);
+  EXPECT_EQ(r.table.column(0).float64_data()[2], -9223372036854775809.0);
+  EXPECT_EQ(r.table.column(0).float64_data()[3], 1.0);
+  Result<Value> v = ParseJsonValue("[123456789012345678901234567890, " + std::string(400, '9') + "]");
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_EQ(v->as_list()[0].as_float(), 123456789012345678901234567890.0);
+  EXPECT_EQ(v->as_list()[1].as_float(), HUGE_VAL);
+}
+
+TEST(JsonHostileTest, ShortSplitRowsArePaddedAsMlflowDoes) {
+  // MLflow 3 (infer_and_parse_data → pandas.DataFrame(data, columns)) pads a short row
+  // of dataframe_split with NaN and answers 200; a long one is its 400
+  // "2 columns passed, passed data had 3 columns".
+  ScoringRequest r = MustParse(R"({"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2], [3]]}})");
+  EXPECT_EQ(r.table.ToString(), "a:int64 | b:int64\n1 | 2\n3 | null\n");
+  Result<ScoringRequest> wide = ParseScoringRequest(R"({"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2], [3, 4, 5]]}})");
+  ASSERT_FALSE(wide.ok());
+  EXPECT_NE(wide.status().message().find("row has 3 values, but there are 2 columns"), std::string::npos);
+}
+
+TEST(JsonHostileTest, DeepNestingIsAnErrorNotARecursion) {
+  // ToValue recursed once per level of a client's nesting (params, unified LLM bodies).
+  const std::string deep = std::string(1000, '[') + std::string(1000, ']');
+  Result<ScoringRequest> r = ParseScoringRequest("{\"inputs\": [1], \"params\": {\"p\": " + deep + "}}");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(), "$.params: nested deeper than 128 levels");
+  Result<ScoringRequest> llm = ParseScoringRequest("{\"messages\": " + deep + "}");
+  ASSERT_FALSE(llm.ok());
+  EXPECT_NE(llm.status().message().find("nested deeper than 128 levels"), std::string::npos);
+  const std::string ok = std::string(100, '[') + std::string(100, ']');
+  EXPECT_TRUE(ParseScoringRequest("{\"inputs\": [1], \"params\": {\"p\": " + ok + "}}").ok());
+  // Beyond simdjson's own depth limit it is a JSON error.
+  EXPECT_FALSE(ParseScoringRequest("{\"inputs\": " + std::string(5000, '[') + std::string(5000, ']') + "}").ok());
 }
 
 }  // namespace
