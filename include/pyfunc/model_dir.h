@@ -76,9 +76,17 @@ struct ValidationProblem {
 };
 
 // Checks a model directory: the MLmodel file parses, the python_function flavor is
-// complete, and every path it references exists inside the directory. Returns every
+// complete, every path it references exists inside the directory, and no symbolic link
+// in it resolves outside it. Returns every
 // problem found (empty when the model is valid). NotFound if `path` does not exist.
 Result<std::vector<ValidationProblem>> ValidateModel(const std::string& path);
+
+// Checks that every symbolic link under the model directory `path` (or the directory of
+// the MLmodel file `path`) resolves inside that directory. A model is loaded, served and
+// scored only when it passes, so that a link cannot make pyfunc read files elsewhere
+// (MLflow follows such links). InvalidArgument "<link>: symbolic link resolves outside
+// the model directory, to <target>" naming the first such link.
+Status CheckSymlinksInsideModel(const std::string& path);
 
 // The python_env.yaml document (`python`, `build_dependencies`, `dependencies`)
 // derived from a conda environment, as MLflow derives it: `python=X` gives the

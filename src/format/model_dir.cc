@@ -1,5 +1,6 @@
 #include "pyfunc/model_dir.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -244,6 +245,66 @@ Result<ModelSpec> SaveModel(const std::string& dst_path, const SaveModelOptions&
   return model;
 }
 
+namespace {
+
+bool IsInside(const fs::path& root, const fs::path& p) {
+  auto mismatch = std::mismatch(root.begin(), root.end(), p.begin(), p.end());
+  return mismatch.first == root.end();
+}
+
+// The model directory of `path` (a directory, or its MLmodel file), resolved.
+fs::path ModelRoot(const std::string& path) {
+  std::error_code ec;
+  const fs::path dir = fs::is_directory(path, ec) ? fs::path(path) : fs::path(path).parent_path();
+  fs::path root = fs::weakly_canonical(dir.empty() ? fs::path(".") : dir, ec);
+  return ec ? fs::absolute(dir).lexically_normal() : root;
+}
+
+// Where the link `p` leads, following a chain of links (40 at most, as the kernel does)
+// even when it dangles, so that a link to a missing file outside counts as outside.
+fs::path ResolveLink(fs::path p, std::error_code& ec) {
+  for (int hops = 0; hops < 40; ++hops) {
+    const fs::path target = fs::read_symlink(p, ec);
+    if (ec) return {};
+    p = fs::weakly_canonical(target.is_absolute() ? target : p.parent_path() / target, ec);
+    if (ec) return {};
+    std::error_code st_ec;
+    if (!fs::is_symlink(fs::symlink_status(p, st_ec))) return p;
+  }
+  ec = std::make_error_code(std::errc::too_many_symbolic_link_levels);
+  return {};
+}
+
+// Relative paths of the symbolic links under `root` that resolve outside it (or dangle
+// towards outside). Links to directories are not descended into: the directory they
+// name is checked as a whole.
+std::vector<std::pair<std::string, std::string>> EscapingSymlinks(const fs::path& root) {
+  std::vector<std::pair<std::string, std::string>> found;
+  std::error_code ec;
+  fs::recursive_directory_iterator it(root, fs::directory_options::skip_permission_denied, ec);
+  for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    std::error_code link_ec;
+    if (!it->is_symlink(link_ec)) continue;
+    const fs::path real = ResolveLink(it->path(), link_ec);
+    if (link_ec || !IsInside(root, real)) {
+      found.emplace_back(it->path().lexically_relative(root).string(), link_ec ? link_ec.message() : real.string());
+    }
+  }
+  return found;
+}
+
+}  // namespace
+
+Status CheckSymlinksInsideModel(const std::string& path) {
+  const fs::path root = ModelRoot(path);
+  const auto found = EscapingSymlinks(root);
+  if (found.empty()) return Status::OK();
+  std::string more = found.size() > 1 ? " (and " + std::to_string(found.size() - 1) + " more)" : "";
+  return Status::InvalidArgument((root / found[0].first).string() +
+                                 ": symbolic link resolves outside the model directory, to " + found[0].second +
+                                 more);
+}
+
 Result<std::vector<ValidationProblem>> ValidateModel(const std::string& path) {
   FileSystem* fsys = FileSystem::Default();
   std::vector<ValidationProblem> problems;
@@ -260,6 +321,7 @@ Result<std::vector<ValidationProblem>> ValidateModel(const std::string& path) {
   }
   const fs::path root = fsys->IsDirectory(path) ? fs::path(path) : fs::path(path).parent_path();
   const std::string f = "flavors.python_function.";
+  std::set<std::string> reported_outside;
   auto check = [&](const std::string& field, const std::optional<std::string>& rel, bool want_dir) {
     if (!rel) return;
     const fs::path full = root / *rel;
@@ -274,6 +336,7 @@ Result<std::vector<ValidationProblem>> ValidateModel(const std::string& path) {
     auto mismatch = std::mismatch(real_root.begin(), real_root.end(), real.begin(), real.end());
     if (mismatch.first != real_root.end()) {
       problems.push_back({f + field, "'" + *rel + "' resolves outside the model directory"});
+      reported_outside.insert(fs::path(*rel).lexically_normal().string());
     } else if (want_dir && !fsys->IsDirectory(full.string())) {
       problems.push_back({f + field, "'" + *rel + "' is not a directory"});
     }
@@ -301,6 +364,11 @@ Result<std::vector<ValidationProblem>> ValidateModel(const std::string& path) {
   }
   if (flavor->model_code_path) {
     check("model_code_path", BaseName(*flavor->model_code_path), false);
+  }
+  // Links that no field names are refused too: loading refuses the whole directory.
+  for (const auto& [rel, target] : EscapingSymlinks(ModelRoot(path))) {
+    if (reported_outside.count(rel) > 0) continue;
+    problems.push_back({rel, "symbolic link resolves outside the model directory, to " + target});
   }
   return problems;
 }

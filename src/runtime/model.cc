@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "pyfunc/file_system.h"
+#include "pyfunc/model_dir.h"
 #include "pyfunc/model_uri.h"
 #include "runtime/embedded.h"
 #include "runtime/worker.h"
@@ -182,6 +183,7 @@ Result<Model> Model::Load(const std::string& uri, const LoadOptions& options) {
   PYFUNC_ASSIGN_OR_RETURN(std::string path, ResolveModelUri(uri));
   PYFUNC_ASSIGN_OR_RETURN(ModelSpec spec, ModelSpec::Load(path));
   PYFUNC_RETURN_IF_ERROR(spec.python_function().status());
+  PYFUNC_RETURN_IF_ERROR(CheckSymlinksInsideModel(path));  // as `pyfunc validate` refuses it
   if (FileSystem::Default()->IsDirectory(path) == false) path = std::filesystem::path(path).parent_path().string();
   path = std::filesystem::absolute(path).lexically_normal().string();
 

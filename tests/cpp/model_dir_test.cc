@@ -2,6 +2,7 @@
 // injected at every write of a save that must leave nothing behind.
 #include "pyfunc/model_dir.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -263,6 +264,53 @@ TEST(ModuleLoaderSourceTest, HardCodesTheLoading) {
   EXPECT_THAT(*src, HasSubstr("def load_pyfunc():\n    sys.path = [os.path.abspath('deploy/it\\'s/code')] + sys.path; "
                               "return _loader('loader')('deploy/it\\'s/data/model.pkl')\n"));
   EXPECT_EQ(src->rfind("\n\nimport importlib\n", 0), 0u);
+}
+
+TEST(ValidateModelTest, EveryEscapingSymlinkIsAProblem) {
+  // Only the paths the flavor names were checked; a link elsewhere in the model was not.
+  TempDir dir;
+  WriteText(dir.Join("outside/secret.txt"), "x");
+  WriteText(dir.Join("m/MLmodel"), "flavors:\n  python_function:\n    loader_module: x\n");
+  WriteText(dir.Join("m/inside.txt"), "y");
+  fs::create_directories(dir.Join("m/artifacts"));
+  fs::create_symlink(dir.Join("outside"), dir.Join("m/artifacts/dir_link"));
+  fs::create_symlink(dir.Join("m/inside.txt"), dir.Join("m/artifacts/ok_link"));
+  fs::create_symlink("../inside.txt", dir.Join("m/artifacts/ok_relative"));
+  fs::create_symlink("../../outside/missing", dir.Join("m/artifacts/dangling"));
+  Result<std::vector<ValidationProblem>> problems = ValidateModel(dir.Join("m"));
+  PYFUNC_ASSERT_OK(problems);
+  std::vector<std::string> wheres;
+  for (const auto& p : *problems) wheres.push_back(p.where);
+  std::sort(wheres.begin(), wheres.end());
+  EXPECT_THAT(wheres, ElementsAre("artifacts/dangling", "artifacts/dir_link"));
+}
+
+TEST(CheckSymlinksInsideModelTest, RefusesALinkOutOfTheModel) {
+  // `validate` refused a data file linked out of the model, but serve and predict
+  // followed the link; Model::Load now calls this check.
+  TempDir dir;
+  WriteText(dir.Join("secret.pkl"), "x");
+  WriteText(dir.Join("m/MLmodel"), "flavors:\n  python_function:\n    loader_module: x\n    data: data/model.pkl\n");
+  fs::create_directories(dir.Join("m/data"));
+  PYFUNC_EXPECT_OK(CheckSymlinksInsideModel(dir.Join("m")));
+  fs::create_symlink(dir.Join("secret.pkl"), dir.Join("m/data/model.pkl"));
+  Status st = CheckSymlinksInsideModel(dir.Join("m"));
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(st.message(), HasSubstr("/m/data/model.pkl: symbolic link resolves outside the model directory, to "));
+  EXPECT_THAT(st.message(), HasSubstr("secret.pkl"));
+  // The MLmodel file's path names the same directory.
+  EXPECT_FALSE(CheckSymlinksInsideModel(dir.Join("m/MLmodel")).ok());
+}
+
+TEST(CheckSymlinksInsideModelTest, TheModelDirectoryItselfMayBeALink) {
+  TempDir dir;
+  WriteText(dir.Join("real/MLmodel"), "flavors:\n  python_function:\n    loader_module: x\n");
+  WriteText(dir.Join("real/data/a.txt"), "a");
+  fs::create_symlink("a.txt", dir.Join("real/data/b.txt"));
+  fs::create_symlink(dir.Join("real"), dir.Join("link"));
+  PYFUNC_EXPECT_OK(CheckSymlinksInsideModel(dir.Join("link")));
+  PYFUNC_EXPECT_OK(CheckSymlinksInsideModel(dir.Join("link/MLmodel")));
 }
 
 }  // namespace
