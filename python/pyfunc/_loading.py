@@ -48,6 +48,11 @@ class SchemaEnforcementError(PyfuncError, ValueError):
     Error: ..."."""
 
 
+class InvalidParametersError(SchemaEnforcementError):
+    """Params that do not fit the model's params schema; the message is MLflow's:
+    "Invalid parameters found: {(name, problem), ...}"."""
+
+
 class ModelLoadError(PyfuncError):
     """The model's loader module could not be imported, or failed to load the model.
 
@@ -267,7 +272,9 @@ def _inspect_accepts_params(fn):
 def apply_params_schema(params, schema, context=""):
     """``params`` (a dict or None) under a params schema (a list of {name, default, ...}):
     unknown keys are dropped with a warning naming them, missing keys take their
-    defaults. Values are passed as given (MLflow's type conversion is not done)."""
+    defaults, values are converted to their spec's type as MLflow converts them, and
+    values that do not fit raise InvalidParametersError (MLflow's "Invalid parameters
+    found: ...")."""
     params = {str(k): v for k, v in (params or {}).items()}
     allowed = [spec["name"] for spec in schema]
     unknown = sorted(set(params) - set(allowed))
@@ -276,7 +283,12 @@ def apply_params_schema(params, schema, context=""):
             "{}params {} ignored: not in the model's params schema ({})".format(context, unknown, ", ".join(allowed)),
             stacklevel=4,
         )
-    out = {k: v for k, v in params.items() if k in allowed}
+    schema_module = _load_sibling("_schema.py")
+    try:
+        converted = schema_module.enforce_params(params, schema)
+    except schema_module.ParamsError as e:
+        raise InvalidParametersError(str(e)) from None
+    out = {k: converted.get(k, v) for k, v in params.items() if k in allowed}
     for spec in schema:
         out.setdefault(spec["name"], spec.get("default"))
     return out
@@ -374,8 +386,7 @@ class PyFuncModel:
 
     def _check_params(self, params):
         """MLflow's params rules: without a params schema in the signature, params are
-        ignored; with one, unknown keys are dropped and missing keys take their
-        defaults. (Values are passed as given: MLflow's type conversion is not done.)"""
+        ignored; with one, see apply_params_schema."""
         schema = self._params_schema()
         if schema is None:
             if params in (None, {}):

@@ -386,3 +386,94 @@ def _enforce_tensors(data, specs):
         "This model contains a tensor-based model signature with no input names, which suggests a numpy array "
         "input or a pandas dataframe input with proper column values, but an input of type {} was "
         "found.".format(type(data)))
+
+
+# --- params ------------------------------------------------------------------------
+
+
+class ParamsError(SchemaError):
+    """Params that do not fit the params schema (MLflow: "Invalid parameters found")."""
+
+
+def _param_spec_repr(spec):
+    text = "{!r}: {} (default: {})".format(spec["name"], spec.get("type"), spec.get("default"))
+    shape = spec.get("shape")
+    if shape is not None:
+        text += " (shape: {})".format(tuple(shape))
+    return text
+
+
+def _param_scalar(value, type_name):
+    """``value`` converted as MLflow's ParamSpec validation converts it: exact types, and
+    integers for double/float. Raises ValueError with MLflow's wording."""
+    import datetime
+
+    import numpy as np
+
+    ok = None
+    if type_name in ("long", "integer"):
+        if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+            ok = int(value)
+    elif type_name in ("double", "float"):
+        if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)):
+            ok = float(value)
+    elif type_name == "boolean":
+        if isinstance(value, (bool, np.bool_)):
+            ok = bool(value)
+    elif type_name == "string":
+        if isinstance(value, str):
+            ok = value
+    elif type_name == "binary":
+        if isinstance(value, (bytes, bytearray)):
+            ok = value
+    elif type_name == "datetime":
+        if isinstance(value, (str, datetime.date, np.datetime64)):
+            ok = value
+    else:
+        return value  # a type this check does not know: passed as given
+    if ok is None:
+        raise ValueError("Can not safely convert `{}` to `DataType.{}` for value `{}`".format(
+            type(value), type_name, value))
+    return ok
+
+
+def enforce_params(params, schema):
+    """``params`` (a dict) under a params schema (list of {name, type, default, shape}):
+    each known value converted to its spec's type as MLflow's ``_enforce_params_schema``
+    does; ParamsError naming every param that does not fit. Unknown keys are the
+    caller's to drop."""
+    import numpy as np
+
+    out = {}
+    problems = []
+    for spec in schema:
+        name = spec["name"]
+        if name not in params:
+            continue
+        value = params[name]
+        shape = spec.get("shape")
+        try:
+            if value is None:
+                out[name] = None
+            elif shape is None:
+                if isinstance(value, (list, tuple, dict, np.ndarray)):
+                    raise ValueError("Value must be a scalar for type `DataType.{}`, got `{}`".format(
+                        spec.get("type"), value))
+                out[name] = _param_scalar(value, spec.get("type"))
+            else:
+                array = np.asarray(value, dtype=object) if isinstance(value, (list, tuple, np.ndarray)) else None
+                if array is None or array.ndim != len(shape):
+                    raise ValueError("Value must be a {}D array with shape {} for param {}, received {} with "
+                                     "ndim {}".format(len(shape), tuple(shape), _param_spec_repr(spec),
+                                                      type(value).__name__, 0 if array is None else array.ndim))
+                out[name] = [_param_scalar(v, spec.get("type")) for v in np.ravel(array)] \
+                    if len(shape) == 1 else value
+                continue
+        except ValueError as e:
+            message = str(e)
+            if not message.startswith("Value must be a") or shape is None:
+                message = "Failed to validate type and shape for {}, error: {}".format(_param_spec_repr(spec), e)
+            problems.append((name, message))
+    if problems:
+        raise ParamsError("Invalid parameters found: {{{}}}".format(", ".join(repr(p) for p in problems)))
+    return out

@@ -8,7 +8,12 @@ exception a Python user would expect, so ``except FileNotFoundError`` keeps work
 
 # The base class and ModelLoadError live in the loading routine, which a worker process
 # runs without this package; re-exported here so there is one class of each.
-from pyfunc._loading import ModelLoadError, PyfuncError, SchemaEnforcementError  # noqa: F401
+from pyfunc._loading import (  # noqa: F401
+    InvalidParametersError,
+    ModelLoadError,
+    PyfuncError,
+    SchemaEnforcementError,
+)
 
 
 class InvalidArgumentError(PyfuncError, ValueError):

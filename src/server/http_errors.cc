@@ -78,6 +78,12 @@ HttpError HttpErrorFromStatus(const Status& status) {
         return Json(400, "INVALID_PARAMETER_VALUE", status.message().substr(kSchema.size()), nullptr, "KAM01",
                     "SCHEMA_ENFORCEMENT_FAILED");
       }
+      // Params that do not fit the params schema: MLflow's plain INVALID_PARAMETER_VALUE.
+      constexpr std::string_view kParams = "InvalidParametersError: ";
+      if (status.message().compare(0, kParams.size(), kParams) == 0) {
+        return Json(400, "INVALID_PARAMETER_VALUE", status.message().substr(kParams.size()), nullptr, "KAM00",
+                    "INVALID_PARAMETER_VALUE");
+      }
       // MLflow's server wraps any other exception of the model in this message, with
       // the traceback as stack_trace; the worker gives us "Type: message".
       return Json(400, "BAD_REQUEST",

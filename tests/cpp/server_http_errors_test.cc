@@ -54,6 +54,21 @@ TEST(HttpErrorsTest, SchemaEnforcementFailureIsMlflowsInvalidParameterValue) {
   EXPECT_FALSE(j.contains("stack_trace"));
 }
 
+TEST(HttpErrorsTest, InvalidParametersAreMlflowsPlainInvalidParameterValue) {
+  HttpError e = HttpErrorFromStatus(Status::ModelError("InvalidParametersError: Invalid parameters found: {x}"));
+  EXPECT_EQ(e.status, 400);
+  EXPECT_EQ(e.body, R"({"error_code": "INVALID_PARAMETER_VALUE", "message": "Invalid parameters found: {x}", )"
+                    R"("sqlstate": "KAM00", "error_class": "INVALID_PARAMETER_VALUE"})");
+}
+
+// A model's exception text of any length is cut, so that one request cannot make the
+// server build and send a response of its choosing size.
+TEST(HttpErrorsTest, LongMessagesAreCut) {
+  HttpError e = HttpErrorFromStatus(Status::ModelError("ValueError: " + std::string(1 << 20, 'x')));
+  EXPECT_LT(e.body.size(), 70u * 1024);
+  EXPECT_THAT(Body(e)["stack_trace"].get<std::string>(), ::testing::HasSubstr("more bytes]"));
+}
+
 TEST(HttpErrorsTest, DeadlineExceededIsMlflowsPlainText504) {
   HttpError e = HttpErrorFromStatus(Status::DeadlineExceeded("slow"));
   EXPECT_EQ(e.status, 504);

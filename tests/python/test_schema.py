@@ -171,3 +171,36 @@ def test_a_malformed_input_signature_is_named():
         model = PyFuncModel({"signature": {"inputs": inputs}}, Echo())
         with pytest.raises(pyfunc.SchemaEnforcementError, match=message):
             model.predict(pd.DataFrame({"a": [1]}))
+
+
+PARAM_SPECS = [("k", "long", 3, None), ("t", "double", 0.5, None), ("s", "string", "a", None),
+               ("b", "boolean", False, None), ("l", "long", [1], (-1,))]
+PARAM_CASES = [{"k": "5"}, {"k": 5.0}, {"k": 5.5}, {"k": np.int64(7)}, {"t": 1}, {"t": "x"}, {"b": "true"},
+               {"b": 1}, {"s": 5}, {"l": [1, 2]}, {"l": 3}, {"k": [1]}, {"k": None}, {"l": [1, "a"]},
+               {"k": "5", "s": 3}]
+
+
+@pytest.mark.parametrize("params", PARAM_CASES, ids=[json.dumps(p, default=str) for p in PARAM_CASES])
+def test_params_are_converted_or_refused_as_mlflow_does(params):
+    """Params were passed as given: a long param got "5" and a double one got 1 (MLflow:
+    "Invalid parameters found" and 1.0)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.models.utils import _enforce_params_schema
+    from mlflow.types import ParamSchema, ParamSpec
+
+    from pyfunc._loading import InvalidParametersError, apply_params_schema
+
+    schema = ParamSchema([ParamSpec(n, t, d, shape=s) for n, t, d, s in PARAM_SPECS])
+    ours = json.loads(schema.to_json())
+    try:
+        want = _enforce_params_schema(dict(params), schema)
+    except MlflowException as e:
+        with pytest.raises(InvalidParametersError) as got:
+            apply_params_schema(dict(params), ours)
+        if len([k for k in params if k in dict((n, 1) for n, *_ in PARAM_SPECS)]) == 1:
+            assert str(got.value) == e.message
+        else:  # MLflow lists the problems as a set, in no fixed order
+            assert sorted(str(got.value)) == sorted(e.message)
+        return
+    got = apply_params_schema(dict(params), ours)
+    assert got == want and [type(v) for v in got.values()] == [type(v) for v in want.values()]

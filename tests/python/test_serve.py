@@ -825,3 +825,17 @@ def test_onnx_model_answers_as_mlflow_on_every_json_format_and_pyfunc_predict(on
     want = scoring_server.invocations(json.dumps(bodies[0]), "application/json", reference,
                                       reference.metadata.get_input_schema())
     assert json.loads(proc.stdout) == json.loads(want.response)
+
+
+def test_params_that_do_not_fit_the_params_schema_get_mlflows_error(server, mlflow_reference):
+    body = {"inputs": [1, 2], "params": {"mode": 5}}
+    status, want = mlflow_reference(body)
+    want = json.loads(want)
+    r = server.post(body=body)
+    assert r.status_code == status == 400
+    got = r.json()
+    assert (got["error_code"], got["error_class"]) == (want["error_code"], want["error_class"]) == (
+        "INVALID_PARAMETER_VALUE", "INVALID_PARAMETER_VALUE")
+    # MLflow's message has a "Failed to predict data '<repr of the input>'" prefix of its own.
+    assert want["message"].endswith(got["message"]) and got["message"].startswith("Invalid parameters found:")
+    assert server.post(body={"inputs": [1, 2], "params": {"mode": "sum"}}).json() == {"predictions": [1, 2]}
