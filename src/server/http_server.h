@@ -65,8 +65,8 @@ struct HttpServerOptions {
   std::chrono::milliseconds io_timeout{5000};
   // After answering on a keep-alive connection, how long the thread waits (asleep in
   // the kernel) for that connection's next request before handing the connection back
-  // to the reactor; only while fewer than half the threads are busy. It saves a lone
-  // client two thread wake-ups per request. 0: never wait.
+  // to the reactor; only while the server is nearly idle (at most two other threads
+  // busy). It saves a lone client two thread wake-ups per request. 0: never wait.
   std::chrono::microseconds next_request_wait{500};
   // After a request whose body reached this size is answered, freed memory is handed
   // back to the operating system (malloc_trim, coalesced): a burst of large requests
