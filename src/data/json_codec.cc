@@ -294,6 +294,67 @@ Status CellError(const PendingColumn& col, int64_t row, const std::string& detai
   return Status::InvalidArgument(col.path(row) + ": " + detail);
 }
 
+// Python's int(str) for the decimal strings a request carries: optional spaces and
+// sign, digits with single underscores between them; false if it is not one or does
+// not fit int64.
+bool ParsePythonInt(std::string_view s, int64_t* out) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  std::string digits;
+  size_t i = 0;
+  if (i < s.size() && (s[i] == '+' || s[i] == '-')) digits += s[i++];
+  bool last_digit = false;
+  for (; i < s.size(); ++i) {
+    if (s[i] >= '0' && s[i] <= '9') {
+      digits += s[i];
+      last_digit = true;
+    } else if (s[i] == '_' && last_digit && i + 1 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '9') {
+      last_digit = false;
+    } else {
+      return false;
+    }
+  }
+  if (!last_digit) return false;
+  const char* begin = digits.data() + (digits[0] == '+' ? 1 : 0);
+  auto [end, ec] = std::from_chars(begin, digits.data() + digits.size(), *out);
+  return ec == std::errc() && end == digits.data() + digits.size();
+}
+
+// Python's float(str): optional spaces, a decimal or exponent number, or nan / inf /
+// infinity in any case with an optional sign; false otherwise.
+bool ParsePythonFloat(std::string_view s, double* out) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  if (s.empty()) return false;
+  std::string t;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '_') {  // allowed only between digits
+      if (i == 0 || i + 1 == s.size() || !std::isdigit(static_cast<unsigned char>(s[i - 1])) ||
+          !std::isdigit(static_cast<unsigned char>(s[i + 1])))
+        return false;
+      continue;
+    }
+    t += static_cast<char>(std::tolower(static_cast<unsigned char>(s[i])));
+  }
+  std::string_view body = t;
+  const bool negative = !body.empty() && body[0] == '-';
+  if (!body.empty() && (body[0] == '-' || body[0] == '+')) body.remove_prefix(1);
+  if (body == "nan") {
+    *out = std::numeric_limits<double>::quiet_NaN();
+    return true;
+  }
+  if (body == "inf" || body == "infinity") {
+    *out = negative ? -HUGE_VAL : HUGE_VAL;
+    return true;
+  }
+  if (body.empty() || !(std::isdigit(static_cast<unsigned char>(body[0])) || body[0] == '.')) return false;
+  auto [end, ec] = std::from_chars(body.data(), body.data() + body.size(), *out);
+  if (end != body.data() + body.size() || (ec != std::errc() && ec != std::errc::result_out_of_range)) return false;
+  if (ec == std::errc::result_out_of_range) *out = std::strtod(std::string(body).c_str(), nullptr);
+  if (negative) *out = -*out;
+  return true;
+}
+
 Result<Column> BuildTyped(const PendingColumn& col, DataType type) {
   ColumnBuilder b(type);
   b.Reserve(static_cast<int64_t>(col.cells.size()));
@@ -323,11 +384,19 @@ Result<Column> BuildTyped(const PendingColumn& col, DataType type) {
         } else if (k == CellKind::kNaN) {
           b.AppendNull();
         } else if (k == CellKind::kFloat) {
+          // MLflow's server casts request columns with astype: 57.5 becomes 57.
           double v = NumberOf(c);
-          if (!(std::isfinite(v) && v == std::trunc(v) && std::fabs(v) < 9.2e18)) return mismatch();
+          if (!(std::isfinite(v) && std::fabs(v) < 9.2e18)) return mismatch();
           b.AppendInt64(static_cast<int64_t>(v));
         } else if (k == CellKind::kBool) {
           b.AppendInt64(c.e.get_bool().value_unsafe() ? 1 : 0);
+        } else if (k == CellKind::kString) {
+          int64_t v;
+          if (!ParsePythonInt(StringOf(c.e), &v)) {
+            return CellError(col, row, "invalid literal for int() with base 10: " + PyRepr(StringOf(c.e)) +
+                                           " (column '" + col.name + "')");
+          }
+          b.AppendInt64(v);
         } else {
           return mismatch();
         }
@@ -335,6 +404,16 @@ Result<Column> BuildTyped(const PendingColumn& col, DataType type) {
       case DataType::kFloat64:
         if (k == CellKind::kInt || k == CellKind::kFloat || k == CellKind::kNaN) {
           b.AppendFloat64(NumberOf(c));
+        } else if (k == CellKind::kString) {
+          // As astype(float64) reads a numeric string ("5.1"), the way MLflow's server does.
+          double v;
+          if (!ParsePythonFloat(StringOf(c.e), &v)) {
+            return CellError(col, row, "could not convert string to float: " + PyRepr(StringOf(c.e)) +
+                                           " (column '" + col.name + "')");
+          }
+          b.AppendFloat64(v);
+        } else if (k == CellKind::kBool) {
+          b.AppendFloat64(c.e.get_bool().value_unsafe() ? 1.0 : 0.0);
         } else {
           return mismatch();
         }

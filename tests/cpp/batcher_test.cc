@@ -385,7 +385,8 @@ TEST(BatcherTest, OnlyRequestsOfTheSameInputShapeMergeAndScalarsNever) {
       },
       {});
   auto blocker = std::async(std::launch::async, [&] { return batcher.Predict(Rows(1000, 1), Value(), Later()); });
-  while (batcher.in_flight() < 1) std::this_thread::sleep_for(1ms);
+  // The blocker is running (taken from the queue), so the queue holds exactly the requests below.
+  while (batcher.in_flight() < 1 || batcher.queue_depth() > 0) std::this_thread::sleep_for(1ms);
   const std::vector<InputShape> shapes = {InputShape::kDataFrame, InputShape::kArray2D, InputShape::kScalar,
                                           InputShape::kDataFrame, InputShape::kArray2D, InputShape::kScalar};
   std::vector<std::future<BatchedResult>> futures;

@@ -92,11 +92,24 @@ TEST(JsonCodecTest, SchemaTypesConvertAsTheServerCasts) {
             "a:float64 | b:int64 | c:string | d:timestamp\n"
             "1.0 | 2 | \"3\" | 2024-05-06T00:00:00\n"
             "null | 7 | \"True\" | null\n");
-  Result<ScoringRequest> bad = ParseScoringRequest(
-      R"({"dataframe_records": [{"b": 1}, {"b": 1.5}]})", o);
+  // MLflow's server casts request columns with astype: 57.5 to a long is 57, numeric
+  // strings are read as numbers ("5.1" for a double, " 7" for a long).
+  Result<ScoringRequest> cast = ParseScoringRequest(
+      R"({"dataframe_records": [{"a": "5.1", "b": 57.5}, {"a": " -1e3 ", "b": " 7"}, {"a": "nan", "b": -2.9}]})", o);
+  ASSERT_TRUE(cast.ok()) << cast.status().ToString();
+  EXPECT_EQ(cast->table.ToString(),
+            "a:float64 | b:int64\n"
+            "5.1 | 57\n"
+            "-1000.0 | 7\n"
+            "nan | -2\n");
+  Result<ScoringRequest> bad = ParseScoringRequest(R"({"dataframe_records": [{"a": 1}, {"a": "abc"}]})", o);
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().message(),
-            "$.dataframe_records[1].b: cannot convert number to int64 (column 'b')");
+            "$.dataframe_records[1].a: could not convert string to float: 'abc' (column 'a')");
+  bad = ParseScoringRequest(R"({"dataframe_records": [{"b": "7.5"}]})", o);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(),
+            "$.dataframe_records[0].b: invalid literal for int() with base 10: '7.5' (column 'b')");
 }
 
 TEST(JsonCodecTest, ParamsComeBackAsValues) {

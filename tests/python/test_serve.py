@@ -261,6 +261,11 @@ def test_missing_and_unknown_columns(models):
         r = s.post(body={"dataframe_records": [{"a": 1.0, "zz": 3}]})
         assert r.json()["error_code"] == "INVALID_PARAMETER_VALUE"
         assert r.json()["message"].endswith("Model is missing inputs ['b']. Note that there were extra inputs: ['zz'].")
+        # Numeric strings and floats are cast as MLflow's server casts them (astype).
+        r = s.post(body={"dataframe_split": {"columns": ["a", "b"], "data": [["5.1", 2], [1, "0.5"]]}})
+        assert r.status_code == 200 and r.json()["predictions"] == pytest.approx([12.2, 2.5])
+        r = s.post(body={"dataframe_records": [{"a": "abc", "b": 1.0}]})
+        assert r.status_code == 400 and "could not convert string to float: 'abc'" in r.json()["message"]
         r = s.post(body="a,b\n1,notanumber\n", content_type="text/csv")
         assert r.status_code == 400
     finally:
