@@ -31,6 +31,9 @@ enum class InputShape : uint8_t {
   kColumns = 5,    // dict of column name → 1-D numpy array
   kRecords = 6,    // list of dicts (one per row) of 0-d arrays, as MLflow's server parses them
   kPlainRecords = 9,  // list of dicts of Python scalars, as a caller passed them to predict
+  kTensorsJson = 10,  // `instances`/`inputs` holding nested arrays (named multi-input or
+                      // N-d tensors): one string cell with {"instances"|"inputs": value},
+                      // made into ndarrays in the tensor signature's dtypes, as MLflow does
   kScalar = 7,     // a 0-d numpy array: one column "", one row
   kJson = 8,       // a JSON object given as a dict: one string cell holding its text
                    // (MLflow's unified LLM request format)

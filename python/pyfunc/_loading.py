@@ -374,6 +374,11 @@ class PyFuncModel:
         int32/float32 columns (see _schema.narrow_wire_types)."""
         return _load_sibling("_schema.py").narrow_wire_types(df, self._input_specs())
 
+    def _tensors_from_request(self, request):
+        """The ndarrays MLflow's server makes of a request's nested `instances`/`inputs`
+        (see _schema.tensors_from_request)."""
+        return _load_sibling("_schema.py").tensors_from_request(request, self._input_specs())
+
     def _enforce_input_schema(self, data):
         specs = self._input_specs()
         if specs is None:

@@ -388,6 +388,33 @@ def _enforce_tensors(data, specs):
         "found.".format(type(data)))
 
 
+def tensors_from_request(request, specs):
+    """The ndarrays MLflow's scoring server makes of ``{"instances"|"inputs": value}``
+    holding nested arrays (its ``parse_tf_serving_input``): records of arrays become a
+    dict of stacked arrays, a dict a dict of arrays, a list one array; each in its
+    tensor spec's dtype when the signature has one (by name, or the one unnamed spec)."""
+    import numpy as np
+
+    key = "instances" if "instances" in request else "inputs"
+    items = request[key]
+    unnamed, named = None, {}
+    if specs and all(s.get("type") == "tensor" for s in specs):
+        if len(specs) == 1 and specs[0].get("name") is None:
+            unnamed = _tensor_spec(np, specs[0])[0]
+        else:
+            named = {str(s["name"]): _tensor_spec(np, s)[0] for s in specs if s.get("name") is not None}
+
+    def array(value, name=None):
+        dtype = unnamed if name is None else named.get(name, unnamed)
+        return np.array(value, dtype=dtype) if dtype is not None else np.array(value)
+
+    if key == "instances" and isinstance(items, list) and items and all(isinstance(r, dict) for r in items):
+        return {str(n): array([r.get(n) for r in items], str(n)) for n in items[0]}
+    if isinstance(items, dict):
+        return {str(k): array(v, str(k)) for k, v in items.items()}
+    return array(items)
+
+
 # --- params ------------------------------------------------------------------------
 
 

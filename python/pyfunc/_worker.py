@@ -47,7 +47,9 @@ FRAME LAYOUT (little endian; buffers 64-byte aligned; offsets from the frame sta
         3 2-D array (the columns side by side), 5 dict of column name -> 1-D array,
         6 list of records (dicts of 0-d arrays), 7 0-d array (the one value),
         8 the JSON object in the one string cell, as a dict (unified LLM requests),
-        9 list of records of Python scalars (what a caller of predict passed)
+        9 list of records of Python scalars (what a caller of predict passed),
+        10 {"instances"|"inputs": nested arrays} as JSON text in the one string cell, made
+           into ndarrays in the tensor signature's dtypes (named multi-input, N-d tensors)
 """
 
 import array
@@ -79,7 +81,7 @@ MAX_ERROR_TEXT = 64 * 1024
 T_INT64, T_FLOAT64, T_BOOL, T_STRING, T_TIMESTAMP = 1, 2, 3, 4, 5
 SHAPE_DATAFRAME, SHAPE_SERIES, SHAPE_ARRAY1D, SHAPE_ARRAY2D, SHAPE_LIST = 0, 1, 2, 3, 4
 SHAPE_JSON = 5
-IN_COLUMNS, IN_RECORDS, IN_SCALAR, IN_JSON, IN_PLAIN_RECORDS = 5, 6, 7, 8, 9
+IN_COLUMNS, IN_RECORDS, IN_SCALAR, IN_JSON, IN_PLAIN_RECORDS, IN_TENSORS_JSON = 5, 6, 7, 8, 9, 10
 
 
 class FrameError(Exception):
@@ -536,7 +538,7 @@ def _schema_work(model, df, shape, plan):
     layout all fit the schema or all do not, so a plan remembers which; data that does
     not fit first gets the casts MLflow's server applies to requests (int32/float32
     columns, a tensor spec's dtype)."""
-    if shape in (IN_SCALAR, IN_JSON):
+    if shape in (IN_SCALAR, IN_JSON, IN_TENSORS_JSON):
         return df, True
     if shape != SHAPE_DATAFRAME:
         return model._narrow_wire_types(df), True
@@ -646,7 +648,9 @@ def serve(sock):
                     raise FrameError("predict before the model was loaded and memory mapped")
                 df, in_shape, plan = decode_frame(mapping, message["offset"], message["size"])
                 df, enforce = _schema_work(model, df, in_shape, plan)
-                prediction = model._predict(model_input(df, in_shape), message.get("params"), enforce)
+                data = (model._tensors_from_request(json.loads(df.iloc[0, 0])) if in_shape == IN_TENSORS_JSON
+                        else model_input(df, in_shape))
+                prediction = model._predict(data, message.get("params"), enforce)
                 del df
                 shape, columns, rows = prediction_columns(prediction)
                 total, write = encode_frame(shape, columns, rows)

@@ -747,10 +747,50 @@ Status ParseRecords(dom::element e, const JsonReadOptions& options, ScoringReque
 }
 
 
+Result<Value> ToValue(dom::element e, const std::string& path, int depth = 0);
+
+// True when `instances`/`inputs` hold tensors that are not columns of scalars: a dict
+// (or records) whose values are arrays of arrays / arrays, or rows of more than two
+// dimensions. MLflow makes each of them an ndarray; a table cannot hold them.
+bool HoldsNestedTensors(dom::element e) {
+  auto nested_array = [](dom::element v) {
+    dom::array a;
+    if (v.get_array().get(a)) return false;
+    for (dom::element x : a) return x.is_array();
+    return false;
+  };
+  dom::array list;
+  dom::object obj;
+  if (!e.get_object().get(obj)) {
+    for (dom::key_value_pair kv : obj)
+      if (nested_array(kv.value)) return true;
+    return false;
+  }
+  if (e.get_array().get(list)) return false;
+  for (dom::element first : list) {
+    dom::object record;
+    if (!first.get_object().get(record)) {
+      for (dom::key_value_pair kv : record)
+        if (kv.value.is_array()) return true;
+      return false;
+    }
+    return nested_array(first);
+  }
+  return false;
+}
+
 // `instances` and `inputs`.
 Status ParseTensorInput(dom::element e, bool instances, const JsonReadOptions& options,
                         ScoringRequest* out) {
   const std::string prefix = instances ? "$.instances" : "$.inputs";
+  if (options.schema.empty() && HoldsNestedTensors(e)) {
+    out->shape = InputShape::kTensorsJson;
+    PYFUNC_ASSIGN_OR_RETURN(Value value, ToValue(e, prefix));
+    TableBuilder b({{"", DataType::kString}});
+    b.column(0).AppendString(ToJson(Value(Value::Map{{instances ? "instances" : "inputs", std::move(value)}})));
+    PYFUNC_ASSIGN_OR_RETURN(out->table, b.Finish());
+    return Status::OK();
+  }
   std::vector<PendingColumn> columns;
   int64_t rows = 0;
   dom::array list;
@@ -824,7 +864,7 @@ Status ParseTensorInput(dom::element e, bool instances, const JsonReadOptions& o
 }
 
 // The Value of a parsed element. Recursive, to a depth of kMaxValueDepth at most.
-Result<Value> ToValue(dom::element e, const std::string& path, int depth = 0) {
+Result<Value> ToValue(dom::element e, const std::string& path, int depth) {
   switch (e.type()) {
     case dom::element_type::NULL_VALUE: return Value();
     case dom::element_type::BOOL: return Value(e.get_bool().value_unsafe());

@@ -331,3 +331,27 @@ TEST(JsonHostileTest, DeepNestingIsAnErrorNotARecursion) {
 
 }  // namespace
 }  // namespace pyfunc
+
+namespace pyfunc {
+namespace {
+
+// Named multi-input tensors and records of arrays were refused ("expected a number,
+// string, boolean or null, found array"); they travel whole, as JSON, to be made into
+// ndarrays in the worker as MLflow makes them.
+TEST(JsonCodecTest, NestedTensorInputsTravelAsJson) {
+  for (const char* body : {R"({"inputs": {"a": [[1, 2]], "b": [[3]]}})",
+                           R"({"instances": [{"a": [1, 2]}, {"a": [3, 4]}]})",
+                           R"({"inputs": [[[1], [2]], [[3], [4]]]})"}) {
+    Result<ScoringRequest> req = ParseScoringRequest(body);
+    ASSERT_TRUE(req.ok()) << body << ": " << req.status().ToString();
+    EXPECT_EQ(req->shape, InputShape::kTensorsJson) << body;
+    ASSERT_EQ(req->table.num_rows(), 1);
+    EXPECT_EQ(std::string(req->table.column(0).string_value(0)).rfind("{\"in", 0), 0u) << body;
+  }
+  Result<ScoringRequest> flat = ParseScoringRequest(R"({"inputs": [[1, 2], [3, 4]]})");
+  ASSERT_TRUE(flat.ok());
+  EXPECT_EQ(flat->shape, InputShape::kArray2D);
+}
+
+}  // namespace
+}  // namespace pyfunc

@@ -844,3 +844,45 @@ def test_params_that_do_not_fit_the_params_schema_get_mlflows_error(server, mlfl
     # MLflow's message has a "Failed to predict data '<repr of the input>'" prefix of its own.
     assert want["message"].endswith(got["message"]) and got["message"].startswith("Invalid parameters found:")
     assert server.post(body={"inputs": [1, 2], "params": {"mode": "sum"}}).json() == {"predictions": [1, 2]}
+
+
+@pytest.mark.parametrize("body", [
+    {"inputs": {"a": [[1, 2], [3, 4]], "b": [[0.5, 1.5, 2.5], [1, 2, 3]]}},
+    {"instances": [{"a": [1, 2], "b": [0.5, 1.5, 2.5]}, {"a": [3, 4], "b": [1, 2, 3]}]},
+    {"inputs": {"a": [[1, 2]], "b": [[1, 2]]}},  # b has the wrong shape: MLflow's error
+])
+def test_named_multi_input_tensors_reach_the_model_as_mlflow_passes_them(tmp_path_factory, body):
+    """Named multi-input tensors ({"inputs": {"a": [[...]]}}) or records of arrays were
+    refused: "expected a number, string, boolean or null, found array". MLflow passes a
+    dict of ndarrays in the signature's dtypes."""
+    import mlflow.pyfunc
+    from mlflow.exceptions import MlflowException
+    from mlflow.models import ModelSignature
+    from mlflow.pyfunc import scoring_server
+    from mlflow.types import ParamSchema, ParamSpec, Schema, TensorSpec
+
+    sig = ModelSignature(inputs=Schema([TensorSpec(np.dtype("float32"), (-1, 2), "a"),
+                                        TensorSpec(np.dtype("float64"), (-1, 3), "b")]),
+                         params=ParamSchema([ParamSpec("mode", "string", "kind")]))
+    path = tmp_path_factory.mktemp("multi") / "multi"
+    mlflow.pyfunc.save_model(str(path), loader_module="behave_model", code_paths=[str(BEHAVE)], signature=sig,
+                             pip_requirements=["pandas"])
+    reference = mlflow.pyfunc.load_model(str(path))
+    try:
+        want = scoring_server.invocations(json.dumps(body), "application/json", reference,
+                                          reference.metadata.get_input_schema())
+        status, expected = want.status, json.loads(want.response)
+    except MlflowException as e:
+        status, expected = e.get_http_status_code(), json.loads(e.serialize_as_json())
+    s = Server(path, workers=1)
+    try:
+        r = s.post(body=body)
+        assert r.status_code == status, r.text
+        if status == 200:
+            assert r.json() == expected and "dict a:float32,b:float64" in r.text
+        else:
+            assert r.json()["error_code"] == expected["error_code"] == "INVALID_PARAMETER_VALUE"
+            assert "Shape of input (1, 2) does not match expected shape (-1, 3)" in r.json()["message"]
+            assert "Shape of input (1, 2) does not match expected shape (-1, 3)" in expected["message"]
+    finally:
+        s.stop()
