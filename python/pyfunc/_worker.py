@@ -76,7 +76,7 @@ MORE_PACKETS = b"\x01"
 MAX_MESSAGE = 64 << 20
 # Error texts sent to the parent are cut to this many characters: a model may raise
 # with a message of any size, and the parent only shows it.
-MAX_ERROR_TEXT = 64 * 1024
+MAX_ERROR_TEXT = 32 * 1024  # within the server's 64 KiB bound on error messages, so cut once
 
 T_INT64, T_FLOAT64, T_BOOL, T_STRING, T_TIMESTAMP = 1, 2, 3, 4, 5
 SHAPE_DATAFRAME, SHAPE_SERIES, SHAPE_ARRAY1D, SHAPE_ARRAY2D, SHAPE_LIST = 0, 1, 2, 3, 4

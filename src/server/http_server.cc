@@ -729,9 +729,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void OnWritten(const error_code& ec) {
     if (ec || closed_) return Close();
+    // A request's cost in memory shows in its body or its response (a narrow body can
+    // still make a wide table: a CSV header of 100,000 names is under 1 MB).
+    const size_t request_bytes = std::max(body_size_, out_body_.size());
     out_body_ = std::string();
     parser_.reset();
-    if (body_size_ >= s_.options.trim_after_body_bytes && s_.options.trim_after_body_bytes > 0) s_.ScheduleTrim();
+    if (request_bytes >= s_.options.trim_after_body_bytes && s_.options.trim_after_body_bytes > 0) s_.ScheduleTrim();
     if (!keep_alive_) return Linger();
     phase_ = Phase::kHeader;
     if (buffered() == 0 && cap_ > kKeptBuffer) {

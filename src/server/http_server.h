@@ -68,10 +68,11 @@ struct HttpServerOptions {
   // to the reactor; only while the server is nearly idle (at most two other threads
   // busy). It saves a lone client two thread wake-ups per request. 0: never wait.
   std::chrono::microseconds next_request_wait{500};
-  // After a request whose body reached this size is answered, freed memory is handed
-  // back to the operating system (malloc_trim, coalesced): a burst of large requests
-  // would otherwise leave the allocator's arenas at their peak. 0: never.
-  size_t trim_after_body_bytes = 1024 * 1024;
+  // After a request whose body or response reached this size is answered, freed memory
+  // is handed back to the operating system (malloc_trim, coalesced to one per 50 ms): a
+  // burst of large requests would otherwise leave the allocator's arenas at their peak.
+  // 0: never.
+  size_t trim_after_body_bytes = 256 * 1024;
 };
 
 // A request as the handler sees it. Header names and values point into storage that
