@@ -40,14 +40,15 @@
 //
 // Request bodies are parsed in C++ into Tables (json_codec.h, csv.h) before any Python
 // runs, and predicted through a Batcher (batcher.h) with one dispatcher per model
-// worker. When the model's signature has named input columns, a request missing one
-// of them is refused with 400 (as MLflow's schema enforcement does) and extra columns
-// are dropped; column types are converted to the signature's where MLflow's server
-// would cast them.
+// worker; requests are merged only for models whose rows are independent
+// (DecideBatching). Column types are cast to the signature's as MLflow's server casts
+// them (numeric strings, floats for longs, a tensor's dtype); extra columns are dropped,
+// and a request missing a signature column is refused by the worker's schema
+// enforcement with MLflow's INVALID_PARAMETER_VALUE and message. Unified LLM bodies and
+// tensors nested beyond a table (named multi-input, N-d) travel to the worker as JSON.
 //
-// Not supported (MLflow features that need Python objects rather than tables): the
-// unified LLM request format (`messages`/`prompt`/`input` keys), parquet bodies,
-// nested values in cells, models whose signature comes from type hints.
+// Not supported: parquet bodies, nested values in the cells of a column signature,
+// validation against type hints of predict.
 //
 // Thread safety: all methods may be called from any thread.
 #ifndef PYFUNC_SERVER_H_
