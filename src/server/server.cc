@@ -129,6 +129,12 @@ Result<BodyFormat> CheckContentType(const std::string& header, std::optional<Htt
 // with thousands of features are common.
 Result<Table> DropExtraColumns(const Table& table, const InputSchema& schema) {
   if (!schema.named) return table;
+  // The common request: exactly the signature's columns, in its order (no allocation).
+  if (table.num_columns() == static_cast<int>(schema.all_names.size())) {
+    bool same = true;
+    for (int i = 0; same && i < table.num_columns(); ++i) same = table.column_name(i) == schema.all_names[i];
+    if (same) return table;
+  }
   std::unordered_map<std::string_view, int> index;
   index.reserve(table.num_columns());
   for (int i = 0; i < table.num_columns(); ++i) index.emplace(table.column_name(i), i);
