@@ -1,5 +1,8 @@
 #include "convert.h"
 
+#include <string>
+#include <string_view>
+
 #include <nanobind/stl/string.h>
 
 namespace pyfunc::python {
@@ -99,8 +102,21 @@ void Raise(const Status& status) {
       name = "PyfuncError";
       break;
   }
+  std::string_view message = status.message();
+  if (status.code() == StatusCode::kModelError) {
+    // The input or params did not fit the signature inside a worker: the same class
+    // and message as in process (the worker reports "<Python class>: <message>").
+    for (const char* kind : {"SchemaEnforcementError", "InvalidParametersError"}) {
+      const std::string prefix = std::string(kind) + ": ";
+      if (message.substr(0, prefix.size()) == prefix) {
+        name = kind;
+        message.remove_prefix(prefix.size());
+        break;
+      }
+    }
+  }
   nb::object cls = nb::module_::import_("pyfunc.exceptions").attr(name);
-  PyErr_SetString(cls.ptr(), status.message().c_str());
+  PyErr_SetString(cls.ptr(), std::string(message).c_str());
   throw nb::python_error();
 }
 

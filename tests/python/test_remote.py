@@ -182,3 +182,31 @@ def test_outputs_without_a_table_form_travel_as_json(prediction, json_text):
 def test_an_unknown_input_shape_is_refused(remote):
     with pytest.raises(pyfunc.InvalidArgumentError, match="input_shape 4 is not an input shape"):
         remote._native.predict_columns([], 0, None, 4)
+
+
+def test_schema_and_params_errors_in_workers_are_the_in_process_errors(remote, behave_model):
+    """Through worker processes, params that do not fit the params schema raised a generic
+    PredictionError "InvalidParametersError: ..."; in process they raise
+    InvalidParametersError (MLflow: "Invalid parameters found")."""
+    from pyfunc.exceptions import InvalidParametersError
+
+    local = pyfunc.load_pyfunc(behave_model)
+    df = pd.DataFrame({"a": [1, 2]})
+    with pytest.raises(InvalidParametersError) as want:
+        local.predict(df, params={"mode": 5})
+    with pytest.raises(InvalidParametersError) as got:
+        remote.predict(df, params={"mode": 5})
+    assert str(got.value) == str(want.value)
+    assert str(got.value).startswith("Invalid parameters found: {('mode', ")
+
+
+def test_a_missing_column_in_workers_is_the_in_process_schema_error(mlflow_models, mlflow_expected):
+    from pyfunc.exceptions import SchemaEnforcementError
+
+    data = mlflow_expected["sk_pickle"][0].iloc[:, 1:]  # the first signature column left out
+    with pytest.raises(SchemaEnforcementError) as want:
+        pyfunc.load_pyfunc(str(mlflow_models / "sk_pickle")).predict(data)
+    remote = pyfunc.load_pyfunc(str(mlflow_models / "sk_pickle"), env_manager="local")
+    with pytest.raises(SchemaEnforcementError) as got:
+        remote.predict(data)
+    assert str(got.value) == str(want.value) and "Model is missing inputs" in str(got.value)
