@@ -149,10 +149,14 @@ def test_predict_enforces_the_signature_in_process_and_out(typed_model):
             assert list(exact["column"]) == ["a", "b", "s"]
         with pytest.raises(pyfunc.SchemaEnforcementError, match=r"Error: Model is missing inputs \['b'\]\."):
             local.predict(pd.DataFrame({"a": [1.0]}))
-        with pytest.raises(pyfunc.exceptions.PredictionError,
-                           match=r"(?s)SchemaEnforcementError: Failed to enforce schema .* Can not safely convert "
-                                 r"float64 to int64"):
-            remote.predict(pd.DataFrame({"a": [1.0], "b": [2.5]}))
+        # Out of process, the same error class and message as in process.
+        bad = pd.DataFrame({"a": [1.0], "b": [2.5]})
+        with pytest.raises(pyfunc.SchemaEnforcementError,
+                           match=r"(?s)^Failed to enforce schema .* Can not safely convert float64 to int64") as got:
+            remote.predict(bad)
+        with pytest.raises(pyfunc.SchemaEnforcementError) as want:
+            local.predict(bad)
+        assert str(got.value) == str(want.value)
         assert remote.predict(pd.DataFrame({"a": [1.0], "b": [2]}))["column"].tolist() == ["a", "b"]
     finally:
         remote.close()
