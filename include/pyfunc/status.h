@@ -28,6 +28,10 @@ enum class StatusCode {
   kModelError,       // the model's own code raised (the message carries the Python error)
   kDeadlineExceeded, // a prediction or a load took longer than its timeout
   kUnavailable,      // no worker can take the work (it died, the pool is closing, a queue is full)
+  // The input or the params do not fit the model's signature (MLflow's schema
+  // enforcement, run where the model runs); the message is MLflow's.
+  kSchemaMismatch,   // the input: Python's SchemaEnforcementError
+  kInvalidParams,    // the params: Python's InvalidParametersError ("Invalid parameters found")
 };
 
 const char* StatusCodeName(StatusCode code);
@@ -52,6 +56,8 @@ class [[nodiscard]] Status {
     return Status(StatusCode::kDeadlineExceeded, std::move(msg));
   }
   static Status Unavailable(std::string msg) { return Status(StatusCode::kUnavailable, std::move(msg)); }
+  static Status SchemaMismatch(std::string msg) { return Status(StatusCode::kSchemaMismatch, std::move(msg)); }
+  static Status InvalidParams(std::string msg) { return Status(StatusCode::kInvalidParams, std::move(msg)); }
 
   bool ok() const { return code_ == StatusCode::kOk; }
   StatusCode code() const { return code_; }

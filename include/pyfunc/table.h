@@ -14,6 +14,14 @@
 //   kBool        "b"            validity, values bit-packed LSB-first (bit i of byte i/8)
 //   kString      "U"            validity, int64 offsets (length+1 of them), UTF-8 bytes
 //   kTimestamp   "tsn:UTC"      validity, int64 nanoseconds since the Unix epoch, UTC
+//   kInt8..32    "c" "s" "i"    validity, 1/2/4-byte signed values
+//   kUInt8..64   "C" "S" "I" "L" validity, 1/2/4/8-byte unsigned values
+//   kFloat16/32  "e" "f"        validity, IEEE-754 half / single values
+//   kBinary      "Z"            validity, int64 offsets (length+1 of them), bytes
+//
+// The narrow numeric types and binary exist so that what a model returns (an int32
+// column, a float32 array, bytes) keeps its type through worker processes, as numpy
+// and MLflow keep it; the codecs that read text (CSV, JSON) produce the five wide types.
 //
 // Strings use Arrow's "large utf8" (64-bit offsets): no 2 GiB limit per column, and the
 // offsets map to a numpy int64 array directly. A string may contain NUL bytes. The
@@ -58,13 +66,40 @@ enum class DataType : uint8_t {
   kBool = 2,
   kString = 3,
   kTimestamp = 4,
+  kInt8 = 5,
+  kInt16 = 6,
+  kInt32 = 7,
+  kUInt8 = 8,
+  kUInt16 = 9,
+  kUInt32 = 10,
+  kUInt64 = 11,
+  kFloat16 = 12,
+  kFloat32 = 13,
+  kBinary = 14,
 };
+inline constexpr int kNumDataTypes = 15;
 
-// "int64", "float64", "bool", "string", "timestamp".
+// Bytes per value of a fixed-width type (1, 2, 4 or 8); 0 for kBool (bit-packed) and
+// for kString and kBinary (offsets + data).
+int ByteWidth(DataType type);
+// kInt8..kInt64 and kUInt8..kUInt64.
+bool IsInteger(DataType type);
+bool IsUnsigned(DataType type);
+// kFloat16, kFloat32, kFloat64.
+bool IsFloating(DataType type);
+// kString and kBinary: int64 offsets and a data buffer.
+inline bool IsVariableWidth(DataType type) { return type == DataType::kString || type == DataType::kBinary; }
+// An IEEE-754 half-precision value (its bits) as a double (exact).
+double HalfToDouble(uint16_t bits);
+
+// "int64", "float64", "bool", "string", "timestamp", "int8", ..., "uint64", "float16",
+// "float32", "binary" (the numpy dtype names, where there is one).
 const char* DataTypeName(DataType type);
 // Parses a DataTypeName, or one of MLflow's column types (`long`, `integer` → int64;
 // `double`, `float` → float64; `boolean` → bool; `string` → string; `datetime` →
-// timestamp). InvalidArgument for anything else (e.g. `binary`, arrays, objects).
+// timestamp), or a DataTypeName. InvalidArgument for anything else (arrays, objects).
+// MLflow's `integer` and `float` name int32 and float32 columns; they parse to the wide
+// types because the text codecs read into those (the worker narrows by the signature).
 Result<DataType> ParseDataType(std::string_view name);
 // The Arrow format string of the type ("l", "g", "b", "U", "tsn:UTC").
 const char* ArrowFormat(DataType type);
@@ -121,10 +156,10 @@ class Column {
   // --- Buffers (what the shared-memory layer copies) ---
   // Validity bitmap, ceil(length/8) bytes; nullptr when the column has no nulls.
   const Buffer* validity() const { return validity_.get(); }
-  // Values: int64/float64/timestamp: 8*length bytes; bool: ceil(length/8) bytes;
-  // string: the (length+1) int64 offsets. Never null.
+  // Values: fixed-width types: ByteWidth*length bytes; bool: ceil(length/8) bytes;
+  // string and binary: the (length+1) int64 offsets. Never null.
   const Buffer* values() const { return values_.get(); }
-  // String only: the UTF-8 bytes, offsets()[length] of them. nullptr for other types.
+  // String and binary only: the bytes, offsets()[length] of them. nullptr otherwise.
   const Buffer* string_data() const { return data_.get(); }
   // Shared handles to the same buffers (for a consumer that keeps them alive).
   const std::shared_ptr<Buffer>& validity_buffer() const { return validity_; }
@@ -137,6 +172,13 @@ class Column {
   // kInt64 and kTimestamp.
   const int64_t* int64_data() const { return reinterpret_cast<const int64_t*>(values_->data()); }
   const double* float64_data() const { return reinterpret_cast<const double*>(values_->data()); }
+  // Values of any fixed-width type as T (T must match the type's width and kind).
+  template <typename T>
+  const T* data_as() const {
+    return reinterpret_cast<const T*>(values_->data());
+  }
+  // A numeric value (integers, floats, bool) as a double, for writers and casts.
+  double NumberAt(int64_t i) const;
   bool bool_value(int64_t i) const { return GetBit(values_->data(), i); }
   const int64_t* string_offsets() const { return int64_data(); }
   std::string_view string_value(int64_t i) const {
@@ -152,7 +194,8 @@ class Column {
   // is empty.
   static Result<Column> Concat(const std::vector<Column>& columns);
   // Converts to another type where the conversion is lossless in the pandas sense:
-  // int64 → float64, and anything → itself. InvalidArgument otherwise.
+  // any integer or float → float64, signed integers and uint8..32 → int64, and
+  // anything → itself. InvalidArgument otherwise.
   Result<Column> CastTo(DataType type) const;
 
   // Same type, length, validity and values (float64 compared bitwise-equal or both NaN;
@@ -189,7 +232,9 @@ class ColumnBuilder {
   void AppendInt64(int64_t v);     // kInt64
   void AppendFloat64(double v);    // kFloat64
   void AppendBool(bool v);         // kBool
-  void AppendString(std::string_view v);  // kString (any bytes, NUL included)
+  void AppendString(std::string_view v);  // kString and kBinary (any bytes, NUL included)
+  // Any fixed-width type: ByteWidth(type()) bytes from `value`, in the type's layout.
+  void AppendFixed(const void* value);
   void AppendTimestamp(int64_t ns);       // kTimestamp, ns since epoch UTC
   // Appends rows [offset, offset+length) of a column of the same type.
   void AppendFrom(const Column& column, int64_t offset, int64_t length);
@@ -287,9 +332,9 @@ Status ExportTable(const Table& table, ArrowSchema* out_schema, ArrowArray* out_
 Status ExportColumn(const Column& column, const std::string& name, ArrowSchema* out_schema,
                     ArrowArray* out_array);
 
-// Imports a "+s" struct array. Accepted child formats: "l", "g", "b", "U", "u"
-// (int32 offsets, widened to int64), "i"/"s"/"c" (narrower ints, widened to int64),
-// "f" (float32, widened), "tsn:<tz>", "tsu:<tz>", "tsm:<tz>", "tss:<tz>" (converted
+// Imports a "+s" struct array. Accepted child formats: "l", "g", "b", "U", "Z", "c",
+// "s", "i", "C", "S", "I", "L", "e", "f" (each as its DataType), "u" and "z" (int32
+// offsets, widened to int64), "tsn:<tz>", "tsu:<tz>", "tsm:<tz>", "tss:<tz>" (converted
 // to ns, the timezone dropped: values are UTC by definition of the interface) and "n"
 // (all-null, becomes float64). Offsets (array->offset) are honoured. The data is copied
 // into pyfunc buffers. Both structs are consumed: their release callbacks have been

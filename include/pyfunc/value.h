@@ -104,6 +104,9 @@ class Value {
 // "1e+16" / "1.5e-05"; NaN and infinities as "nan", "inf", "-inf". MLflow's files
 // (metrics, YAML) and pandas' CSV output write floats this way.
 void AppendPythonFloat(double v, std::string* out);
+// Appends `v` as numpy's str(numpy.float32) writes it (pandas' CSV output of a float32
+// column): shortest digits that round-trip as float32, positional for 1e-4 <= |v| < 1e6.
+void AppendNumpyFloat32(float v, std::string* out);
 std::string PythonFloatRepr(double v);
 
 // JSON text of a Value (compact, keys in map order; NaN and infinities become null,

@@ -91,6 +91,12 @@ void Raise(const Status& status) {
     case StatusCode::kModelError:
       name = "PredictionError";
       break;
+    case StatusCode::kSchemaMismatch:
+      name = "SchemaEnforcementError";
+      break;
+    case StatusCode::kInvalidParams:
+      name = "InvalidParametersError";
+      break;
     case StatusCode::kDeadlineExceeded:
       name = "PyfuncTimeoutError";
       break;
@@ -102,21 +108,9 @@ void Raise(const Status& status) {
       name = "PyfuncError";
       break;
   }
-  std::string_view message = status.message();
-  if (status.code() == StatusCode::kModelError) {
-    // The input or params did not fit the signature inside a worker: the same class
-    // and message as in process (the worker reports "<Python class>: <message>").
-    for (const char* kind : {"SchemaEnforcementError", "InvalidParametersError"}) {
-      const std::string prefix = std::string(kind) + ": ";
-      if (message.substr(0, prefix.size()) == prefix) {
-        name = kind;
-        message.remove_prefix(prefix.size());
-        break;
-      }
-    }
-  }
+  const std::string& message = status.message();
   nb::object cls = nb::module_::import_("pyfunc.exceptions").attr(name);
-  PyErr_SetString(cls.ptr(), std::string(message).c_str());
+  PyErr_SetString(cls.ptr(), message.c_str());
   throw nb::python_error();
 }
 

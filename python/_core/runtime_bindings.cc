@@ -1,10 +1,11 @@
 // Bindings of the runtime: a natively loaded model (worker processes in the model's
 // environment) scored with columns that pyfunc/_remote.py takes out of pandas.
 //
-// Columns cross as (name, kind, values, mask): kind is "int64", "float64", "bool",
-// "timestamp" (values: a 1-D numpy array of int64 / float64 / bool / int64 ns) or
-// "string" (values: a list of str or None); mask is None or a numpy bool array,
-// True where the value is present.
+// Columns cross as (name, kind, values, mask): kind is a DataTypeName. Fixed-width
+// kinds ("int8".."uint64", "float16".."float64", "timestamp" as int64 ns) carry a 1-D
+// contiguous numpy array of exactly that width, "bool" a numpy bool array, "string" a
+// list of str or None and "binary" a list of bytes or None; mask is None or a numpy
+// bool array, True where the value is present.
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/tuple.h>
@@ -28,15 +29,20 @@ std::shared_ptr<Buffer> PackBits(const bool* v, int64_t n) {
   return buf;
 }
 
-template <typename T>
-std::shared_ptr<Buffer> CopyArray(nb::handle values, int64_t rows, const std::string& name) {
-  auto arr = nb::cast<nb::ndarray<const T, nb::ndim<1>, nb::c_contig, nb::device::cpu>>(values);
-  if (static_cast<int64_t>(arr.shape(0)) != rows) {
-    throw nb::value_error(("column '" + name + "' has " + std::to_string(arr.shape(0)) + " values, expected " +
-                           std::to_string(rows)).c_str());
+using AnyArray = nb::ndarray<nb::ndim<1>, nb::c_contig, nb::device::cpu>;
+
+// The values of a fixed-width column, copied from a numpy array of that width.
+std::shared_ptr<Buffer> CopyFixed(nb::handle values, DataType type, int64_t rows, const std::string& name) {
+  auto arr = nb::cast<AnyArray>(values);
+  const size_t width = static_cast<size_t>(ByteWidth(type));
+  if (static_cast<int64_t>(arr.shape(0)) != rows || arr.itemsize() != width) {
+    throw nb::value_error(("column '" + name + "' (" + DataTypeName(type) + ") has " + std::to_string(arr.shape(0)) +
+                           " values of " + std::to_string(arr.itemsize()) + " bytes, expected " +
+                           std::to_string(rows) + " of " + std::to_string(width))
+                              .c_str());
   }
-  auto buf = Buffer::Allocate(sizeof(T) * static_cast<size_t>(rows));
-  if (rows) std::memcpy(buf->mutable_data(), arr.data(), sizeof(T) * static_cast<size_t>(rows));
+  auto buf = Buffer::Allocate(width * static_cast<size_t>(rows));
+  if (rows) std::memcpy(buf->mutable_data(), arr.data(), width * static_cast<size_t>(rows));
   return buf;
 }
 
@@ -54,17 +60,17 @@ Table TableFromColumns(const nb::list& columns, int64_t rows) {
       auto m = nb::cast<BoolArray>(mask);
       validity = PackBits(m.data(), rows);
     }
+    Result<DataType> parsed = ParseDataType(kind);
+    if (!parsed.ok()) throw nb::value_error(("column '" + name + "': unknown kind " + kind).c_str());
+    const DataType type = parsed.value();
     Result<Column> col = Status::Internal("unset");
-    if (kind == "int64" || kind == "timestamp") {
-      col = Column::Make(kind == "int64" ? DataType::kInt64 : DataType::kTimestamp, rows, validity,
-                         CopyArray<int64_t>(values, rows, name));
-    } else if (kind == "float64") {
-      col = Column::Make(DataType::kFloat64, rows, validity, CopyArray<double>(values, rows, name));
-    } else if (kind == "bool") {
+    if (ByteWidth(type) > 0) {
+      col = Column::Make(type, rows, validity, CopyFixed(values, type, rows, name));
+    } else if (type == DataType::kBool) {
       auto arr = nb::cast<BoolArray>(values);
       col = Column::Make(DataType::kBool, rows, validity, PackBits(arr.data(), rows));
-    } else if (kind == "string") {
-      ColumnBuilder b(DataType::kString);
+    } else {  // string, binary
+      ColumnBuilder b(type);
       b.Reserve(rows);
       for (nb::handle v : nb::cast<nb::list>(values)) {
         if (v.is_none()) {
@@ -72,13 +78,18 @@ Table TableFromColumns(const nb::list& columns, int64_t rows) {
           continue;
         }
         Py_ssize_t size = 0;
-        const char* data = PyUnicode_AsUTF8AndSize(v.ptr(), &size);
-        if (data == nullptr) throw nb::python_error();
+        const char* data = nullptr;
+        if (type == DataType::kString) {
+          data = PyUnicode_AsUTF8AndSize(v.ptr(), &size);
+          if (data == nullptr) throw nb::python_error();
+        } else {
+          char* bytes = nullptr;
+          if (PyBytes_AsStringAndSize(v.ptr(), &bytes, &size) != 0) throw nb::python_error();
+          data = bytes;
+        }
         b.AppendString(std::string_view(data, static_cast<size_t>(size)));
       }
       col = b.Finish();
-    } else {
-      throw nb::value_error(("column '" + name + "': unknown kind " + kind).c_str());
     }
     names.push_back(name);
     cols.push_back(Unwrap(std::move(col)));
@@ -87,13 +98,21 @@ Table TableFromColumns(const nb::list& columns, int64_t rows) {
   return Unwrap(Table::Make(std::move(names), std::move(cols)));
 }
 
-template <typename T>
-nb::object NumpyCopy(const T* data, int64_t n) {
-  T* copy = new T[static_cast<size_t>(n) + 1];
-  if (n) std::memcpy(copy, data, sizeof(T) * static_cast<size_t>(n));
-  nb::capsule owner(copy, [](void* p) noexcept { delete[] static_cast<T*>(p); });
-  size_t shape[1] = {static_cast<size_t>(n)};
-  return nb::cast(nb::ndarray<nb::numpy, T, nb::ndim<1>>(copy, 1, shape, owner));
+// A numpy copy of a fixed-width column's values, in its dtype.
+nb::object NumpyCopy(const Column& c) {
+  const DataType t = c.type();
+  const size_t width = static_cast<size_t>(ByteWidth(t)), n = static_cast<size_t>(c.length());
+  auto* copy = new uint8_t[width * n + 8];
+  if (n) std::memcpy(copy, c.values()->data(), width * n);
+  nb::capsule owner(copy, [](void* p) noexcept { delete[] static_cast<uint8_t*>(p); });
+  nb::dlpack::dtype dtype;
+  dtype.code = static_cast<uint8_t>(IsFloating(t)   ? nb::dlpack::dtype_code::Float
+                                    : IsUnsigned(t) ? nb::dlpack::dtype_code::UInt
+                                                    : nb::dlpack::dtype_code::Int);
+  dtype.bits = static_cast<uint8_t>(8 * width);
+  dtype.lanes = 1;
+  size_t shape[1] = {n};
+  return nb::cast(nb::ndarray<nb::numpy, nb::ndim<1>>(copy, 1, shape, owner, nullptr, dtype));
 }
 
 nb::object BoolsOf(const uint8_t* bits, int64_t n) {
@@ -112,40 +131,26 @@ nb::tuple PredictionToPython(const Prediction& p) {
     const Column& c = t.column(i);
     nb::object mask = c.validity() ? BoolsOf(c.validity()->data(), n) : nb::none();
     nb::object values;
-    const char* kind = "";
-    switch (c.type()) {
-      case DataType::kInt64:
-        kind = "int64";
-        values = NumpyCopy(c.int64_data(), n);
-        break;
-      case DataType::kTimestamp:
-        kind = "timestamp";
-        values = NumpyCopy(c.int64_data(), n);
-        break;
-      case DataType::kFloat64:
-        kind = "float64";
-        values = NumpyCopy(c.float64_data(), n);
-        break;
-      case DataType::kBool:
-        kind = "bool";
-        values = BoolsOf(c.values()->data(), n);
-        break;
-      case DataType::kString: {
-        kind = "string";
-        nb::list strings;
-        for (int64_t r = 0; r < n; ++r) {
-          if (c.IsNull(r)) {
-            strings.append(nb::none());
-          } else {
-            std::string_view s = c.string_value(r);
-            PyObject* o = PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "surrogateescape");
-            if (o == nullptr) throw nb::python_error();
-            strings.append(nb::steal(o));
-          }
+    const char* kind = DataTypeName(c.type());
+    if (ByteWidth(c.type()) > 0) {
+      values = NumpyCopy(c);
+    } else if (c.type() == DataType::kBool) {
+      values = BoolsOf(c.values()->data(), n);
+    } else {  // string, binary
+      nb::list items;
+      for (int64_t r = 0; r < n; ++r) {
+        if (c.IsNull(r)) {
+          items.append(nb::none());
+          continue;
         }
-        values = strings;
-        break;
+        std::string_view s = c.string_value(r);
+        PyObject* o = c.type() == DataType::kString
+                          ? PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "surrogateescape")
+                          : PyBytes_FromStringAndSize(s.data(), static_cast<Py_ssize_t>(s.size()));
+        if (o == nullptr) throw nb::python_error();
+        items.append(nb::steal(o));
       }
+      values = items;
     }
     columns.append(nb::make_tuple(t.column_name(i), kind, values, mask));
   }

@@ -344,15 +344,7 @@ class PyFuncModel:
         return self._metadata.get("model_id")
 
     def _params_schema(self):
-        signature = self._metadata.get("signature")
-        text = signature.get("params") if isinstance(signature, dict) else None
-        if not text:
-            return None
-        try:
-            schema = json.loads(text)
-        except ValueError as e:
-            raise ValueError("signature.params: not valid JSON: {}".format(e))
-        return [spec for spec in schema if isinstance(spec, dict) and "name" in spec]
+        return _load_sibling("_schema.py").parse_params_schema(self._metadata)
 
     def _input_specs(self):
         """The signature's input specs (parsed once), or None."""

@@ -43,6 +43,10 @@ def _as_dataframe(data):
             type(data).__name__))
 
 
+# numpy dtypes that cross as themselves (the C++ Table has each of these types).
+_FIXED = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float16", "float32", "float64")
+
+
 def _column(name, series):
     """(name, kind, values, mask) for one input column; InvalidArgumentError if untyped."""
     dtype = series.dtype
@@ -52,10 +56,13 @@ def _column(name, series):
     if pd.api.types.is_extension_array_dtype(dtype):
         mask = ~series.isna().to_numpy()
         present = None if mask.all() else mask
+        numpy_name = getattr(getattr(dtype, "numpy_dtype", None), "name", "")
         if pd.api.types.is_integer_dtype(dtype):
-            return name, "int64", series.fillna(0).to_numpy(dtype=np.int64), present
+            kind = numpy_name if numpy_name in _FIXED else "int64"
+            return name, kind, series.fillna(0).to_numpy(dtype=kind), present
         if pd.api.types.is_float_dtype(dtype):
-            return name, "float64", series.to_numpy(dtype=np.float64, na_value=np.nan), None
+            kind = numpy_name if numpy_name in _FIXED else "float64"
+            return name, kind, series.to_numpy(dtype=kind, na_value=np.nan), None
         if pd.api.types.is_bool_dtype(dtype):
             return name, "bool", series.fillna(False).to_numpy(dtype=bool), present
         if pd.api.types.is_datetime64_any_dtype(dtype):
@@ -64,10 +71,14 @@ def _column(name, series):
         series = series.astype(object)
         dtype = series.dtype
     kind = dtype.kind
+    if dtype.name in _FIXED:
+        return name, dtype.name, np.ascontiguousarray(series.to_numpy()), None
     if kind in "iu":
         return name, "int64", np.ascontiguousarray(series.to_numpy(), dtype=np.int64), None
     if kind == "f":
         return name, "float64", np.ascontiguousarray(series.to_numpy(), dtype=np.float64), None
+    if kind == "S":
+        return name, "binary", series.to_numpy().tolist(), None
     if kind == "b":
         return name, "bool", np.ascontiguousarray(series.to_numpy(), dtype=bool), None
     if kind == "M":
@@ -79,6 +90,8 @@ def _column(name, series):
     present = [v for v, m in zip(values, missing) if not m]
     if all(isinstance(v, str) for v in present):
         return name, "string", [None if m else v for v, m in zip(values, missing)], None
+    if present and all(isinstance(v, (bytes, bytearray)) for v in present):
+        return name, "binary", [None if m else bytes(v) for v, m in zip(values, missing)], None
     if all(isinstance(v, (bool, np.bool_)) for v in present):
         return (name, "bool", np.array([bool(v) if not m else False for v, m in zip(values, missing)]),
                 ~missing if missing.any() else None)
@@ -98,13 +111,13 @@ def _series_of(kind, values, mask):
         values = values.view("datetime64[ns]")
     if mask is None:
         return values
-    if kind == "string":
+    if kind in ("string", "binary"):
         return values
-    if kind == "float64":
+    if kind.startswith("float"):
         values = values.copy()
         values[~mask] = np.nan
         return values
-    if kind == "int64":
+    if kind.startswith(("int", "uint")):  # as pandas holds missing integers: NaN in floats
         values = values.astype(np.float64)
         values[~mask] = np.nan
         return values

@@ -46,6 +46,34 @@ def parse_input_schema(metadata):
     return specs or None
 
 
+def column_input_names(metadata):
+    """(names, required names) of a signature whose inputs are all named columns, else
+    (None, None): the columns a caller (spark_udf) may pass by position."""
+    try:
+        specs = parse_input_schema(metadata)
+    except SchemaError:
+        return None, None
+    if not specs or not all(s.get("name") is not None and s.get("type") != "tensor" for s in specs):
+        return None, None
+    return [str(s["name"]) for s in specs], [str(s["name"]) for s in specs if s.get("required", True)]
+
+
+def parse_params_schema(metadata):
+    """The list of param specs ({name, type, default, shape}) of an MLmodel's signature,
+    or None when it has none. SchemaError when signature.params is not valid JSON."""
+    signature = metadata.get("signature") if isinstance(metadata, dict) else None
+    text = signature.get("params") if isinstance(signature, dict) else None
+    if not text:
+        return None
+    try:
+        schema = json.loads(text) if isinstance(text, str) else text
+    except ValueError as e:
+        raise SchemaError("signature.params: not valid JSON: {}".format(e))
+    if not isinstance(schema, list):
+        raise SchemaError("signature.params: expected a list of param specs")
+    return [spec for spec in schema if isinstance(spec, dict) and "name" in spec]
+
+
 def _schema_repr(specs):
     parts = []
     for s in specs:

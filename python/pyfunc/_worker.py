@@ -24,7 +24,9 @@ holding frames (see FRAME LAYOUT). The exchange:
     parent -> {"op": "predict", "seq", "offset", "size", "out_offset", "params"[, "busy_poll_us"]}
     worker -> {"op": "result", "seq", "offset", "size"}
             | {"op": "grow", "seq", "need"}  -> parent sends "map", worker then sends "result"
-            | {"op": "error", "seq", "type", "message", "traceback"}
+            | {"op": "error", "seq", "type", "kind", "message", "traceback"}
+    ("kind": "schema" or "params" when the model's signature refused the input or the
+    params, with MLflow's message; "model" for any other exception of the model)
     parent -> {"op": "exit"}
 
 With "busy_poll_us", the worker polls for its next message without sleeping for up to
@@ -39,7 +41,10 @@ FRAME LAYOUT (little endian; buffers 64-byte aligned; offsets from the frame sta
         u16 reserved, u64 validity offset, u64 values offset, u64 values size,
         u64 offsets offset, 16 reserved bytes
     types: 1 int64, 2 float64, 3 bool (bit-packed, LSB first), 4 string (UTF-8 data +
-        (rows+1) int64 offsets), 5 timestamp (int64 ns since the epoch, UTC)
+        (rows+1) int64 offsets), 5 timestamp (int64 ns since the epoch, UTC), 6 int8,
+        7 int16, 8 int32, 9 uint8, 10 uint16, 11 uint32, 12 uint64, 13 float16,
+        14 float32, 15 binary (bytes + (rows+1) int64 offsets); fixed-width values are
+        aligned to their width
     validity: bit-packed, LSB first, 1 = present
     shapes of results: 0 DataFrame, 1 Series, 2 1-D array, 3 2-D array, 4 list (1-D),
         5 any other object as JSON text in one string cell (MLflow's NumpyEncoder)
@@ -66,7 +71,7 @@ import traceback
 MAGIC = "pyfunc-worker"
 PROTOCOL = 2
 FRAME_MAGIC = b"PFF1"
-FRAME_VERSION = 1
+FRAME_VERSION = 2
 HEADER = struct.Struct("<4sIQIIQ32x")
 COLUMN = struct.Struct("<QIBBHQQQQ16x")
 assert HEADER.size == 64 and COLUMN.size == 64
@@ -79,6 +84,11 @@ MAX_MESSAGE = 64 << 20
 MAX_ERROR_TEXT = 32 * 1024  # within the server's 64 KiB bound on error messages, so cut once
 
 T_INT64, T_FLOAT64, T_BOOL, T_STRING, T_TIMESTAMP = 1, 2, 3, 4, 5
+T_BINARY = 15
+# Fixed-width types: wire type -> numpy dtype name, and back.
+FIXED_TYPES = {1: "int64", 2: "float64", 5: "int64", 6: "int8", 7: "int16", 8: "int32", 9: "uint8",
+               10: "uint16", 11: "uint32", 12: "uint64", 13: "float16", 14: "float32"}
+WIRE_OF_DTYPE = {name: typ for typ, name in FIXED_TYPES.items() if typ != T_TIMESTAMP}
 SHAPE_DATAFRAME, SHAPE_SERIES, SHAPE_ARRAY1D, SHAPE_ARRAY2D, SHAPE_LIST = 0, 1, 2, 3, 4
 SHAPE_JSON = 5
 IN_COLUMNS, IN_RECORDS, IN_SCALAR, IN_JSON, IN_PLAIN_RECORDS, IN_TENSORS_JSON = 5, 6, 7, 8, 9, 10
@@ -241,14 +251,15 @@ def _decode_frame(buf, offset, size):
         valid = None
         if has_validity:
             valid = _unpack_bits(np, buf, check(validity_off, (rows + 7) // 8, "validity of " + name), rows)
-        if typ in (T_INT64, T_FLOAT64, T_TIMESTAMP):
-            dtype = {T_INT64: np.int64, T_FLOAT64: np.float64, T_TIMESTAMP: np.int64}[typ]
-            start = check(values_off, 8 * rows, "values of " + name)
+        if typ in FIXED_TYPES:
+            dtype = np.dtype(FIXED_TYPES[typ])
+            start = check(values_off, dtype.itemsize * rows, "values of " + name)
             values = np.frombuffer(buf, dtype=dtype, count=rows, offset=start)
             if typ != T_TIMESTAMP and valid is None:
                 if i == 0:
                     block = (dtype, start, 1)
-                elif block is not None and block[0] is dtype and block[1] + 8 * rows * block[2] == start:
+                elif (block is not None and block[0] == dtype
+                      and block[1] + dtype.itemsize * rows * block[2] == start):
                     block = (dtype, block[1], block[2] + 1)
                 else:
                     block = None
@@ -260,15 +271,15 @@ def _decode_frame(buf, offset, size):
                     values = values.copy()
                     values[~valid] = np.datetime64("NaT")
             elif valid is not None:
-                # As pandas reads a CSV: missing numbers are NaN in a float column.
-                values = values.astype(np.float64)
+                # As pandas holds missing numbers: NaN in a float column (integers widen).
+                values = values.astype(dtype if dtype.kind == "f" else np.float64)
                 values[~valid] = np.nan
         elif typ == T_BOOL:
             values = _unpack_bits(np, buf, check(values_off, (rows + 7) // 8, "values of " + name), rows)
             if valid is not None:
                 values = values.astype(object)
                 values[~valid] = None
-        elif typ == T_STRING:
+        elif typ in (T_STRING, T_BINARY):
             offs = np.frombuffer(buf, dtype=np.int64, count=rows + 1,
                                  offset=check(offsets_off, 8 * (rows + 1), "offsets of " + name))
             start = check(values_off, values_size, "strings of " + name)
@@ -277,7 +288,10 @@ def _decode_frame(buf, offset, size):
             data = bytes(buf[start:start + values_size])
             bounds = offs.tolist()
             values = np.empty(rows, dtype=object)
-            values[:] = [data[bounds[j]:bounds[j + 1]].decode("utf-8", "surrogateescape") for j in range(rows)]
+            if typ == T_STRING:
+                values[:] = [data[bounds[j]:bounds[j + 1]].decode("utf-8", "surrogateescape") for j in range(rows)]
+            else:
+                values[:] = [data[bounds[j]:bounds[j + 1]] for j in range(rows)]
             if valid is not None:
                 values[~valid] = None
         else:
@@ -314,13 +328,11 @@ def _column_of(np, pd, name, values):
     """(type, values ndarray, validity bool ndarray or None) for one output column."""
     if isinstance(values, np.ndarray) and values.dtype.kind in "iubf":
         # The common case (a numeric prediction array), without building a Series.
-        kind = values.dtype.kind
-        if kind == "f":
-            return T_FLOAT64, values.astype(np.float64, copy=False), None
-        if kind == "b":
+        if values.dtype.kind == "b":
             return T_BOOL, values, None
-        if kind == "i" or values.size == 0 or values.max() <= np.iinfo(np.int64).max:
-            return T_INT64, values.astype(np.int64, copy=False), None
+        typ = WIRE_OF_DTYPE.get(values.dtype.name)
+        if typ is not None:  # the array's own dtype, as MLflow returns it
+            return typ, values, None
     if isinstance(values, pd.Series):
         series = values
     else:
@@ -333,23 +345,29 @@ def _column_of(np, pd, name, values):
     if hasattr(pd.api.types, "is_extension_array_dtype") and pd.api.types.is_extension_array_dtype(series.dtype) \
             and kind != "O":
         mask = series.isna().to_numpy()
+        numpy_name = getattr(getattr(dtype, "numpy_dtype", None), "name", "")
         if kind in "iu":
-            return T_INT64, series.fillna(0).to_numpy(dtype=np.int64), ~mask if mask.any() else None
+            typ = WIRE_OF_DTYPE.get(numpy_name, T_INT64)
+            return (typ, series.fillna(0).to_numpy(dtype=FIXED_TYPES[typ]),
+                    ~mask if mask.any() else None)
         if kind == "f":
-            return T_FLOAT64, series.to_numpy(dtype=np.float64, na_value=np.nan), None
+            typ = WIRE_OF_DTYPE.get(numpy_name, T_FLOAT64)
+            return typ, series.to_numpy(dtype=FIXED_TYPES[typ], na_value=np.nan), None
         if kind == "b":
             return T_BOOL, series.fillna(False).to_numpy(dtype=bool), ~mask if mask.any() else None
         series = series.astype(object)
         kind = "O"
     arr = series.to_numpy()
+    if kind in "iuf" and arr.dtype.name in WIRE_OF_DTYPE:
+        return WIRE_OF_DTYPE[arr.dtype.name], arr, None
     if kind in "iu":
-        if kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
-            return T_FLOAT64, arr.astype(np.float64), None
-        return T_INT64, arr.astype(np.int64, copy=False), None
+        return T_INT64, arr.astype(np.int64), None
     if kind == "f":
-        return T_FLOAT64, arr.astype(np.float64, copy=False), None
+        return T_FLOAT64, arr.astype(np.float64), None
     if kind == "b":
         return T_BOOL, arr, None
+    if kind == "S":  # fixed-width numpy bytes
+        return T_BINARY, np.array(arr.tolist(), dtype=object), None
     if kind == "M":
         nat = np.isnat(arr)
         return T_TIMESTAMP, arr.astype("datetime64[ns]").view(np.int64), (~nat if nat.any() else None)
@@ -359,6 +377,8 @@ def _column_of(np, pd, name, values):
     valid = ~missing if missing.any() else None
     if all(isinstance(v, str) for v in present):
         return T_STRING, arr, valid
+    if present and all(isinstance(v, (bytes, bytearray)) for v in present):
+        return T_BINARY, arr, valid
     if all(isinstance(v, (bool, np.bool_)) for v in present):
         return T_BOOL, np.array([bool(v) if not m else False for v, m in zip(arr, missing)]), valid
     if all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in present):
@@ -466,8 +486,11 @@ def encode_frame(shape, columns, rows):
         if valid is not None:
             plan["valid_off"] = pos
             pos = _align(pos + (rows + 7) // 8)
-        if typ == T_STRING:
-            encoded = [v.encode("utf-8", "surrogateescape") if isinstance(v, str) else b"" for v in arr]
+        if typ in (T_STRING, T_BINARY):
+            if typ == T_STRING:
+                encoded = [v.encode("utf-8", "surrogateescape") if isinstance(v, str) else b"" for v in arr]
+            else:
+                encoded = [bytes(v) if isinstance(v, (bytes, bytearray)) else b"" for v in arr]
             offsets = np.zeros(rows + 1, dtype=np.int64)
             if rows:
                 np.cumsum([len(b) for b in encoded], out=offsets[1:])
@@ -482,9 +505,9 @@ def encode_frame(shape, columns, rows):
             plan["values_off"] = pos
             plan["values_size"] = len(plan["data"])
         else:
-            plan["data"] = np.ascontiguousarray(arr)
+            plan["data"] = np.ascontiguousarray(arr, dtype=FIXED_TYPES[typ])
             plan["values_off"] = pos
-            plan["values_size"] = 8 * rows
+            plan["values_size"] = plan["data"].dtype.itemsize * rows
         pos = _align(pos + plan["values_size"])
         plans.append(plan)
     total = pos
@@ -500,7 +523,7 @@ def encode_frame(shape, columns, rows):
             if has_valid:
                 bits = np.packbits(np.asarray(p["valid"], dtype=bool), bitorder="little").tobytes()
                 buf[offset + p["valid_off"]:offset + p["valid_off"] + len(bits)] = bits
-            if p["type"] == T_STRING:
+            if p["type"] in (T_STRING, T_BINARY):
                 off = p["offsets"].tobytes()
                 buf[offset + p["offsets_off"]:offset + p["offsets_off"] + len(off)] = off
             data = p["data"]
@@ -570,12 +593,25 @@ def _cut(text, limit=MAX_ERROR_TEXT):
     return "{}... [{} more characters]".format(text[:limit], len(text) - limit)
 
 
+# The loading module's error classes (set once it is loaded): what the error's "kind" is.
+_SCHEMA_ERRORS = ()
+
+
+def _error_kind(exc):
+    """"params" or "schema" when the model's signature refused the call, else "model"."""
+    if _SCHEMA_ERRORS and isinstance(exc, _SCHEMA_ERRORS[1]):
+        return "params"
+    if _SCHEMA_ERRORS and isinstance(exc, _SCHEMA_ERRORS[0]):
+        return "schema"
+    return "model"
+
+
 def _error(exc, seq=None):
     try:
         text = str(exc)
     except Exception as e:  # noqa: B902 - a broken __str__ must not end the worker
         text = "<{} while formatting the exception: {}>".format(type(e).__name__, e)
-    message = {"op": "error", "type": _cut(type(exc).__name__, 200), "message": _cut(text),
+    message = {"op": "error", "type": _cut(type(exc).__name__, 200), "kind": _error_kind(exc), "message": _cut(text),
                "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-8000:]}
     if seq is not None:
         message["seq"] = seq
@@ -634,7 +670,9 @@ def serve(sock):
             _send(sock, {"op": "mapped"})
         elif op == "load":
             try:
+                global _SCHEMA_ERRORS
                 loading = _load_loading_module()
+                _SCHEMA_ERRORS = (loading.SchemaEnforcementError, loading.InvalidParametersError)
                 model = loading.load_model(message["model_root"], message["mlmodel"], message.get("model_config"),
                                            prefer_builtin=os.environ.get("PYFUNC_WORKER_MLFLOW_LOADERS") != "1")
                 _send(sock, {"op": "loaded"})

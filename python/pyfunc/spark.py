@@ -264,21 +264,9 @@ def _primitive_kind(data_type):
 def _signature_input_names(mlmodel):
     """(names, required names) of a column signature whose inputs are all named, else
     (None, None)."""
-    signature = mlmodel.get("signature")
-    text = signature.get("inputs") if isinstance(signature, dict) else None
-    if not text:
-        return None, None
-    try:
-        specs = json.loads(text)
-    except ValueError:
-        return None, None
-    if not isinstance(specs, list) or not specs:
-        return None, None
-    if not all(isinstance(s, dict) and s.get("name") is not None and s.get("type") != "tensor" for s in specs):
-        return None, None
-    names = [str(s["name"]) for s in specs]
-    required = [str(s["name"]) for s in specs if s.get("required", True)]
-    return names, required
+    from pyfunc import _schema
+
+    return _schema.column_input_names(mlmodel)
 
 
 def _validate_params(params, mlmodel):
@@ -287,14 +275,12 @@ def _validate_params(params, mlmodel):
     missing keys take their defaults."""
     if params is not None and not isinstance(params, dict):
         raise InvalidArgumentError("spark_udf: params must be a dict, not {}".format(type(params).__name__))
-    signature = mlmodel.get("signature")
-    text = signature.get("params") if isinstance(signature, dict) else None
-    schema = None
-    if text:
-        try:
-            schema = [s for s in json.loads(text) if isinstance(s, dict) and "name" in s]
-        except ValueError as e:
-            raise InvalidArgumentError("spark_udf: the model's signature.params is not valid JSON: {}".format(e))
+    from pyfunc import _schema
+
+    try:
+        schema = _schema.parse_params_schema(mlmodel)
+    except _schema.SchemaError as e:
+        raise InvalidArgumentError("spark_udf: {}".format(e))
     if schema is None:
         if params:
             warnings.warn(

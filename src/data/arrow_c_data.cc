@@ -69,7 +69,7 @@ void FillColumnArray(const Column& column, ArrowArray* out) {
   priv->owned.push_back(values);
   priv->buffers.push_back(column.validity() ? column.validity()->data() : nullptr);
   priv->buffers.push_back(values->data());
-  if (column.type() == DataType::kString) {
+  if (IsVariableWidth(column.type())) {
     std::shared_ptr<Buffer> data = column.string_data_buffer();
     if (!data) data = Buffer::Allocate(0);
     priv->owned.push_back(data);
@@ -121,7 +121,8 @@ Result<Column> ImportChild(const ArrowSchema* schema, const ArrowArray* array,
   const int64_t n = array->length, off = array->offset;
   if (format == "n") return Column::Nulls(DataType::kFloat64, n);
 
-  int64_t needed_buffers = (format == "u" || format == "U") ? 3 : 2;
+  const bool var_width = format == "u" || format == "U" || format == "z" || format == "Z";
+  int64_t needed_buffers = var_width ? 3 : 2;
   if (array->n_buffers != needed_buffers) {
     return fail("format '" + format + "' needs " + std::to_string(needed_buffers) +
                 " buffers, got " + std::to_string(array->n_buffers));
@@ -130,19 +131,23 @@ Result<Column> ImportChild(const ArrowSchema* schema, const ArrowArray* array,
   const void* validity = array->null_count != 0 ? array->buffers[0] : nullptr;
   auto valid = [&](int64_t i) { return validity == nullptr || Bit(validity, off + i); };
 
-  DataType type;
+  DataType type = DataType::kInt64;
   int64_t ts_scale = 1;
-  if (format == "l" || format == "i" || format == "s" || format == "c") {
-    type = DataType::kInt64;
-  } else if (format == "g" || format == "f") {
-    type = DataType::kFloat64;
-  } else if (format == "b") {
-    type = DataType::kBool;
-  } else if (format == "u" || format == "U") {
-    type = DataType::kString;
-    if (n > 0 && array->buffers[2] == nullptr) return fail("missing string data buffer");
-  } else if (format.size() >= 4 && format.compare(0, 2, "ts") == 0 && format[3] == ':') {
+  bool found = false;
+  if (format == "u" || format == "z") {
+    type = format == "u" ? DataType::kString : DataType::kBinary;
+    found = true;
+  }
+  for (int t = 0; t < kNumDataTypes && !found; ++t) {
+    if (format == ArrowFormat(static_cast<DataType>(t))) {
+      type = static_cast<DataType>(t);
+      found = true;
+    }
+  }
+  if (found && type == DataType::kTimestamp) found = false;  // handled below, any zone
+  if (!found && format.size() >= 4 && format.compare(0, 2, "ts") == 0 && format[3] == ':') {
     type = DataType::kTimestamp;
+    found = true;
     switch (format[2]) {
       case 'n': ts_scale = 1; break;
       case 'u': ts_scale = 1000; break;
@@ -150,36 +155,14 @@ Result<Column> ImportChild(const ArrowSchema* schema, const ArrowArray* array,
       case 's': ts_scale = 1000000000; break;
       default: return fail("unsupported timestamp format '" + format + "'");
     }
-  } else {
-    return fail("unsupported Arrow format '" + format + "'");
   }
+  if (!found) return fail("unsupported Arrow format '" + format + "'");
+  if (var_width && n > 0 && array->buffers[2] == nullptr) return fail("missing data buffer");
 
   ColumnBuilder b(type);
   if (n == 0) return b.Finish();
   b.Reserve(n);
   switch (type) {
-    case DataType::kInt64: {
-      for (int64_t i = 0; i < n; ++i) {
-        if (!valid(i)) {
-          b.AppendNull();
-          continue;
-        }
-        int64_t j = off + i;
-        int64_t v = format == "l"   ? Buf<int64_t>(array, 1)[j]
-                    : format == "i" ? Buf<int32_t>(array, 1)[j]
-                    : format == "s" ? Buf<int16_t>(array, 1)[j]
-                                    : Buf<int8_t>(array, 1)[j];
-        b.AppendInt64(v);
-      }
-      break;
-    }
-    case DataType::kFloat64:
-      for (int64_t i = 0; i < n; ++i) {
-        if (!valid(i)) b.AppendNull();
-        else if (format == "g") b.AppendFloat64(Buf<double>(array, 1)[off + i]);
-        else b.AppendFloat64(Buf<float>(array, 1)[off + i]);
-      }
-      break;
     case DataType::kBool:
       for (int64_t i = 0; i < n; ++i) {
         if (!valid(i)) b.AppendNull();
@@ -200,23 +183,34 @@ Result<Column> ImportChild(const ArrowSchema* schema, const ArrowArray* array,
         b.AppendTimestamp(ns);
       }
       break;
-    case DataType::kString: {
+    case DataType::kString:
+    case DataType::kBinary: {
       const char* data = Buf<char>(array, 2);
+      const bool large = format == "U" || format == "Z";
       for (int64_t i = 0; i < n; ++i) {
         if (!valid(i)) {
           b.AppendNull();
           continue;
         }
         int64_t begin, end;
-        if (format == "U") {
+        if (large) {
           begin = Buf<int64_t>(array, 1)[off + i];
           end = Buf<int64_t>(array, 1)[off + i + 1];
         } else {
           begin = Buf<int32_t>(array, 1)[off + i];
           end = Buf<int32_t>(array, 1)[off + i + 1];
         }
-        if (begin < 0 || end < begin) return fail("bad string offsets at row " + std::to_string(i));
+        if (begin < 0 || end < begin) return fail("bad offsets at row " + std::to_string(i));
         b.AppendString(std::string_view(data + begin, static_cast<size_t>(end - begin)));
+      }
+      break;
+    }
+    default: {  // fixed-width numbers, copied as they are
+      const auto* values = static_cast<const uint8_t*>(array->buffers[1]);
+      const int64_t w = ByteWidth(type);
+      for (int64_t i = 0; i < n; ++i) {
+        if (!valid(i)) b.AppendNull();
+        else b.AppendFixed(values + (off + i) * w);
       }
       break;
     }

@@ -476,6 +476,8 @@ class CsvReaderImpl : public CsvReader {
       case DataType::kString:
         b->AppendString(s);
         return true;
+      default:  // the reader's types are the five wide ones (ReadOptions refuses others)
+        return false;
     }
     return false;
   }
@@ -726,6 +728,55 @@ void AppendRows(const Table& table, const CsvWriteOptions& o, std::string* out) 
           break;
         case DataType::kString:
           AppendField(c.string_value(r), o.delimiter, ncols == 1, out);
+          break;
+        case DataType::kBinary: {  // pandas writes a bytes cell as its repr: b'...'
+          scratch.assign("b'");
+          for (unsigned char ch : c.string_value(r)) {
+            if (ch == '\\' || ch == '\'') {
+              scratch.push_back('\\');
+              scratch.push_back(static_cast<char>(ch));
+            } else if (ch == '\n') {
+              scratch.append("\\n");
+            } else if (ch == '\r') {
+              scratch.append("\\r");
+            } else if (ch == '\t') {
+              scratch.append("\\t");
+            } else if (ch < 0x20 || ch >= 0x7f) {
+              static constexpr char kHex[] = "0123456789abcdef";
+              scratch.append("\\x");
+              scratch.push_back(kHex[ch >> 4]);
+              scratch.push_back(kHex[ch & 15]);
+            } else {
+              scratch.push_back(static_cast<char>(ch));
+            }
+          }
+          scratch.push_back('\'');
+          AppendField(scratch, o.delimiter, ncols == 1, out);
+          break;
+        }
+        case DataType::kUInt64:
+          AppendUInt64(c.data_as<uint64_t>()[r], out);
+          break;
+        case DataType::kFloat32: {
+          const float v = c.data_as<float>()[r];
+          if (std::isnan(v)) {
+            if (ncols == 1) out->append("\"\"");
+          } else {
+            AppendNumpyFloat32(v, out);
+          }
+          break;
+        }
+        case DataType::kFloat16: {
+          const double v = c.NumberAt(r);
+          if (std::isnan(v)) {
+            if (ncols == 1) out->append("\"\"");
+          } else {
+            AppendPythonFloat(v, out);
+          }
+          break;
+        }
+        default:  // the narrower integers
+          AppendInt64(static_cast<int64_t>(c.NumberAt(r)), out);
           break;
       }
     }

@@ -463,6 +463,8 @@ Result<Column> BuildTyped(const PendingColumn& col, DataType type) {
         }
         break;
       }
+      default:  // requests are read into the wide types; the worker narrows them
+        return mismatch();
     }
   }
   return b.Finish();
@@ -984,14 +986,30 @@ void AppendJsonFloat(double v, std::string* out) {
 
 void AppendCell(const Column& c, int64_t r, std::string* out) {
   if (c.IsNull(r)) {
-    out->append(c.type() == DataType::kFloat64 ? "NaN" : "null");
+    out->append(IsFloating(c.type()) ? "NaN" : "null");
     return;
   }
   switch (c.type()) {
     case DataType::kInt64: AppendInt64(c.int64_data()[r], out); break;
-    case DataType::kFloat64: AppendJsonFloat(c.float64_data()[r], out); break;
+    case DataType::kUInt64: AppendUInt64(c.data_as<uint64_t>()[r], out); break;
+    case DataType::kInt8:
+    case DataType::kInt16:
+    case DataType::kInt32:
+    case DataType::kUInt8:
+    case DataType::kUInt16:
+    case DataType::kUInt32: AppendInt64(static_cast<int64_t>(c.NumberAt(r)), out); break;
+    // float16/32 as MLflow writes them: the value as a Python float (tolist(), item()).
+    case DataType::kFloat16:
+    case DataType::kFloat32:
+    case DataType::kFloat64: AppendJsonFloat(c.NumberAt(r), out); break;
     case DataType::kBool: out->append(c.bool_value(r) ? "true" : "false"); break;
     case DataType::kString: AppendJsonString(c.string_value(r), out); break;
+    case DataType::kBinary: {  // base64.encodebytes, as MLflow's NumpyEncoder
+      std::string text;
+      AppendBase64(c.string_value(r), /*mime_lines=*/true, &text);
+      AppendJsonString(text, out);
+      break;
+    }
     case DataType::kTimestamp: {
       std::string text;
       AppendIsoTimestamp(c.int64_data()[r], 'T', &text);

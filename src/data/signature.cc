@@ -29,8 +29,10 @@ InputSchema ReadInputSchema(const ModelSpec& spec) {
     out.all_names.push_back(name->as_string());
     const Value* required = col.Find("required");
     if (required == nullptr || required->truthy()) out.required.push_back(name->as_string());
+    // The readers type the columns they can read; MLflow's binary columns (base64 text in
+    // a request) stay text here and are decoded by the worker's schema enforcement.
     Result<DataType> t = ParseDataType(type->as_string());
-    if (t.ok()) out.typed.emplace_back(name->as_string(), *t);
+    if (t.ok() && *t != DataType::kBinary) out.typed.emplace_back(name->as_string(), *t);
   }
   out.named = !out.all_names.empty();
   out.columns = columns;

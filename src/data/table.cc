@@ -53,8 +53,15 @@ void CopyBits(const uint8_t* src, int64_t src_offset, uint8_t* dst, int64_t dst_
 // Bytes of the values buffer for `length` rows.
 size_t ValuesBytes(DataType type, int64_t length) {
   if (type == DataType::kBool) return BitmapBytes(length);
-  if (type == DataType::kString) return static_cast<size_t>(length + 1) * 8;
-  return static_cast<size_t>(length) * 8;
+  if (IsVariableWidth(type)) return static_cast<size_t>(length + 1) * 8;
+  return static_cast<size_t>(length) * static_cast<size_t>(ByteWidth(type));
+}
+
+template <typename T>
+T Load(const uint8_t* p) {
+  T v;
+  std::memcpy(&v, p, sizeof(T));
+  return v;
 }
 
 }  // namespace
@@ -68,6 +75,16 @@ const char* DataTypeName(DataType type) {
     case DataType::kBool: return "bool";
     case DataType::kString: return "string";
     case DataType::kTimestamp: return "timestamp";
+    case DataType::kInt8: return "int8";
+    case DataType::kInt16: return "int16";
+    case DataType::kInt32: return "int32";
+    case DataType::kUInt8: return "uint8";
+    case DataType::kUInt16: return "uint16";
+    case DataType::kUInt32: return "uint32";
+    case DataType::kUInt64: return "uint64";
+    case DataType::kFloat16: return "float16";
+    case DataType::kFloat32: return "float32";
+    case DataType::kBinary: return "binary";
   }
   return "unknown";
 }
@@ -78,8 +95,12 @@ Result<DataType> ParseDataType(std::string_view name) {
   if (name == "bool" || name == "boolean") return DataType::kBool;
   if (name == "string" || name == "str") return DataType::kString;
   if (name == "timestamp" || name == "datetime") return DataType::kTimestamp;
+  for (int t = 0; t < kNumDataTypes; ++t) {
+    if (name == DataTypeName(static_cast<DataType>(t))) return static_cast<DataType>(t);
+  }
   return Status::InvalidArgument("unsupported column type '" + std::string(name) +
-                                 "' (expected int64, float64, bool, string or timestamp)");
+                                 "' (expected int64, float64, bool, string, timestamp, binary, "
+                                 "int8..int32, uint8..uint64, float16 or float32)");
 }
 
 const char* ArrowFormat(DataType type) {
@@ -89,8 +110,62 @@ const char* ArrowFormat(DataType type) {
     case DataType::kBool: return "b";
     case DataType::kString: return "U";
     case DataType::kTimestamp: return "tsn:UTC";
+    case DataType::kInt8: return "c";
+    case DataType::kInt16: return "s";
+    case DataType::kInt32: return "i";
+    case DataType::kUInt8: return "C";
+    case DataType::kUInt16: return "S";
+    case DataType::kUInt32: return "I";
+    case DataType::kUInt64: return "L";
+    case DataType::kFloat16: return "e";
+    case DataType::kFloat32: return "f";
+    case DataType::kBinary: return "Z";
   }
   return "";
+}
+
+int ByteWidth(DataType type) {
+  switch (type) {
+    case DataType::kInt8:
+    case DataType::kUInt8: return 1;
+    case DataType::kInt16:
+    case DataType::kUInt16:
+    case DataType::kFloat16: return 2;
+    case DataType::kInt32:
+    case DataType::kUInt32:
+    case DataType::kFloat32: return 4;
+    case DataType::kInt64:
+    case DataType::kUInt64:
+    case DataType::kFloat64:
+    case DataType::kTimestamp: return 8;
+    case DataType::kBool:
+    case DataType::kString:
+    case DataType::kBinary: return 0;
+  }
+  return 0;
+}
+
+bool IsUnsigned(DataType type) {
+  return type == DataType::kUInt8 || type == DataType::kUInt16 || type == DataType::kUInt32 ||
+         type == DataType::kUInt64;
+}
+
+bool IsInteger(DataType type) {
+  return IsUnsigned(type) || type == DataType::kInt8 || type == DataType::kInt16 || type == DataType::kInt32 ||
+         type == DataType::kInt64;
+}
+
+bool IsFloating(DataType type) {
+  return type == DataType::kFloat16 || type == DataType::kFloat32 || type == DataType::kFloat64;
+}
+
+double HalfToDouble(uint16_t bits) {
+  const int sign = bits >> 15, exponent = (bits >> 10) & 0x1f, fraction = bits & 0x3ff;
+  double v;
+  if (exponent == 0) v = std::ldexp(fraction, -24);  // zero and subnormals
+  else if (exponent == 31) v = fraction ? std::nan("") : HUGE_VAL;
+  else v = std::ldexp(fraction + 1024, exponent - 25);
+  return sign ? -v : v;
 }
 
 // --- Buffer ------------------------------------------------------------------------
@@ -121,8 +196,8 @@ Result<Column> Column::Make(DataType type, int64_t length, std::shared_ptr<Buffe
     return Status::InvalidArgument("validity bitmap too small for " + std::to_string(length) +
                                    " rows");
   }
-  if (type == DataType::kString) {
-    if (!data) return Status::InvalidArgument("string column has no data buffer");
+  if (IsVariableWidth(type)) {
+    if (!data) return Status::InvalidArgument(std::string(DataTypeName(type)) + " column has no data buffer");
     const int64_t* o = reinterpret_cast<const int64_t*>(values->data());
     if (o[0] < 0) return Status::InvalidArgument("string offsets: first offset is negative");
     for (int64_t i = 0; i < length; ++i) {
@@ -134,7 +209,7 @@ Result<Column> Column::Make(DataType type, int64_t length, std::shared_ptr<Buffe
       return Status::InvalidArgument("string offsets point past the data buffer");
     }
   } else if (data) {
-    return Status::InvalidArgument("only string columns have a data buffer");
+    return Status::InvalidArgument("only string and binary columns have a data buffer");
   }
   Column c;
   c.type_ = type;
@@ -175,7 +250,7 @@ Result<Column> Column::Concat(const std::vector<Column>& columns) {
                                      DataTypeName(type) + " and " + DataTypeName(c.type()));
     }
     rows += c.length();
-    if (type == DataType::kString) bytes += c.string_offsets()[c.length()] - c.string_offsets()[0];
+    if (IsVariableWidth(type)) bytes += c.string_offsets()[c.length()] - c.string_offsets()[0];
   }
   ColumnBuilder b(type);
   b.Reserve(rows, bytes);
@@ -183,14 +258,41 @@ Result<Column> Column::Concat(const std::vector<Column>& columns) {
   return b.Finish();
 }
 
+double Column::NumberAt(int64_t i) const {
+  const uint8_t* p = values_->data();
+  switch (type_) {
+    case DataType::kInt8: return Load<int8_t>(p + i);
+    case DataType::kInt16: return Load<int16_t>(p + 2 * i);
+    case DataType::kInt32: return Load<int32_t>(p + 4 * i);
+    case DataType::kInt64:
+    case DataType::kTimestamp: return static_cast<double>(Load<int64_t>(p + 8 * i));
+    case DataType::kUInt8: return Load<uint8_t>(p + i);
+    case DataType::kUInt16: return Load<uint16_t>(p + 2 * i);
+    case DataType::kUInt32: return Load<uint32_t>(p + 4 * i);
+    case DataType::kUInt64: return static_cast<double>(Load<uint64_t>(p + 8 * i));
+    case DataType::kFloat16: return HalfToDouble(Load<uint16_t>(p + 2 * i));
+    case DataType::kFloat32: return Load<float>(p + 4 * i);
+    case DataType::kFloat64: return Load<double>(p + 8 * i);
+    case DataType::kBool: return bool_value(i) ? 1.0 : 0.0;
+    case DataType::kString:
+    case DataType::kBinary: return 0.0;
+  }
+  return 0.0;
+}
+
 Result<Column> Column::CastTo(DataType type) const {
   if (type == type_) return *this;
-  if (type_ == DataType::kInt64 && type == DataType::kFloat64) {
+  if (type == DataType::kFloat64 && (IsInteger(type_) || IsFloating(type_))) {
     auto values = Buffer::Allocate(static_cast<size_t>(length_) * 8);
     double* out = reinterpret_cast<double*>(values->mutable_data());
-    const int64_t* in = int64_data();
-    for (int64_t i = 0; i < length_; ++i) out[i] = IsNull(i) ? 0.0 : static_cast<double>(in[i]);
+    for (int64_t i = 0; i < length_; ++i) out[i] = IsNull(i) ? 0.0 : NumberAt(i);
     return Make(DataType::kFloat64, length_, validity_, std::move(values));
+  }
+  if (type == DataType::kInt64 && IsInteger(type_) && type_ != DataType::kUInt64) {
+    auto values = Buffer::Allocate(static_cast<size_t>(length_) * 8);
+    int64_t* out = reinterpret_cast<int64_t*>(values->mutable_data());
+    for (int64_t i = 0; i < length_; ++i) out[i] = IsNull(i) ? 0 : static_cast<int64_t>(NumberAt(i));
+    return Make(DataType::kInt64, length_, validity_, std::move(values));
   }
   return Status::InvalidArgument(std::string("cannot convert a ") + DataTypeName(type_) +
                                  " column to " + DataTypeName(type));
@@ -203,23 +305,17 @@ bool Column::Equals(const Column& other) const {
   for (int64_t i = 0; i < length_; ++i) {
     if (IsNull(i) != other.IsNull(i)) return false;
     if (IsNull(i)) continue;
-    switch (type_) {
-      case DataType::kInt64:
-      case DataType::kTimestamp:
-        if (int64_data()[i] != other.int64_data()[i]) return false;
-        break;
-      case DataType::kFloat64: {
-        double a = float64_data()[i], b = other.float64_data()[i];
-        if (!(a == b || (std::isnan(a) && std::isnan(b)))) return false;
-        if (a == 0 && std::signbit(a) != std::signbit(b)) return false;
-        break;
-      }
-      case DataType::kBool:
-        if (bool_value(i) != other.bool_value(i)) return false;
-        break;
-      case DataType::kString:
-        if (string_value(i) != other.string_value(i)) return false;
-        break;
+    if (IsFloating(type_)) {
+      double a = NumberAt(i), b = other.NumberAt(i);
+      if (!(a == b || (std::isnan(a) && std::isnan(b)))) return false;
+      if (a == 0 && std::signbit(a) != std::signbit(b)) return false;
+    } else if (type_ == DataType::kBool) {
+      if (bool_value(i) != other.bool_value(i)) return false;
+    } else if (IsVariableWidth(type_)) {
+      if (string_value(i) != other.string_value(i)) return false;
+    } else {
+      const size_t w = static_cast<size_t>(ByteWidth(type_));
+      if (std::memcmp(values_->data() + i * w, other.values_->data() + i * w, w) != 0) return false;
     }
   }
   return true;
@@ -228,8 +324,8 @@ bool Column::Equals(const Column& other) const {
 // --- ColumnBuilder -----------------------------------------------------------------
 
 ColumnBuilder::ColumnBuilder(DataType type) : type_(type) {
-  values_ = Buffer::Allocate(type == DataType::kString ? 64 : 0);
-  if (type == DataType::kString) data_ = Buffer::Allocate(0);
+  values_ = Buffer::Allocate(IsVariableWidth(type) ? 64 : 0);
+  if (IsVariableWidth(type)) data_ = Buffer::Allocate(0);
 }
 ColumnBuilder::~ColumnBuilder() = default;
 ColumnBuilder::ColumnBuilder(ColumnBuilder&&) noexcept = default;
@@ -260,7 +356,7 @@ void ColumnBuilder::Reserve(int64_t rows, int64_t string_bytes) {
     std::memcpy(fresh->mutable_data(), validity_->data(), BitmapBytes(length_));
     validity_ = std::move(fresh);
   }
-  if (type_ == DataType::kString) GrowData(data_size_ + static_cast<size_t>(string_bytes));
+  if (IsVariableWidth(type_)) GrowData(data_size_ + static_cast<size_t>(string_bytes));
 }
 
 void ColumnBuilder::EnsureValidity() {
@@ -293,16 +389,19 @@ void ColumnBuilder::AppendNull() {
       GrowValues(BitmapBytes(length_ + 1));
       ClearBit(values_->mutable_data(), length_);
       break;
-    case DataType::kString: {
+    case DataType::kString:
+    case DataType::kBinary: {
       GrowValues(ValuesBytes(type_, length_ + 1));
       int64_t* o = reinterpret_cast<int64_t*>(values_->mutable_data());
       o[length_ + 1] = o[length_];
       break;
     }
-    default:
+    default: {
       GrowValues(ValuesBytes(type_, length_ + 1));
-      reinterpret_cast<int64_t*>(values_->mutable_data())[length_] = 0;
+      const size_t w = static_cast<size_t>(ByteWidth(type_));
+      std::memset(values_->mutable_data() + length_ * w, 0, w);
       break;
+    }
   }
   ++length_;
 }
@@ -342,8 +441,17 @@ void ColumnBuilder::AppendBool(bool v) {
   ++length_;
 }
 
+void ColumnBuilder::AppendFixed(const void* value) {
+  assert(ByteWidth(type_) > 0);
+  const size_t w = static_cast<size_t>(ByteWidth(type_));
+  GrowValues(static_cast<size_t>(length_ + 1) * w);
+  SetValid(true);
+  std::memcpy(values_->mutable_data() + length_ * w, value, w);
+  ++length_;
+}
+
 void ColumnBuilder::AppendString(std::string_view v) {
-  assert(type_ == DataType::kString);
+  assert(IsVariableWidth(type_));
   GrowValues(ValuesBytes(type_, length_ + 1));
   GrowData(data_size_ + v.size());
   SetValid(true);
@@ -358,7 +466,7 @@ void ColumnBuilder::AppendFrom(const Column& column, int64_t offset, int64_t len
   assert(column.type() == type_);
   if (length <= 0) return;
   int64_t bytes = 0;
-  if (type_ == DataType::kString) {
+  if (IsVariableWidth(type_)) {
     bytes = column.string_offsets()[offset + length] - column.string_offsets()[offset];
   }
   Reserve(length, bytes);
@@ -383,7 +491,8 @@ void ColumnBuilder::AppendFrom(const Column& column, int64_t offset, int64_t len
     case DataType::kBool:
       CopyBits(column.values()->data(), offset, values_->mutable_data(), length_, length);
       break;
-    case DataType::kString: {
+    case DataType::kString:
+    case DataType::kBinary: {
       const int64_t* src = column.string_offsets();
       int64_t* dst = reinterpret_cast<int64_t*>(values_->mutable_data());
       int64_t base = static_cast<int64_t>(data_size_) - src[offset];
@@ -395,10 +504,12 @@ void ColumnBuilder::AppendFrom(const Column& column, int64_t offset, int64_t len
       data_size_ += static_cast<size_t>(bytes);
       break;
     }
-    default:
-      std::memcpy(values_->mutable_data() + length_ * 8, column.values()->data() + offset * 8,
-                  static_cast<size_t>(length) * 8);
+    default: {
+      const size_t w = static_cast<size_t>(ByteWidth(type_));
+      std::memcpy(values_->mutable_data() + length_ * w, column.values()->data() + offset * w,
+                  static_cast<size_t>(length) * w);
       break;
+    }
   }
   length_ += length;
 }
@@ -414,7 +525,7 @@ Column ColumnBuilder::Finish() {
     validity_->Truncate(BitmapBytes(length_));
     c.validity_ = std::move(validity_);
   }
-  if (type_ == DataType::kString) {
+  if (IsVariableWidth(type_)) {
     data_->Truncate(data_size_);
     c.data_ = std::move(data_);
   }
@@ -555,10 +666,15 @@ std::string Table::ToString() const {
       }
       switch (c.type()) {
         case DataType::kInt64: out += std::to_string(c.int64_data()[r]); break;
+        case DataType::kUInt64: out += std::to_string(c.data_as<uint64_t>()[r]); break;
         case DataType::kFloat64: AppendPythonFloat(c.float64_data()[r], &out); break;
+        case DataType::kFloat32: AppendNumpyFloat32(c.data_as<float>()[r], &out); break;
+        case DataType::kFloat16: AppendPythonFloat(c.NumberAt(r), &out); break;
         case DataType::kBool: out += c.bool_value(r) ? "true" : "false"; break;
         case DataType::kTimestamp: AppendIsoTimestamp(c.int64_data()[r], 'T', &out); break;
-        case DataType::kString: AppendCQuoted(c.string_value(r), &out); break;
+        case DataType::kString:
+        case DataType::kBinary: AppendCQuoted(c.string_value(r), &out); break;
+        default: out += std::to_string(static_cast<int64_t>(c.NumberAt(r))); break;
       }
     }
     out += '\n';

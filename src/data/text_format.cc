@@ -196,6 +196,33 @@ void AppendInt64(int64_t v, std::string* out) {
   out->append(buf, static_cast<size_t>(res.ptr - buf));
 }
 
+void AppendUInt64(uint64_t v, std::string* out) {
+  char buf[24];
+  auto res = std::to_chars(buf, buf + sizeof(buf), v);
+  out->append(buf, static_cast<size_t>(res.ptr - buf));
+}
+
+void AppendBase64(std::string_view bytes, bool mime_lines, std::string* out) {
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
+  const size_t n = bytes.size();
+  size_t line = 0;
+  for (size_t i = 0; i < n; i += 3) {
+    const uint32_t a = p[i], b = i + 1 < n ? p[i + 1] : 0, c = i + 2 < n ? p[i + 2] : 0;
+    const uint32_t triple = (a << 16) | (b << 8) | c;
+    out->push_back(kAlphabet[(triple >> 18) & 63]);
+    out->push_back(kAlphabet[(triple >> 12) & 63]);
+    out->push_back(i + 1 < n ? kAlphabet[(triple >> 6) & 63] : '=');
+    out->push_back(i + 2 < n ? kAlphabet[triple & 63] : '=');
+    line += 4;
+    if (mime_lines && line == 76) {
+      out->push_back('\n');
+      line = 0;
+    }
+  }
+  if (mime_lines && line > 0) out->push_back('\n');
+}
+
 bool ParseInt64(std::string_view text, int64_t* out) {
   std::string_view s = text;
   if (s.empty()) return false;

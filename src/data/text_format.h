@@ -1,4 +1,5 @@
-// Text forms of values shared by the codecs and Table::ToString (private to src/data).
+// Text forms of values shared by the codecs (src/data, the server's OIP codec) and
+// Table::ToString.
 #ifndef PYFUNC_SRC_DATA_TEXT_FORMAT_H_
 #define PYFUNC_SRC_DATA_TEXT_FORMAT_H_
 
@@ -23,6 +24,12 @@ bool ParseIsoTimestamp(std::string_view text, int64_t* ns);
 
 // Appends `v` in decimal (as Python's str(int)).
 void AppendInt64(int64_t v, std::string* out);
+void AppendUInt64(uint64_t v, std::string* out);
+
+// Appends `bytes` in base64 (RFC 4648 alphabet, '=' padding). With `mime_lines`, as
+// Python's base64.encodebytes writes it (MLflow's JSON encoding of bytes): a newline
+// after every 76 characters and at the end of non-empty output.
+void AppendBase64(std::string_view bytes, bool mime_lines, std::string* out);
 
 // Appends `s` in double quotes with C escapes (\n, \t, \r, \\, \", \0, \xHH for other
 // control bytes); other bytes (UTF-8 included) verbatim.

@@ -147,6 +147,10 @@ const char* StatusCodeName(StatusCode code) {
       return "DeadlineExceeded";
     case StatusCode::kUnavailable:
       return "Unavailable";
+    case StatusCode::kSchemaMismatch:
+      return "SchemaMismatch";
+    case StatusCode::kInvalidParams:
+      return "InvalidParams";
   }
   return "Unknown";
 }
@@ -302,19 +306,11 @@ bool Value::operator==(const Value& other) const {
   return false;
 }
 
-void AppendPythonFloat(double v, std::string* out) {
-  if (std::isnan(v)) {
-    out->append("nan");
-    return;
-  }
-  if (std::isinf(v)) {
-    out->append(v < 0 ? "-inf" : "inf");
-    return;
-  }
-  // Shortest round-trip digits in scientific form: "-d.ddde+XX".
-  char buf[64];
-  auto res = std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::scientific);
-  std::string_view sci(buf, static_cast<size_t>(res.ptr - buf));
+namespace {
+
+// Writes shortest round-trip digits given in scientific form ("-d.ddde+XX") as Python
+// and numpy write them: positional for 1e-4 <= |v| < 10^max_decpt, scientific otherwise.
+void AppendShortest(std::string_view sci, int max_decpt, std::string* out) {
   bool negative = false;
   if (!sci.empty() && sci[0] == '-') {
     negative = true;
@@ -332,7 +328,7 @@ void AppendPythonFloat(double v, std::string* out) {
   while (nd > 1 && digits[nd - 1] == '0') --nd;
   int decpt = exp10 + 1;  // value = 0.d1d2... * 10^decpt
   if (negative) out->push_back('-');
-  if (decpt > -4 && decpt <= 16) {
+  if (decpt > -4 && decpt <= max_decpt) {
     if (decpt <= 0) {
       out->append("0.");
       out->append(static_cast<size_t>(-decpt), '0');
@@ -360,6 +356,27 @@ void AppendPythonFloat(double v, std::string* out) {
   if (x < 10) out->push_back('0');
   out->append(std::to_string(x));
 }
+
+template <typename F>
+void AppendFloatText(F v, int max_decpt, std::string* out) {
+  if (std::isnan(v)) {
+    out->append("nan");
+    return;
+  }
+  if (std::isinf(v)) {
+    out->append(v < 0 ? "-inf" : "inf");
+    return;
+  }
+  char buf[64];
+  auto res = std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::scientific);
+  AppendShortest(std::string_view(buf, static_cast<size_t>(res.ptr - buf)), max_decpt, out);
+}
+
+}  // namespace
+
+void AppendPythonFloat(double v, std::string* out) { AppendFloatText(v, 16, out); }
+
+void AppendNumpyFloat32(float v, std::string* out) { AppendFloatText(v, 6, out); }
 
 std::string PythonFloatRepr(double v) {
   std::string out;

@@ -11,29 +11,18 @@ constexpr char kMagic[4] = {'P', 'F', 'F', '1'};
 constexpr size_t kHeaderSize = 64;
 constexpr size_t kColumnSize = 64;
 
-enum WireType : uint8_t { kWireInt64 = 1, kWireFloat64 = 2, kWireBool = 3, kWireString = 4, kWireTimestamp = 5 };
+// A column's wire type is its DataType + 1 (1 int64, 2 float64, 3 bool, 4 string,
+// 5 timestamp, 6 int8, 7 int16, 8 int32, 9 uint8, 10 uint16, 11 uint32, 12 uint64,
+// 13 float16, 14 float32, 15 binary); 0 is never a type.
+uint8_t ToWire(DataType t) { return static_cast<uint8_t>(static_cast<int>(t) + 1); }
+
+bool FromWire(uint8_t wire, DataType* t) {
+  if (wire < 1 || wire > kNumDataTypes) return false;
+  *t = static_cast<DataType>(wire - 1);
+  return true;
+}
 
 size_t Align(size_t n, size_t to) { return (n + to - 1) / to * to; }
-
-WireType ToWire(DataType t) {
-  switch (t) {
-    case DataType::kInt64:
-      return kWireInt64;
-    case DataType::kFloat64:
-      return kWireFloat64;
-    case DataType::kBool:
-      return kWireBool;
-    case DataType::kString:
-      return kWireString;
-    case DataType::kTimestamp:
-      return kWireTimestamp;
-  }
-  return kWireInt64;
-}
-
-bool IsFixedWidth(DataType t) {
-  return t == DataType::kInt64 || t == DataType::kFloat64 || t == DataType::kTimestamp;
-}
 
 // Where each piece of each column goes. Computed identically by FrameSize and EncodeFrame.
 struct Placement {
@@ -45,12 +34,15 @@ std::vector<Placement> Place(const Table& table, size_t* total) {
   const auto rows = static_cast<size_t>(table.num_rows());
   std::vector<Placement> out(n);
   size_t pos = Align(kHeaderSize + n * kColumnSize, 64);
-  // Numeric values first, back to back.
+  // Numeric values first, back to back (each at its own width's alignment, so that
+  // adjacent columns of one type form one block).
   for (int i = 0; i < n; ++i) {
-    if (!IsFixedWidth(table.column(i).type())) continue;
+    const int width = ByteWidth(table.column(i).type());
+    if (width == 0) continue;
+    pos = Align(pos, static_cast<size_t>(width));
     out[i].values = pos;
-    out[i].values_size = 8 * rows;
-    pos += 8 * rows;
+    out[i].values_size = static_cast<size_t>(width) * rows;
+    pos += out[i].values_size;
   }
   pos = Align(pos, 64);
   for (int i = 0; i < n; ++i) {
@@ -65,7 +57,7 @@ std::vector<Placement> Place(const Table& table, size_t* total) {
       out[i].values = pos;
       out[i].values_size = (rows + 7) / 8;
       pos = Align(pos + out[i].values_size, 8);
-    } else if (c.type() == DataType::kString) {
+    } else if (IsVariableWidth(c.type())) {
       out[i].offsets = pos;
       pos += 8 * (rows + 1);
       out[i].values = pos;
@@ -122,7 +114,7 @@ void EncodeFrame(const Table& table, uint32_t shape, uint8_t* dst) {
     Put<uint64_t>(d + 40, p.offsets);
     std::memcpy(dst + p.name, name.data(), name.size());
     if (c.validity() != nullptr) std::memcpy(dst + p.validity, c.validity()->data(), (rows + 7) / 8);
-    if (c.type() == DataType::kString) {
+    if (IsVariableWidth(c.type())) {
       std::memcpy(dst + p.offsets, c.values()->data(), 8 * (rows + 1));
       if (p.values_size) std::memcpy(dst + p.values, c.string_data()->data(), p.values_size);
     } else if (p.values_size) {
@@ -166,33 +158,24 @@ Result<Prediction> DecodeFrame(const uint8_t* src, size_t size) {
       std::memcpy(validity->mutable_data(), src + validity_off, bitmap_bytes);
     }
     DataType type;
+    if (!FromWire(wire, &type)) return bad(col + ": unknown type " + std::to_string(wire));
     std::shared_ptr<Buffer> values, data;
-    switch (wire) {
-      case kWireInt64:
-      case kWireFloat64:
-      case kWireTimestamp:
-        type = wire == kWireInt64 ? DataType::kInt64 : wire == kWireFloat64 ? DataType::kFloat64 : DataType::kTimestamp;
-        if (values_size != 8 * rows || !inside(values_off, values_size)) return bad(col + ": values out of bounds");
-        values = Buffer::Allocate(values_size);
-        std::memcpy(values->mutable_data(), src + values_off, values_size);
-        break;
-      case kWireBool:
-        type = DataType::kBool;
-        if (values_size < bitmap_bytes || !inside(values_off, bitmap_bytes)) return bad(col + ": values out of bounds");
-        values = Buffer::Allocate(bitmap_bytes);
-        std::memcpy(values->mutable_data(), src + values_off, bitmap_bytes);
-        break;
-      case kWireString:
-        type = DataType::kString;
-        if (!inside(offsets_off, 8 * (rows + 1))) return bad(col + ": string offsets out of bounds");
-        if (!inside(values_off, values_size)) return bad(col + ": string data out of bounds");
-        values = Buffer::Allocate(8 * (rows + 1));
-        std::memcpy(values->mutable_data(), src + offsets_off, 8 * (rows + 1));
-        data = Buffer::Allocate(values_size);
-        if (values_size) std::memcpy(data->mutable_data(), src + values_off, values_size);
-        break;
-      default:
-        return bad(col + ": unknown type " + std::to_string(wire));
+    if (type == DataType::kBool) {
+      if (values_size < bitmap_bytes || !inside(values_off, bitmap_bytes)) return bad(col + ": values out of bounds");
+      values = Buffer::Allocate(bitmap_bytes);
+      std::memcpy(values->mutable_data(), src + values_off, bitmap_bytes);
+    } else if (IsVariableWidth(type)) {
+      if (!inside(offsets_off, 8 * (rows + 1))) return bad(col + ": offsets out of bounds");
+      if (!inside(values_off, values_size)) return bad(col + ": " + DataTypeName(type) + " data out of bounds");
+      values = Buffer::Allocate(8 * (rows + 1));
+      std::memcpy(values->mutable_data(), src + offsets_off, 8 * (rows + 1));
+      data = Buffer::Allocate(values_size);
+      if (values_size) std::memcpy(data->mutable_data(), src + values_off, values_size);
+    } else {
+      const uint64_t width = static_cast<uint64_t>(ByteWidth(type));
+      if (values_size != width * rows || !inside(values_off, values_size)) return bad(col + ": values out of bounds");
+      values = Buffer::Allocate(values_size);
+      std::memcpy(values->mutable_data(), src + values_off, values_size);
     }
     Result<Column> column = Column::Make(type, static_cast<int64_t>(rows), validity, values, data);
     if (!column.ok()) return bad(col + ": " + column.status().message());

@@ -16,7 +16,7 @@
 
 namespace pyfunc::runtime {
 
-inline constexpr uint32_t kFrameVersion = 1;
+inline constexpr uint32_t kFrameVersion = 2;
 
 // Bytes EncodeFrame needs for `table`.
 size_t FrameSize(const Table& table);

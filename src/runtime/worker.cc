@@ -30,6 +30,17 @@ constexpr const char* kMagic = "pyfunc-worker";
 
 size_t Align64(size_t n) { return (n + 63) / 64 * 64; }
 
+// A worker's {"op": "error"} as a Status: its "kind" says whether the model's signature
+// refused the input ("schema") or the params ("params"), with MLflow's message; any
+// other exception of the model is a ModelError reading "<Python type>: <message>".
+Status ErrorOfWorker(const nlohmann::json& reply) {
+  const std::string kind = reply.value("kind", "");
+  std::string message = reply.value("message", "");
+  if (kind == "schema") return Status::SchemaMismatch(std::move(message));
+  if (kind == "params") return Status::InvalidParams(std::move(message));
+  return Status::ModelError(reply.value("type", "Error") + ": " + message);
+}
+
 }  // namespace
 
 Result<std::unique_ptr<SharedMemory>> SharedMemory::Create(size_t size) {
@@ -98,7 +109,7 @@ Result<std::unique_ptr<Worker>> Worker::Start(const WorkerOptions& options) {
   PYFUNC_ASSIGN_OR_RETURN(nlohmann::json loaded, w->Receive(deadline, "loading the model"));
   if (loaded.value("op", "") == "error") {
     w->Kill();
-    return Status::ModelError(loaded.value("type", "Error") + ": " + loaded.value("message", ""));
+    return ErrorOfWorker(loaded);
   }
   if (loaded.value("op", "") != "loaded") {
     w->Kill();
@@ -298,9 +309,7 @@ Result<Prediction> Worker::Predict(const Table& input, const std::string& params
       PYFUNC_RETURN_IF_ERROR(Map(reply.value("need", size_t{0}) + reply.value("need", size_t{0}) / 4));
       continue;
     }
-    if (op == "error") {
-      return Status::ModelError(reply.value("type", "Error") + ": " + reply.value("message", ""));
-    }
+    if (op == "error") return ErrorOfWorker(reply);
     if (op != "result") {
       Kill();
       return Status::Unavailable("worker sent '" + op + "' instead of a result");

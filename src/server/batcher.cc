@@ -188,7 +188,11 @@ void Batcher::Impl::RunBatch(std::vector<RequestPtr>& batch) {
   if (observer) observer(static_cast<int>(batch.size()), total, seconds);
 
   if (!p.ok()) {
-    if (p.status().code() == StatusCode::kModelError) {
+    // Whatever one request's rows made the model (or its signature) refuse, the
+    // others still get their own answers.
+    const StatusCode code = p.status().code();
+    if (code == StatusCode::kModelError || code == StatusCode::kSchemaMismatch ||
+        code == StatusCode::kInvalidParams) {
       for (const RequestPtr& r : batch) RunAlone(r);
       return;
     }

@@ -70,20 +70,14 @@ HttpError HttpErrorFromStatus(const Status& status) {
       return Json(404, "RESOURCE_DOES_NOT_EXIST", status.message(), nullptr, "KAM00", "RESOURCE_NOT_FOUND");
     case StatusCode::kAlreadyExists:
       return Json(400, "RESOURCE_ALREADY_EXISTS", status.message(), nullptr, "KAM00", "RESOURCE_ALREADY_EXISTS");
-    case StatusCode::kModelError: {
+    case StatusCode::kSchemaMismatch:
       // The input did not fit the model's signature (PyFuncModel's schema enforcement):
       // MLflow answers with its INVALID_PARAMETER_VALUE and the enforcement message.
-      constexpr std::string_view kSchema = "SchemaEnforcementError: ";
-      if (status.message().compare(0, kSchema.size(), kSchema) == 0) {
-        return Json(400, "INVALID_PARAMETER_VALUE", status.message().substr(kSchema.size()), nullptr, "KAM01",
-                    "SCHEMA_ENFORCEMENT_FAILED");
-      }
+      return Json(400, "INVALID_PARAMETER_VALUE", status.message(), nullptr, "KAM01", "SCHEMA_ENFORCEMENT_FAILED");
+    case StatusCode::kInvalidParams:
       // Params that do not fit the params schema: MLflow's plain INVALID_PARAMETER_VALUE.
-      constexpr std::string_view kParams = "InvalidParametersError: ";
-      if (status.message().compare(0, kParams.size(), kParams) == 0) {
-        return Json(400, "INVALID_PARAMETER_VALUE", status.message().substr(kParams.size()), nullptr, "KAM00",
-                    "INVALID_PARAMETER_VALUE");
-      }
+      return Json(400, "INVALID_PARAMETER_VALUE", status.message(), nullptr, "KAM00", "INVALID_PARAMETER_VALUE");
+    case StatusCode::kModelError: {
       // MLflow's server wraps any other exception of the model in this message, with
       // the traceback as stack_trace; the worker gives us "Type: message".
       return Json(400, "BAD_REQUEST",

@@ -8,6 +8,7 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
+#include "data/text_format.h"
 #include "server/limits.h"
 
 namespace pyfunc::server {
@@ -80,7 +81,7 @@ Status AppendOipValue(const Json& v, ColumnBuilder* b, const std::string& where)
       if (!v.is_string()) break;
       b->AppendString(v.get_ref<const std::string&>());
       return Status::OK();
-    case DataType::kTimestamp:
+    default:  // requests are read into the wide types; the worker narrows them
       break;
   }
   return Status::InvalidArgument(
@@ -163,14 +164,28 @@ Json ColumnData(const Column& c) {
       case DataType::kTimestamp:
         data.push_back(c.int64_data()[i]);
         break;
+      case DataType::kUInt64:
+        data.push_back(c.data_as<uint64_t>()[i]);
+        break;
+      case DataType::kFloat16:
+      case DataType::kFloat32:
       case DataType::kFloat64:
-        data.push_back(c.float64_data()[i]);  // NaN/inf become null: JSON has no NaN
+        data.push_back(c.NumberAt(i));  // NaN/inf become null: JSON has no NaN
         break;
       case DataType::kBool:
         data.push_back(c.bool_value(i));
         break;
       case DataType::kString:
         data.push_back(std::string(c.string_value(i)));
+        break;
+      case DataType::kBinary: {  // BYTES in JSON: base64 text
+        std::string text;
+        AppendBase64(c.string_value(i), /*mime_lines=*/false, &text);
+        data.push_back(std::move(text));
+        break;
+      }
+      default:  // the narrower integers
+        data.push_back(static_cast<int64_t>(c.NumberAt(i)));
         break;
     }
   }
@@ -184,11 +199,21 @@ const char* OipDatatype(DataType t) {
     case DataType::kInt64:
     case DataType::kTimestamp:
       return "INT64";
+    case DataType::kInt8: return "INT8";
+    case DataType::kInt16: return "INT16";
+    case DataType::kInt32: return "INT32";
+    case DataType::kUInt8: return "UINT8";
+    case DataType::kUInt16: return "UINT16";
+    case DataType::kUInt32: return "UINT32";
+    case DataType::kUInt64: return "UINT64";
+    case DataType::kFloat16: return "FP16";
+    case DataType::kFloat32: return "FP32";
     case DataType::kFloat64:
       return "FP64";
     case DataType::kBool:
       return "BOOL";
     case DataType::kString:
+    case DataType::kBinary:
       return "BYTES";
   }
   return "BYTES";

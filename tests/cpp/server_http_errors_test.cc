@@ -44,7 +44,7 @@ TEST(HttpErrorsTest, ModelErrorIsMlflowsUnexpectedErrorWithTheTraceAsStackTrace)
 
 TEST(HttpErrorsTest, SchemaEnforcementFailureIsMlflowsInvalidParameterValue) {
   HttpError e = HttpErrorFromStatus(
-      Status::ModelError("SchemaEnforcementError: Failed to enforce schema of data 'x' with schema 'y'. Error: z"));
+      Status::SchemaMismatch("Failed to enforce schema of data 'x' with schema 'y'. Error: z"));
   EXPECT_EQ(e.status, 400);
   nlohmann::json j = Body(e);
   EXPECT_EQ(j["error_code"], "INVALID_PARAMETER_VALUE");
@@ -55,7 +55,7 @@ TEST(HttpErrorsTest, SchemaEnforcementFailureIsMlflowsInvalidParameterValue) {
 }
 
 TEST(HttpErrorsTest, InvalidParametersAreMlflowsPlainInvalidParameterValue) {
-  HttpError e = HttpErrorFromStatus(Status::ModelError("InvalidParametersError: Invalid parameters found: {x}"));
+  HttpError e = HttpErrorFromStatus(Status::InvalidParams("Invalid parameters found: {x}"));
   EXPECT_EQ(e.status, 400);
   EXPECT_EQ(e.body, R"({"error_code": "INVALID_PARAMETER_VALUE", "message": "Invalid parameters found: {x}", )"
                     R"("sqlstate": "KAM00", "error_class": "INVALID_PARAMETER_VALUE"})");

@@ -195,7 +195,7 @@ TEST(TableTest, ArrowImportHonoursOffsetsAndNarrowTypes) {
                       }, nullptr};
   Result<Table> t = ImportTable(&schema, &array);
   ASSERT_TRUE(t.ok()) << t.status().ToString();
-  EXPECT_EQ(t->ToString(), "n:int64 | s:string\nnull | \"bb\"\n9 | \"ccc\"\n10 | \"dddd\"\n");
+  EXPECT_EQ(t->ToString(), "n:int32 | s:string\nnull | \"bb\"\n9 | \"ccc\"\n10 | \"dddd\"\n");
   for (bool r : released) EXPECT_TRUE(r);
 }
 
@@ -215,7 +215,9 @@ TEST(TableTest, ParseDataTypeAcceptsMlflowNames) {
   EXPECT_EQ(*ParseDataType("double"), DataType::kFloat64);
   EXPECT_EQ(*ParseDataType("boolean"), DataType::kBool);
   EXPECT_EQ(*ParseDataType("datetime"), DataType::kTimestamp);
-  EXPECT_FALSE(ParseDataType("binary").ok());
+  EXPECT_EQ(*ParseDataType("binary"), DataType::kBinary);
+  EXPECT_EQ(*ParseDataType("float32"), DataType::kFloat32);
+  EXPECT_FALSE(ParseDataType("array").ok());
 }
 
 }  // namespace

@@ -63,6 +63,31 @@ def test_every_column_type_round_trips(remote):
     pd.testing.assert_frame_equal(got, want)
 
 
+def test_narrow_types_keep_their_dtype_both_ways_as_in_mlflow(remote, behave_model):
+    """An int32 column came back int64 and a float32 array float64 through the workers;
+    MLflow in process returns them as the model made them. Inputs keep theirs too."""
+    import mlflow.pyfunc
+
+    reference = mlflow.pyfunc.load_model(behave_model)
+    df = pd.DataFrame({"i32": np.array([1, -2], dtype=np.int32), "u8": np.array([0, 255], dtype=np.uint8),
+                       "f32": np.array([0.1, np.nan], dtype=np.float32), "f16": np.array([1.5, 2], np.float16),
+                       "u64": np.array([2**64 - 1, 0], dtype=np.uint64), "bin": [b"\x00\xff", None]})
+    for mode in ("narrow", "f32", "dtypes"):
+        want = reference.predict(df, params={"mode": mode})
+        got = remote.predict(df, params={"mode": mode})
+        if isinstance(want, pd.DataFrame):
+            pd.testing.assert_frame_equal(got, want)
+        else:
+            assert got.dtype == want.dtype and got.shape == want.shape
+            np.testing.assert_array_equal(got, want)
+    # A nullable integer reaches the model as pandas reads one: float64 with NaN.
+    echoed = remote.predict(df.assign(n32=pd.array([1, None], dtype="Int32")), params={"mode": "echo"})
+    assert dict(echoed.dtypes.astype(str)) == {"i32": "int32", "u8": "uint8", "f32": "float32", "f16": "float16",
+                                               "u64": "uint64", "bin": "object", "n32": "float64"}
+    assert echoed["bin"].tolist() == [b"\x00\xff", None]
+    assert echoed["u64"].tolist() == [2**64 - 1, 0]
+
+
 def test_output_shapes(remote):
     df = pd.DataFrame({"a": [1, 2, 3], "b": [0.5, 1.5, 2.5]})
     np.testing.assert_array_equal(remote.predict(df, params={"mode": "sum"}), [1.5, 3.5, 5.5])

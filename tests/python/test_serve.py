@@ -197,9 +197,18 @@ REQUESTS = [
     # (instances and inputs reach MLflow's model as a dict of arrays but pyfunc's as a
     # DataFrame, which this model's answers reflect; they are checked on their own below.)
     ({"dataframe_records": [{"a": 1, "b": 2.5}], "params": {"mode": "sum"}}, "application/json; charset=UTF-8"),
+    # Narrow numpy types, float32/16 and bytes in the output, written as MLflow writes them.
+    ({"dataframe_split": {"columns": ["a"], "data": [[1], [2], [3]]}, "params": {"mode": "narrow"}},
+     "application/json"),
+    ({"dataframe_split": {"columns": ["a"], "data": [[1], [2], [3]]}, "params": {"mode": "f32"}},
+     "application/json"),
     ("a,b\n1,x\n2,y\n", "text/csv"),
     ("a,b\n1,2\n", "text/csv; charset=utf-8"),
     ({"dataframe_split": {"columns": ["a"], "data": [[1]]}, "params": {"mode": "raise"}}, "application/json"),
+    # The error's kind travels as a field: a model's own class named like the schema
+    # error is a model error, as in MLflow.
+    ({"dataframe_split": {"columns": ["a"], "data": [[1]]}, "params": {"mode": "named_like_schema_error"}},
+     "application/json"),
     ({"inputs": [1], "dataframe_split": {"data": [[1]]}}, "application/json"),
     ("a,b\n1,2\n", "text/csv; charset=latin-1"),
     ("a,b\n1,2\n", "application/json; format=pandas-split"),

@@ -23,11 +23,26 @@ class BehaveModel:
             return [str(v) for v in range(len(df))]
         if mode == "dtypes":
             return pd.DataFrame({"column": list(df.columns), "dtype": [str(t) for t in df.dtypes]})
+        if mode == "narrow":  # every numpy type a model returns, one column each
+            n = len(df)
+            return pd.DataFrame({
+                "i8": np.arange(n, dtype=np.int8) - 3, "i16": np.arange(n, dtype=np.int16) * 300,
+                "i32": np.arange(n, dtype=np.int32) - 70000, "u8": np.arange(n, dtype=np.uint8) + 250,
+                "u16": np.arange(n, dtype=np.uint16), "u32": np.arange(n, dtype=np.uint32) + 4000000000,
+                "u64": np.arange(n, dtype=np.uint64) + np.uint64(2 ** 63 + 7),
+                "f16": (np.arange(n) / 10 + 0.1).astype(np.float16),
+                "f32": (np.arange(n) / 10 + 0.1).astype(np.float32),
+                "bytes": [bytes([0, 255, i % 256]) + b"ab" * 40 for i in range(n)],
+            })
+        if mode == "f32":  # a float32 2-D array (onnx, xgboost, torch outputs)
+            return np.column_stack([np.arange(len(df)) / 10 + 0.1, np.arange(len(df)) / 3]).astype(np.float32)
         if mode == "center":  # each row's output depends on every row of the input
             x = df.select_dtypes("number").iloc[:, 0].to_numpy(dtype=float)
             return x - x.mean()
         if mode == "long_error":  # an exception whose text exceeds a socket's largest message
             raise ValueError("x" * 300_000)
+        if mode == "named_like_schema_error":  # a model's own class, only named like pyfunc's
+            raise type("SchemaEnforcementError", (ValueError,), {})("the model's own error")
         if mode == "raise":
             raise ValueError("the model refuses: " + str(len(df)) + " rows")
         if mode == "crash":
