@@ -124,7 +124,8 @@ class PredictionWriter {
     } else {
       std::string body;
       AppendPredictionJson(p, &body);  // "[...]", or any JSON for an object (kJson)
-      if (p.shape == PredictionShape::kJson && (body.empty() || body[0] != '[')) {
+      if ((p.shape == PredictionShape::kJson || p.shape == PredictionShape::kColumns) &&
+          (body.empty() || body[0] != '[')) {
         // A dict, a str, ...: the predictions as a whole, which no other batch can join.
         if (any_rows_ || whole_) {
           return Status::InvalidArgument(

@@ -19,7 +19,10 @@ enum class PredictionShape : uint8_t {
   kArray2D = 3,    // 2-D numpy array: columns "0", "1", ...
   kList = 4,       // a Python list (or scalar): one column named "", written like kArray1D
   kJson = 5,       // any other object (a dict, a str, nested lists): one string cell holding
-                   // it as JSON text, as MLflow's NumpyEncoder writes it
+                   // it as JSON text, as MLflow's NumpyEncoder writes it; the column is
+                   // named "DataFrame" when the object was a DataFrame (cells holding lists)
+  kColumns = 6,    // a dict of name → 1-D numpy array, all of one length: one column per
+                   // entry, written as {"name": [...], ...}
 };
 
 // The Python object a model's predict is given, held as a Table (the values of the

@@ -16,6 +16,7 @@ from pyfunc import _core
 from pyfunc.exceptions import InvalidArgumentError
 
 _SHAPE_DATAFRAME, _SHAPE_SERIES, _SHAPE_ARRAY1D, _SHAPE_ARRAY2D, _SHAPE_LIST, _SHAPE_JSON = 0, 1, 2, 3, 4, 5
+_SHAPE_COLUMNS = 6
 # What the worker hands to predict (InputShape): the DataFrame, or an array / a dict of
 # arrays / records made from it, so that the model gets the kind of object it was given.
 _IN_DATAFRAME, _IN_ARRAY1D, _IN_ARRAY2D, _IN_COLUMNS, _IN_PLAIN_RECORDS = 0, 2, 3, 5, 9
@@ -134,8 +135,13 @@ def _from_columns(shape, columns, rows):
     if shape == _SHAPE_JSON:  # a dict, a str, nested lists: sent as JSON text
         import json
 
-        return json.loads(columns[0][2][0])
+        value = json.loads(columns[0][2][0])
+        if columns[0][0] == "DataFrame":  # a DataFrame whose cells hold lists: its records
+            return pd.DataFrame(value)
+        return value
     arrays = [(name, _series_of(kind, values, mask)) for name, kind, values, mask in columns]
+    if shape == _SHAPE_COLUMNS:
+        return {name: np.asarray(v, dtype=object) if isinstance(v, list) else v for name, v in arrays}
     if shape == _SHAPE_DATAFRAME:
         df = pd.DataFrame({i: np.asarray(v, dtype=object) if isinstance(v, list) else v
                            for i, (_, v) in enumerate(arrays)}, index=pd.RangeIndex(rows))

@@ -47,7 +47,9 @@ FRAME LAYOUT (little endian; buffers 64-byte aligned; offsets from the frame sta
         aligned to their width
     validity: bit-packed, LSB first, 1 = present
     shapes of results: 0 DataFrame, 1 Series, 2 1-D array, 3 2-D array, 4 list (1-D),
-        5 any other object as JSON text in one string cell (MLflow's NumpyEncoder)
+        5 any other object as JSON text in one string cell (MLflow's NumpyEncoder; the
+        column is named "DataFrame" when the object was one), 6 dict of name -> 1-D array
+        (all of one length), one column each
     shapes of inputs (what predict is given): 0 DataFrame, 2 1-D array (the one column),
         3 2-D array (the columns side by side), 5 dict of column name -> 1-D array,
         6 list of records (dicts of 0-d arrays), 7 0-d array (the one value),
@@ -90,7 +92,7 @@ FIXED_TYPES = {1: "int64", 2: "float64", 5: "int64", 6: "int8", 7: "int16", 8: "
                10: "uint16", 11: "uint32", 12: "uint64", 13: "float16", 14: "float32"}
 WIRE_OF_DTYPE = {name: typ for typ, name in FIXED_TYPES.items() if typ != T_TIMESTAMP}
 SHAPE_DATAFRAME, SHAPE_SERIES, SHAPE_ARRAY1D, SHAPE_ARRAY2D, SHAPE_LIST = 0, 1, 2, 3, 4
-SHAPE_JSON = 5
+SHAPE_JSON, SHAPE_COLUMNS = 5, 6
 IN_COLUMNS, IN_RECORDS, IN_SCALAR, IN_JSON, IN_PLAIN_RECORDS, IN_TENSORS_JSON = 5, 6, 7, 8, 9, 10
 
 
@@ -419,8 +421,11 @@ def _json_result(prediction):
     """The kJson result: one string cell with the object as MLflow writes it."""
     import numpy as np
 
+    import pandas as pd
+
     text = json.dumps(prediction, default=_jsonable)
-    return SHAPE_JSON, [("", T_STRING, np.array([text], dtype=object), None)], 1
+    name = "DataFrame" if isinstance(prediction, pd.DataFrame) else ""
+    return SHAPE_JSON, [(name, T_STRING, np.array([text], dtype=object), None)], 1
 
 
 def prediction_columns(prediction):
@@ -437,7 +442,19 @@ def _prediction_table(prediction):
     import numpy as np
     import pandas as pd
 
-    if isinstance(prediction, (dict, str, bytes)):
+    if isinstance(prediction, dict):
+        # A dict of 1-D arrays of one length (multi-output models): its columns.
+        values = list(prediction.values())
+        if (not values or not all(isinstance(k, str) for k in prediction)
+                or not all(isinstance(v, np.ndarray) and v.ndim == 1 for v in values)
+                or len({len(v) for v in values}) != 1):
+            raise FrameError("not a table")
+        columns = []
+        for name, v in prediction.items():
+            typ, arr, valid = _column_of(np, pd, name, v)
+            columns.append((name, typ, arr, valid))
+        return SHAPE_COLUMNS, columns, len(values[0])
+    if isinstance(prediction, (str, bytes)):
         raise FrameError("not a table")
     if isinstance(prediction, list) and prediction:
         # Nested lists and records; strings mixed with numbers (numpy would make all strings).

@@ -1189,6 +1189,21 @@ void AppendPredictionJson(const Prediction& prediction, std::string* out) {
   }
   const int64_t rows = t.num_rows();
   const int ncols = t.num_columns();
+  if (prediction.shape == PredictionShape::kColumns) {  // {"name": [...], ...}
+    out->push_back('{');
+    for (int j = 0; j < ncols; ++j) {
+      if (j) out->append(", ");
+      AppendJsonString(t.column_name(j), out);
+      out->append(": [");
+      for (int64_t r = 0; r < rows; ++r) {
+        if (r) out->append(", ");
+        AppendCell(t.column(j), r, out);
+      }
+      out->push_back(']');
+    }
+    out->push_back('}');
+    return;
+  }
   std::vector<std::string> keys(static_cast<size_t>(ncols));
   for (int j = 0; j < ncols; ++j) {
     std::string name = t.column_name(j);
@@ -1216,6 +1231,7 @@ void AppendPredictionJson(const Prediction& prediction, std::string* out) {
         out->push_back(']');
         break;
       case PredictionShape::kJson:  // returned above
+      case PredictionShape::kColumns:
         break;
       case PredictionShape::kSeries:
       case PredictionShape::kDataFrame:

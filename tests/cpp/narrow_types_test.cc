@@ -168,6 +168,16 @@ TEST(NarrowTypesTest, JsonPredictionsAreWhatMlflowWrites) {
   EXPECT_EQ(PredictionsToJson(p), "{\"predictions\": [\"" + b64.substr(0, 76) + "\\n" + b64.substr(76) + "\\n\"]}");
 }
 
+// A dict of arrays is written as MLflow writes one: {"name": [values...], ...}.
+TEST(NarrowTypesTest, ColumnsPredictionsAreADictOfLists) {
+  Prediction p;
+  p.shape = PredictionShape::kColumns;
+  Result<Table> t = EveryType().Slice(0, 2);
+  ASSERT_TRUE(t.ok());
+  p.table = *Table::Make({"i32", "f32"}, {t->column(2), t->column(8)});
+  EXPECT_EQ(PredictionsToJson(p), "{\"predictions\": {\"i32\": [-70000, 1], \"f32\": [0.10000000149011612, NaN]}}");
+}
+
 // pandas' to_csv of a float32 column writes numpy's str() of each value.
 TEST(NarrowTypesTest, CsvWritesFloat32AsPandasDoes) {
   Result<Table> t = Table::Make({"f32"}, {FixedColumn<float>(DataType::kFloat32, {0.1f, 1e-5f, 1e6f, 123456.7f, -0.0f})});

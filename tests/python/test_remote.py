@@ -80,6 +80,18 @@ def test_narrow_types_keep_their_dtype_both_ways_as_in_mlflow(remote, behave_mod
         else:
             assert got.dtype == want.dtype and got.shape == want.shape
             np.testing.assert_array_equal(got, want)
+    # A multi-output model's dict of arrays comes back as one, each array in its dtype;
+    # a DataFrame whose cells hold lists comes back as a DataFrame.
+    want = reference.predict(df, params={"mode": "dict_arrays"})
+    got = remote.predict(df, params={"mode": "dict_arrays"})
+    assert list(got) == list(want)
+    for key in want:
+        assert got[key].dtype == want[key].dtype or want[key].dtype.kind == "U", key
+        np.testing.assert_array_equal(got[key], want[key])
+    want = reference.predict(df, params={"mode": "list_cells"})
+    got = remote.predict(df, params={"mode": "list_cells"})
+    assert isinstance(got, pd.DataFrame) and got["tokens"].tolist() == want["tokens"].tolist()
+    assert got["id"].tolist() == want["id"].tolist()
     # A nullable integer reaches the model as pandas reads one: float64 with NaN.
     echoed = remote.predict(df.assign(n32=pd.array([1, None], dtype="Int32")), params={"mode": "echo"})
     assert dict(echoed.dtypes.astype(str)) == {"i32": "int32", "u8": "uint8", "f32": "float32", "f16": "float16",

@@ -34,6 +34,12 @@ class BehaveModel:
                 "f32": (np.arange(n) / 10 + 0.1).astype(np.float32),
                 "bytes": [bytes([0, 255, i % 256]) + b"ab" * 40 for i in range(n)],
             })
+        if mode == "dict_arrays":  # a multi-output model: a dict of 1-D arrays
+            n = len(df)
+            return {"label": np.arange(n, dtype=np.int32), "score": np.linspace(0, 1, n).astype(np.float32),
+                    "name": np.array(["r%d" % i for i in range(n)])}
+        if mode == "list_cells":  # a DataFrame whose cells hold lists
+            return pd.DataFrame({"id": np.arange(len(df)), "tokens": [[i, i + 1] for i in range(len(df))]})
         if mode == "f32":  # a float32 2-D array (onnx, xgboost, torch outputs)
             return np.column_stack([np.arange(len(df)) / 10 + 0.1, np.arange(len(df)) / 3]).astype(np.float32)
         if mode == "center":  # each row's output depends on every row of the input
