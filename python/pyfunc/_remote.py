@@ -72,8 +72,8 @@ def _column(name, series):
         series = series.astype(object)
         dtype = series.dtype
     kind = dtype.kind
-    if dtype.name in _FIXED:
-        return name, dtype.name, np.ascontiguousarray(series.to_numpy()), None
+    if dtype.name in _FIXED:  # (in native byte order: the Table is little-endian)
+        return name, dtype.name, np.ascontiguousarray(series.to_numpy(), dtype=dtype.name), None
     if kind in "iu":
         return name, "int64", np.ascontiguousarray(series.to_numpy(), dtype=np.int64), None
     if kind == "f":
