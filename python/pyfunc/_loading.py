@@ -313,6 +313,7 @@ class PyFuncModel:
         self._model_root = model_root
         self._model_config = model_config
         self._input_specs_cache = None
+        self._params_schema_cache = None
 
     @property
     def metadata(self):
@@ -343,8 +344,22 @@ class PyFuncModel:
     def model_id(self):
         return self._metadata.get("model_id")
 
+    def use_parsed_schema(self, schema):
+        """Takes the signature as the caller parsed it, {"inputs": [specs] or None,
+        "params": [specs] or None} (a worker's load message), instead of parsing the
+        MLmodel's JSON text again."""
+        inputs, params = schema.get("inputs"), schema.get("params")
+        if isinstance(inputs, list) or inputs is None:
+            self._input_specs_cache = (inputs or None,)
+        if isinstance(params, list) or params is None:
+            self._params_schema_cache = (None if params is None else
+                                         [s for s in params if isinstance(s, dict) and "name" in s],)
+
     def _params_schema(self):
-        return _load_sibling("_schema.py").parse_params_schema(self._metadata)
+        """The signature's params specs (parsed once), or None."""
+        if self._params_schema_cache is None:
+            self._params_schema_cache = (_load_sibling("_schema.py").parse_params_schema(self._metadata),)
+        return self._params_schema_cache[0]
 
     def _input_specs(self):
         """The signature's input specs (parsed once), or None."""

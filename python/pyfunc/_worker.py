@@ -17,7 +17,9 @@ SCM_RIGHTS on a message's first packet. Data: a memfd shared with the parent, ma
 holding frames (see FRAME LAYOUT). The exchange:
 
     worker -> {"op": "hello", "magic": MAGIC, "protocol": 1, "pid", "python", ...}
-    parent -> {"op": "load", "model_root", "mlmodel", "model_config"}
+    parent -> {"op": "load", "model_root", "mlmodel", "model_config", "schema"}
+    ("schema": the signature parsed, {"inputs": [specs] | null, "params": [specs] | null};
+    a part the parent could not parse is left out, and the worker reports it)
     worker -> {"op": "loaded"} | {"op": "error", ...}
     parent -> {"op": "map", "size"} + fd              (any time; replaces the mapping)
     worker -> {"op": "mapped"}
@@ -692,6 +694,8 @@ def serve(sock):
                 _SCHEMA_ERRORS = (loading.SchemaEnforcementError, loading.InvalidParametersError)
                 model = loading.load_model(message["model_root"], message["mlmodel"], message.get("model_config"),
                                            prefer_builtin=os.environ.get("PYFUNC_WORKER_MLFLOW_LOADERS") != "1")
+                if isinstance(message.get("schema"), dict) and hasattr(model, "use_parsed_schema"):
+                    model.use_parsed_schema(message["schema"])
                 _send(sock, {"op": "loaded"})
             except BaseException as e:  # noqa: B902 - reported to the parent, which decides
                 _send_error(sock, e)

@@ -30,6 +30,27 @@ constexpr const char* kMagic = "pyfunc-worker";
 
 size_t Align64(size_t n) { return (n + 63) / 64 * 64; }
 
+// True when the JSON text nests arrays and objects at most `limit` deep (strings
+// skipped), so that parsing it cannot recurse further than that.
+bool NestsAtMost(std::string_view text, int limit) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit) return false;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return true;
+}
+
 // A worker's {"op": "error"} as a Status: its "kind" says whether the model's signature
 // refused the input ("schema") or the params ("params"), with MLflow's message; any
 // other exception of the model is a ModelError reading "<Python type>: <message>".
@@ -104,6 +125,22 @@ Result<std::unique_ptr<Worker>> Worker::Start(const WorkerOptions& options) {
   w->python_version_ = hello.value("python", "");
   nlohmann::json load = {{"op", "load"}, {"model_root", options.model_root}};
   load["mlmodel"] = nlohmann::json::parse(options.mlmodel_json);
+  // The signature, parsed here once: the worker enforces it without parsing MLmodel's
+  // JSON text again. A part that does not parse is left out (the worker names the error).
+  nlohmann::json schema = nlohmann::json::object();
+  const nlohmann::json& signature = load["mlmodel"].contains("signature") ? load["mlmodel"]["signature"]
+                                                                          : nlohmann::json();
+  for (const char* part : {"inputs", "params"}) {
+    if (!signature.is_object() || !signature.contains(part) || !signature[part].is_string()) {
+      schema[part] = nullptr;
+      continue;
+    }
+    const std::string& text = signature[part].get_ref<const std::string&>();
+    if (!NestsAtMost(text, 64)) continue;
+    nlohmann::json parsed = nlohmann::json::parse(text, nullptr, false);
+    if (parsed.is_array()) schema[part] = std::move(parsed);
+  }
+  load["schema"] = std::move(schema);
   load["model_config"] = nlohmann::json::parse(options.model_config_json);
   PYFUNC_RETURN_IF_ERROR(w->Send(load));
   PYFUNC_ASSIGN_OR_RETURN(nlohmann::json loaded, w->Receive(deadline, "loading the model"));
