@@ -364,8 +364,15 @@ class PyFuncModel:
                 raise SchemaEnforcementError(str(e)) from None
         return self._input_specs_cache[0]
 
+    def _signature_from_type_hints(self):
+        """True for a signature MLflow inferred from predict's type hints: MLflow checks
+        such a model's data against the hints in predict, not against the signature."""
+        return self._metadata.get("is_signature_from_type_hint") is True
+
     def _fits_input_schema(self, df):
         """True when ``df`` needs no enforcement: exactly the signature's columns and dtypes."""
+        if self._signature_from_type_hints():
+            return True
         specs = self._input_specs()
         return specs is None or _load_sibling("_schema.py").fits_input_schema(df, specs)
 
@@ -380,6 +387,8 @@ class PyFuncModel:
         return _load_sibling("_schema.py").tensors_from_request(request, self._input_specs())
 
     def _enforce_input_schema(self, data):
+        if self._signature_from_type_hints():
+            return data
         specs = self._input_specs()
         if specs is None:
             return data
@@ -413,7 +422,9 @@ class PyFuncModel:
         With an input signature, ``data`` is first enforced as MLflow enforces it
         (``_schema.py``): a column signature gives a DataFrame of exactly its columns, in
         its order, each converted to its type where that is safe; a tensor signature
-        checks dtype and shape. A mismatch raises SchemaEnforcementError.
+        checks dtype and shape. A mismatch raises SchemaEnforcementError. A signature
+        inferred from type hints (``is_signature_from_type_hint``) is not enforced here,
+        as in MLflow: the PythonModel's predict checks the data.
         ``params`` follow MLflow's params schema rules (see _check_params), then are
         passed only when the predict function has a parameter named ``params`` (not
         ``**params``); otherwise they are dropped with a warning, as MLflow does.

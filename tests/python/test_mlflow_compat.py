@@ -239,8 +239,6 @@ def test_records_reach_models_in_workers_as_mlflow_passes_them(mlflow_models, ml
                 want = e
             remote = pyfunc.load_pyfunc(str(mlflow_models / name), env_manager="local")
             if isinstance(want, Exception):
-                if name == "pm_typehint":
-                    continue  # pyfunc's built-in PythonModel loader does not validate type hints (README)
                 with pytest.raises(Exception):
                     remote.predict(records, params=params)
                 continue
