@@ -114,6 +114,11 @@ void Raise(const Status& status) {
         break;
       }
     }
+    // The model did not load in a worker ("loading <model> in <environment>: ModelLoadError:
+    // ..."): the in-process class, with the message that says which environment.
+    if (message.substr(0, 8) == "loading " && message.find(": ModelLoadError: ") != std::string_view::npos) {
+      name = "ModelLoadError";
+    }
   }
   nb::object cls = nb::module_::import_("pyfunc.exceptions").attr(name);
   PyErr_SetString(cls.ptr(), std::string(message).c_str());
