@@ -32,6 +32,8 @@ enum class StatusCode {
   // enforcement, run where the model runs); the message is MLflow's.
   kSchemaMismatch,   // the input: Python's SchemaEnforcementError
   kInvalidParams,    // the params: Python's InvalidParametersError ("Invalid parameters found")
+  kLoadFailed,       // the model's loader could not load it (Python's ModelLoadError); the
+                     // message reads "ModelLoadError: <text>"
 };
 
 const char* StatusCodeName(StatusCode code);
@@ -58,6 +60,7 @@ class [[nodiscard]] Status {
   static Status Unavailable(std::string msg) { return Status(StatusCode::kUnavailable, std::move(msg)); }
   static Status SchemaMismatch(std::string msg) { return Status(StatusCode::kSchemaMismatch, std::move(msg)); }
   static Status InvalidParams(std::string msg) { return Status(StatusCode::kInvalidParams, std::move(msg)); }
+  static Status LoadFailed(std::string msg) { return Status(StatusCode::kLoadFailed, std::move(msg)); }
 
   bool ok() const { return code_ == StatusCode::kOk; }
   StatusCode code() const { return code_; }

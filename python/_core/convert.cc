@@ -97,6 +97,9 @@ void Raise(const Status& status) {
     case StatusCode::kInvalidParams:
       name = "InvalidParametersError";
       break;
+    case StatusCode::kLoadFailed:
+      name = "ModelLoadError";
+      break;
     case StatusCode::kDeadlineExceeded:
       name = "PyfuncTimeoutError";
       break;

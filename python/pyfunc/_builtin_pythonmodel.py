@@ -1,9 +1,13 @@
-"""Stand-in for ``mlflow.pyfunc.model``'s loader, used when MLflow is not installed.
+"""Stand-in for the loaders of ``mlflow.pyfunc.model`` and
+``mlflow.pyfunc.loaders.code_model``, used when MLflow is not installed.
 
 Loads models saved with ``mlflow.pyfunc.save_model(python_model=...)``: a cloudpickled
-``PythonModel`` (``python_model.pkl``, or ``.pkl.xz/.bz2/.gz`` when compressed), its
-``artifacts`` and its ``model_config``, exposed to ``load_context`` through a context
-object, then ``predict`` called with the context/params dispatch MLflow uses.
+``PythonModel`` (``python_model.pkl``, or ``.pkl.xz/.bz2/.gz`` when compressed), or a
+model from code (``python_model="model.py"``: the file, copied into the model
+directory and named by ``model_code_path``, is run and hands its model to
+``mlflow.models.set_model``); its ``artifacts`` and its ``model_config``, exposed to
+``load_context`` through a context object, then ``predict`` called with the
+context/params dispatch MLflow uses. A plain function becomes a PythonModel as in MLflow.
 
 Unpickling without MLflow: a pickled PythonModel subclass refers to MLflow by name,
 at least to its base class ``mlflow.pyfunc.model.PythonModel``, and in MLflow >= 2.20
@@ -18,19 +22,33 @@ pickle is read, minimal replacements of exactly those names are registered in
   * any other MLflow object in the pickle becomes an inert placeholder holding its
     pickled state; using it for anything raises.
 
-Models from code (``model_code_path``) run code that imports MLflow, so they need MLflow.
+Running a model from code without MLflow: the file imports MLflow (``import mlflow``,
+``from mlflow.models import set_model, ModelConfig``, ``from mlflow.pyfunc import
+PythonModel``). While it runs, and only if no MLflow is imported already, the same
+kind of minimal modules are registered in ``sys.modules`` with, besides the above,
+``set_model`` (keeps the model for the loader), ``ModelConfig`` (the model_config in
+effect, as MLflow gives it to the file: the saved config with the load-time
+overrides), ``MlflowException`` and the ``@pyfunc`` decorator; they are removed once
+the file has run (its own references to them keep working). A name the file needs
+that they do not provide fails the load with a message saying that MLflow is missing.
+``_loading`` uses MLflow's own loader whenever MLflow is importable.
+
 Loaded by file path from ``_loading.py``; standard library only at import time.
 """
 
 import bz2
+import functools
 import gzip
+import importlib.util
 import inspect
 import lzma
 import os
 import pickle
 import sys
+import threading
 import types
 import typing
+import uuid
 import warnings
 from collections import namedtuple
 
@@ -100,6 +118,15 @@ def _extract_type_hints(func, input_arg_index):
 class PythonModel:
     """Replacement of mlflow.pyfunc.model.PythonModel: the base of the user's model class."""
 
+    def __init_subclass__(cls, **kwargs):
+        # As MLflow's base class does, a user's subclass gets its own predict wrapped
+        # for type hints (a class from a model file; an unpickled class gets its
+        # predict, wrapped already, only after it is created).
+        super().__init_subclass__(**kwargs)
+        predict = cls.__dict__.get("predict")
+        if callable(predict) and cls.__module__ != __name__:
+            cls.predict = _wrap_predict(predict)
+
     def load_context(self, context):
         """Called once after unpickling, with the model's artifacts and model_config."""
 
@@ -123,7 +150,7 @@ class _FunctionPythonModel(PythonModel):
     """A plain function saved as ``python_model`` (MLflow wraps it in this class)."""
 
     def __init__(self, func, signature=None):
-        self.func = func
+        self.func = _wrap_predict(func)
         self.signature = signature
 
     @property
@@ -165,10 +192,96 @@ def _validate_model_input(args, kwargs, model_input_index, type_hint, model_inpu
     return args, kwargs
 
 
+def _wrap_predict(func):
+    """What MLflow's ``@pyfunc`` makes of a predict method or a model function: when
+    its input has a ``list[...]`` type hint, a DataFrame given to it is converted to a
+    list first (as MLflow converts it; nothing is validated). Other functions are
+    returned as they are; so are functions wrapped already."""
+    if getattr(func, "_is_pyfunc", False):
+        return func
+    try:
+        parameters = list(inspect.signature(func).parameters)
+    except (TypeError, ValueError):
+        return func
+    names = [p for p in parameters if p != "self"]
+    input_index = 1 if _context_in_signature(parameters) else 0
+    if len(names) <= input_index:
+        return func
+    hint = _extract_type_hints(func, input_index).input
+    if typing.get_origin(hint) is not list:
+        return func
+    position = input_index + (1 if "self" in parameters else 0)
+    name = names[input_index]
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        args, kwargs = _validate_model_input(args, kwargs, position, hint, name)
+        return func(*args, **kwargs)
+
+    wrapper._is_pyfunc = True
+    return wrapper
+
+
 def _pyfunc_decorator(func):
-    """Replacement of @mlflow.pyfunc.utils.pyfunc: marks the function, validates nothing."""
-    func._is_pyfunc = True
-    return func
+    """Replacement of @mlflow.pyfunc.utils.pyfunc (see _wrap_predict)."""
+    wrapped = _wrap_predict(func)
+    wrapped._is_pyfunc = True
+    return wrapped
+
+
+# --- set_model and ModelConfig, for models from code ------------------------------------
+
+_NOT_SET = object()
+# The file being run by load_code_model: the model it set, and the model_config that
+# ModelConfig reads ("" when the model has none; None when no file is being run).
+_code_run = {"model": _NOT_SET, "config": None}
+_code_run_lock = threading.RLock()  # reentrant: a model file may load another model
+
+
+def set_model(model):
+    """Replacement of mlflow.models.set_model: hands the file's model to the loader."""
+    if isinstance(model, str) or not (isinstance(model, PythonModel) or callable(model)):
+        raise MlflowException(
+            "set_model() takes a PythonModel or a callable, not {} (other model objects, such as "
+            "LangChain or LlamaIndex ones, load only with MLflow installed)".format(type(model).__name__)
+        )
+    _code_run["model"] = model
+
+
+class ModelConfig:
+    """Replacement of mlflow.models.ModelConfig: the model_config of the model being
+    loaded (its saved config with the load-time overrides); ``development_config`` (a
+    dict or a YAML file) only when no model is being loaded."""
+
+    def __init__(self, *, development_config=None):
+        loading = _code_run["config"]
+        self.config = loading if loading is not None else development_config
+        if not self.config:
+            raise FileNotFoundError(
+                "Config file is not provided which is needed to load the model "
+                "(the model was saved without a model_config)"
+            )
+        if not isinstance(self.config, dict) and not os.path.isfile(self.config):
+            raise FileNotFoundError("Config file '{}' not found.".format(self.config))
+
+    def _read_config(self):
+        if isinstance(self.config, dict):
+            return self.config
+        try:
+            import yaml
+        except ImportError as e:
+            raise ImportError("ModelConfig reads {} with PyYAML, which is not installed".format(self.config)) from e
+        with open(self.config) as f:
+            return yaml.safe_load(f)
+
+    def to_dict(self):
+        return self._read_config()
+
+    def get(self, key):
+        data = self._read_config()
+        if data and key in data:
+            return data[key]
+        raise KeyError("Key '{}' not found in configuration: {}.".format(key, data))
 
 
 class _Placeholder:
@@ -198,7 +311,7 @@ class _Placeholder:
 def _shim_modules():
     """module name -> module object, the minimal MLflow seen by the unpickler."""
     contents = {
-        "mlflow": {},
+        "mlflow": {"MlflowException": MlflowException},
         "mlflow.exceptions": {"MlflowException": MlflowException},
         "mlflow.pyfunc": {"PythonModel": PythonModel, "PythonModelContext": PythonModelContext},
         "mlflow.pyfunc.model": {
@@ -212,7 +325,9 @@ def _shim_modules():
             "_validate_model_input": _validate_model_input,
             "pyfunc": _pyfunc_decorator,
         },
-        "mlflow.models": {},
+        "mlflow.models": {"set_model": set_model, "ModelConfig": ModelConfig},
+        "mlflow.models.model": {"set_model": set_model},
+        "mlflow.models.model_config": {"ModelConfig": ModelConfig},
         "mlflow.models.signature": {"_TypeHints": _TypeHints},
     }
     modules = {}
@@ -265,6 +380,59 @@ def load_python_model(path, compression=None):
                 del sys.modules[name]
 
 
+# What the stand-in modules provide, named when a model file needs more.
+_SHIM_PROVIDES = ("pyfunc.PythonModel, pyfunc.PythonModelContext, models.set_model, models.ModelConfig, "
+                  "MlflowException and pyfunc.utils.pyfunc")
+
+
+def load_code_model(code_path, model_config=None):
+    """Runs the model file ``code_path`` (a model from code) and returns the object it
+    passed to ``mlflow.models.set_model``.
+
+    The file runs as a module of its own (``code_model_<hex>``, kept in ``sys.modules``
+    as MLflow keeps it), with ``ModelConfig`` reading ``model_config``. Unless MLflow
+    is imported already, ``mlflow`` and the submodules the file may import are the
+    stand-ins of ``_shim_modules`` while it runs. Raises MlflowException when the file
+    is missing, raises, or never calls set_model (the caller names the file).
+    """
+    if not os.path.isfile(code_path):
+        raise MlflowException("the model code file is missing (model_code_path: {})".format(code_path))
+    with _code_run_lock:
+        shims = _shim_modules()
+        added = [] if "mlflow" in sys.modules else [name for name in shims if name not in sys.modules]
+        for name in added:
+            sys.modules[name] = shims[name]
+        module_name = "code_model_" + uuid.uuid4().hex
+        outer = dict(_code_run)
+        _code_run["model"] = _NOT_SET
+        _code_run["config"] = model_config if model_config is not None else ""
+        try:
+            spec = importlib.util.spec_from_file_location(module_name, code_path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module
+            spec.loader.exec_module(module)
+        except (Exception, SystemExit) as e:
+            sys.modules.pop(module_name, None)
+            hint = ""
+            if added and isinstance(e, (ImportError, AttributeError)) and "mlflow" in "{} {}".format(
+                    getattr(e, "name", None), e):
+                hint = (" (MLflow is not installed, and pyfunc's minimal stand-in for it provides only {}; "
+                        "install mlflow to load this model)".format(_SHIM_PROVIDES))
+            raise MlflowException("the model code raised {}: {}{}".format(type(e).__name__, e, hint)) from e
+        finally:
+            for name in added:
+                if sys.modules.get(name) is shims[name]:
+                    del sys.modules[name]
+            model = _code_run["model"]
+            _code_run.update(outer)
+    if model is _NOT_SET and not added:
+        # An MLflow imported before the file ran received the model.
+        model = getattr(sys.modules.get("mlflow.models.model"), "__mlflow_model__", None) or _NOT_SET
+    if model is _NOT_SET:
+        raise MlflowException("the model code ran without setting a model (it must call mlflow.models.set_model)")
+    return model
+
+
 # --- the loader ------------------------------------------------------------------------------
 
 
@@ -279,9 +447,24 @@ def _pickle_allowed():
 
 def _load_pyfunc(data_path, model_config=None, model_root=None, mlmodel=None):
     conf = ((mlmodel or {}).get("flavors") or {}).get("python_function") or {}
-    model_root = model_root or data_path
     if conf.get("model_code_path"):
-        raise RuntimeError("models from code (model_code_path) import MLflow; install mlflow to load this model")
+        # As MLflow does: the file's basename, in the directory given to the loader.
+        code_path = os.path.join(data_path, os.path.basename(conf["model_code_path"]))
+        python_model = load_code_model(code_path, model_config)
+        if callable(python_model):
+            python_model = _FunctionPythonModel(python_model, signature=(mlmodel or {}).get("signature"))
+    else:
+        python_model = _load_pickled_model(data_path, conf)
+
+    artifacts = {
+        name: os.path.join(data_path, info["path"]) for name, info in (conf.get("artifacts") or {}).items()
+    }
+    context = PythonModelContext(artifacts=artifacts, model_config=model_config)
+    python_model.load_context(context)
+    return _PythonModelPyfuncWrapper(python_model, context)
+
+
+def _load_pickled_model(data_path, conf):
     if not _pickle_allowed():
         raise PermissionError(
             "deserializing this model is disallowed: it is saved in cloudpickle format and "
@@ -304,14 +487,7 @@ def _load_pyfunc(data_path, model_config=None, model_root=None, mlmodel=None):
     subpath = conf.get("python_model")
     if not subpath:
         raise ValueError("Python model path was not specified in the model configuration")
-    python_model = load_python_model(os.path.join(data_path, subpath), conf.get("python_model_compression"))
-
-    artifacts = {
-        name: os.path.join(data_path, info["path"]) for name, info in (conf.get("artifacts") or {}).items()
-    }
-    context = PythonModelContext(artifacts=artifacts, model_config=model_config)
-    python_model.load_context(context)
-    return _PythonModelPyfuncWrapper(python_model, context)
+    return load_python_model(os.path.join(data_path, subpath), conf.get("python_model_compression"))
 
 
 def _first_string_column(df):

@@ -12,10 +12,10 @@ Constraints (the worker runs this file in the *model's* environment):
   * runnable when loaded by file path (``importlib.util.spec_from_file_location``),
     in any Python >= 3.8. Sibling modules are therefore found relative to __file__.
 
-When the loader module is one of MLflow's (``mlflow.sklearn``, ``mlflow.pyfunc.model``)
-and MLflow cannot be imported, the built-in stand-ins next to this file
-(``_builtin_sklearn.py``, ``_builtin_pythonmodel.py``) load the model instead. When
-MLflow is importable, MLflow's own loader module is used.
+When the loader module is one of MLflow's (``mlflow.sklearn``, ``mlflow.pyfunc.model``,
+``mlflow.pyfunc.loaders.code_model``) and MLflow cannot be imported, the built-in
+stand-ins next to this file (``_builtin_sklearn.py``, ``_builtin_pythonmodel.py``) load
+the model instead. When MLflow is importable, MLflow's own loader module is used.
 """
 
 import importlib
@@ -35,6 +35,7 @@ INFERENCE_CONFIG_ENV = "MLFLOW_PYFUNC_INFERENCE_CONFIG"
 _BUILTIN_LOADERS = {
     "mlflow.sklearn": "_builtin_sklearn.py",
     "mlflow.pyfunc.model": "_builtin_pythonmodel.py",
+    "mlflow.pyfunc.loaders.code_model": "_builtin_pythonmodel.py",  # models from code
 }
 
 
@@ -179,6 +180,8 @@ def load_model(model_root, mlmodel, model_config=None, suppress_warnings=False, 
     ``prefer_builtin`` loads MLflow's sklearn and PythonModel models with the built-in
     loaders even when MLflow is importable: the worker processes do, because the loaded
     object never leaves them and importing MLflow costs seconds per worker start.
+    Models from code (``model_code_path``) are the exception: their file imports MLflow
+    anyway, so an importable MLflow always loads them with its own loader.
     """
     model_root = os.path.abspath(model_root)
     conf = pyfunc_conf(model_root, mlmodel)
@@ -197,7 +200,7 @@ def load_model(model_root, mlmodel, model_config=None, suppress_warnings=False, 
 
     effective_config = merge_model_config(conf.get("config"), model_config)
 
-    module = _import_loader_module(model_root, loader_module, prefer_builtin)
+    module = _import_loader_module(model_root, loader_module, prefer_builtin and not conf.get("model_code_path"))
     loader = getattr(module, "_load_pyfunc", None)
     legacy = loader is None
     if legacy:
@@ -217,9 +220,11 @@ def load_model(model_root, mlmodel, model_config=None, suppress_warnings=False, 
     except ModelLoadError:
         raise
     except Exception as e:
+        code_file = conf.get("model_code_path")
+        source = os.path.join(data_path, os.path.basename(code_file)) if code_file else data_path
         raise ModelLoadError(
             "{}: loader module '{}' failed to load the model from {}: {}: {}".format(
-                model_root, loader_module, data_path, type(e).__name__, e
+                model_root, loader_module, source, type(e).__name__, e
             )
         ) from e
 
@@ -371,8 +376,15 @@ class PyFuncModel:
                 raise SchemaEnforcementError(str(e)) from None
         return self._input_specs_cache[0]
 
+    def _signature_from_type_hints(self):
+        """True for a signature MLflow inferred from predict's type hints: MLflow checks
+        such a model's data against the hints in predict, not against the signature."""
+        return self._metadata.get("is_signature_from_type_hint") is True
+
     def _fits_input_schema(self, df):
         """True when ``df`` needs no enforcement: exactly the signature's columns and dtypes."""
+        if self._signature_from_type_hints():
+            return True
         specs = self._input_specs()
         return specs is None or _load_sibling("_schema.py").fits_input_schema(df, specs)
 
@@ -387,6 +399,8 @@ class PyFuncModel:
         return _load_sibling("_schema.py").tensors_from_request(request, self._input_specs())
 
     def _enforce_input_schema(self, data):
+        if self._signature_from_type_hints():
+            return data
         specs = self._input_specs()
         if specs is None:
             return data
@@ -420,7 +434,9 @@ class PyFuncModel:
         With an input signature, ``data`` is first enforced as MLflow enforces it
         (``_schema.py``): a column signature gives a DataFrame of exactly its columns, in
         its order, each converted to its type where that is safe; a tensor signature
-        checks dtype and shape. A mismatch raises SchemaEnforcementError.
+        checks dtype and shape. A mismatch raises SchemaEnforcementError. A signature
+        inferred from type hints (``is_signature_from_type_hint``) is not enforced here,
+        as in MLflow: the PythonModel's predict checks the data.
         ``params`` follow MLflow's params schema rules (see _check_params), then are
         passed only when the predict function has a parameter named ``params`` (not
         ``**params``); otherwise they are dropped with a warning, as MLflow does.

@@ -28,7 +28,8 @@ holding frames (see FRAME LAYOUT). The exchange:
             | {"op": "grow", "seq", "need"}  -> parent sends "map", worker then sends "result"
             | {"op": "error", "seq", "type", "kind", "message", "traceback"}
     ("kind": "schema" or "params" when the model's signature refused the input or the
-    params, with MLflow's message; "model" for any other exception of the model)
+    params, with MLflow's message; "load" when the loader failed (ModelLoadError);
+    "model" for any other exception of the model)
     parent -> {"op": "exit"}
 
 With "busy_poll_us", the worker polls for its next message without sleeping for up to
@@ -617,11 +618,14 @@ _SCHEMA_ERRORS = ()
 
 
 def _error_kind(exc):
-    """"params" or "schema" when the model's signature refused the call, else "model"."""
+    """"params" or "schema" when the model's signature refused the call, "load" when
+    the loader could not load the model, else "model"."""
     if _SCHEMA_ERRORS and isinstance(exc, _SCHEMA_ERRORS[1]):
         return "params"
     if _SCHEMA_ERRORS and isinstance(exc, _SCHEMA_ERRORS[0]):
         return "schema"
+    if _SCHEMA_ERRORS and isinstance(exc, _SCHEMA_ERRORS[2]):
+        return "load"
     return "model"
 
 
@@ -691,7 +695,8 @@ def serve(sock):
             try:
                 global _SCHEMA_ERRORS
                 loading = _load_loading_module()
-                _SCHEMA_ERRORS = (loading.SchemaEnforcementError, loading.InvalidParametersError)
+                _SCHEMA_ERRORS = (loading.SchemaEnforcementError, loading.InvalidParametersError,
+                                  loading.ModelLoadError)
                 model = loading.load_model(message["model_root"], message["mlmodel"], message.get("model_config"),
                                            prefer_builtin=os.environ.get("PYFUNC_WORKER_MLFLOW_LOADERS") != "1")
                 if isinstance(message.get("schema"), dict) and hasattr(model, "use_parsed_schema"):

@@ -151,6 +151,8 @@ const char* StatusCodeName(StatusCode code) {
       return "SchemaMismatch";
     case StatusCode::kInvalidParams:
       return "InvalidParams";
+    case StatusCode::kLoadFailed:
+      return "LoadFailed";
   }
   return "Unknown";
 }

@@ -52,13 +52,15 @@ bool NestsAtMost(std::string_view text, int limit) {
 }
 
 // A worker's {"op": "error"} as a Status: its "kind" says whether the model's signature
-// refused the input ("schema") or the params ("params"), with MLflow's message; any
-// other exception of the model is a ModelError reading "<Python type>: <message>".
+// refused the input ("schema") or the params ("params"), with MLflow's message, or the
+// loader failed ("load"); any other exception of the model is a ModelError. Load and
+// model errors read "<Python type>: <message>".
 Status ErrorOfWorker(const nlohmann::json& reply) {
   const std::string kind = reply.value("kind", "");
   std::string message = reply.value("message", "");
   if (kind == "schema") return Status::SchemaMismatch(std::move(message));
   if (kind == "params") return Status::InvalidParams(std::move(message));
+  if (kind == "load") return Status::LoadFailed(reply.value("type", "Error") + ": " + message);
   return Status::ModelError(reply.value("type", "Error") + ": " + message);
 }
 

@@ -101,6 +101,7 @@ HttpError HttpErrorFromStatus(const Status& status) {
     case StatusCode::kOk:
     case StatusCode::kIOError:
     case StatusCode::kInternal:
+    case StatusCode::kLoadFailed:  // a server answers only once its model has loaded
       break;
   }
   return Json(500, "INTERNAL_ERROR", status.message(), nullptr, "XXM00", "CLIENT_INTERNAL_ERROR");

@@ -8,6 +8,7 @@ OUT_DIR/expected.pkl = {name: (input, params, mlflow's prediction)}.
 
 import os
 import pickle
+import shutil
 import sys
 import textwrap
 import warnings
@@ -130,6 +131,118 @@ mlflow.pyfunc.save_model(
     code_paths=[f"{out}/src/iris_loader.py"], pip_requirements=REQS,
 )
 inputs["custom_loader"] = (X10, None)
+
+# Models from code: MLflow runs each file (which imports MLflow and calls set_model) when
+# saving and again when loading; the file is copied into the model directory.
+code_dir = f"{out}/src_code"
+os.makedirs(code_dir)
+sys.path.insert(0, code_dir)  # where the model file finds its helper when MLflow saves it
+CODE_FILES = {
+    "code_helper.py": """\
+        def read_offset(path):
+            with open(path) as f:
+                return float(f.read())
+        """,
+    # A PythonModel subclass: model_config through the context and through ModelConfig,
+    # an artifact, params, and a helper module from code_paths.
+    "affine_model.py": """\
+        import mlflow
+        from mlflow.models import ModelConfig, set_model
+        from code_helper import read_offset
+
+        config = ModelConfig(development_config={"scale": 1, "shift": 0})
+
+
+        class Affine(mlflow.pyfunc.PythonModel):
+            def load_context(self, context):
+                self.scale = context.model_config["scale"]
+                self.offset = read_offset(context.artifacts["offset"])
+
+            def predict(self, context, model_input, params=None):
+                bias = (params or {}).get("bias", 0)
+                return model_input.sum(axis=1) * self.scale + self.offset + config.get("shift") + bias
+
+
+        set_model(Affine())
+        """,
+    # A plain function, configured by ModelConfig when the file runs.
+    "times_model.py": """\
+        import mlflow
+        from mlflow.models import ModelConfig
+
+        factor = ModelConfig(development_config={"factor": 1}).get("factor")
+
+
+        def times(model_input):
+            return model_input * factor
+
+
+        mlflow.models.set_model(times)
+        """,
+    # Type hints: a DataFrame reaches predict as the list its hint asks for.
+    "shout_model.py": """\
+        from mlflow.models import set_model
+        from mlflow.pyfunc import PythonModel
+
+
+        class Shout(PythonModel):
+            def predict(self, model_input: list[str], params=None) -> list[str]:
+                return [s.upper() + "!" for s in model_input]
+
+
+        set_model(Shout())
+        """,
+    "halve_model.py": """\
+        from mlflow.models import set_model
+
+
+        def halve(model_input: list[float]) -> list[float]:
+            return [x / 2 for x in model_input]
+
+
+        set_model(halve)
+        """,
+    # Answers which MLflow the file ran with: real MLflow or pyfunc's stand-in.
+    "probe_model.py": """\
+        import mlflow
+        from mlflow.models import set_model
+
+
+        def which_mlflow(model_input):
+            return [mlflow.pyfunc.PythonModel.__module__] * len(model_input)
+
+
+        set_model(which_mlflow)
+        """,
+}
+for file_name, text in CODE_FILES.items():
+    with open(f"{code_dir}/{file_name}", "w") as f:
+        f.write(textwrap.dedent(text))
+mlflow.pyfunc.save_model(
+    f"{out}/code_affine", python_model=f"{code_dir}/affine_model.py", artifacts={"offset": f"{out}/offset.txt"},
+    code_paths=[f"{code_dir}/code_helper.py"], model_config={"scale": 3, "shift": 100}, pip_requirements=REQS,
+    signature=infer_signature(numbers, params={"bias": 0.0}),
+)
+inputs["code_affine"] = (numbers, {"bias": 7})
+mlflow.pyfunc.save_model(
+    f"{out}/code_function", python_model=f"{code_dir}/times_model.py", model_config={"factor": 5},
+    pip_requirements=REQS,
+)
+inputs["code_function"] = (numbers, None)
+mlflow.pyfunc.save_model(
+    f"{out}/code_typehint", python_model=f"{code_dir}/shout_model.py", input_example=["ab", "c"], pip_requirements=REQS
+)
+inputs["code_typehint"] = (pd.DataFrame({"text": ["ab", "cd"]}), None)
+mlflow.pyfunc.save_model(
+    f"{out}/code_halve", python_model=f"{code_dir}/halve_model.py", input_example=[1.0, 3.0], pip_requirements=REQS
+)
+inputs["code_halve"] = (pd.DataFrame({"x": [1.0, 5.0]}), None)
+mlflow.pyfunc.save_model(f"{out}/code_probe", python_model=f"{code_dir}/probe_model.py", pip_requirements=REQS)
+inputs["code_probe"] = (numbers, None)
+sys.path.remove(code_dir)
+# The MLmodel names the file where it was saved from (model_code_path); loaders use the
+# copy in the model directory, as on another machine.
+shutil.rmtree(code_dir)
 
 expected = {}
 for name, (data, params) in inputs.items():

@@ -86,4 +86,8 @@ MLFLOW_MODEL_NAMES = [
     "pm_lzma",
     "pm_function",
     "custom_loader",
+    "code_affine",
+    "code_function",
+    "code_typehint",
+    "code_halve",
 ]

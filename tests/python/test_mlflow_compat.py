@@ -32,7 +32,10 @@ def test_mlflow_loader_modules_are_used_when_mlflow_is_importable(mlflow_models)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = pyfunc.load_pyfunc(mlflow_models / "sk_skops")
+        code_model = pyfunc.load_pyfunc(mlflow_models / "code_affine")
     assert type(model._model_impl).__module__ == "mlflow.sklearn"
+    assert type(code_model._model_impl).__module__ == "mlflow.pyfunc.model"
+    assert type(code_model.unwrap_python_model()).__mro__[1].__module__ == "mlflow.pyfunc.model"
 
 
 _LOAD_ALL_WITHOUT_MLFLOW = """
@@ -68,9 +71,9 @@ def test_mlflow_saved_models_load_without_mlflow(mlflow_models, mlflow_expected)
         assert_same_prediction(mlflow_expected[name][2], got)
         if name.startswith("sk_"):
             assert impl_module == "_pyfunc_builtin_sklearn"
-        elif name.startswith("pm_"):
+        elif name.startswith(("pm_", "code_")):
             assert impl_module == "_pyfunc_builtin_pythonmodel"
-    # The MLflow stand-ins exist only while a pickle is read.
+    # The MLflow stand-ins exist only while a pickle is read or a model file runs.
     assert results["__mlflow_modules_after_load__"] == []
     assert results["__unwrapped__"] == "Scaler"
     assert results["__raw__"] == "LogisticRegression"
@@ -101,7 +104,7 @@ sys.stdout.buffer.write(pickle.dumps(out).hex().encode())
 def test_loading_routine_runs_by_path_without_pyfunc_mlflow_or_yaml(mlflow_models, mlflow_expected, tmp_path):
     # The worker of a model's own environment loads _loading.py by path, with the MLmodel
     # already parsed, and has neither pyfunc, MLflow nor PyYAML.
-    names = ["sk_skops", "sk_legacy", "pm_artifacts", "pm_typehint", "custom_loader"]
+    names = ["sk_skops", "sk_legacy", "pm_artifacts", "pm_typehint", "custom_loader", "code_affine", "code_halve"]
     mlmodels = {n: _core.read_model(str(mlflow_models / n)) for n in names}
     (tmp_path / "mlmodels.json").write_text(json.dumps(mlmodels))
     out = run_python(
@@ -239,8 +242,6 @@ def test_records_reach_models_in_workers_as_mlflow_passes_them(mlflow_models, ml
                 want = e
             remote = pyfunc.load_pyfunc(str(mlflow_models / name), env_manager="local")
             if isinstance(want, Exception):
-                if name == "pm_typehint":
-                    continue  # pyfunc's built-in PythonModel loader does not validate type hints (README)
                 with pytest.raises(Exception):
                     remote.predict(records, params=params)
                 continue

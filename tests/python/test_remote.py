@@ -247,3 +247,21 @@ def test_a_missing_column_in_workers_is_the_in_process_schema_error(mlflow_model
     with pytest.raises(SchemaEnforcementError) as got:
         remote.predict(data)
     assert str(got.value) == str(want.value) and "Model is missing inputs" in str(got.value)
+
+
+def test_a_model_that_fails_to_load_in_workers_is_the_in_process_load_error(tmp_path):
+    """A loader that raised in a worker reached load_pyfunc(env_manager=...) as a generic
+    PredictionError "loading ...: ModelLoadError: ..."; in process it is ModelLoadError."""
+    from pyfunc.exceptions import ModelLoadError
+
+    (tmp_path / "broken_loader.py").write_text("def _load_pyfunc(path):\n    raise OSError('no weights here')\n")
+    path = str(tmp_path / "model")
+    pyfunc.save_model(path, loader_module="broken_loader", code_path=[str(tmp_path / "broken_loader.py")])
+    with pytest.raises(ModelLoadError) as want:
+        pyfunc.load_pyfunc(path)
+    with pytest.raises(ModelLoadError) as got:
+        pyfunc.load_pyfunc(path, env_manager="local")
+    # The in-process message, after the environment the worker ran in.
+    assert str(got.value).startswith("loading {} in local interpreter ".format(path))
+    assert str(got.value).endswith(": ModelLoadError: " + str(want.value))
+    assert "OSError: no weights here" in str(want.value)
