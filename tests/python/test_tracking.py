@@ -180,7 +180,7 @@ def test_tracking_uri_precedence(tracking_env, monkeypatch):
     pyfunc.set_tracking_uri(None)
     monkeypatch.delenv("PYFUNC_TRACKING_URI")
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
-    assert pyfunc.get_tracking_uri() == (tracking_env / "mlruns").as_uri()  # the ./mlruns default
+    assert pyfunc.get_tracking_uri() == "sqlite:///%s/mlflow.db" % tracking_env  # MLflow's default
 
 
 def test_experiments(tracking_env):
