@@ -448,6 +448,15 @@ class SqliteStore final : public TrackingStore {
       if (!m.source_run_id.empty()) PYFUNC_RETURN_IF_ERROR(CheckRunActive(m.source_run_id));
       m.experiment_id = exp.experiment_id;
       m.artifact_location = JoinUri(exp.artifact_location, "models/" + m.model_id + "/artifacts");
+      // The files must be writable from here: an experiment made by `mlflow server` keeps
+      // them behind the server (mlflow-artifacts:/...), which a sqlite URI cannot reach.
+      if (LocalPathOfUri(m.artifact_location).empty()) {
+        return Status::InvalidArgument(
+            "experiment '" + exp.experiment_id + "' keeps its artifacts at " + exp.artifact_location +
+            ", which pyfunc cannot write through the tracking URI " + uri_ +
+            " (an MLflow server serves them): log models to it through that server (MLFLOW_TRACKING_URI=http://...), "
+            "or to an experiment pyfunc or MLflow's client created here");
+      }
       int64_t exp_id = std::stoll(exp.experiment_id);
       Stmt ins(db_,
                "INSERT INTO logged_models (model_id, experiment_id, name, artifact_location, creation_timestamp_ms, "
@@ -651,10 +660,22 @@ class SqliteStore final : public TrackingStore {
       sqlite3_close(db);
       return Status::IOError("tracking store " + uri_ + ": cannot open " + path_ + ": " + msg);
     }
-    sqlite3_busy_timeout(db, BusyTimeoutMs());
+    sqlite3_busy_handler(db, &SqliteStore::OnBusy, this);
     sqlite3_extended_result_codes(db, 0);
     db_ = db;
     return Status::OK();
+  }
+
+  // The busy handler: waits for the lock in short, jittered sleeps (SQLite's own handler
+  // backs off to 100 ms, which lets the lock sit idle between many writers), for up to
+  // the busy timeout of each wait.
+  static int OnBusy(void* self_ptr, int count) {
+    auto* self = static_cast<SqliteStore*>(self_ptr);
+    auto now = std::chrono::steady_clock::now();
+    if (count == 0) self->busy_since_ = now;
+    if (now - self->busy_since_ >= std::chrono::milliseconds(self->busy_timeout_ms_)) return 0;
+    std::this_thread::sleep_for(std::chrono::microseconds(500 + self->busy_rng_() % 3000));
+    return 1;
   }
 
   // Whether there is a database to read (the file may have been created since the store
@@ -731,7 +752,8 @@ class SqliteStore final : public TrackingStore {
       if (rc != SQLITE_OK) {
         st = DbError(what, rc);
       } else {
-        st = body();
+        st = CheckRevisionUnchanged(what);
+        if (st.ok()) st = body();
         if (st.ok()) {
           rc = ExecSql("COMMIT");
           if (rc == SQLITE_OK) return Status::OK();
@@ -774,6 +796,17 @@ class SqliteStore final : public TrackingStore {
     write_checked_ = true;
     read_checked_ = true;
     return Status::OK();
+  }
+
+  // Inside a write transaction: the database may have been upgraded (mlflow db upgrade)
+  // since it was checked; then it is checked again before anything is written.
+  Status CheckRevisionUnchanged(const std::string& what) {
+    {
+      Stmt q(db_, "SELECT version_num FROM alembic_version");
+      if (q.Row() && q.Text(0) == revision_) return Status::OK();
+      PYFUNC_RETURN_IF_ERROR(Done(q, what));
+    }
+    return CheckOrCreateSchema(what);
   }
 
   Status CheckOrCreateSchema(const std::string& what) {
@@ -1098,6 +1131,9 @@ class SqliteStore final : public TrackingStore {
   bool has_workspace_ = false;
   bool has_deleted_time_ = false;
   std::string revision_;
+  int busy_timeout_ms_ = BusyTimeoutMs();
+  std::chrono::steady_clock::time_point busy_since_;
+  std::minstd_rand busy_rng_{static_cast<unsigned>(::getpid()) ^ static_cast<unsigned>(NowMillis())};
 };
 
 }  // namespace
