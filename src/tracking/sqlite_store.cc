@@ -177,7 +177,9 @@ class SqliteStore final : public TrackingStore {
     // made absolute (resolve_uri_if_local) when the store is opened.
     artifact_root_ = (ec ? std::string(".") : cwd) + "/mlruns";
   }
-  ~SqliteStore() override { sqlite3_close(db_); }
+  ~SqliteStore() override {
+    if (pid_ == ::getpid()) sqlite3_close(db_);
+  }
 
   // Opens the file if it exists (read-write, or read-only when that is all it allows).
   Status Open() {
@@ -642,6 +644,12 @@ class SqliteStore final : public TrackingStore {
   // --- opening, errors, transactions -------------------------------------------------
 
   Status OpenLocked(bool create) {
+    if (db_ != nullptr && pid_ != ::getpid()) {
+      // A connection must not be used across fork(): the child opens its own. The
+      // inherited one is left alone (closing it could disturb the parent's locks).
+      db_ = nullptr;
+      read_checked_ = write_checked_ = false;
+    }
     if (db_ != nullptr) return Status::OK();
     struct stat st;
     if (::stat(path_.c_str(), &st) != 0) {
@@ -661,6 +669,7 @@ class SqliteStore final : public TrackingStore {
       return Status::IOError("tracking store " + uri_ + ": cannot open " + path_ + ": " + msg);
     }
     sqlite3_busy_handler(db, &SqliteStore::OnBusy, this);
+    pid_ = ::getpid();
     sqlite3_extended_result_codes(db, 0);
     db_ = db;
     return Status::OK();
@@ -1132,6 +1141,7 @@ class SqliteStore final : public TrackingStore {
   bool has_deleted_time_ = false;
   std::string revision_;
   int busy_timeout_ms_ = BusyTimeoutMs();
+  pid_t pid_ = 0;  // the process that opened db_
   std::chrono::steady_clock::time_point busy_since_;
   std::minstd_rand busy_rng_{static_cast<unsigned>(::getpid()) ^ static_cast<unsigned>(NowMillis())};
 };

@@ -437,3 +437,24 @@ print(len(pyfunc.search_runs()))
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split()[0] == "sqlite:///%s/mlflow.db" % sqlite_env and proc.stderr == ""
+
+
+def test_a_forked_child_logs_through_its_own_connection(sqlite_env):
+    with pyfunc.start_run() as run:
+        pyfunc.log_metric("m", 0)
+        pid = os.fork()
+        if pid == 0:  # the child uses the store its parent opened
+            code = 0
+            try:
+                for i in range(1, 51):
+                    pyfunc.log_metric("m", i, step=i)
+            except BaseException:
+                code = 1
+            os._exit(code)
+        for i in range(100, 150):
+            pyfunc.log_metric("m", i, step=i)
+        _, status = os.waitpid(pid, 0)
+        assert os.WEXITSTATUS(status) == 0
+    store = pyfunc._core.TrackingStore.open(pyfunc.get_tracking_uri())
+    assert sorted(m["value"] for m in store.get_metric_history(run.info.run_id, "m")) == \
+        [float(v) for v in [0] + list(range(1, 51)) + list(range(100, 150))]
