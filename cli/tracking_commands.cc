@@ -1,5 +1,5 @@
 // pyfunc runs list | runs show | experiments list: read the tracking store in force
-// (--tracking-uri, else $PYFUNC_TRACKING_URI, $MLFLOW_TRACKING_URI, ./mlruns).
+// (--tracking-uri, else $PYFUNC_TRACKING_URI, $MLFLOW_TRACKING_URI, ./mlflow.db as MLflow's default).
 #include <ctime>
 #include <memory>
 #include <string>
@@ -83,6 +83,13 @@ int RunsShow(const std::string& tracking_uri, const std::string& run_id) {
   if (files.ok()) {
     for (const ArtifactInfo& f : *files) row("artifact", f.path + (f.is_dir ? "/" : ""));
   }
+  // MLflow 3 logged models the run made (their files are with the model, not the run).
+  auto models = (*store)->SearchLoggedModels(run->info.experiment_id, "", run_id);
+  if (models.ok()) {
+    for (const LoggedModel& m : *models) {
+      row("model", fmt::format("{} models:/{} ({})", m.name, m.model_id, LoggedModelStatusName(m.status)));
+    }
+  }
   return 0;
 }
 
@@ -95,7 +102,8 @@ void RegisterTrackingCommands(CLI::App& app, int* exit_code) {
     std::string run_id;
   };
   auto args = std::make_shared<Args>();
-  const char* uri_help = "Tracking URI (default: $PYFUNC_TRACKING_URI, $MLFLOW_TRACKING_URI, ./mlruns)";
+  const char* uri_help = "Tracking URI (default: $PYFUNC_TRACKING_URI, $MLFLOW_TRACKING_URI, sqlite:///mlflow.db; ./mlruns "
+                         "when it holds a file store and ./mlflow.db does not)";
 
   auto* runs = app.add_subcommand("runs", "List and show tracked runs");
   runs->require_subcommand(1);

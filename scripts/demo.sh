@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job, end to end on a fresh machine: set up, then a real model is trained,
-# saved, checked, batch-scored, served over HTTP and scored there, and logged to a run.
+# saved, checked, batch-scored, served over HTTP and scored there, and logged to a run in
+# MLflow's default store (./mlflow.db), which MLflow's own client then lists and loads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh >&2
@@ -52,21 +53,42 @@ PY
 kill "$server"; wait "$server" 2>/dev/null || true; server=""
 
 echo
-echo "== 5. Log it to a run (a local MLflow-layout store) and load it back by runs:/ URI"
-python - "$work" <<'PY'
+echo "== 5. Log it to a run in MLflow's default store (./mlflow.db), then list it with MLflow's own client"
+mkdir -p "$work/project"
+(cd "$work/project" && env -u MLFLOW_TRACKING_URI -u PYFUNC_TRACKING_URI python - "$work" <<'PY'
 import os, sys
 import pyfunc
 work = sys.argv[1]
-pyfunc.set_tracking_uri("file://" + os.path.join(work, "mlruns"))
-with pyfunc.start_run() as run:
-    pyfunc.log_param("model", "LogisticRegression")
-    pyfunc.log_model("model", loader_module="iris_loader", data_path=os.path.join(work, "inputs", "model.pkl"),
-                     code_path=[os.path.join(work, "inputs", "iris_loader.py")])
-run_id = run.info.run_id
-print("logged run", run_id)
-model = pyfunc.load_pyfunc("runs:/%s/model" % run_id)
-print("loaded back from runs:/%s/model: %s" % (run_id, type(model).__name__))
+print("tracking URI:", pyfunc.get_tracking_uri())
+with pyfunc.start_run(run_name="iris-demo") as run:
+    pyfunc.log_params({"model": "LogisticRegression", "max_iter": 200})
+    for step, loss in enumerate([0.61, 0.34, 0.21]):
+        pyfunc.log_metric("loss", loss, step=step)
+    model = pyfunc.log_model("model", loader_module="iris_loader", data_path=os.path.join(work, "inputs", "model.pkl"),
+                             code_path=[os.path.join(work, "inputs", "iris_loader.py")])
+print("logged run", run.info.run_id, "with logged model", model.model_id)
+loaded = pyfunc.load_pyfunc("runs:/%s/model" % run.info.run_id)
+print("pyfunc loaded it back from runs:/%s/model: %s" % (run.info.run_id, type(loaded).__name__))
 PY
-pyfunc runs list --tracking-uri "file://$work/mlruns"
+)
+pyfunc runs list --tracking-uri "sqlite:///$work/project/mlflow.db"
+echo "-- what \`mlflow ui\`'s backend shows (MlflowClient with MLflow's defaults, no environment variables):"
+(cd "$work/project" && env -u MLFLOW_TRACKING_URI python - 2>/dev/null <<'PY'
+import mlflow
+from mlflow import MlflowClient
+client = MlflowClient()
+print("MLflow", mlflow.__version__, "tracking URI:", mlflow.get_tracking_uri())
+for run in client.search_runs(["0"]):
+    print("run   ", run.info.run_id, run.info.run_name, run.info.status)
+    print("params", run.data.params)
+    print("metrics", run.data.metrics, "loss history:", [m.value for m in client.get_metric_history(run.info.run_id, "loss")])
+for m in client.search_logged_models(experiment_ids=["0"]):
+    print("logged model", m.model_id, "name:", m.name, "status:", m.status, "source run:", m.source_run_id)
+    model = mlflow.pyfunc.load_model("models:/" + m.model_id)
+    import pandas as pd
+    x = pd.DataFrame([[5.1, 3.5, 1.4, 0.2]], columns=["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"])
+    print("mlflow.pyfunc.load_model('models:/%s').predict(...) ->" % m.model_id, list(model.predict(x)))
+PY
+)
 echo
 echo "demo: done"

@@ -5,14 +5,19 @@
 //     and written; what pyfunc writes, MLflow's client reads, and the reverse;
 //   * `http://` / `https://`: a RestStore speaking MLflow's REST API (`/api/2.0/mlflow/...`),
 //     artifacts through the server's artifact proxy (`mlflow-artifacts:/` URIs);
-//   * `sqlite:///path`: read-only access to MLflow's SQLAlchemy store, far enough to
-//     resolve `runs:/` and `models:/` URIs of models MLflow logged there.
+//   * `sqlite:///path`: MLflow's SQL store in a SQLite file, read and written in the
+//     schema of the database that is there (experiments, runs, params, metrics and latest
+//     metrics, tags, run inputs and outputs, MLflow 3's logged models). A missing file is
+//     created on the first write at the newest schema revision pyfunc knows and stamped
+//     as MLflow stamps it (alembic_version), so that MLflow opens it as its own. A
+//     database of an older, unknown or newer revision is read but not written (the error
+//     names both revisions). Artifacts go where MLflow puts them for a sqlite store
+//     without a server: `<cwd>/mlruns/<experiment_id>/...`.
 //
 // The tracking URI in force is, in order: SetTrackingUri(), $PYFUNC_TRACKING_URI,
-// $MLFLOW_TRACKING_URI, then `file://<cwd>/mlruns`. MLflow >= 3.7 defaults to
-// `sqlite:///mlflow.db` instead; pyfunc keeps the file store because it writes it without
-// a database dependency and MLflow still reads it (MLFLOW_ALLOW_FILE_STORE=true on newer
-// releases). Point both at the same URI to share a store.
+// $MLFLOW_TRACKING_URI, then MLflow's default, `sqlite:///<cwd>/mlflow.db` — except when
+// `./mlruns` holds a file store (an experiment directory with meta.yaml) and
+// `./mlflow.db` does not exist: then `file://<cwd>/mlruns`, said once on stderr.
 //
 // Artifact paths are relative, '/'-separated paths inside a run's artifact root; a path
 // that would leave the root (`..`, an absolute path, a symlink pointing out) is rejected
@@ -20,7 +25,11 @@
 //
 // Thread safety: a TrackingStore may be used from several threads and several processes
 // at once. The FileStore writes every file atomically (temp + rename) or by O_APPEND of
-// whole lines (metrics), and never rewrites files shared between runs.
+// whole lines (metrics), and never rewrites files shared between runs. The sqlite store
+// makes each logging call one transaction (BEGIN IMMEDIATE), waits for the database lock
+// (busy timeout $PYFUNC_SQLITE_BUSY_TIMEOUT seconds, default 60) and retries a
+// transaction that found the database busy, so that concurrent writers lose nothing and a
+// failed call leaves nothing half-written.
 #ifndef PYFUNC_TRACKING_H_
 #define PYFUNC_TRACKING_H_
 
@@ -98,6 +107,10 @@ struct ArtifactInfo {
   int64_t file_size = 0;
 };
 
+// MLflow's LoggedModelStatus; the numbers are those of the SQL store's `status` column.
+enum class LoggedModelStatus { kUnspecified = 0, kPending = 1, kReady = 2, kFailed = 3 };
+const char* LoggedModelStatusName(LoggedModelStatus status);  // "PENDING", "READY", ...
+
 // An MLflow 3 logged model (`models:/m-...`).
 struct LoggedModel {
   std::string model_id;
@@ -106,6 +119,29 @@ struct LoggedModel {
   std::string source_run_id;
   std::string artifact_location;
   int64_t creation_timestamp = 0;
+  LoggedModelStatus status = LoggedModelStatus::kUnspecified;
+  std::string model_type;
+};
+
+struct CreateLoggedModelRequest {
+  std::string experiment_id = kDefaultExperimentId;
+  std::string name;           // empty: a generated name
+  std::string source_run_id;  // the run that logs it (may be empty)
+  std::string model_type;
+  std::map<std::string, std::string> params;
+  std::map<std::string, std::string> tags;
+};
+
+// A dataset used by a run (MLflow's DatasetInput): the dataset's identity (name, digest)
+// and description, and the input's tags (e.g. mlflow.data.context = "training").
+struct DatasetInput {
+  std::string name;
+  std::string digest;
+  std::string source_type;  // "local", "http", "code", ...
+  std::string source;       // JSON, as MLflow's DatasetSource.to_json()
+  std::string schema;       // JSON or empty
+  std::string profile;      // JSON or empty
+  std::map<std::string, std::string> tags;
 };
 
 // A directory of artifacts addressed by relative paths. Implementations: a local
@@ -163,6 +199,20 @@ class TrackingStore {
                                                               const std::string& source_run_id) = 0;
   virtual Result<LoggedModel> GetLoggedModel(const std::string& model_id) = 0;
 
+  // Writing logged models, run outputs and inputs. Stores that cannot (the file store, an
+  // MLflow server older than 3.0) answer false to SupportsLoggedModels and
+  // InvalidArgument to the calls.
+  virtual Result<bool> SupportsLoggedModels() { return false; }
+  // A new logged model of the experiment, PENDING, its artifact location under the
+  // experiment's (`<artifact_location>/models/<model_id>/artifacts`).
+  virtual Result<LoggedModel> CreateLoggedModel(const CreateLoggedModelRequest& request);
+  virtual Status FinalizeLoggedModel(const std::string& model_id, LoggedModelStatus status);
+  // Links models to the run as its outputs (MLflow's log_outputs), at `step`.
+  virtual Status LogOutputs(const std::string& run_id, const std::vector<std::string>& model_ids, int64_t step);
+  // Datasets (and models) the run used (MLflow's log_inputs).
+  virtual Status LogInputs(const std::string& run_id, const std::vector<DatasetInput>& datasets,
+                           const std::vector<std::string>& model_ids);
+
   // Model registry: the artifact URI of a version ("latest" allowed), and the version an
   // alias points at. NotFound for an unknown name, version or alias.
   virtual Result<std::string> GetModelVersionDownloadUri(const std::string& name,
@@ -180,6 +230,8 @@ class TrackingStore {
   Status LogArtifacts(const std::string& run_id, const std::string& local_path,
                       const std::string& artifact_path);
   Result<std::vector<ArtifactInfo>> ListArtifacts(const std::string& run_id, const std::string& path);
+  // Uploads a local directory's contents into a logged model's artifact location.
+  Status LogLoggedModelArtifacts(const std::string& model_id, const std::string& local_dir);
   // Downloads file or directory `path` of the run into dst_dir/<basename(path)> (or the
   // whole root into dst_dir when path is ""); returns the local path.
   Result<std::string> DownloadArtifacts(const std::string& run_id, const std::string& path,

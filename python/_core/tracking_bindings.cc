@@ -73,6 +73,27 @@ nb::dict RunDict(const Run& r) {
   return d;
 }
 
+nb::dict LoggedModelDict(const LoggedModel& m) {
+  nb::dict d;
+  d["model_id"] = m.model_id;
+  d["name"] = m.name;
+  d["experiment_id"] = m.experiment_id;
+  d["source_run_id"] = m.source_run_id;
+  d["artifact_location"] = m.artifact_location;
+  d["creation_timestamp"] = m.creation_timestamp;
+  d["status"] = LoggedModelStatusName(m.status);
+  d["model_type"] = m.model_type;
+  d["model_uri"] = "models:/" + m.model_id;
+  return d;
+}
+
+LoggedModelStatus ParseLoggedModelStatus(const std::string& s) {
+  for (LoggedModelStatus st : {LoggedModelStatus::kPending, LoggedModelStatus::kReady, LoggedModelStatus::kFailed}) {
+    if (s == LoggedModelStatusName(st)) return st;
+  }
+  throw nb::value_error(("logged model status: unknown status '" + s + "' (expected PENDING, READY or FAILED)").c_str());
+}
+
 // A TrackingStore held by Python.
 class PyStore {
  public:
@@ -90,7 +111,8 @@ void BindTracking(nb::module_& m) {
   m.def("set_tracking_uri", [](const std::string& uri) { SetTrackingUri(uri); }, nb::arg("uri"),
         "Sets the tracking URI of this process ('' clears it).");
   m.def("get_tracking_uri", &GetTrackingUri,
-        "The tracking URI in force: set_tracking_uri, $PYFUNC_TRACKING_URI, $MLFLOW_TRACKING_URI, ./mlruns.");
+        "The tracking URI in force: set_tracking_uri, $PYFUNC_TRACKING_URI, $MLFLOW_TRACKING_URI, sqlite:///<cwd>/mlflow.db "
+        "(or ./mlruns when it holds a file store and ./mlflow.db does not).");
   m.def(
       "resolve_model_uri",
       [](const std::string& uri, const std::string& tracking_uri, const std::string& cache_dir) {
@@ -101,7 +123,7 @@ void BindTracking(nb::module_& m) {
       "The local path of a model URI (path, file://, runs:/, models:/, mlflow-artifacts:/).");
   m.def("normalize_artifact_path", [](const std::string& p) { return Unwrap(NormalizeArtifactPath(p)); });
 
-  nb::class_<PyStore>(m, "TrackingStore", "A tracking store (file, REST or read-only sqlite).")
+  nb::class_<PyStore>(m, "TrackingStore", "A tracking store (file, REST or sqlite).")
       .def_static(
           "open",
           [](const std::string& uri) {
@@ -198,6 +220,70 @@ void BindTracking(nb::module_& m) {
             return out;
           },
           nb::arg("run_id"), nb::arg("path") = "")
+      .def("supports_logged_models",
+           [](PyStore& s) { return Unwrap(Released([&] { return s->SupportsLoggedModels(); })); })
+      .def(
+          "create_logged_model",
+          [](PyStore& s, const std::string& experiment_id, const std::string& name, const std::string& source_run_id,
+             const std::string& model_type, const std::map<std::string, std::string>& params,
+             const std::map<std::string, std::string>& tags) {
+            CreateLoggedModelRequest req{experiment_id, name, source_run_id, model_type, params, tags};
+            return LoggedModelDict(Unwrap(Released([&] { return s->CreateLoggedModel(req); })));
+          },
+          nb::arg("experiment_id"), nb::arg("name") = "", nb::arg("source_run_id") = "", nb::arg("model_type") = "",
+          nb::arg("params") = std::map<std::string, std::string>{}, nb::arg("tags") = std::map<std::string, std::string>{})
+      .def("finalize_logged_model",
+           [](PyStore& s, const std::string& model_id, const std::string& status) {
+             LoggedModelStatus st = ParseLoggedModelStatus(status);
+             Check(Released([&] { return s->FinalizeLoggedModel(model_id, st); }));
+           })
+      .def("get_logged_model",
+           [](PyStore& s, const std::string& model_id) {
+             return LoggedModelDict(Unwrap(Released([&] { return s->GetLoggedModel(model_id); })));
+           })
+      .def(
+          "search_logged_models",
+          [](PyStore& s, const std::string& experiment_id, const std::string& name, const std::string& source_run_id) {
+            auto models = Unwrap(Released([&] { return s->SearchLoggedModels(experiment_id, name, source_run_id); }));
+            nb::list out;
+            for (const LoggedModel& m : models) out.append(LoggedModelDict(m));
+            return out;
+          },
+          nb::arg("experiment_id"), nb::arg("name") = "", nb::arg("source_run_id") = "")
+      .def(
+          "log_outputs",
+          [](PyStore& s, const std::string& run_id, const std::vector<std::string>& model_ids, int64_t step) {
+            Check(Released([&] { return s->LogOutputs(run_id, model_ids, step); }));
+          },
+          nb::arg("run_id"), nb::arg("model_ids"), nb::arg("step") = 0)
+      .def(
+          "log_inputs",
+          [](PyStore& s, const std::string& run_id, nb::list datasets, const std::vector<std::string>& model_ids) {
+            std::vector<DatasetInput> ds;
+            for (nb::handle h : datasets) {
+              nb::dict d = nb::cast<nb::dict>(h);
+              DatasetInput in;
+              auto get = [&](const char* k) {
+                return d.contains(k) && !d[k].is_none() ? nb::cast<std::string>(d[k]) : std::string();
+              };
+              in.name = get("name");
+              in.digest = get("digest");
+              in.source_type = get("source_type");
+              in.source = get("source");
+              in.schema = get("schema");
+              in.profile = get("profile");
+              if (d.contains("tags") && !d["tags"].is_none()) {
+                in.tags = nb::cast<std::map<std::string, std::string>>(d["tags"]);
+              }
+              ds.push_back(std::move(in));
+            }
+            Check(Released([&] { return s->LogInputs(run_id, ds, model_ids); }));
+          },
+          nb::arg("run_id"), nb::arg("datasets") = nb::list(), nb::arg("model_ids") = std::vector<std::string>{})
+      .def("log_logged_model_artifacts",
+           [](PyStore& s, const std::string& model_id, const std::string& local_dir) {
+             Check(Released([&] { return s->LogLoggedModelArtifacts(model_id, local_dir); }));
+           })
       .def(
           "download_artifacts",
           [](PyStore& s, const std::string& run_id, const std::string& path, const std::string& dst_dir) {

@@ -159,6 +159,7 @@ from pyfunc.tracking import (
     get_tracking_uri,
     log_artifact,
     log_artifacts,
+    log_input,
     log_metric,
     log_metrics,
     log_model,

@@ -1,10 +1,18 @@
 """Tracking: runs, their params, metrics, tags and artifacts, and ``log_model``.
 
 The store is chosen by the tracking URI: :func:`set_tracking_uri`, else
-``$PYFUNC_TRACKING_URI``, else ``$MLFLOW_TRACKING_URI``, else ``./mlruns`` (a local
-file store in MLflow's own layout, which MLflow's client and UI read). ``http(s)://``
-URIs go to an MLflow tracking server through its REST API; ``sqlite:///`` stores are
-read-only here (enough to load models MLflow logged there).
+``$PYFUNC_TRACKING_URI``, else ``$MLFLOW_TRACKING_URI``, else MLflow's default,
+``sqlite:///mlflow.db`` in the working directory (MLflow's SQL store, which MLflow's
+client, UI and server read as their own; created on the first write). ``./mlruns`` (a
+file store in MLflow's layout) is used when asked for, or when it exists and
+``./mlflow.db`` does not. ``http(s)://`` URIs go to an MLflow tracking server through its
+REST API.
+
+``log_model`` logs an MLflow 3 logged model where the store keeps them (sqlite, an
+MLflow >= 3 server): a ``models:/m-<id>`` record linked to the run as its output, with
+the files in the logged model's artifact location; ``runs:/<run_id>/<artifact_path>``
+finds it there, in pyfunc and in MLflow. The file store (and an older server) gets
+MLflow 2's layout: the files under the run's artifacts.
 
 The fluent API mirrors MLflow's::
 
@@ -35,6 +43,7 @@ __all__ = [
     "get_tracking_uri",
     "log_artifact",
     "log_artifacts",
+    "log_input",
     "log_metric",
     "log_metrics",
     "log_model",
@@ -282,10 +291,19 @@ def log_artifacts(local_dir, artifact_path=None):
 def log_model(artifact_path, **kwargs):
     """Exports a model in Python function form and logs it to the active run (the seed's
     ``log_model``): ``pyfunc.save_model(dst_path=<tmp>/<artifact_path>,
-    model=Model(artifact_path=..., run_id=...), **kwargs)``, then the directory is logged
-    as the run's artifacts under ``artifact_path``. Load it back with
-    ``load_pyfunc(artifact_path, run_id=...)`` or ``runs:/<run_id>/<artifact_path>``,
-    in pyfunc or MLflow. Returns the saved Model.
+    model=Model(artifact_path=..., run_id=...), **kwargs)``, then the directory is logged.
+
+    Where the store keeps MLflow 3 logged models (sqlite, an MLflow >= 3 server), as
+    MLflow 3's ``log_model`` does: a logged model named ``artifact_path`` is created in
+    the run's experiment (with the run's params and source tags), linked to the run as
+    its output, the files go to the model's artifact location and the model is made
+    READY (FAILED if saving or uploading fails); the MLmodel carries ``model_id`` and the
+    location as ``artifact_path``. Otherwise (the file store, older servers, or an
+    ``artifact_path`` with '/', which MLflow does not allow in model names) the directory
+    is logged as the run's artifacts under ``artifact_path``. Load it back with
+    ``load_pyfunc(artifact_path, run_id=...)``, ``runs:/<run_id>/<artifact_path>`` or
+    ``models:/<model_id>``, in pyfunc or MLflow. Returns the saved Model
+    (``model.model_id`` is set for a logged model).
     """
     import pyfunc
 
@@ -297,15 +315,69 @@ def log_model(artifact_path, **kwargs):
     if not artifact_path:
         raise InvalidArgumentError("log_model: artifact_path must name a directory inside the run")
     run_id = _run_id()
+    store = _store()
+    if not any(c in artifact_path for c in _BAD_MODEL_NAME_CHARS) and store.supports_logged_models():
+        return _log_logged_model(store, run_id, artifact_path, kwargs)
     with tempfile.TemporaryDirectory(prefix="pyfunc-log-model-") as tmp:
         local_path = os.path.join(tmp, artifact_path)
         os.makedirs(os.path.dirname(local_path), exist_ok=True)
         model = pyfunc.Model(artifact_path=artifact_path, run_id=run_id)
         saved = pyfunc.save_model(dst_path=local_path, model=model, **kwargs)
-        store = _store()
         store.log_artifacts(run_id, local_path, artifact_path)
         _append_model_history(store, run_id, saved, artifact_path)
     return saved
+
+
+# MLflow's _validate_logged_model_name refuses these in a logged model's name.
+_BAD_MODEL_NAME_CHARS = ("/", ":", ".", "%", '"', "'")
+# The run tags MLflow copies onto a logged model (its resolved context tags).
+_MODEL_CONTEXT_TAGS = ("mlflow.user", "mlflow.source.name", "mlflow.source.type", "mlflow.source.git.commit")
+
+
+def _log_logged_model(store, run_id, name, kwargs):
+    import pyfunc
+
+    run = store.get_run(run_id)
+    tags = {k: v for k, v in run["data"]["tags"].items() if k in _MODEL_CONTEXT_TAGS}
+    logged = store.create_logged_model(
+        run["info"]["experiment_id"], name, run_id, "", dict(run["data"]["params"]), tags
+    )
+    model_id = logged["model_id"]
+    try:
+        store.log_outputs(run_id, [model_id], 0)
+        with tempfile.TemporaryDirectory(prefix="pyfunc-log-model-") as tmp:
+            local_path = os.path.join(tmp, name)
+            model = pyfunc.Model(
+                artifact_path=logged["artifact_location"], run_id=run_id, model_id=model_id, model_uuid=model_id
+            )
+            saved = pyfunc.save_model(dst_path=local_path, model=model, **kwargs)
+            store.log_logged_model_artifacts(model_id, local_path)
+    except BaseException:
+        try:
+            store.finalize_logged_model(model_id, "FAILED")
+        except Exception:  # the store is gone too; the original error matters
+            pass
+        raise
+    store.finalize_logged_model(model_id, "READY")
+    return saved
+
+
+def log_input(dataset, context=None, tags=None):
+    """Logs a dataset the active run used (MLflow's ``log_input``): an MLflow ``Dataset``
+    (``mlflow.data.from_pandas(...)``), or a dict with ``name``, ``digest``,
+    ``source_type``, ``source`` (JSON) and optionally ``schema``, ``profile`` (JSON).
+    ``context`` ("training", "evaluation", ...) becomes the ``mlflow.data.context`` tag.
+    Written where the store keeps run inputs (sqlite, an MLflow server)."""
+    if isinstance(dataset, dict):
+        d = dict(dataset)
+    else:
+        entity = dataset._to_mlflow_entity() if hasattr(dataset, "_to_mlflow_entity") else dataset
+        d = {k: getattr(entity, k, None) for k in ("name", "digest", "source_type", "source", "schema", "profile")}
+    input_tags = {str(k): str(v) for k, v in (tags or {}).items()}
+    if context:
+        input_tags["mlflow.data.context"] = str(context)
+    d["tags"] = input_tags
+    _store().log_inputs(_run_id(), [d], [])
 
 
 def _append_model_history(store, run_id, model, artifact_path):

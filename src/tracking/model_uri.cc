@@ -200,14 +200,13 @@ Result<std::string> ResolveModelUri(const std::string& uri, const ResolveModelUr
   PYFUNC_ASSIGN_OR_RETURN(std::unique_ptr<TrackingStore> store, OpenTrackingStore(tracking_uri));
   Resolver resolver(*store, options.cache_dir.empty() ? DefaultCacheDir() : options.cache_dir);
   Result<std::string> out = resolver.Resolve(uri, 0);
-  // MLflow >= 3.7 logs to ./mlflow.db when no tracking URI is set; pyfunc's default is
-  // ./mlruns. Say so when that is the likely reason a run or model is missing.
-  if (!out.ok() && out.status().code() == StatusCode::kNotFound &&
-      tracking_uri == "file://" + std::filesystem::current_path().string() + "/mlruns" &&
-      FileSystem::Default()->Exists("mlflow.db")) {
-    return Status::NotFound(out.status().message() +
-                            " (MLflow >= 3.7 logs to ./mlflow.db by default; to read it, set "
-                            "MLFLOW_TRACKING_URI=sqlite:///mlflow.db)");
+  // The default store is ./mlflow.db (MLflow's default since 3.7); runs logged before to a
+  // ./mlruns file store are not in it. Say so when that is the likely reason.
+  std::string cwd = std::filesystem::current_path().string();
+  if (!out.ok() && out.status().code() == StatusCode::kNotFound && tracking_uri == "sqlite:///" + cwd + "/mlflow.db" &&
+      FileSystem::Default()->Exists(cwd + "/mlruns/0/meta.yaml")) {
+    return Status::NotFound(out.status().message() + " (./mlruns holds a file store too; to read it, set "
+                            "MLFLOW_TRACKING_URI=file://" + cwd + "/mlruns)");
   }
   return out;
 }

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <atomic>
 
 #include <nlohmann/json.hpp>
 
@@ -129,7 +130,22 @@ LoggedModel LoggedModelOf(const json& j) {
   m.source_run_id = JStr(info, "source_run_id");
   m.artifact_location = JStr(info, "artifact_uri");
   m.creation_timestamp = JInt(info, "creation_timestamp_ms");
+  m.model_type = JStr(info, "model_type");
+  std::string status = JStr(info, "status");
+  if (status == "LOGGED_MODEL_PENDING") m.status = LoggedModelStatus::kPending;
+  if (status == "LOGGED_MODEL_READY") m.status = LoggedModelStatus::kReady;
+  if (status == "LOGGED_MODEL_UPLOAD_FAILED") m.status = LoggedModelStatus::kFailed;
   return m;
+}
+
+const char* LoggedModelStatusProto(LoggedModelStatus status) {
+  switch (status) {
+    case LoggedModelStatus::kPending: return "LOGGED_MODEL_PENDING";
+    case LoggedModelStatus::kReady: return "LOGGED_MODEL_READY";
+    case LoggedModelStatus::kFailed: return "LOGGED_MODEL_UPLOAD_FAILED";
+    case LoggedModelStatus::kUnspecified: break;
+  }
+  return "LOGGED_MODEL_STATUS_UNSPECIFIED";
 }
 
 json KeyValues(const std::map<std::string, std::string>& kv) {
@@ -365,6 +381,74 @@ class RestStore final : public TrackingStore {
     return LoggedModelOf(j.value("model", json::object()));
   }
 
+  // MLflow >= 3.0 servers have the logged-models endpoints; older ones answer 404 without
+  // an MLflow error code (the route does not exist). Asked once per store.
+  Result<bool> SupportsLoggedModels() override {
+    if (int known = supports_logged_models_.load(); known >= 0) return known == 1;
+    json body = {{"experiment_ids", json::array({kDefaultExperimentId})}, {"max_results", 1}};
+    PYFUNC_ASSIGN_OR_RETURN(HttpResponse r, http_->Request("POST", Api("/logged-models/search"), body.dump()));
+    bool supported;
+    if (r.status >= 200 && r.status < 300) {
+      supported = true;
+    } else if (r.status == 404 || r.status == 405 || r.status == 501) {
+      std::string code;
+      try {
+        code = JStr(json::parse(r.body), "error_code");
+      } catch (...) {
+      }
+      supported = code == "RESOURCE_DOES_NOT_EXIST";  // the route exists; experiment 0 does not
+    } else {
+      return ErrorOf("search logged models", r);
+    }
+    supports_logged_models_ = supported ? 1 : 0;
+    return supported;
+  }
+
+  Result<LoggedModel> CreateLoggedModel(const CreateLoggedModelRequest& request) override {
+    json body = {{"experiment_id", request.experiment_id}, {"params", KeyValues(request.params)},
+                 {"tags", KeyValues(request.tags)}};
+    if (!request.name.empty()) body["name"] = request.name;
+    if (!request.model_type.empty()) body["model_type"] = request.model_type;
+    if (!request.source_run_id.empty()) {
+      PYFUNC_RETURN_IF_ERROR(ValidateRunId(request.source_run_id));
+      body["source_run_id"] = request.source_run_id;
+    }
+    PYFUNC_ASSIGN_OR_RETURN(json j, Call(*http_, "POST", Api("/logged-models"), body, "create logged model"));
+    return LoggedModelOf(j.value("model", json::object()));
+  }
+
+  Status FinalizeLoggedModel(const std::string& model_id, LoggedModelStatus status) override {
+    if (!ValidateRunId(model_id).ok()) return Status::NotFound("logged model '" + model_id + "': no such model");
+    json body = {{"model_id", model_id}, {"status", LoggedModelStatusProto(status)}};
+    return Call(*http_, "PATCH", Api("/logged-models/" + model_id), body, "finalize logged model " + model_id).status();
+  }
+
+  Status LogOutputs(const std::string& run_id, const std::vector<std::string>& model_ids, int64_t step) override {
+    PYFUNC_RETURN_IF_ERROR(ValidateRunId(run_id));
+    json models = json::array();
+    for (const std::string& id : model_ids) models.push_back({{"model_id", id}, {"step", step}});
+    return Call(*http_, "POST", Api("/runs/outputs"), {{"run_id", run_id}, {"models", models}},
+                "log outputs of run " + run_id)
+        .status();
+  }
+
+  Status LogInputs(const std::string& run_id, const std::vector<DatasetInput>& datasets,
+                   const std::vector<std::string>& model_ids) override {
+    PYFUNC_RETURN_IF_ERROR(ValidateRunId(run_id));
+    json ds = json::array();
+    for (const DatasetInput& d : datasets) {
+      json dataset = {{"name", d.name}, {"digest", d.digest}, {"source_type", d.source_type}, {"source", d.source}};
+      if (!d.schema.empty()) dataset["schema"] = d.schema;
+      if (!d.profile.empty()) dataset["profile"] = d.profile;
+      ds.push_back({{"tags", KeyValues(d.tags)}, {"dataset", dataset}});
+    }
+    json models = json::array();
+    for (const std::string& id : model_ids) models.push_back({{"model_id", id}});
+    json body = {{"run_id", run_id}, {"datasets", ds}};
+    if (!models.empty()) body["models"] = models;
+    return Call(*http_, "POST", Api("/runs/log-inputs"), body, "log inputs of run " + run_id).status();
+  }
+
   Result<std::string> GetModelVersionDownloadUri(const std::string& name, const std::string& version) override {
     std::string v = version;
     if (v == "latest" || v == "LATEST" || v == "Latest") {
@@ -419,6 +503,7 @@ class RestStore final : public TrackingStore {
 
   std::string uri_;
   std::shared_ptr<HttpClient> http_;
+  std::atomic<int> supports_logged_models_{-1};  // unknown, no, yes
 };
 
 }  // namespace

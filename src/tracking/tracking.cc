@@ -36,6 +36,16 @@ const char* RunStatusName(RunStatus status) {
   return "RUNNING";
 }
 
+const char* LoggedModelStatusName(LoggedModelStatus status) {
+  switch (status) {
+    case LoggedModelStatus::kUnspecified: return "UNSPECIFIED";
+    case LoggedModelStatus::kPending: return "PENDING";
+    case LoggedModelStatus::kReady: return "READY";
+    case LoggedModelStatus::kFailed: return "FAILED";
+  }
+  return "UNSPECIFIED";
+}
+
 Result<RunStatus> ParseRunStatus(const std::string& name) {
   for (RunStatus s : {RunStatus::kRunning, RunStatus::kScheduled, RunStatus::kFinished,
                       RunStatus::kFailed, RunStatus::kKilled}) {
@@ -91,6 +101,24 @@ void SetTrackingUri(const std::string& uri) {
   g_uri = uri.empty() ? "" : Canonical(uri);
 }
 
+namespace {
+// MLflow's test for a file store in ./mlruns (_has_existing_mlruns_data): an all-digit
+// experiment directory holding meta.yaml. A sqlite store's artifacts (./mlruns/0/<run>/)
+// have none.
+bool HasFileStoreData(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::directory_iterator it(dir, ec), end;
+  for (; !ec && it != end; it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    struct stat st;
+    if (::lstat((it->path().string() + "/meta.yaml").c_str(), &st) == 0) return true;
+  }
+  return false;
+}
+std::once_flag g_file_store_note;
+}  // namespace
+
 std::string GetTrackingUri() {
   {
     std::lock_guard<std::mutex> lock(g_uri_mu);
@@ -100,7 +128,21 @@ std::string GetTrackingUri() {
     const char* v = std::getenv(var);
     if (v != nullptr && *v != '\0') return Canonical(v);
   }
-  return Canonical("mlruns");
+  std::error_code ec;
+  std::string cwd = std::filesystem::current_path(ec).string();
+  if (ec) cwd = ".";
+  struct stat st;
+  if (::stat((cwd + "/mlflow.db").c_str(), &st) != 0 && HasFileStoreData(cwd + "/mlruns")) {
+    std::call_once(g_file_store_note, [&] {
+      std::fprintf(stderr,
+                   "pyfunc: tracking to the file store %s/mlruns (it exists and ./mlflow.db does not); MLflow's "
+                   "default is sqlite:///mlflow.db, and MLflow reads ./mlruns only with "
+                   "MLFLOW_ALLOW_FILE_STORE=true. Set MLFLOW_TRACKING_URI to choose.\n",
+                   cwd.c_str());
+    });
+    return Canonical(cwd + "/mlruns");
+  }
+  return "sqlite:///" + cwd + "/mlflow.db";
 }
 
 Result<std::unique_ptr<TrackingStore>> OpenTrackingStore(const std::string& tracking_uri) {
@@ -431,13 +473,18 @@ Result<std::string> tracking_internal::DownloadTreeImpl(ArtifactRepository& repo
   return result;
 }
 
-Status TrackingStore::LogArtifacts(const std::string& run_id, const std::string& local_path,
-                                   const std::string& artifact_path) {
-  PYFUNC_ASSIGN_OR_RETURN(std::string dest, NormalizeArtifactPath(artifact_path));
+namespace {
+
+Status NotSupported(const TrackingStore& store, const std::string& what) {
+  return Status::InvalidArgument(what + ": the tracking store " + store.uri() +
+                                 " does not keep MLflow 3 logged models (use sqlite:///... or an MLflow >= 3 server)");
+}
+
+// Uploads local_path (a file, or a directory's contents) under `dest` of repo; every
+// destination is checked before anything is written.
+Status UploadTree(ArtifactRepository& repo, const std::string& local_path, const std::string& dest,
+                  const std::string& what) {
   FileSystem* fs = FileSystem::Default();
-  if (!fs->Exists(local_path)) return Status::NotFound("log artifact: " + local_path + ": no such file or directory");
-  PYFUNC_ASSIGN_OR_RETURN(Run run, GetRun(run_id));
-  PYFUNC_ASSIGN_OR_RETURN(std::unique_ptr<ArtifactRepository> repo, OpenArtifacts(run.info.artifact_uri));
   std::vector<std::pair<std::string, std::string>> files;  // local file, artifact path
   if (fs->IsDirectory(local_path)) {
     PYFUNC_RETURN_IF_ERROR(CollectFiles(local_path, dest, &files));
@@ -445,17 +492,52 @@ Status TrackingStore::LogArtifacts(const std::string& run_id, const std::string&
     files.emplace_back(local_path, JoinArtifactPath(dest, std::filesystem::path(local_path).filename().string()));
   }
   // Check every destination before writing anything.
-  for (const auto& [local, path] : files) PYFUNC_RETURN_IF_ERROR(repo->CheckPath(path));
+  for (const auto& [local, path] : files) PYFUNC_RETURN_IF_ERROR(repo.CheckPath(path));
   size_t done = 0;
   for (const auto& [local, path] : files) {
-    Status st = repo->UploadFile(local, path);
+    Status st = repo.UploadFile(local, path);
     if (!st.ok()) {
-      return st.WithContext("log artifacts to run " + run_id + " (" + std::to_string(done) + " of " +
-                            std::to_string(files.size()) + " files uploaded before the failure)");
+      return st.WithContext(what + " (" + std::to_string(done) + " of " + std::to_string(files.size()) +
+                            " files uploaded before the failure)");
     }
     ++done;
   }
   return Status::OK();
+}
+
+}  // namespace
+
+Result<LoggedModel> TrackingStore::CreateLoggedModel(const CreateLoggedModelRequest&) {
+  return NotSupported(*this, "create logged model");
+}
+Status TrackingStore::FinalizeLoggedModel(const std::string&, LoggedModelStatus) {
+  return NotSupported(*this, "finalize logged model");
+}
+Status TrackingStore::LogOutputs(const std::string&, const std::vector<std::string>&, int64_t) {
+  return NotSupported(*this, "log run outputs");
+}
+Status TrackingStore::LogInputs(const std::string&, const std::vector<DatasetInput>&, const std::vector<std::string>&) {
+  return NotSupported(*this, "log run inputs");
+}
+
+Status TrackingStore::LogArtifacts(const std::string& run_id, const std::string& local_path,
+                                   const std::string& artifact_path) {
+  PYFUNC_ASSIGN_OR_RETURN(std::string dest, NormalizeArtifactPath(artifact_path));
+  if (!FileSystem::Default()->Exists(local_path)) {
+    return Status::NotFound("log artifact: " + local_path + ": no such file or directory");
+  }
+  PYFUNC_ASSIGN_OR_RETURN(Run run, GetRun(run_id));
+  PYFUNC_ASSIGN_OR_RETURN(std::unique_ptr<ArtifactRepository> repo, OpenArtifacts(run.info.artifact_uri));
+  return UploadTree(*repo, local_path, dest, "log artifacts to run " + run_id);
+}
+
+Status TrackingStore::LogLoggedModelArtifacts(const std::string& model_id, const std::string& local_dir) {
+  if (!FileSystem::Default()->IsDirectory(local_dir)) {
+    return Status::NotFound("log model artifacts: " + local_dir + ": no such directory");
+  }
+  PYFUNC_ASSIGN_OR_RETURN(LoggedModel model, GetLoggedModel(model_id));
+  PYFUNC_ASSIGN_OR_RETURN(std::unique_ptr<ArtifactRepository> repo, OpenArtifacts(model.artifact_location));
+  return UploadTree(*repo, local_dir, "", "log artifacts to logged model " + model_id);
 }
 
 Result<std::vector<ArtifactInfo>> TrackingStore::ListArtifacts(const std::string& run_id, const std::string& path) {

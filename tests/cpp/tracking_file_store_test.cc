@@ -234,7 +234,8 @@ TEST(TrackingUri, Precedence) {
   SetTrackingUri("");
   ::unsetenv("PYFUNC_TRACKING_URI");
   ::unsetenv("MLFLOW_TRACKING_URI");
-  EXPECT_EQ(GetTrackingUri(), "file://" + std::filesystem::current_path().string() + "/mlruns");
+  // MLflow's default (tests/cpp/tracking_sqlite_store_test.cc has the ./mlruns cases).
+  EXPECT_EQ(GetTrackingUri(), "sqlite:///" + std::filesystem::current_path().string() + "/mlflow.db");
 }
 
 TEST(TrackingArtifactPath, Normalizes) {

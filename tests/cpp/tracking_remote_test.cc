@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 
 #include "pyfunc/model_uri.h"
 #include "pyfunc/tracking.h"
@@ -57,7 +58,11 @@ TEST(TrackingStores, BadTrackingUris) {
   EXPECT_EQ(OpenTrackingStore("ftp://host/x").status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(OpenTrackingStore("sqlite://relative.db").status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(OpenTrackingStore("http://").status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(OpenTrackingStore("sqlite:////nonexistent/dir/mlflow.db").status().code(), StatusCode::kNotFound);
+  // A database that does not exist yet opens (it is created by the first write) and is empty.
+  auto missing = OpenTrackingStore("sqlite:////nonexistent/dir/mlflow.db");
+  PYFUNC_ASSERT_OK(missing);
+  EXPECT_EQ((*missing)->GetRun("0123456789abcdef0123456789abcdef").status().code(), StatusCode::kNotFound);
+  EXPECT_FALSE(std::filesystem::exists("/nonexistent/dir"));
 }
 
 TEST(TrackingModelUri, MalformedUris) {

@@ -180,7 +180,7 @@ def test_tracking_uri_precedence(tracking_env, monkeypatch):
     pyfunc.set_tracking_uri(None)
     monkeypatch.delenv("PYFUNC_TRACKING_URI")
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
-    assert pyfunc.get_tracking_uri() == (tracking_env / "mlruns").as_uri()  # the ./mlruns default
+    assert pyfunc.get_tracking_uri() == "sqlite:///%s/mlflow.db" % tracking_env  # MLflow's default
 
 
 def test_experiments(tracking_env):
@@ -237,7 +237,9 @@ def test_mlflow_sqlite_store_is_read(tracking_env, monkeypatch, pyfunc_cli):
         pd.testing.assert_frame_equal(pd.DataFrame(pyfunc.load_pyfunc(uri).predict(X)), X * 10, obj=uri)
     with pytest.raises(NotFoundError):
         pyfunc.load_pyfunc("models:/sq/7")
-    with pytest.raises(InvalidArgumentError, match="does not write"):
-        pyfunc.start_run()
+    # pyfunc writes into MLflow's database too (tests/python/test_tracking_sqlite.py).
+    with pyfunc.start_run(run_name="by-pyfunc") as prun:
+        pyfunc.log_param("q", "w")
+    assert mlflow.MlflowClient().get_run(prun.info.run_id).data.params == {"q": "w"}
     proc = subprocess.run([pyfunc_cli, "runs", "list"], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0 and run.info.run_id in proc.stdout
+    assert proc.returncode == 0 and run.info.run_id in proc.stdout and prun.info.run_id in proc.stdout

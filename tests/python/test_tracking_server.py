@@ -44,10 +44,20 @@ def test_log_model_then_mlflow_loads_runs_uri(server, loader_kwargs):
     assert got.data.params == {"alpha": "0.1"}
     assert got.data.metrics == {"rmse": 0.3, "mae": 0.2}
     assert got.info.artifact_uri.startswith("mlflow-artifacts:/")
-    assert {"model/MLmodel", "model/data", "model/code"} <= {f.path for f in client.list_artifacts(run_id, "model")}
+    # An MLflow 3 server keeps logged models: the model is one, linked to the run, its
+    # files behind the server's artifact proxy.
+    models = client.search_logged_models(experiment_ids=["0"], filter_string="source_run_id = '%s'" % run_id)
+    assert [(m.name, str(m.status)) for m in models] == [("model", "READY")]
+    assert models[0].artifact_location.startswith("mlflow-artifacts:/0/models/" + models[0].model_id)
+    assert models[0].params == {"alpha": "0.1"}
+    assert [o.model_id for o in got.outputs.model_outputs] == [models[0].model_id]
+    assert "MLmodel" in {f.path for f in client.list_logged_model_artifacts(models[0].model_id)}
 
     model = mlflow.pyfunc.load_model("runs:/%s/model" % run_id)
     pd.testing.assert_frame_equal(pd.DataFrame(model.predict(X)), X * 2)
+    model = mlflow.pyfunc.load_model("models:/" + models[0].model_id)
+    pd.testing.assert_frame_equal(pd.DataFrame(model.predict(X)), X * 2)
+    assert mlflow.models.Model.load("models:/" + models[0].model_id).model_id == models[0].model_id
 
     pd.testing.assert_frame_equal(pd.DataFrame(pyfunc.load_pyfunc("model", run_id=run_id).predict(X)), X * 2)
     assert [r.info.run_id for r in pyfunc.search_runs()][0] == run_id
@@ -132,5 +142,30 @@ def test_5xx_is_retried_then_reported(tracking_env, monkeypatch):
         with pytest.raises(PyfuncIOError, match="HTTP 503.*gave up after 4 attempts"):
             pyfunc.get_run("0123456789abcdef0123456789abcdef")
         assert len(calls) == 4
+    finally:
+        srv.shutdown()
+
+
+def test_logged_models_only_where_the_server_has_them(server, tracking_env):
+    assert pyfunc._core.TrackingStore.open(server).supports_logged_models() is True
+
+    class Mlflow2(http.server.BaseHTTPRequestHandler):
+        # An MLflow 2 server has no /logged-models routes: Flask's plain 404.
+        def do_POST(self):
+            body = b"<!doctype html><title>404 Not Found</title>"
+            self.send_response(404)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Mlflow2)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        store = pyfunc._core.TrackingStore.open("http://127.0.0.1:%d" % srv.server_address[1])
+        assert store.supports_logged_models() is False
     finally:
         srv.shutdown()
