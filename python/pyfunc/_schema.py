@@ -31,16 +31,24 @@ class SchemaError(ValueError):
     """The input does not fit the model's input signature (MLflow's INVALID_PARAMETER_VALUE)."""
 
 
-def parse_input_schema(metadata):
-    """The list of input specs of an MLmodel's signature, or None when it has none."""
+def _signature_part(metadata, part):
+    """The parsed JSON of ``signature.<part>`` of an MLmodel dict (text or already
+    parsed), or None when absent; SchemaError when it is not valid JSON."""
     signature = metadata.get("signature") if isinstance(metadata, dict) else None
-    text = signature.get("inputs") if isinstance(signature, dict) else None
+    text = signature.get(part) if isinstance(signature, dict) else None
     if not text:
         return None
     try:
-        specs = json.loads(text) if isinstance(text, str) else text
+        return json.loads(text) if isinstance(text, str) else text
     except ValueError as e:
-        raise SchemaError("signature.inputs: not valid JSON: {}".format(e))
+        raise SchemaError("signature.{}: not valid JSON: {}".format(part, e))
+
+
+def parse_input_schema(metadata):
+    """The list of input specs of an MLmodel's signature, or None when it has none."""
+    specs = _signature_part(metadata, "inputs")
+    if specs is None:
+        return None
     if not isinstance(specs, list) or not all(isinstance(s, dict) for s in specs):
         raise SchemaError("signature.inputs: expected a list of column or tensor specs")
     return specs or None
@@ -61,14 +69,9 @@ def column_input_names(metadata):
 def parse_params_schema(metadata):
     """The list of param specs ({name, type, default, shape}) of an MLmodel's signature,
     or None when it has none. SchemaError when signature.params is not valid JSON."""
-    signature = metadata.get("signature") if isinstance(metadata, dict) else None
-    text = signature.get("params") if isinstance(signature, dict) else None
-    if not text:
+    schema = _signature_part(metadata, "params")
+    if schema is None:
         return None
-    try:
-        schema = json.loads(text) if isinstance(text, str) else text
-    except ValueError as e:
-        raise SchemaError("signature.params: not valid JSON: {}".format(e))
     if not isinstance(schema, list):
         raise SchemaError("signature.params: expected a list of param specs")
     return [spec for spec in schema if isinstance(spec, dict) and "name" in spec]
