@@ -608,8 +608,7 @@ Status CollectRows(dom::array list, const std::string& prefix, const std::vector
       columns->push_back(std::move(col));
     }
   };
-  if (names) ensure_column(names->size() == 0 ? 0 : names->size() - 1);
-  if (names && names->empty()) columns->clear();
+  if (names && !names->empty()) ensure_column(names->size() - 1);
   for (dom::element item : list) {
     dom::array row;
     if (item.get_array().get(row)) {

@@ -314,6 +314,17 @@ TEST(JsonHostileTest, ShortSplitRowsArePaddedAsMlflowDoes) {
   EXPECT_NE(wide.status().message().find("row has 3 values, but there are 2 columns"), std::string::npos);
 }
 
+TEST(JsonHostileTest, SplitWithNoColumnsIsRowsWithoutColumns) {
+  // Read the first name of an empty list (a crash of serve and predict) before.
+  ScoringRequest r = MustParse(R"({"dataframe_split": {"columns": [], "data": [[], [], []]}})");
+  EXPECT_EQ(r.table.num_columns(), 0);
+  EXPECT_EQ(r.table.num_rows(), 3);
+  Result<ScoringRequest> value = ParseScoringRequest(R"({"dataframe_split": {"columns": [], "data": [[1]]}})");
+  ASSERT_FALSE(value.ok());
+  EXPECT_NE(value.status().message().find("row has 1 values, but there are 0 columns"), std::string::npos)
+      << value.status().message();
+}
+
 TEST(JsonHostileTest, DeepNestingIsAnErrorNotARecursion) {
   // ToValue recursed once per level of a client's nesting (params, unified LLM bodies).
   const std::string deep = std::string(1000, '[') + std::string(1000, ']');
