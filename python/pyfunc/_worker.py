@@ -310,6 +310,8 @@ def _decode_frame(buf, offset, size):
         dtype, start, count = block
         plan = _block_plan(pd, dtype, start - offset, count, rows, total, index, shape)
         return plan(buf, offset, size) + (plan,)
+    if not columns:  # rows without columns, as pandas holds them
+        return pd.DataFrame(index=pd.RangeIndex(rows)), shape, None
     df = pd.DataFrame(dict(zip(range(len(names)), columns)), copy=False)
     df.columns = index
     return df, shape, None
@@ -484,7 +486,7 @@ def _prediction_table(prediction):
         else:
             raise FrameError("the model returned a {}-D array; outputs of at most 2 dimensions are supported".format(arr.ndim))
     columns = []
-    rows = None
+    rows = len(prediction) if isinstance(prediction, (pd.DataFrame, pd.Series)) and not items else None
     for name, values in items:
         typ, arr, valid = _column_of(np, pd, name, values)
         columns.append((name, typ, arr, valid))

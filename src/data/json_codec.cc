@@ -1203,6 +1203,10 @@ void AppendPredictionJson(const Prediction& prediction, std::string* out) {
     out->push_back('}');
     return;
   }
+  if (ncols == 0 && prediction.shape == PredictionShape::kDataFrame) {
+    out->append("[]");  // pandas' to_dict("records") of rows without columns
+    return;
+  }
   std::vector<std::string> keys(static_cast<size_t>(ncols));
   for (int j = 0; j < ncols; ++j) {
     std::string name = t.column_name(j);
