@@ -257,10 +257,13 @@ def _enforce_type(np, pd, name, column, type_name):
         return column
     kind = getattr(dtype, "kind", "O")
     if type_name == "double" and dtype == object:
-        import decimal
-
-        if all(isinstance(v, decimal.Decimal) for v in column.dropna()):
-            return pd.to_numeric(column)
+        # MLflow means this for decimal.Decimal columns (Spark's decimals), but numpy takes
+        # Decimal for the object dtype: every object column is tried (numeric strings too).
+        try:
+            return pd.to_numeric(column, errors="raise")
+        except (ValueError, TypeError):
+            raise SchemaError("Failed to convert column {} from type {} to DataType.double.".format(
+                name, dtype)) from None
     itemsize = getattr(dtype, "itemsize", 0)
     if kind == target.kind and itemsize <= target.itemsize:
         return column.astype(target)

@@ -2,6 +2,7 @@
 same result (values, dtypes, column order) or the same error."""
 
 import datetime
+import decimal
 import json
 
 import numpy as np
@@ -50,6 +51,13 @@ CASES = [
     ("datetime seconds", pd.DataFrame({"t": np.array(["2024-01-01"], dtype="datetime64[s]")}), [("datetime", "t")]),
     ("datetime objects", pd.DataFrame({"t": [datetime.datetime(2024, 1, 2)]}, dtype=object), [("datetime", "t")]),
     ("bool", pd.DataFrame({"f": [True, False]}), [("boolean", "f")]),
+    # MLflow converts any object column for a double with pandas.to_numeric.
+    ("strings to double", pd.DataFrame({"a": ["1.5"]}), [("double", "a")]),
+    ("object strings to double", pd.DataFrame({"a": pd.Series(["1.5", None], dtype=object)}), [("double", "a")]),
+    ("object words to double refused", pd.DataFrame({"a": pd.Series(["abc"], dtype=object)}), [("double", "a")]),
+    ("object Nones to double", pd.DataFrame({"a": pd.Series([None, None], dtype=object)}), [("double", "a")]),
+    ("decimals to double", pd.DataFrame({"a": pd.Series([decimal.Decimal("1.5")], dtype=object)}),
+     [("double", "a")]),
     ("tensor exact", np.zeros((2, 4)), [("tensor", None, "float64", (-1, 4))]),
     ("tensor wrong dtype", np.zeros((2, 4), dtype=np.int64), [("tensor", None, "float64", (-1, 4))]),
     ("tensor wrong shape", np.zeros((2, 3)), [("tensor", None, "float64", (-1, 4))]),
