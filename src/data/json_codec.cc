@@ -982,9 +982,13 @@ void AppendJsonFloat(double v, std::string* out) {
   else AppendPythonFloat(v, out);
 }
 
-void AppendCell(const Column& c, int64_t r, std::string* out) {
+void AppendCell(const Column& c, int64_t r, std::string* out, NullSpelling nulls = NullSpelling::kDefault) {
   if (c.IsNull(r)) {
-    out->append(c.type() == DataType::kFloat64 ? "NaN" : "null");
+    if (nulls == NullSpelling::kNaT) {
+      out->append("\"NaT\"");
+    } else {
+      out->append(c.type() == DataType::kFloat64 || nulls == NullSpelling::kNaN ? "NaN" : "null");
+    }
     return;
   }
   switch (c.type()) {
@@ -1171,6 +1175,10 @@ void AppendPredictionJson(const Prediction& prediction, std::string* out) {
   }
   const int64_t rows = t.num_rows();
   const int ncols = t.num_columns();
+  auto nulls = [&prediction](int j) {
+    return static_cast<size_t>(j) < prediction.nulls.size() ? prediction.nulls[static_cast<size_t>(j)]
+                                                            : NullSpelling::kDefault;
+  };
   std::vector<std::string> keys(static_cast<size_t>(ncols));
   for (int j = 0; j < ncols; ++j) {
     std::string name = t.column_name(j);
@@ -1185,7 +1193,7 @@ void AppendPredictionJson(const Prediction& prediction, std::string* out) {
       case PredictionShape::kArray1D:
       case PredictionShape::kList:
         if (ncols == 1) {
-          AppendCell(t.column(0), r, out);
+          AppendCell(t.column(0), r, out, nulls(0));
           break;
         }
         [[fallthrough]];  // several columns cannot be 1-D: write rows
@@ -1193,7 +1201,7 @@ void AppendPredictionJson(const Prediction& prediction, std::string* out) {
         out->push_back('[');
         for (int j = 0; j < ncols; ++j) {
           if (j) out->append(", ");
-          AppendCell(t.column(j), r, out);
+          AppendCell(t.column(j), r, out, nulls(j));
         }
         out->push_back(']');
         break;
@@ -1205,7 +1213,7 @@ void AppendPredictionJson(const Prediction& prediction, std::string* out) {
         for (int j = 0; j < ncols; ++j) {
           if (j) out->append(", ");
           out->append(keys[static_cast<size_t>(j)]);
-          AppendCell(t.column(j), r, out);
+          AppendCell(t.column(j), r, out, nulls(j));
         }
         out->push_back('}');
         break;
