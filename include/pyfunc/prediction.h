@@ -7,6 +7,7 @@
 #define PYFUNC_PREDICTION_H_
 
 #include <cstdint>
+#include <vector>
 
 #include "pyfunc/table.h"
 
@@ -42,9 +43,20 @@ enum class InputShape : uint8_t {
                    // (MLflow's unified LLM request format)
 };
 
+// How the JSON writer spells a column's nulls: as MLflow's scoring server writes the
+// missing value pandas held there (json.dumps of what DataFrame.to_dict or tolist gives).
+enum class NullSpelling : uint8_t {
+  kDefault = 0,  // null, and NaN for float64 (None, pandas.NA; NaN in a float column)
+  kNaN = 1,      // NaN: the missing values were float NaN in a column of other values
+                 // (pandas >= 3 strings, whose missing value is NaN; object columns with NaN)
+  kNaT = 2,      // "NaT": missing timestamps of a DataFrame or Series (pandas.NaT's isoformat)
+};
+
 struct Prediction {
   Table table;
   PredictionShape shape = PredictionShape::kArray1D;
+  // Per column of `table`, how its nulls are written as JSON; empty: kDefault for all.
+  std::vector<NullSpelling> nulls;
 };
 
 }  // namespace pyfunc

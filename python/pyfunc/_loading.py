@@ -250,6 +250,22 @@ def _import_loader_module(model_root, loader_module, prefer_builtin=False):
         ) from e
 
 
+_COPY_ON_WRITE = []
+
+
+def _own_frame(data):
+    """``data`` if it is not a DataFrame; else a DataFrame the model may change without
+    changing ``data`` (MLflow's enforcement builds a new one): a shallow copy under
+    copy-on-write (always on in pandas >= 3), a deep copy otherwise."""
+    pd = sys.modules.get("pandas")
+    if pd is None or not isinstance(data, pd.DataFrame):
+        return data
+    if not _COPY_ON_WRITE:
+        major = int(pd.__version__.split(".")[0])
+        _COPY_ON_WRITE.append(major >= 3 or pd.options.mode.copy_on_write is True)
+    return data.copy(deep=not _COPY_ON_WRITE[0])
+
+
 _ACCEPTS_PARAMS = {}
 
 
@@ -436,12 +452,17 @@ class PyFuncModel:
         its order, each converted to its type where that is safe; a tensor signature
         checks dtype and shape. A mismatch raises SchemaEnforcementError. A signature
         inferred from type hints (``is_signature_from_type_hint``) is not enforced here,
-        as in MLflow: the PythonModel's predict checks the data.
+        as in MLflow: the PythonModel's predict checks the data. As in MLflow, a model
+        with a column signature gets a DataFrame of its own: changing it (adding a
+        column, setting values) leaves the caller's ``data`` as it was.
         ``params`` follow MLflow's params schema rules (see _check_params), then are
         passed only when the predict function has a parameter named ``params`` (not
         ``**params``); otherwise they are dropped with a warning, as MLflow does.
         """
-        return self._predict(data, params, enforce_schema=True)
+        enforced = self._enforce_input_schema(data)
+        if enforced is data and self._input_specs() is not None and not self._signature_from_type_hints():
+            enforced = _own_frame(data)
+        return self._predict(enforced, params, enforce_schema=False)
 
     def _predict(self, data, params, enforce_schema):
         """predict; ``enforce_schema=False`` when the caller knows that ``data`` fits."""

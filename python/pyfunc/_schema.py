@@ -168,13 +168,14 @@ def fits_input_schema(df, specs):
     """True when ``enforce_input_schema`` would return the DataFrame ``df`` as it is: a
     named column signature, exactly its columns in its order, each of its dtype."""
     import numpy as np
+    import pandas as pd
 
     if not specs or any(s.get("type") == "tensor" or s.get("name") is None for s in specs):
         return False
     names = [str(s["name"]) for s in specs]
     if [str(c) for c in df.columns] != names:
         return False
-    return all(_dtype_ok(np, t, s.get("type")) for t, s in zip(df.dtypes.tolist(), specs))
+    return all(_dtype_ok(np, pd, t, s.get("type")) for t, s in zip(df.dtypes.tolist(), specs))
 
 
 def _as_dataframe(pd, np, data, specs):
@@ -247,12 +248,13 @@ def _enforce_columns(data, specs):
     return df
 
 
-def _dtype_ok(np, dtype, type_name):
+def _dtype_ok(np, pd, dtype, type_name):
     target = _NUMPY_NAMES.get(type_name)
     if target is None:
         return True  # Array, Object, Map, Any: not checked here
     if type_name in ("string", "binary"):
-        return dtype == np.dtype(object)
+        # pandas >= 3 holds strings as StringDtype ("str"); MLflow passes those as they are.
+        return dtype == np.dtype(object) or isinstance(dtype, pd.StringDtype)
     return dtype == np.dtype(target)
 
 
@@ -288,10 +290,13 @@ def _enforce_type(np, pd, name, column, type_name):
         return column
     kind = getattr(dtype, "kind", "O")
     if type_name == "double" and dtype == object:
-        import decimal
-
-        if all(isinstance(v, decimal.Decimal) for v in column.dropna()):
-            return pd.to_numeric(column)
+        # MLflow means this for decimal.Decimal columns (Spark's decimals), but numpy takes
+        # Decimal for the object dtype: every object column is tried (numeric strings too).
+        try:
+            return pd.to_numeric(column, errors="raise")
+        except (ValueError, TypeError):
+            raise SchemaError("Failed to convert column {} from type {} to DataType.double.".format(
+                name, dtype)) from None
     itemsize = getattr(dtype, "itemsize", 0)
     if kind == target.kind and itemsize <= target.itemsize:
         return column.astype(target)

@@ -41,8 +41,12 @@ FRAME LAYOUT (little endian; buffers 64-byte aligned; offsets from the frame sta
     header, 64 bytes: magic b"PFF1", u32 version, u64 rows, u32 columns, u32 shape,
         u64 total size, 32 reserved bytes
     per column, 64 bytes: u64 name offset, u32 name length, u8 type, u8 has_validity,
-        u16 reserved, u64 validity offset, u64 values offset, u64 values size,
-        u64 offsets offset, 16 reserved bytes
+        u8 null spelling, u8 reserved, u64 validity offset, u64 values offset, u64 values
+        size, u64 offsets offset, 16 reserved bytes
+    null spellings (results; how a JSON writer writes the column's nulls, as MLflow's
+        scoring server writes what pandas held there): 0 null (NaN for float64), 1 NaN
+        (the missing values were float NaN: pandas >= 3 strings, object columns with NaN),
+        2 "NaT" (missing timestamps of a DataFrame or Series); inputs: 0
     types: 1 int64, 2 float64, 3 bool (bit-packed, LSB first), 4 string (UTF-8 data +
         (rows+1) int64 offsets), 5 timestamp (int64 ns since the epoch, UTC), 6 int8,
         7 int16, 8 int32, 9 uint8, 10 uint16, 11 uint32, 12 uint64, 13 float16,
@@ -78,7 +82,7 @@ PROTOCOL = 2
 FRAME_MAGIC = b"PFF1"
 FRAME_VERSION = 2
 HEADER = struct.Struct("<4sIQIIQ32x")
-COLUMN = struct.Struct("<QIBBHQQQQ16x")
+COLUMN = struct.Struct("<QIBBBxQQQQ16x")
 assert HEADER.size == 64 and COLUMN.size == 64
 ALIGN = 64
 PACKET_PAYLOAD = 32 * 1024
@@ -94,6 +98,7 @@ T_BINARY = 15
 FIXED_TYPES = {1: "int64", 2: "float64", 5: "int64", 6: "int8", 7: "int16", 8: "int32", 9: "uint8",
                10: "uint16", 11: "uint32", 12: "uint64", 13: "float16", 14: "float32"}
 WIRE_OF_DTYPE = {name: typ for typ, name in FIXED_TYPES.items() if typ != T_TIMESTAMP}
+NULLS_DEFAULT, NULLS_NAN, NULLS_NAT = 0, 1, 2
 SHAPE_DATAFRAME, SHAPE_SERIES, SHAPE_ARRAY1D, SHAPE_ARRAY2D, SHAPE_LIST = 0, 1, 2, 3, 4
 SHAPE_JSON, SHAPE_COLUMNS = 5, 6
 IN_COLUMNS, IN_RECORDS, IN_SCALAR, IN_JSON, IN_PLAIN_RECORDS, IN_TENSORS_JSON = 5, 6, 7, 8, 9, 10
@@ -430,13 +435,13 @@ def _json_result(prediction):
 
     text = json.dumps(prediction, default=_jsonable)
     name = "DataFrame" if isinstance(prediction, pd.DataFrame) else ""
-    return SHAPE_JSON, [(name, T_STRING, np.array([text], dtype=object), None)], 1
+    return SHAPE_JSON, [(name, T_STRING, np.array([text], dtype=object), None, NULLS_DEFAULT)], 1
 
 
 def prediction_columns(prediction):
-    """(shape, [(name, type, values, validity)], rows) for a model's output. What has no
-    table form (a dict, a str, nested or mixed lists, cells holding lists) is returned as
-    JSON text (SHAPE_JSON)."""
+    """(shape, [(name, type, values, validity, null spelling)], rows) for a model's output.
+    What has no table form (a dict, a str, nested or mixed lists, cells holding lists) is
+    returned as JSON text (SHAPE_JSON)."""
     try:
         return _prediction_table(prediction)
     except FrameError:
@@ -457,7 +462,7 @@ def _prediction_table(prediction):
         columns = []
         for name, v in prediction.items():
             typ, arr, valid = _column_of(np, pd, name, v)
-            columns.append((name, typ, arr, valid))
+            columns.append((name, typ, arr, valid, _null_spelling(np, pd, SHAPE_COLUMNS, v, typ, valid)))
         return SHAPE_COLUMNS, columns, len(values[0])
     if isinstance(prediction, (str, bytes)):
         raise FrameError("not a table")
@@ -489,9 +494,23 @@ def _prediction_table(prediction):
     rows = len(prediction) if isinstance(prediction, (pd.DataFrame, pd.Series)) and not items else None
     for name, values in items:
         typ, arr, valid = _column_of(np, pd, name, values)
-        columns.append((name, typ, arr, valid))
+        columns.append((name, typ, arr, valid, _null_spelling(np, pd, shape, values, typ, valid)))
         rows = len(arr) if rows is None else rows
     return shape, columns, rows or 0
+
+
+def _null_spelling(np, pd, shape, values, typ, valid):
+    """How the column's nulls are written as JSON (NULLS_*), as MLflow's scoring server
+    writes the missing values the model's output held: float NaN as NaN (what pandas >= 3
+    holds for a missing string), pandas.NaT of records as "NaT", the others (None,
+    pandas.NA) as null."""
+    if valid is None or typ == T_FLOAT64:
+        return NULLS_DEFAULT
+    if typ == T_TIMESTAMP:
+        return NULLS_NAT if shape in (SHAPE_DATAFRAME, SHAPE_SERIES) else NULLS_DEFAULT
+    cells = values.to_numpy(dtype=object) if isinstance(values, pd.Series) else np.asarray(values, dtype=object)
+    missing = cells[~valid]
+    return NULLS_NAN if all(isinstance(v, float) and v != v for v in missing) else NULLS_DEFAULT
 
 
 def encode_frame(shape, columns, rows):
@@ -500,9 +519,9 @@ def encode_frame(shape, columns, rows):
 
     pos = _align(HEADER.size + len(columns) * COLUMN.size)
     plans = []
-    for name, typ, arr, valid in columns:
+    for name, typ, arr, valid, nulls in columns:
         name_bytes = name.encode("utf-8")
-        plan = {"name": name_bytes, "type": typ, "arr": arr, "valid": valid}
+        plan = {"name": name_bytes, "type": typ, "arr": arr, "valid": valid, "nulls": nulls}
         plan["name_off"] = pos
         pos = _align(pos + len(name_bytes))
         if valid is not None:
@@ -539,8 +558,8 @@ def encode_frame(shape, columns, rows):
         for i, p in enumerate(plans):
             has_valid = p["valid"] is not None
             COLUMN.pack_into(buf, offset + HEADER.size + i * COLUMN.size, p["name_off"], len(p["name"]), p["type"],
-                             1 if has_valid else 0, 0, p.get("valid_off", 0), p["values_off"], p["values_size"],
-                             p.get("offsets_off", 0))
+                             1 if has_valid else 0, p["nulls"], p.get("valid_off", 0), p["values_off"],
+                             p["values_size"], p.get("offsets_off", 0))
             buf[offset + p["name_off"]:offset + p["name_off"] + len(p["name"])] = p["name"]
             if has_valid:
                 bits = np.packbits(np.asarray(p["valid"], dtype=bool), bitorder="little").tobytes()

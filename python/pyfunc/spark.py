@@ -558,11 +558,13 @@ def _convert_column(series, kind):
 
     dtype = series.dtype
     if kind == "string":
+        # Built as an object array: pandas >= 3 would make a Series of strings its "str"
+        # dtype, in which a null is NaN, not None.
         nulls = series.isna().to_numpy()
-        out = series.astype(object).map(str) if not pt.is_string_dtype(dtype) else series.astype(object)
-        if nulls.any():
-            out = out.where(~nulls, None)
-        return out.astype(object)
+        values = series.to_numpy(dtype=object)
+        out = values.copy() if pt.is_string_dtype(dtype) else np.array([str(v) for v in values], dtype=object)
+        out[nulls] = None
+        return pd.Series(out, index=series.index, dtype=object)
     if kind == "boolean":
         if pt.is_bool_dtype(dtype):
             return series.astype("boolean") if series.isna().any() else series.astype(bool)
@@ -571,7 +573,7 @@ def _convert_column(series, kind):
         raise _Incompatible("not booleans")
     if pt.is_bool_dtype(dtype):
         raise _Incompatible("booleans are not numbers; use result_type boolean")
-    if dtype == object:
+    if dtype == object or isinstance(dtype, pd.StringDtype):  # pandas >= 3: strings are "str"
         inferred = pd.api.types.infer_dtype(series, skipna=True)
         if inferred in ("integer", "empty") or (inferred in ("floating", "mixed-integer-float", "decimal") and kind in ("double", "float")):
             series = pd.to_numeric(series)

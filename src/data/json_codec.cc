@@ -983,9 +983,13 @@ void AppendJsonFloat(double v, std::string* out) {
   else AppendPythonFloat(v, out);
 }
 
-void AppendCell(const Column& c, int64_t r, std::string* out) {
+void AppendCell(const Column& c, int64_t r, std::string* out, NullSpelling nulls = NullSpelling::kDefault) {
   if (c.IsNull(r)) {
-    out->append(IsFloating(c.type()) ? "NaN" : "null");
+    if (nulls == NullSpelling::kNaT) {
+      out->append("\"NaT\"");
+    } else {
+      out->append(IsFloating(c.type()) || nulls == NullSpelling::kNaN ? "NaN" : "null");
+    }
     return;
   }
   switch (c.type()) {
@@ -1188,6 +1192,10 @@ void AppendPredictionJson(const Prediction& prediction, std::string* out) {
   }
   const int64_t rows = t.num_rows();
   const int ncols = t.num_columns();
+  auto nulls = [&prediction](int j) {
+    return static_cast<size_t>(j) < prediction.nulls.size() ? prediction.nulls[static_cast<size_t>(j)]
+                                                            : NullSpelling::kDefault;
+  };
   if (prediction.shape == PredictionShape::kColumns) {  // {"name": [...], ...}
     out->push_back('{');
     for (int j = 0; j < ncols; ++j) {
@@ -1196,7 +1204,7 @@ void AppendPredictionJson(const Prediction& prediction, std::string* out) {
       out->append(": [");
       for (int64_t r = 0; r < rows; ++r) {
         if (r) out->append(", ");
-        AppendCell(t.column(j), r, out);
+        AppendCell(t.column(j), r, out, nulls(j));
       }
       out->push_back(']');
     }
@@ -1221,7 +1229,7 @@ void AppendPredictionJson(const Prediction& prediction, std::string* out) {
       case PredictionShape::kArray1D:
       case PredictionShape::kList:
         if (ncols == 1) {
-          AppendCell(t.column(0), r, out);
+          AppendCell(t.column(0), r, out, nulls(0));
           break;
         }
         [[fallthrough]];  // several columns cannot be 1-D: write rows
@@ -1229,7 +1237,7 @@ void AppendPredictionJson(const Prediction& prediction, std::string* out) {
         out->push_back('[');
         for (int j = 0; j < ncols; ++j) {
           if (j) out->append(", ");
-          AppendCell(t.column(j), r, out);
+          AppendCell(t.column(j), r, out, nulls(j));
         }
         out->push_back(']');
         break;
@@ -1242,7 +1250,7 @@ void AppendPredictionJson(const Prediction& prediction, std::string* out) {
         for (int j = 0; j < ncols; ++j) {
           if (j) out->append(", ");
           out->append(keys[static_cast<size_t>(j)]);
-          AppendCell(t.column(j), r, out);
+          AppendCell(t.column(j), r, out, nulls(j));
         }
         out->push_back('}');
         break;

@@ -141,14 +141,18 @@ Result<Prediction> DecodeFrame(const uint8_t* src, size_t size) {
 
   std::vector<std::string> names;
   std::vector<Column> columns;
+  std::vector<NullSpelling> nulls;
   for (uint32_t i = 0; i < ncols; ++i) {
     const uint8_t* d = src + kHeaderSize + i * kColumnSize;
     const uint64_t name_off = Get<uint64_t>(d), name_len = Get<uint32_t>(d + 8);
-    const uint8_t wire = d[12], has_validity = d[13];
+    const uint8_t wire = d[12], has_validity = d[13], null_spelling = d[14];
     const uint64_t validity_off = Get<uint64_t>(d + 16), values_off = Get<uint64_t>(d + 24),
                    values_size = Get<uint64_t>(d + 32), offsets_off = Get<uint64_t>(d + 40);
     const std::string col = "column " + std::to_string(i);
     if (!inside(name_off, name_len)) return bad(col + ": name out of bounds");
+    if (null_spelling > static_cast<uint8_t>(NullSpelling::kNaT)) {
+      return bad(col + ": unknown null spelling " + std::to_string(null_spelling));
+    }
     std::string name(reinterpret_cast<const char*>(src + name_off), name_len);
     const uint64_t bitmap_bytes = (rows + 7) / 8;
     std::shared_ptr<Buffer> validity;
@@ -181,9 +185,16 @@ Result<Prediction> DecodeFrame(const uint8_t* src, size_t size) {
     if (!column.ok()) return bad(col + ": " + column.status().message());
     names.push_back(std::move(name));
     columns.push_back(std::move(column).value());
+    nulls.push_back(static_cast<NullSpelling>(null_spelling));
   }
   Prediction out;
   out.shape = static_cast<PredictionShape>(shape);
+  for (NullSpelling n : nulls) {
+    if (n != NullSpelling::kDefault) {
+      out.nulls = std::move(nulls);
+      break;
+    }
+  }
   if (ncols == 0) {
     out.table = Table::Empty(static_cast<int64_t>(rows));
     return out;

@@ -218,7 +218,8 @@ void Batcher::Impl::RunBatch(std::vector<RequestPtr>& batch) {
       Complete(r, part.status(), seconds, static_cast<int>(batch.size()), total);
       continue;
     }
-    Complete(r, Prediction{std::move(part).value(), p->shape}, seconds, static_cast<int>(batch.size()), total);
+    Complete(r, Prediction{std::move(part).value(), p->shape, p->nulls}, seconds, static_cast<int>(batch.size()),
+             total);
   }
 }
 

@@ -62,6 +62,24 @@ TEST(JsonCodecTest, SeriesAndDataFramePredictionsAreRecords) {
             "{\"a\": 2, \"s\": \"\\ud83d\\ude00\\n\", \"f\": 0.5}]}");
 }
 
+// MLflow writes the missing value pandas holds: NaN for a float NaN (a missing string in
+// pandas >= 3), "NaT" for a missing timestamp of a DataFrame, null for None.
+TEST(JsonCodecTest, NullsAreSpelledAsTheModelsMissingValues) {
+  Prediction p;
+  p.shape = PredictionShape::kDataFrame;
+  p.table = Build({{"s", DataType::kString}, {"t", DataType::kTimestamp}, {"b", DataType::kBool}},
+                  [](TableBuilder& b) {
+                    b.column(0).AppendNull();
+                    b.column(1).AppendNull();
+                    b.column(2).AppendNull();
+                  });
+  EXPECT_EQ(PredictionsToJson(p), R"({"predictions": [{"s": null, "t": null, "b": null}]})");
+  p.nulls = {NullSpelling::kNaN, NullSpelling::kNaT, NullSpelling::kDefault};
+  EXPECT_EQ(PredictionsToJson(p), R"({"predictions": [{"s": NaN, "t": "NaT", "b": null}]})");
+  p.shape = PredictionShape::kArray2D;
+  EXPECT_EQ(PredictionsToJson(p), R"({"predictions": [[NaN, "NaT", null]]})");
+}
+
 TEST(JsonCodecTest, PredictionRoundTripsThroughTheRequestParser) {
   Prediction p;
   p.shape = PredictionShape::kDataFrame;

@@ -6,6 +6,7 @@ import json
 import os
 import pickle
 import sys
+import textwrap
 import warnings
 
 import numpy as np
@@ -248,3 +249,34 @@ def test_records_reach_models_in_workers_as_mlflow_passes_them(mlflow_models, ml
             assert_same_prediction(want, remote.predict(records, params=params))
             compared += 1
     assert compared >= 6  # sklearn in three formats and three PythonModels
+
+
+def test_a_model_that_changes_its_input_leaves_the_callers_frame_as_mlflow_does(tmp_path):
+    """With a column signature whose columns and dtypes the input already had, the model
+    got the caller's own DataFrame: a column it added or a value it set showed up in the
+    caller's frame. MLflow gives the model a new frame."""
+    import mlflow.pyfunc
+    from mlflow.models import infer_signature
+
+    (tmp_path / "mutating_loader.py").write_text(textwrap.dedent("""\
+        class Mutating:
+            def predict(self, df, params=None):
+                df["added"] = 1.0
+                df.iloc[0, 0] = -1.0
+                return df.sum(axis=1)
+
+        def _load_pyfunc(path):
+            return Mutating()
+        """))
+    data = pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]})
+    path = str(tmp_path / "model")
+    mlflow.pyfunc.save_model(path, loader_module="mutating_loader", code_paths=[str(tmp_path / "mutating_loader.py")],
+                             signature=infer_signature(data), pip_requirements=["pandas"])
+    results = []
+    for model in (mlflow.pyfunc.load_model(path), pyfunc.load_pyfunc(path)):
+        frame = data.copy()
+        results.append((model.predict(frame), frame))
+    (want, mlflow_frame), (got, pyfunc_frame) = results
+    pd.testing.assert_series_equal(got, want)
+    pd.testing.assert_frame_equal(mlflow_frame, data)
+    pd.testing.assert_frame_equal(pyfunc_frame, data)

@@ -250,3 +250,64 @@ def test_local_is_the_python_of_the_venv_pyfunc_is_installed_in(linear_model, fr
     assert "the Python at /usr/bin/python3 cannot run the model's worker" in proc.stderr, proc.stderr
     assert "No module named 'numpy'" in proc.stderr and "PYFUNC_PYTHON" in proc.stderr
     assert proc.stderr.count("\n") == 1
+
+
+# What each model output's missing values become in MLflow's JSON (predictions_to_json):
+# json.dumps of what DataFrame.to_dict / tolist holds there.
+OUTPUTS_WITH_MISSING_VALUES = """\
+import numpy as np
+import pandas as pd
+
+OUTPUTS = {
+    "strings": lambda: pd.DataFrame({"s": ["x", None]}),  # pandas >= 3: NaN, else None
+    "object strings with NaN": lambda: pd.DataFrame({"s": pd.Series(["x", np.nan], dtype=object)}),
+    "series of strings": lambda: pd.Series(["x", None]),
+    "string extension dtype": lambda: pd.DataFrame({"s": pd.array(["x", None], dtype="string")}),
+    "booleans": lambda: pd.DataFrame({"b": [True, None]}),
+    "booleans with NaN": lambda: pd.DataFrame({"b": pd.Series([True, np.nan], dtype=object)}),
+    "categorical": lambda: pd.DataFrame({"c": pd.Categorical(["u", None])}),
+    "timestamps": lambda: pd.DataFrame({"t": pd.to_datetime(["2024-01-02 03:04:05", None])}),
+    "numbers": lambda: pd.DataFrame({"i": [1, 2], "f": [0.5, np.nan]}),
+    "list": lambda: ["x", None],
+    "object array with NaN": lambda: np.array(["x", np.nan], dtype=object),
+}
+
+
+class Outputs:
+    def predict(self, df, params=None):
+        return OUTPUTS[df["kind"].iloc[0]]()
+
+
+def _load_pyfunc(path):
+    return Outputs()
+"""
+
+
+@pytest.fixture(scope="module")
+def outputs_model(tmp_path_factory):
+    d = tmp_path_factory.mktemp("outputs")
+    (d / "outputs_model.py").write_text(OUTPUTS_WITH_MISSING_VALUES)
+    pyfunc.save_model(str(d / "model"), loader_module="outputs_model", code_path=[str(d / "outputs_model.py")])
+    namespace = {}
+    exec(OUTPUTS_WITH_MISSING_VALUES, namespace)
+    return str(d / "model"), namespace["OUTPUTS"]
+
+
+@pytest.mark.parametrize("kind", ["strings", "object strings with NaN", "series of strings", "string extension dtype",
+                                  "booleans", "booleans with NaN", "categorical", "timestamps", "numbers", "list",
+                                  "object array with NaN"])
+def test_missing_values_in_outputs_are_written_as_mlflow_writes_them(outputs_model, kind):
+    """A missing string in a DataFrame output was always written null; MLflow writes the
+    value pandas holds, which for strings in pandas >= 3 (and object columns holding NaN)
+    is NaN, and "NaT" for a missing timestamp of a DataFrame."""
+    import io
+
+    from mlflow.pyfunc.scoring_server import predictions_to_json
+
+    path, outputs = outputs_model
+    buf = io.StringIO()
+    predictions_to_json(outputs[kind](), buf)
+    body = json.dumps({"dataframe_split": {"columns": ["kind"], "data": [[kind], [kind]]}})
+    proc = run("predict", "-m", path, "--env-manager", "local", stdin=body)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == buf.getvalue()

@@ -2,6 +2,7 @@
 same result (values, dtypes, column order) or the same error."""
 
 import datetime
+import decimal
 import json
 
 import numpy as np
@@ -50,6 +51,22 @@ CASES = [
     ("datetime seconds", pd.DataFrame({"t": np.array(["2024-01-01"], dtype="datetime64[s]")}), [("datetime", "t")]),
     ("datetime objects", pd.DataFrame({"t": [datetime.datetime(2024, 1, 2)]}, dtype=object), [("datetime", "t")]),
     ("bool", pd.DataFrame({"f": [True, False]}), [("boolean", "f")]),
+    # MLflow converts any object column for a double with pandas.to_numeric.
+    ("strings to double", pd.DataFrame({"a": ["1.5"]}), [("double", "a")]),
+    ("object strings to double", pd.DataFrame({"a": pd.Series(["1.5", None], dtype=object)}), [("double", "a")]),
+    ("object words to double refused", pd.DataFrame({"a": pd.Series(["abc"], dtype=object)}), [("double", "a")]),
+    ("object Nones to double", pd.DataFrame({"a": pd.Series([None, None], dtype=object)}), [("double", "a")]),
+    ("decimals to double", pd.DataFrame({"a": pd.Series([decimal.Decimal("1.5")], dtype=object)}),
+     [("double", "a")]),
+    # Strings and datetimes as each pandas makes them (pandas >= 3: the "str" dtype, NaN for
+    # a missing string, microseconds for parsed datetimes).
+    ("strings with a missing value", pd.DataFrame({"s": ["a", None]}), [("string", "s")]),
+    ("string extension dtype", pd.DataFrame({"s": pd.array(["a", None], dtype="string")}), [("string", "s")]),
+    ("strings as binary", pd.DataFrame({"b": ["a"]}), [("binary", "b")]),
+    ("strings to datetime", pd.DataFrame({"t": ["2024-01-01", "2024-02-03 04:05:06"]}), [("datetime", "t")]),
+    ("parsed datetimes", pd.DataFrame({"t": pd.to_datetime(["2024-01-01", None])}), [("datetime", "t")]),
+    ("object strings to long refused", pd.DataFrame({"a": pd.Series(["1", "2"], dtype=object)}), [("long", "a")]),
+    ("dict of string lists", {"a": ["x", "y"], "b": [1.0, 2.0]}, [("string", "a"), ("double", "b")]),
     ("tensor exact", np.zeros((2, 4)), [("tensor", None, "float64", (-1, 4))]),
     ("tensor wrong dtype", np.zeros((2, 4), dtype=np.int64), [("tensor", None, "float64", (-1, 4))]),
     ("tensor wrong shape", np.zeros((2, 3)), [("tensor", None, "float64", (-1, 4))]),
@@ -105,10 +122,12 @@ def test_the_wrapped_message_names_data_and_schema():
 
 def test_an_exact_frame_is_returned_as_it_is():
     specs = json.loads(mlflow_schema(("double", "a"), ("string", "s")).to_json())
-    df = pd.DataFrame({"a": [1.0], "s": ["x"]})
+    df = pd.DataFrame({"a": [1.0], "s": ["x"]})  # pandas >= 3: "s" is of the str dtype
     assert _schema.fits_input_schema(df, specs)
     assert _schema.enforce(df, specs) is df
     assert not _schema.fits_input_schema(df[["s", "a"]], specs)
+    df = pd.DataFrame({"a": [1.0], "s": pd.Series(["x"], dtype=object)})
+    assert _schema.fits_input_schema(df, specs)
 
 
 BEHAVE = __import__("pathlib").Path(__file__).resolve().parents[1] / "data" / "models" / "behave" / "behave_model.py"

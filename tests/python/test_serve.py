@@ -193,6 +193,8 @@ REQUESTS = [
     ({"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2.5], [3, 4.0]]}, "params": {"mode": "sum"}},
      "application/json"),
     ({"dataframe_records": [{"a": 1, "s": "x"}, {"a": 2, "s": "\u00e9"}]}, "application/json"),
+    # A missing string comes back as pandas holds it: None (null), or NaN in pandas >= 3.
+    ({"dataframe_records": [{"a": 1, "s": "x"}, {"a": 2, "s": None}]}, "application/json"),
     ({"dataframe_records": [{"a": 1.5}, {"a": None}], "params": {"mode": "series"}}, "application/json"),
     # (instances and inputs reach MLflow's model as a dict of arrays but pyfunc's as a
     # DataFrame, which this model's answers reflect; they are checked on their own below.)
