@@ -454,7 +454,7 @@ TEST_F(RuntimeTest, LoadErrorsAreClear) {
   PYFUNC_ASSERT_OK(SaveModel(dir_->Join("broken"), options));
   Result<Model> broken = Model::Load(dir_->Join("broken"));
   ASSERT_FALSE(broken.ok());
-  EXPECT_EQ(broken.status().code(), StatusCode::kModelError);
+  EXPECT_EQ(broken.status().code(), StatusCode::kLoadFailed);
   EXPECT_THAT(broken.status().message(), HasSubstr("no_such_module_anywhere"));
 
   LoadOptions bad_python;
