@@ -308,6 +308,8 @@ TEST_F(RuntimeTest, AHangingWorkerIsStoppedAtTheTimeout) {
   ASSERT_FALSE(hang.ok());
   EXPECT_EQ(hang.status().code(), StatusCode::kDeadlineExceeded);
   EXPECT_LT(took, std::chrono::seconds(10));
+  // The replacement starts in the background (a Python start: seconds on a busy machine).
+  EXPECT_TRUE(Eventually([&] { return model.live_workers() == 1; }));
   PYFUNC_EXPECT_OK(model.Predict(Numbers(2), Mode("sum")));
   EXPECT_EQ(model.worker_restarts(), 1);
 }
@@ -375,6 +377,7 @@ TEST_F(RuntimeTest, BusyPollingRoundTripsGiveTheSameResults) {
   // The timeout still holds while polling.
   Result<Prediction> hang = model.Predict(Numbers(2), Mode("hang"), poll);
   EXPECT_EQ(hang.status().code(), StatusCode::kDeadlineExceeded);
+  EXPECT_TRUE(Eventually([&] { return model.live_workers() == 1; }));
   PYFUNC_EXPECT_OK(model.Predict(Numbers(2), Mode("sum"), poll));
 }
 
