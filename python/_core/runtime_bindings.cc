@@ -2,8 +2,8 @@
 // environment) scored with columns that pyfunc/_remote.py takes out of pandas.
 //
 // Columns cross as (name, kind, values, mask): kind is a DataTypeName. Fixed-width
-// kinds ("int8".."uint64", "float16".."float64", "timestamp" as int64 ns) carry a 1-D
-// contiguous numpy array of exactly that width, "bool" a numpy bool array, "string" a
+// kinds ("int8".."uint64", "float16".."float64", "timestamp" as int64 ns) carry their
+// values' bytes as a 1-D contiguous numpy uint8 array (values.view(numpy.uint8)), "bool" a numpy bool array, "string" a
 // list of str or None and "binary" a list of bytes or None; mask is None or a numpy
 // bool array, True where the value is present.
 #include <nanobind/ndarray.h>
@@ -29,16 +29,15 @@ std::shared_ptr<Buffer> PackBits(const bool* v, int64_t n) {
   return buf;
 }
 
-using AnyArray = nb::ndarray<nb::ndim<1>, nb::c_contig, nb::device::cpu>;
+using ByteArray = nb::ndarray<const uint8_t, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
 
-// The values of a fixed-width column, copied from a numpy array of that width.
+// The values of a fixed-width column, copied from the bytes of its numpy array.
 std::shared_ptr<Buffer> CopyFixed(nb::handle values, DataType type, int64_t rows, const std::string& name) {
-  auto arr = nb::cast<AnyArray>(values);
+  auto arr = nb::cast<ByteArray>(values);
   const size_t width = static_cast<size_t>(ByteWidth(type));
-  if (static_cast<int64_t>(arr.shape(0)) != rows || arr.itemsize() != width) {
+  if (arr.shape(0) != width * static_cast<size_t>(rows)) {
     throw nb::value_error(("column '" + name + "' (" + DataTypeName(type) + ") has " + std::to_string(arr.shape(0)) +
-                           " values of " + std::to_string(arr.itemsize()) + " bytes, expected " +
-                           std::to_string(rows) + " of " + std::to_string(width))
+                           " bytes of values, expected " + std::to_string(rows) + " of " + std::to_string(width))
                               .c_str());
   }
   auto buf = Buffer::Allocate(width * static_cast<size_t>(rows));

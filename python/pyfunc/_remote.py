@@ -104,7 +104,14 @@ def _column(name, series):
 
 
 def _columns_of(df):
-    return [_column(str(name), df.iloc[:, i]) for i, name in enumerate(df.columns)]
+    """The columns as the native model takes them: fixed-width values as their bytes."""
+    out = []
+    for i, name in enumerate(df.columns):
+        name, kind, values, mask = _column(str(name), df.iloc[:, i])
+        if isinstance(values, np.ndarray) and kind != "bool":
+            values = np.ascontiguousarray(values).view(np.uint8)
+        out.append((name, kind, values, mask))
+    return out
 
 
 def _series_of(kind, values, mask):
