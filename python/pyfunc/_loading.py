@@ -460,7 +460,7 @@ class PyFuncModel:
         ``**params``); otherwise they are dropped with a warning, as MLflow does.
         """
         enforced = self._enforce_input_schema(data)
-        if enforced is data and self._input_specs() is not None and not self._signature_from_type_hints():
+        if enforced is data and not self._signature_from_type_hints() and self._input_specs() is not None:
             enforced = _own_frame(data)
         return self._predict(enforced, params, enforce_schema=False)
 
