@@ -471,6 +471,10 @@ def _prediction_table(prediction):
         strings = sum(isinstance(v, str) for v in prediction)
         if isinstance(prediction[0], (dict, list, tuple)) or 0 < strings < len(prediction):
             raise FrameError("not a table")
+    if isinstance(prediction, pd.DataFrame) and len(prediction.columns) == 0:
+        # Rows without columns: as JSON, so that their records are what this pandas makes
+        # of them ([] before pandas 3, one {} per row since).
+        raise FrameError("not a table")
     if isinstance(prediction, pd.DataFrame):
         shape = SHAPE_DATAFRAME
         items = [(str(c), prediction.iloc[:, i]) for i, c in enumerate(prediction.columns)]
