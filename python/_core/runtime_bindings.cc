@@ -3,9 +3,9 @@
 //
 // Columns cross as (name, kind, values, mask): kind is a DataTypeName. Fixed-width
 // kinds ("int8".."uint64", "float16".."float64", "timestamp" as int64 ns) carry their
-// values' bytes as a 1-D contiguous numpy uint8 array (values.view(numpy.uint8)), "bool" a numpy bool array, "string" a
-// list of str or None and "binary" a list of bytes or None; mask is None or a numpy
-// bool array, True where the value is present.
+// values' bytes as a 1-D contiguous numpy uint8 array (values.view(numpy.uint8)),
+// "bool" a numpy bool array, "string" a list of str or None and "binary" a list of
+// bytes or None; mask is None or a numpy bool array, True where the value is present.
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/tuple.h>

@@ -133,7 +133,7 @@ Result<Prediction> DecodeFrame(const uint8_t* src, size_t size) {
   const uint32_t shape = Get<uint32_t>(src + 20);
   const uint64_t total = Get<uint64_t>(src + 24);
   if (total > size) return bad("claims " + std::to_string(total) + " bytes, " + std::to_string(size) + " available");
-  if (shape > 6) return bad("unknown shape " + std::to_string(shape));
+  if (shape > static_cast<uint32_t>(PredictionShape::kColumns)) return bad("unknown shape " + std::to_string(shape));
   if (kHeaderSize + static_cast<uint64_t>(ncols) * kColumnSize > total) return bad("column table out of bounds");
   if (rows > total) return bad("row count larger than the frame");
   // A range [off, off+len) must lie inside the frame (overflow-safe).
@@ -185,6 +185,9 @@ Result<Prediction> DecodeFrame(const uint8_t* src, size_t size) {
     if (!column.ok()) return bad(col + ": " + column.status().message());
     names.push_back(std::move(name));
     columns.push_back(std::move(column).value());
+    if (null_spelling > static_cast<uint8_t>(NullSpelling::kNaT)) {
+      return bad(col + ": unknown null spelling " + std::to_string(null_spelling));
+    }
     nulls.push_back(static_cast<NullSpelling>(null_spelling));
   }
   Prediction out;

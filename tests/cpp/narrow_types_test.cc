@@ -133,6 +133,12 @@ TEST(NarrowTypesTest, FramesRoundTripEveryTypeAndRefuseUnknownOnes) {
   EXPECT_NE(bad.status().message().find("unknown type 16"), std::string::npos) << bad.status().message();
   frame[64 + 12] = 0;
   EXPECT_FALSE(runtime::DecodeFrame(frame, size).ok());
+  frame[64 + 12] = 6;
+  frame[64 + 14] = 3;  // the null spelling byte
+  bad = runtime::DecodeFrame(frame, size);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("unknown null spelling 3"), std::string::npos) << bad.status().message();
+  frame[64 + 14] = 0;
   // A float32 column whose values size is that of float64.
   frame[64 + 12] = 6;
   uint8_t* f32 = frame + 64 + 8 * 64;

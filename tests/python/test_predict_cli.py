@@ -270,6 +270,13 @@ OUTPUTS = {
     "numbers": lambda: pd.DataFrame({"i": [1, 2], "f": [0.5, np.nan]}),
     "list": lambda: ["x", None],
     "object array with NaN": lambda: np.array(["x", np.nan], dtype=object),
+    "narrow types": lambda: pd.DataFrame({"i8": np.array([-3, 4], dtype=np.int8),
+                                          "u64": np.array([2**64 - 1, 0], dtype=np.uint64),
+                                          "f16": np.array([0.1, 2], dtype=np.float16),
+                                          "f32": np.array([0.1, np.nan], dtype=np.float32),
+                                          "b": [b"\\x00\\xff" * 40, b""]}),
+    "float32 array": lambda: np.array([[0.1, 1e-7], [3.5, 1e20]], dtype=np.float32),
+    "dict of arrays": lambda: {"label": np.array([1, 2], dtype=np.int32), "score": np.array([0.25, 0.5], np.float32)},
 }
 
 
@@ -295,7 +302,7 @@ def outputs_model(tmp_path_factory):
 
 @pytest.mark.parametrize("kind", ["strings", "object strings with NaN", "series of strings", "string extension dtype",
                                   "booleans", "booleans with NaN", "categorical", "timestamps", "numbers", "list",
-                                  "object array with NaN"])
+                                  "object array with NaN", "narrow types", "float32 array", "dict of arrays"])
 def test_missing_values_in_outputs_are_written_as_mlflow_writes_them(outputs_model, kind):
     """A missing string in a DataFrame output was always written null; MLflow writes the
     value pandas holds, which for strings in pandas >= 3 (and object columns holding NaN)
