@@ -76,6 +76,12 @@ struct PredictOptions {
   // server passes `inputs`/`instances` to a model without a column signature) a numpy
   // array, a dict of arrays, a list of records or a scalar made from it.
   InputShape input_shape = InputShape::kDataFrame;
+  // Whether the table's column types are the caller's own (a Python caller's DataFrame
+  // or arrays): predict gets them as they are and the model's signature enforces them,
+  // refusing an int64 column for an int32 input as MLflow does. false: the table came
+  // from a text codec (CSV, JSON), whose numbers are 64-bit, and the worker first casts
+  // them to the signature's narrower types, as MLflow's server casts request columns.
+  bool exact_types = false;
 };
 
 class Model {

@@ -38,6 +38,9 @@ enum class InputShape : uint8_t {
   kTensorsJson = 10,  // `instances`/`inputs` holding nested arrays (named multi-input or
                       // N-d tensors): one string cell with {"instances"|"inputs": value},
                       // made into ndarrays in the tensor signature's dtypes, as MLflow does
+  kFrameJson = 11,    // `dataframe_split`/`dataframe_records` whose cells hold arrays or
+                      // objects: one string cell with {"dataframe_split"|"dataframe_records":
+                      // value}, made into a DataFrame by pandas as MLflow's server does
   kScalar = 7,     // a 0-d numpy array: one column "", one row
   kJson = 8,       // a JSON object given as a dict: one string cell holding its text
                    // (MLflow's unified LLM request format)

@@ -36,6 +36,15 @@
 // shared (reference-counted) between copies of a Column or Table, so copying a Table is
 // cheap and never copies data.
 //
+// Tensor cells: a column of a fixed-width type may hold, in each row, a tensor of one
+// shape (`cell_shape()`, e.g. {3} for a float32 vector per row, {2, 2} for a matrix):
+// what a dict of N-d arrays or an N-d array has per first-axis entry. The values buffer
+// holds the rows one after another, each `cell_size()` elements in C order (numpy's
+// layout of an array of shape (rows, *cell_shape)); validity is per row. Such columns
+// come from the Python side (a model's dict of 2-D arrays, a caller's N-d arrays) and
+// go back to it or to a JSON writer, which writes each cell as nested lists. A column
+// of scalar cells has an empty cell_shape and a cell_size of 1.
+//
 // Nulls versus NaN: a float64 column may hold NaN values that are *valid*; a null is a
 // cleared validity bit (the value slot holds 0). pandas does not distinguish them
 // (both are NaN). Conversions that match pandas (the worker, the JSON writer) treat a
@@ -146,12 +155,22 @@ class Column {
   // null. UTF-8 validity of strings is not checked here.
   static Result<Column> Make(DataType type, int64_t length, std::shared_ptr<Buffer> validity,
                              std::shared_ptr<Buffer> values, std::shared_ptr<Buffer> data = nullptr);
+  // A column of tensor cells of `cell_shape` (each dimension >= 0; empty: scalars, as
+  // Make): `values` holds length * product(cell_shape) values of the fixed-width `type`.
+  // InvalidArgument for other types or a buffer too small.
+  static Result<Column> MakeTensor(DataType type, int64_t length, std::vector<int64_t> cell_shape,
+                                   std::shared_ptr<Buffer> validity, std::shared_ptr<Buffer> values);
   // A column of `length` nulls.
   static Column Nulls(DataType type, int64_t length);
 
   DataType type() const { return type_; }
   int64_t length() const { return length_; }
   int64_t null_count() const { return null_count_; }
+  // The shape of each row's tensor; empty for scalar cells (see "Tensor cells" above).
+  const std::vector<int64_t>& cell_shape() const { return cell_shape_; }
+  bool is_tensor() const { return !cell_shape_.empty(); }
+  // Values per row: the product of cell_shape() (1 for scalar cells).
+  int64_t cell_size() const { return cell_size_; }
 
   // --- Buffers (what the shared-memory layer copies) ---
   // Validity bitmap, ceil(length/8) bytes; nullptr when the column has no nulls.
@@ -177,7 +196,8 @@ class Column {
   const T* data_as() const {
     return reinterpret_cast<const T*>(values_->data());
   }
-  // A numeric value (integers, floats, bool) as a double, for writers and casts.
+  // A numeric value (integers, floats, bool) as a double, for writers and casts. `i`
+  // indexes values: row i for scalar cells, row i / cell_size() of tensor cells.
   double NumberAt(int64_t i) const;
   bool bool_value(int64_t i) const { return GetBit(values_->data(), i); }
   const int64_t* string_offsets() const { return int64_data(); }
@@ -190,22 +210,24 @@ class Column {
   // Rows [offset, offset+length) as a new compact column (copies those rows; the whole
   // range returns this column's buffers shared). InvalidArgument when out of range.
   Result<Column> Slice(int64_t offset, int64_t length) const;
-  // The columns one after another. InvalidArgument if the types differ or `columns`
-  // is empty.
+  // The columns one after another. InvalidArgument if the types or cell shapes differ
+  // or `columns` is empty.
   static Result<Column> Concat(const std::vector<Column>& columns);
   // Converts to another type where the conversion is lossless in the pandas sense:
   // any integer or float → float64, signed integers and uint8..32 → int64, and
-  // anything → itself. InvalidArgument otherwise.
+  // anything → itself (tensor cells keep their shape). InvalidArgument otherwise.
   Result<Column> CastTo(DataType type) const;
 
-  // Same type, length, validity and values (float64 compared bitwise-equal or both NaN;
-  // the contents of null slots are ignored).
+  // Same type, cell shape, length, validity and values (floats compared equal or both
+  // NaN; the contents of null slots are ignored).
   bool Equals(const Column& other) const;
 
  private:
   DataType type_ = DataType::kInt64;
   int64_t length_ = 0;
   int64_t null_count_ = 0;
+  std::vector<int64_t> cell_shape_;
+  int64_t cell_size_ = 1;
   std::shared_ptr<Buffer> validity_;
   std::shared_ptr<Buffer> values_;
   std::shared_ptr<Buffer> data_;
@@ -217,7 +239,9 @@ class Column {
 // materialized once the first null is appended.
 class ColumnBuilder {
  public:
-  explicit ColumnBuilder(DataType type);
+  // `cell_shape`: tensor cells of that shape (a fixed-width type only); AppendFixed then
+  // appends a whole cell and AppendFrom takes columns of the same cell shape.
+  explicit ColumnBuilder(DataType type, std::vector<int64_t> cell_shape = {});
   ~ColumnBuilder();
   ColumnBuilder(ColumnBuilder&&) noexcept;
   ColumnBuilder& operator=(ColumnBuilder&&) noexcept;
@@ -233,7 +257,8 @@ class ColumnBuilder {
   void AppendFloat64(double v);    // kFloat64
   void AppendBool(bool v);         // kBool
   void AppendString(std::string_view v);  // kString and kBinary (any bytes, NUL included)
-  // Any fixed-width type: ByteWidth(type()) bytes from `value`, in the type's layout.
+  // Any fixed-width type: one row, ByteWidth(type()) * cell size bytes from `value`,
+  // in the type's layout.
   void AppendFixed(const void* value);
   void AppendTimestamp(int64_t ns);       // kTimestamp, ns since epoch UTC
   // Appends rows [offset, offset+length) of a column of the same type.
@@ -243,12 +268,15 @@ class ColumnBuilder {
   Column Finish();
 
  private:
+  size_t BuiltValuesBytes(int64_t rows) const;
   void GrowValues(size_t needed_bytes);
   void GrowData(size_t needed_bytes);
   void EnsureValidity();
   void SetValid(bool valid);
 
   DataType type_;
+  std::vector<int64_t> cell_shape_;
+  size_t row_bytes_ = 0;  // fixed-width types: bytes per row
   int64_t length_ = 0;
   int64_t null_count_ = 0;
   std::shared_ptr<Buffer> validity_;  // null until the first null
@@ -328,7 +356,9 @@ class TableBuilder {
 // valid until both structs are released, independently of `table`'s lifetime.
 // The caller must eventually call out_schema->release and out_array->release.
 Status ExportTable(const Table& table, ArrowSchema* out_schema, ArrowArray* out_array);
-// Exports one column as a plain array (with `name` in the schema).
+// Exports one column as a plain array (with `name` in the schema). Tensor cells are
+// exported as nested fixed-size lists ("+w:<dim>" per dimension, the values the
+// innermost child), as Arrow's fixed_shape_tensor stores them.
 Status ExportColumn(const Column& column, const std::string& name, ArrowSchema* out_schema,
                     ArrowArray* out_array);
 

@@ -6,6 +6,9 @@
 // values' bytes as a 1-D contiguous numpy uint8 array (values.view(numpy.uint8)),
 // "bool" a numpy bool array, "string" a list of str or None and "binary" a list of
 // bytes or None; mask is None or a numpy bool array, True where the value is present.
+// A fifth item, a tuple of ints, is the shape of each row's tensor cell (a fixed-width
+// kind only; values then hold rows * product(shape) values); absent or () for scalars.
+// Results always carry it.
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/tuple.h>
@@ -32,17 +35,30 @@ std::shared_ptr<Buffer> PackBits(const bool* v, int64_t n) {
 using ByteArray = nb::ndarray<const uint8_t, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
 
 // The values of a fixed-width column, copied from the bytes of its numpy array.
-std::shared_ptr<Buffer> CopyFixed(nb::handle values, DataType type, int64_t rows, const std::string& name) {
+// `count` values (rows times the cell size).
+std::shared_ptr<Buffer> CopyFixed(nb::handle values, DataType type, int64_t count, const std::string& name) {
   auto arr = nb::cast<ByteArray>(values);
   const size_t width = static_cast<size_t>(ByteWidth(type));
-  if (arr.shape(0) != width * static_cast<size_t>(rows)) {
+  if (arr.shape(0) != width * static_cast<size_t>(count)) {
     throw nb::value_error(("column '" + name + "' (" + DataTypeName(type) + ") has " + std::to_string(arr.shape(0)) +
-                           " bytes of values, expected " + std::to_string(rows) + " of " + std::to_string(width))
+                           " bytes of values, expected " + std::to_string(count) + " of " + std::to_string(width))
                               .c_str());
   }
-  auto buf = Buffer::Allocate(width * static_cast<size_t>(rows));
-  if (rows) std::memcpy(buf->mutable_data(), arr.data(), width * static_cast<size_t>(rows));
+  auto buf = Buffer::Allocate(width * static_cast<size_t>(count));
+  if (count) std::memcpy(buf->mutable_data(), arr.data(), width * static_cast<size_t>(count));
   return buf;
+}
+
+// The tuple's optional fifth item: the tensor cell shape (empty for scalar cells).
+std::vector<int64_t> CellShapeOf(const nb::tuple& tup, const std::string& name) {
+  std::vector<int64_t> shape;
+  if (tup.size() < 5 || tup[4].is_none()) return shape;
+  for (nb::handle d : tup[4]) {
+    const int64_t dim = nb::cast<int64_t>(d);
+    if (dim < 0) throw nb::value_error(("column '" + name + "': negative tensor dimension").c_str());
+    shape.push_back(dim);
+  }
+  return shape;
 }
 
 Table TableFromColumns(const nb::list& columns, int64_t rows) {
@@ -63,8 +79,16 @@ Table TableFromColumns(const nb::list& columns, int64_t rows) {
     if (!parsed.ok()) throw nb::value_error(("column '" + name + "': unknown kind " + kind).c_str());
     const DataType type = parsed.value();
     Result<Column> col = Status::Internal("unset");
+    std::vector<int64_t> cell_shape = CellShapeOf(tup, name);
+    if (!cell_shape.empty() && ByteWidth(type) == 0) {
+      throw nb::value_error(("column '" + name + "': a " + kind + " column cannot hold tensor cells").c_str());
+    }
     if (ByteWidth(type) > 0) {
-      col = Column::Make(type, rows, validity, CopyFixed(values, type, rows, name));
+      int64_t count = rows;
+      for (int64_t d : cell_shape) {
+        if (__builtin_mul_overflow(count, d, &count)) throw nb::value_error(("column '" + name + "' is too large").c_str());
+      }
+      col = Column::MakeTensor(type, rows, std::move(cell_shape), validity, CopyFixed(values, type, count, name));
     } else if (type == DataType::kBool) {
       auto arr = nb::cast<BoolArray>(values);
       col = Column::Make(DataType::kBool, rows, validity, PackBits(arr.data(), rows));
@@ -100,7 +124,7 @@ Table TableFromColumns(const nb::list& columns, int64_t rows) {
 // A numpy copy of a fixed-width column's values, in its dtype.
 nb::object NumpyCopy(const Column& c) {
   const DataType t = c.type();
-  const size_t width = static_cast<size_t>(ByteWidth(t)), n = static_cast<size_t>(c.length());
+  const size_t width = static_cast<size_t>(ByteWidth(t)), n = static_cast<size_t>(c.length() * c.cell_size());
   auto* copy = new uint8_t[width * n + 8];
   if (n) std::memcpy(copy, c.values()->data(), width * n);
   nb::capsule owner(copy, [](void* p) noexcept { delete[] static_cast<uint8_t*>(p); });
@@ -151,7 +175,9 @@ nb::tuple PredictionToPython(const Prediction& p) {
       }
       values = items;
     }
-    columns.append(nb::make_tuple(t.column_name(i), kind, values, mask));
+    nb::list cell_shape;
+    for (int64_t d : c.cell_shape()) cell_shape.append(d);
+    columns.append(nb::make_tuple(t.column_name(i), kind, values, mask, nb::tuple(cell_shape)));
   }
   return nb::make_tuple(static_cast<int>(p.shape), columns, n);
 }
@@ -195,6 +221,7 @@ void BindRuntime(nb::module_& m) {
             }
             PredictOptions options;
             options.input_shape = static_cast<InputShape>(input_shape);
+            options.exact_types = true;  // a Python caller's own objects
             Result<Prediction> out = [&] {
               nb::gil_scoped_release release;
               return model.Predict(input, p, options);

@@ -414,6 +414,11 @@ class PyFuncModel:
         (see _schema.tensors_from_request)."""
         return _load_sibling("_schema.py").tensors_from_request(request, self._input_specs())
 
+    def _frame_from_request(self, request):
+        """The DataFrame MLflow's server makes of a request's `dataframe_split` /
+        `dataframe_records` holding arrays (see _schema.frame_from_request)."""
+        return _load_sibling("_schema.py").frame_from_request(request, self._input_specs())
+
     def _enforce_input_schema(self, data):
         if self._signature_from_type_hints():
             return data

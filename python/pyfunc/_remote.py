@@ -22,6 +22,34 @@ _SHAPE_COLUMNS = 6
 _IN_DATAFRAME, _IN_ARRAY1D, _IN_ARRAY2D, _IN_COLUMNS, _IN_PLAIN_RECORDS = 0, 2, 3, 5, 9
 
 
+def _tensor_columns(data):
+    """The columns of a dict of arrays (or of an N-d array, N > 2) when one of them has
+    more than one dimension: [(name, kind, values, mask, cell shape)], rows; else None."""
+    if isinstance(data, np.ndarray):
+        if data.ndim <= 2 or data.dtype.name not in _FIXED:
+            return None
+        items = [("0", data)]
+    elif isinstance(data, dict) and data and all(isinstance(v, np.ndarray) for v in data.values()):
+        if not any(v.ndim > 1 for v in data.values()) or len({len(v) for v in data.values() if v.ndim}) != 1 \
+                or any(v.ndim == 0 for v in data.values()):
+            return None
+        items = list(data.items())
+    else:
+        return None
+    columns = []
+    for name, v in items:
+        if v.ndim == 1:
+            columns.extend(_columns_of(pd.DataFrame({str(name): v})))
+            continue
+        if v.dtype.name not in _FIXED:
+            raise InvalidArgumentError(
+                "input '{}' is a {}-D array of {} values, which cannot be sent to an out-of-process model"
+                .format(name, v.ndim, v.dtype))
+        values = np.ascontiguousarray(v).reshape(-1).view(np.uint8)
+        columns.append((str(name), v.dtype.name, values, None, tuple(v.shape[1:])))
+    return columns, len(items[0][1])
+
+
 def _as_dataframe(data):
     """(DataFrame of the input's columns, InputShape code of the input)."""
     if isinstance(data, pd.DataFrame):
@@ -103,14 +131,34 @@ def _column(name, series):
         "column '{}' holds values of types {}, which cannot be sent to an out-of-process model".format(name, kinds))
 
 
+def _array_cells(series):
+    """The object column's cells stacked into one N-d array when they are all numeric
+    ndarrays of one shape and dtype (a column of tensor cells); else None."""
+    if series.dtype != object or not len(series):
+        return None
+    cells = series.to_numpy()
+    first = cells[0]
+    if not isinstance(first, np.ndarray) or first.ndim == 0 or first.dtype.name not in _FIXED:
+        return None
+    if not all(isinstance(c, np.ndarray) and c.shape == first.shape and c.dtype == first.dtype for c in cells):
+        return None
+    return np.stack(list(cells))
+
+
 def _columns_of(df):
-    """The columns as the native model takes them: fixed-width values as their bytes."""
+    """The columns as the native model takes them, (name, kind, values, mask, cell
+    shape): fixed-width values as their bytes."""
     out = []
     for i, name in enumerate(df.columns):
+        stacked = _array_cells(df.iloc[:, i])
+        if stacked is not None:
+            out.append((str(name), stacked.dtype.name, np.ascontiguousarray(stacked).reshape(-1).view(np.uint8), None,
+                        tuple(stacked.shape[1:])))
+            continue
         name, kind, values, mask = _column(str(name), df.iloc[:, i])
         if isinstance(values, np.ndarray) and kind != "bool":
             values = np.ascontiguousarray(values).view(np.uint8)
-        out.append((name, kind, values, mask))
+        out.append((name, kind, values, mask, ()))
     return out
 
 
@@ -139,6 +187,10 @@ def _series_of(kind, values, mask):
 
 
 def _from_columns(shape, columns, rows):
+    tensors = {i: values.reshape((rows,) + tuple(cell)) for i, (_, _, values, _, cell) in enumerate(columns) if cell}
+    if tensors:
+        return _from_tensor_columns(shape, columns, rows, tensors)
+    columns = [c[:4] for c in columns]
     if shape == _SHAPE_JSON:  # a dict, a str, nested lists: sent as JSON text
         import json
 
@@ -163,6 +215,35 @@ def _from_columns(shape, columns, rows):
     if shape == _SHAPE_ARRAY1D:
         return np.asarray(arrays[0][1], dtype=object if isinstance(arrays[0][1], list) else None)
     return np.column_stack([np.asarray(v) for _, v in arrays]) if arrays else np.empty((rows, 0))
+
+
+def _from_tensor_columns(shape, columns, rows, tensors):
+    """A result with columns of tensor cells: a dict of arrays, an N-d array, or a
+    DataFrame / Series whose cells are the rows' arrays."""
+    def column(i):
+        if i in tensors:
+            return tensors[i]
+        _, kind, values, mask, _ = columns[i]
+        return _series_of(kind, values, mask)
+
+    def cells(i):
+        if i not in tensors:
+            return column(i)
+        out = np.empty(rows, dtype=object)
+        out[:] = list(tensors[i])
+        if columns[i][3] is not None:
+            out[~columns[i][3]] = None
+        return out
+
+    if shape == _SHAPE_COLUMNS:
+        return {columns[i][0]: column(i) for i in range(len(columns))}
+    if shape == _SHAPE_ARRAY1D:
+        return tensors[0]
+    if shape == _SHAPE_SERIES:
+        return pd.Series(cells(0), name=columns[0][0] or None)
+    df = pd.DataFrame({i: cells(i) for i in range(len(columns))}, index=pd.RangeIndex(rows))
+    df.columns = [c[0] for c in columns]
+    return df
 
 
 class RemotePyFuncModel:
@@ -196,8 +277,14 @@ class RemotePyFuncModel:
         return self._native.worker_restarts
 
     def predict(self, data, params=None):
-        df, input_shape = _as_dataframe(data)
-        shape, columns, rows = self._native.predict_columns(_columns_of(df), len(df), params, input_shape)
+        tensor_input = _tensor_columns(data)
+        if tensor_input is not None:  # N-d arrays: columns of tensor cells
+            columns, rows = tensor_input
+            input_shape = _IN_COLUMNS if isinstance(data, dict) else _IN_ARRAY1D
+        else:
+            df, input_shape = _as_dataframe(data)
+            columns, rows = _columns_of(df), len(df)
+        shape, columns, rows = self._native.predict_columns(columns, rows, params, input_shape)
         return _from_columns(shape, columns, rows)
 
     def close(self):

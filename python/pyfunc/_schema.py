@@ -356,15 +356,29 @@ def _reshape_column(np, name, series, spec):
         raise SchemaError(
             "The input pandas dataframe column '{}' contains scalar values, which requires the shape to be (-1,) "
             "or (-1, 1), but got tensor spec shape of {}.".format(name, want_shape))
+    lists = isinstance(first, list) and len(first) and np.isscalar(first[0])
+    if not lists and not isinstance(first, np.ndarray):
+        raise SchemaError(
+            "Because the model signature requires tensor spec input, the input pandas dataframe values should be "
+            "either scalar value, python list containing scalar values or numpy array containing scalar values, "
+            "other types are not supported.")
+    if lists:  # the dtype is lost in lists: cast to the spec's
+        problem = ("Ensure that each of the input list elements are of uniform length and that the data can be "
+                   "coerced to the tensor type '{}'".format(want_dtype))
+    else:  # arrays keep their dtype, which the enforcement checks
+        problem = ("Ensure that each of the input numpy array elements are of uniform length and can be reshaped "
+                   "to above expected shape.")
     try:
-        array = np.vstack(series.tolist()).reshape(want_shape).astype(want_dtype)
+        array = np.vstack(series.tolist()).reshape(want_shape)
+        if lists:
+            array = array.astype(want_dtype)
     except ValueError:
         array = None
     if array is None or len(array) != len(series):
         raise SchemaError(
             "The value in the Input DataFrame column '{}' could not be converted to the expected shape of: "
-            "'{}'.".format(name, want_shape))
-    return _enforce_tensor_spec(np, array, spec)
+            "'{}'. {}".format(name, want_shape, problem))
+    return array
 
 
 def _enforce_tensors(data, specs):
@@ -449,6 +463,81 @@ def tensors_from_request(request, specs):
     if isinstance(items, dict):
         return {str(k): array(v, str(k)) for k, v in items.items()}
     return array(items)
+
+
+class InputError(ValueError):
+    """The request could not be made into the model's input (MLflow's
+    MlflowInvalidInputException, BAD_REQUEST); the message is MLflow's."""
+
+    def __init__(self, message):
+        super().__init__("Invalid input. " + message)
+
+
+# The pandas dtype MLflow's server casts a request column of each column type to.
+_REQUEST_DTYPES = {"integer": "int32", "long": "int64", "float": "float32", "double": "float64",
+                   "boolean": "bool", "string": "object"}
+
+
+def frame_from_request(request, specs):
+    """The DataFrame MLflow's scoring server makes of ``{"dataframe_split" |
+    "dataframe_records": value}`` whose cells hold arrays or objects: pandas' own
+    constructor, then each column of the signature cast to its type as MLflow casts
+    request columns (binary from base64, datetime parsed); cells holding lists for a
+    tensor spec are left to the schema enforcement, as MLflow leaves them."""
+    import base64
+
+    import numpy as np
+    import pandas as pd
+
+    if "dataframe_split" in request:
+        value = request["dataframe_split"]
+        try:
+            df = pd.DataFrame(index=value.get("index"), columns=value.get("columns"), data=value["data"])
+        except Exception as e:  # noqa: B902 - pandas' own message goes to the caller
+            raise InputError("Provided dataframe_split field is not a valid dataframe representation in "
+                             "'split' format. Error: '{}'".format(e)) from None
+    else:
+        try:
+            df = pd.DataFrame(data=request["dataframe_records"])
+        except Exception as e:  # noqa: B902
+            raise InputError("Provided dataframe_records field is not a valid dataframe representation in "
+                             "'records' format. Error: '{}'".format(e)) from None
+    if not specs:
+        return df
+    tensors = any(s.get("type") == "tensor" for s in specs)
+    if all(s.get("name") is not None for s in specs):
+        typed = [(str(s["name"]), s) for s in specs]
+    elif tensors and len(specs) == 1:
+        typed = [(str(c), specs[0]) for c in df.columns]
+    else:
+        typed = list(zip([str(c) for c in df.columns], specs))
+    present = {str(c): c for c in df.columns}
+    for name, spec in typed:
+        if name not in present or not len(df):
+            continue
+        column = present[name]
+        kind = spec.get("type")
+        try:
+            if kind == "binary":
+                df[column] = df[column].map(lambda x: base64.decodebytes(bytes(x, "utf8")))
+            elif tensors and isinstance(df[column].iloc[0], list):
+                continue
+            elif kind == "tensor":
+                df[column] = df[column].astype(_tensor_spec(np, spec)[0])
+            elif kind == "datetime":
+                parsed = pd.to_datetime(df[column])
+                if getattr(parsed.dt, "unit", "ns") != "ns":
+                    parsed = parsed.dt.as_unit("ns")
+                df[column] = parsed
+            elif kind in _REQUEST_DTYPES:
+                if kind == "string" and isinstance(df[column].dtype, getattr(pd, "StringDtype", ())):
+                    continue
+                df[column] = df[column].astype(_REQUEST_DTYPES[kind])
+        except Exception as e:  # noqa: B902 - MLflow's MlflowFailedTypeConversion
+            dtype = _tensor_spec(np, spec)[0] if kind == "tensor" else np.dtype(_REQUEST_DTYPES.get(kind, "object"))
+            raise InputError("Data is not compatible with model signature. Failed to convert column {} to type "
+                             "'{}'. Error: '{!r}'".format(name, dtype, e)) from None
+    return df
 
 
 # --- params ------------------------------------------------------------------------

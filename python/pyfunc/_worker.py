@@ -23,12 +23,16 @@ holding frames (see FRAME LAYOUT). The exchange:
     worker -> {"op": "loaded"} | {"op": "error", ...}
     parent -> {"op": "map", "size"} + fd              (any time; replaces the mapping)
     worker -> {"op": "mapped"}
-    parent -> {"op": "predict", "seq", "offset", "size", "out_offset", "params"[, "busy_poll_us"]}
+    parent -> {"op": "predict", "seq", "offset", "size", "out_offset", "params"[, "busy_poll_us"][, "exact"]}
+    ("exact": true when the frame's column types are the caller's own, which the
+    signature enforces as they are; else they came from a text codec, and 64-bit
+    numbers are first cast to the signature's narrower types, as MLflow's server does)
     worker -> {"op": "result", "seq", "offset", "size"}
             | {"op": "grow", "seq", "need"}  -> parent sends "map", worker then sends "result"
             | {"op": "error", "seq", "type", "kind", "message", "traceback"}
     ("kind": "schema" or "params" when the model's signature refused the input or the
-    params, with MLflow's message; "load" when the loader failed (ModelLoadError);
+    params, with MLflow's message; "input" when the request could not be made into the
+    model's input (MLflow's MlflowInvalidInputException); "load" when the loader failed (ModelLoadError);
     "model" for any other exception of the model)
     parent -> {"op": "exit"}
 
@@ -41,8 +45,12 @@ FRAME LAYOUT (little endian; buffers 64-byte aligned; offsets from the frame sta
     header, 64 bytes: magic b"PFF1", u32 version, u64 rows, u32 columns, u32 shape,
         u64 total size, 32 reserved bytes
     per column, 64 bytes: u64 name offset, u32 name length, u8 type, u8 has_validity,
-        u8 null spelling, u8 reserved, u64 validity offset, u64 values offset, u64 values
-        size, u64 offsets offset, 16 reserved bytes
+        u8 null spelling, u8 cell dimensions (0 for scalars), u64 validity offset, u64
+        values offset, u64 values size, u64 offsets offset, u64 offset of the cell's
+        dimensions (int64 each), 8 reserved bytes
+    tensor cells (a fixed-width type with cell dimensions d1..dk): each row holds a
+        tensor of shape (d1, ..., dk); the values are those of an array of shape
+        (rows, d1, ..., dk) in C order, validity per row
     null spellings (results; how a JSON writer writes the column's nulls, as MLflow's
         scoring server writes what pandas held there): 0 null (NaN for float64), 1 NaN
         (the missing values were float NaN: pandas >= 3 strings, object columns with NaN),
@@ -55,15 +63,19 @@ FRAME LAYOUT (little endian; buffers 64-byte aligned; offsets from the frame sta
     validity: bit-packed, LSB first, 1 = present
     shapes of results: 0 DataFrame, 1 Series, 2 1-D array, 3 2-D array, 4 list (1-D),
         5 any other object as JSON text in one string cell (MLflow's NumpyEncoder; the
-        column is named "DataFrame" when the object was one), 6 dict of name -> 1-D array
-        (all of one length), one column each
-    shapes of inputs (what predict is given): 0 DataFrame, 2 1-D array (the one column),
-        3 2-D array (the columns side by side), 5 dict of column name -> 1-D array,
+        column is named "DataFrame" when the object was one), 6 dict of name -> array
+        (all of one length; an N-d array as a column of tensor cells), one column each;
+        an N-d array (N > 2) is shape 2 with one column of tensor cells
+    shapes of inputs (what predict is given): 0 DataFrame, 2 1-D array (the one column;
+        N-d when it holds tensor cells), 3 2-D array (the columns side by side), 5 dict of
+        column name -> array (N-d for a column of tensor cells),
         6 list of records (dicts of 0-d arrays), 7 0-d array (the one value),
         8 the JSON object in the one string cell, as a dict (unified LLM requests),
         9 list of records of Python scalars (what a caller of predict passed),
         10 {"instances"|"inputs": nested arrays} as JSON text in the one string cell, made
            into ndarrays in the tensor signature's dtypes (named multi-input, N-d tensors)
+        11 {"dataframe_split"|"dataframe_records": value} as JSON text in the one string
+           cell, whose cells hold arrays or objects: made into a DataFrame by pandas
 """
 
 import array
@@ -80,9 +92,9 @@ import traceback
 MAGIC = "pyfunc-worker"
 PROTOCOL = 2
 FRAME_MAGIC = b"PFF1"
-FRAME_VERSION = 2
+FRAME_VERSION = 3
 HEADER = struct.Struct("<4sIQIIQ32x")
-COLUMN = struct.Struct("<QIBBBxQQQQ16x")
+COLUMN = struct.Struct("<QIBBBBQQQQQ8x")
 assert HEADER.size == 64 and COLUMN.size == 64
 ALIGN = 64
 PACKET_PAYLOAD = 32 * 1024
@@ -102,6 +114,7 @@ NULLS_DEFAULT, NULLS_NAN, NULLS_NAT = 0, 1, 2
 SHAPE_DATAFRAME, SHAPE_SERIES, SHAPE_ARRAY1D, SHAPE_ARRAY2D, SHAPE_LIST = 0, 1, 2, 3, 4
 SHAPE_JSON, SHAPE_COLUMNS = 5, 6
 IN_COLUMNS, IN_RECORDS, IN_SCALAR, IN_JSON, IN_PLAIN_RECORDS, IN_TENSORS_JSON = 5, 6, 7, 8, 9, 10
+IN_FRAME_JSON = 11
 
 
 class FrameError(Exception):
@@ -207,17 +220,21 @@ def decode_frame(buf, offset, size):
     descriptors and names: the next batch of the same shape is a view and a DataFrame.
     Returns (DataFrame, shape, the plan or None); a plan's ``fits_schema`` attribute is
     free for the caller to remember whether its frames fit the model's input schema.
+    Returns (DataFrame, shape, the plan or None, tensors); a plan's ``fits_schema``
+    attribute is free for the caller to remember whether its frames fit the model's input
+    schema. A column of tensor cells is an object column of the rows' arrays in the
+    DataFrame, and in ``tensors`` ({column position: N-d array}) as one array.
     """
     key = _plan_key(buf, offset, size)
     plan = _PLANS.get(key) if key is not None else None
     if plan is not None:
-        return plan(buf, offset, size) + (plan,)
-    df, shape, plan = _decode_frame(buf, offset, size)
+        return plan(buf, offset, size) + (plan, {})
+    df, shape, plan, tensors = _decode_frame(buf, offset, size)
     if plan is not None and key is not None:
         if len(_PLANS) > 64:
             _PLANS.clear()
         _PLANS[key] = plan
-    return df, shape, plan
+    return df, shape, plan, tensors
 
 
 def _block_plan(pd, dtype, start, count, rows, total, index, shape):
@@ -235,7 +252,7 @@ def _block_plan(pd, dtype, start, count, rows, total, index, shape):
 
 
 def _decode_frame(buf, offset, size):
-    """decode_frame without the plan cache: (DataFrame, shape, plan or None)."""
+    """decode_frame without the plan cache: (DataFrame, shape, plan or None, tensors)."""
     import numpy as np
     import pandas as pd
 
@@ -252,15 +269,36 @@ def _decode_frame(buf, offset, size):
             raise FrameError("{} [{}, {}) lies outside the frame of {} bytes".format(what, off, off + length, size))
         return offset + off
 
-    names, columns = [], []
+    names, columns, tensors = [], [], {}
     block = None  # (dtype, absolute offset, columns) of a run of adjacent same-typed numbers
     for i in range(ncols):
-        (name_off, name_len, typ, has_validity, _r, validity_off, values_off, values_size,
-         offsets_off) = COLUMN.unpack_from(buf, offset + HEADER.size + i * COLUMN.size)
+        (name_off, name_len, typ, has_validity, _nulls, ndim, validity_off, values_off, values_size,
+         offsets_off, dims_off) = COLUMN.unpack_from(buf, offset + HEADER.size + i * COLUMN.size)
         name = bytes(buf[check(name_off, name_len, "column name"):offset + name_off + name_len]).decode("utf-8")
         valid = None
         if has_validity:
             valid = _unpack_bits(np, buf, check(validity_off, (rows + 7) // 8, "validity of " + name), rows)
+        if ndim:
+            if typ not in FIXED_TYPES or typ == T_TIMESTAMP:
+                raise FrameError("column {} of type {} cannot hold tensor cells".format(name, typ))
+            dims = struct.unpack_from("<{}q".format(ndim), buf, check(dims_off, 8 * ndim, "dimensions of " + name))
+            if any(d < 0 for d in dims):
+                raise FrameError("column {} has tensor dimensions {}".format(name, dims))
+            dtype = np.dtype(FIXED_TYPES[typ])
+            count = rows
+            for d in dims:
+                count *= d
+            start = check(values_off, dtype.itemsize * count, "values of " + name)
+            array = np.frombuffer(buf, dtype=dtype, count=count, offset=start).reshape((rows,) + tuple(dims))
+            cells = np.empty(rows, dtype=object)
+            cells[:] = list(array)
+            if valid is not None:
+                cells[~valid] = None
+            tensors[len(columns)] = array
+            names.append(name)
+            columns.append(cells)
+            block = None
+            continue
         if typ in FIXED_TYPES:
             dtype = np.dtype(FIXED_TYPES[typ])
             start = check(values_off, dtype.itemsize * rows, "values of " + name)
@@ -310,16 +348,16 @@ def _decode_frame(buf, offset, size):
         columns.append(values)
 
     index = _column_index(pd, names)
-    if block is not None and block[2] == len(columns):
+    if block is not None and block[2] == len(columns) and not tensors:
         # Same-typed numeric columns laid out back to back: one 2-D block, no copy.
         dtype, start, count = block
         plan = _block_plan(pd, dtype, start - offset, count, rows, total, index, shape)
-        return plan(buf, offset, size) + (plan,)
+        return plan(buf, offset, size) + (plan, {})
     if not columns:  # rows without columns, as pandas holds them
-        return pd.DataFrame(index=pd.RangeIndex(rows)), shape, None
+        return pd.DataFrame(index=pd.RangeIndex(rows)), shape, None, {}
     df = pd.DataFrame(dict(zip(range(len(names)), columns)), copy=False)
     df.columns = index
-    return df, shape, None
+    return df, shape, None, tensors
 
 
 _INDEX_CACHE = {}
@@ -336,8 +374,29 @@ def _column_index(pd, names):
     return index
 
 
+def _tensor_cells(np, name, arr):
+    """The object array ``arr`` of ndarray cells as one N-d array when every cell is a
+    numeric ndarray of one shape and dtype (a column of tensor cells); else None."""
+    if not len(arr):
+        return None
+    first = arr[0]
+    if not isinstance(first, np.ndarray) or first.ndim == 0 or first.dtype.name not in WIRE_OF_DTYPE:
+        return None
+    for cell in arr:
+        if not isinstance(cell, np.ndarray) or cell.shape != first.shape or cell.dtype != first.dtype:
+            return None
+    return np.stack(list(arr))
+
+
 def _column_of(np, pd, name, values):
-    """(type, values ndarray, validity bool ndarray or None) for one output column."""
+    """(type, values ndarray, validity bool ndarray or None) for one output column; an
+    N-d values array (a column of tensor cells) for a numeric array of more than one
+    dimension or cells that are numeric arrays of one shape."""
+    if isinstance(values, np.ndarray) and values.ndim > 1:
+        typ = WIRE_OF_DTYPE.get(values.dtype.name)
+        if typ is None:
+            raise FrameError("output '{}' is a {}-D array of {} values".format(name, values.ndim, values.dtype))
+        return typ, values, None
     if isinstance(values, np.ndarray) and values.dtype.kind in "iubf":
         # The common case (a numeric prediction array), without building a Series.
         if values.dtype.kind == "b":
@@ -383,6 +442,9 @@ def _column_of(np, pd, name, values):
     if kind == "M":
         nat = np.isnat(arr)
         return T_TIMESTAMP, arr.astype("datetime64[ns]").view(np.int64), (~nat if nat.any() else None)
+    stacked = _tensor_cells(np, name, arr)
+    if stacked is not None:
+        return WIRE_OF_DTYPE[stacked.dtype.name], stacked, None
     # Object columns: strings, or Python scalars of one kind, with None/NaN as null.
     missing = pd.isna(arr) if arr.size else np.zeros(0, dtype=bool)
     present = [v for v, m in zip(arr, missing) if not m]
@@ -453,10 +515,11 @@ def _prediction_table(prediction):
     import pandas as pd
 
     if isinstance(prediction, dict):
-        # A dict of 1-D arrays of one length (multi-output models): its columns.
+        # A dict of arrays of one length (multi-output models): its columns, an N-d
+        # array a column of tensor cells.
         values = list(prediction.values())
         if (not values or not all(isinstance(k, str) for k in prediction)
-                or not all(isinstance(v, np.ndarray) and v.ndim == 1 for v in values)
+                or not all(isinstance(v, np.ndarray) and v.ndim >= 1 for v in values)
                 or len({len(v) for v in values}) != 1):
             raise FrameError("not a table")
         columns = []
@@ -492,8 +555,11 @@ def _prediction_table(prediction):
         elif arr.ndim == 2:
             shape = SHAPE_ARRAY2D
             items = [(str(i), arr[:, i]) for i in range(arr.shape[1])]
-        else:
-            raise FrameError("the model returned a {}-D array; outputs of at most 2 dimensions are supported".format(arr.ndim))
+        elif is_list or arr.dtype.name not in WIRE_OF_DTYPE:
+            raise FrameError("not a table")
+        else:  # an N-d array: one column of (N-1)-d tensor cells
+            shape = SHAPE_ARRAY1D
+            items = [("", arr)]
     columns = []
     rows = len(prediction) if isinstance(prediction, (pd.DataFrame, pd.Series)) and not items else None
     for name, values in items:
@@ -525,9 +591,13 @@ def encode_frame(shape, columns, rows):
     plans = []
     for name, typ, arr, valid, nulls in columns:
         name_bytes = name.encode("utf-8")
-        plan = {"name": name_bytes, "type": typ, "arr": arr, "valid": valid, "nulls": nulls}
+        plan = {"name": name_bytes, "type": typ, "arr": arr, "valid": valid, "nulls": nulls, "dims": ()}
         plan["name_off"] = pos
         pos = _align(pos + len(name_bytes))
+        if typ in FIXED_TYPES and getattr(arr, "ndim", 1) > 1:
+            plan["dims"] = tuple(arr.shape[1:])
+            plan["dims_off"] = pos
+            pos = _align(pos + 8 * len(plan["dims"]))
         if valid is not None:
             plan["valid_off"] = pos
             pos = _align(pos + (rows + 7) // 8)
@@ -552,7 +622,7 @@ def encode_frame(shape, columns, rows):
         else:
             plan["data"] = np.ascontiguousarray(arr, dtype=FIXED_TYPES[typ])
             plan["values_off"] = pos
-            plan["values_size"] = plan["data"].dtype.itemsize * rows
+            plan["values_size"] = plan["data"].nbytes
         pos = _align(pos + plan["values_size"])
         plans.append(plan)
     total = pos
@@ -562,9 +632,11 @@ def encode_frame(shape, columns, rows):
         for i, p in enumerate(plans):
             has_valid = p["valid"] is not None
             COLUMN.pack_into(buf, offset + HEADER.size + i * COLUMN.size, p["name_off"], len(p["name"]), p["type"],
-                             1 if has_valid else 0, p["nulls"], p.get("valid_off", 0), p["values_off"],
-                             p["values_size"], p.get("offsets_off", 0))
+                             1 if has_valid else 0, p["nulls"], len(p["dims"]), p.get("valid_off", 0), p["values_off"],
+                             p["values_size"], p.get("offsets_off", 0), p.get("dims_off", 0))
             buf[offset + p["name_off"]:offset + p["name_off"] + len(p["name"])] = p["name"]
+            if p["dims"]:
+                struct.pack_into("<{}q".format(len(p["dims"])), buf, offset + p["dims_off"], *p["dims"])
             if has_valid:
                 bits = np.packbits(np.asarray(p["valid"], dtype=bool), bitorder="little").tobytes()
                 buf[offset + p["valid_off"]:offset + p["valid_off"] + len(bits)] = bits
@@ -578,16 +650,18 @@ def encode_frame(shape, columns, rows):
     return total, write
 
 
-def model_input(df, shape):
-    """What predict is given for an input frame of ``shape`` decoded as ``df``."""
+def model_input(df, shape, tensors=None):
+    """What predict is given for an input frame of ``shape`` decoded as ``df`` (and
+    ``tensors``, the N-d arrays of its columns of tensor cells, by position)."""
+    tensors = tensors or {}
     if shape == SHAPE_DATAFRAME:
         return df
     if shape == SHAPE_ARRAY1D:
-        return df.iloc[:, 0].to_numpy()
+        return tensors[0] if 0 in tensors else df.iloc[:, 0].to_numpy()
     if shape == SHAPE_ARRAY2D:
         return df.to_numpy()
     if shape == IN_COLUMNS:
-        return {str(c): df.iloc[:, i].to_numpy() for i, c in enumerate(df.columns)}
+        return {str(c): tensors[i] if i in tensors else df.iloc[:, i].to_numpy() for i, c in enumerate(df.columns)}
     import numpy as np
 
     if shape == IN_RECORDS:  # as MLflow converts them: each value a 0-d array
@@ -601,21 +675,22 @@ def model_input(df, shape):
     raise FrameError("unknown input shape {}".format(shape))
 
 
-def _schema_work(model, df, shape, plan):
+def _schema_work(model, df, shape, plan, exact=False):
     """(df, whether predict must still enforce the input schema on it). Frames of one
     layout all fit the schema or all do not, so a plan remembers which; data that does
     not fit first gets the casts MLflow's server applies to requests (int32/float32
-    columns, a tensor spec's dtype)."""
-    if shape in (IN_SCALAR, IN_JSON, IN_TENSORS_JSON):
+    columns, a tensor spec's dtype), unless its types are ``exact`` (a Python caller's
+    own, which the signature enforces as they are)."""
+    if shape in (IN_SCALAR, IN_JSON, IN_TENSORS_JSON, IN_FRAME_JSON):
         return df, True
     if shape != SHAPE_DATAFRAME:
-        return model._narrow_wire_types(df), True
+        return (df if exact else model._narrow_wire_types(df)), True
     if plan is not None:
         if plan.fits_schema is None:
             plan.fits_schema = model._fits_input_schema(df)
         if plan.fits_schema:
             return df, False
-    return model._narrow_wire_types(df), True
+    return (df if exact else model._narrow_wire_types(df)), True
 
 
 # --- main loop ---------------------------------------------------------------------
@@ -651,6 +726,8 @@ def _error_kind(exc):
         return "schema"
     if _SCHEMA_ERRORS and isinstance(exc, _SCHEMA_ERRORS[2]):
         return "load"
+    if _SCHEMA_ERRORS and isinstance(exc, _SCHEMA_ERRORS[3]):
+        return "input"
     return "model"
 
 
@@ -721,7 +798,7 @@ def serve(sock):
                 global _SCHEMA_ERRORS
                 loading = _load_loading_module()
                 _SCHEMA_ERRORS = (loading.SchemaEnforcementError, loading.InvalidParametersError,
-                                  loading.ModelLoadError)
+                                  loading.ModelLoadError, loading._load_sibling("_schema.py").InputError)
                 model = loading.load_model(message["model_root"], message["mlmodel"], message.get("model_config"),
                                            prefer_builtin=os.environ.get("PYFUNC_WORKER_MLFLOW_LOADERS") != "1")
                 if isinstance(message.get("schema"), dict) and hasattr(model, "use_parsed_schema"):
@@ -735,12 +812,16 @@ def serve(sock):
             try:
                 if model is None or mapping is None:
                     raise FrameError("predict before the model was loaded and memory mapped")
-                df, in_shape, plan = decode_frame(mapping, message["offset"], message["size"])
-                df, enforce = _schema_work(model, df, in_shape, plan)
-                data = (model._tensors_from_request(json.loads(df.iloc[0, 0])) if in_shape == IN_TENSORS_JSON
-                        else model_input(df, in_shape))
+                df, in_shape, plan, tensors = decode_frame(mapping, message["offset"], message["size"])
+                df, enforce = _schema_work(model, df, in_shape, plan, bool(message.get("exact")))
+                if in_shape == IN_TENSORS_JSON:
+                    data = model._tensors_from_request(json.loads(df.iloc[0, 0]))
+                elif in_shape == IN_FRAME_JSON:
+                    data = model._frame_from_request(json.loads(df.iloc[0, 0]))
+                else:
+                    data = model_input(df, in_shape, tensors)
                 prediction = model._predict(data, message.get("params"), enforce)
-                del df
+                del df, tensors
                 shape, columns, rows = prediction_columns(prediction)
                 total, write = encode_frame(shape, columns, rows)
                 out = message["out_offset"]

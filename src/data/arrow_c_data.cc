@@ -87,6 +87,49 @@ void FillColumnArray(const Column& column, ArrowArray* out) {
   out->private_data = priv;
 }
 
+// Fills one level of a column of tensor cells: level k < ndim is a fixed-size list
+// "+w:<dim k>" of `length` entries (the column's validity at level 0), whose child is
+// the next level; level ndim is the values, length * cell size of them.
+void FillTensorLevel(const Column& column, size_t level, int64_t length, const std::string& name,
+                     ArrowSchema* schema, ArrowArray* array) {
+  const std::vector<int64_t>& shape = column.cell_shape();
+  if (level == shape.size()) {
+    FillSchema(schema, ArrowFormat(column.type()), name, 0);
+    auto* priv = new ArrayPrivate;
+    std::shared_ptr<Buffer> values = column.values_buffer() ? column.values_buffer() : Buffer::Allocate(8);
+    priv->owned.push_back(values);
+    priv->buffers.push_back(nullptr);
+    priv->buffers.push_back(values->data());
+    *array = ArrowArray{length, 0, 0, 2, 0, priv->buffers.data(), nullptr, nullptr, ReleaseArray, priv};
+    return;
+  }
+  FillSchema(schema, "+w:" + std::to_string(shape[level]), name, level == 0 ? ARROW_FLAG_NULLABLE : 0);
+  auto* spriv = static_cast<SchemaPrivate*>(schema->private_data);
+  auto* child_schema = new ArrowSchema;
+  auto* child_array = new ArrowArray;
+  FillTensorLevel(column, level + 1, length * shape[level], "item", child_schema, child_array);
+  spriv->children.push_back(child_schema);
+  schema->n_children = 1;
+  schema->children = spriv->children.data();
+  auto* priv = new ArrayPrivate;
+  const bool top = level == 0;
+  if (top) priv->owned.push_back(column.validity_buffer());
+  priv->buffers.push_back(top && column.validity() ? column.validity()->data() : nullptr);
+  priv->children.push_back(child_array);
+  *array = ArrowArray{length, top ? column.null_count() : 0, 0, 1, 1, priv->buffers.data(), priv->children.data(),
+                      nullptr, ReleaseArray, priv};
+}
+
+// One column as an Arrow array with its schema.
+void FillColumn(const Column& column, const std::string& name, ArrowSchema* schema, ArrowArray* array) {
+  if (column.is_tensor()) {
+    FillTensorLevel(column, 0, column.length(), name, schema, array);
+    return;
+  }
+  FillSchema(schema, ArrowFormat(column.type()), name, ARROW_FLAG_NULLABLE);
+  FillColumnArray(column, array);
+}
+
 // --- Import ------------------------------------------------------------------------
 
 // Releases a consumed struct pair on every return path.
@@ -222,8 +265,7 @@ Result<Column> ImportChild(const ArrowSchema* schema, const ArrowArray* array,
 
 Status ExportColumn(const Column& column, const std::string& name, ArrowSchema* out_schema,
                     ArrowArray* out_array) {
-  FillSchema(out_schema, ArrowFormat(column.type()), name, ARROW_FLAG_NULLABLE);
-  FillColumnArray(column, out_array);
+  FillColumn(column, name, out_schema, out_array);
   return Status::OK();
 }
 
@@ -235,8 +277,7 @@ Status ExportTable(const Table& table, ArrowSchema* out_schema, ArrowArray* out_
   for (int i = 0; i < table.num_columns(); ++i) {
     auto* cs = new ArrowSchema;
     auto* ca = new ArrowArray;
-    FillSchema(cs, ArrowFormat(table.column(i).type()), table.column_name(i), ARROW_FLAG_NULLABLE);
-    FillColumnArray(table.column(i), ca);
+    FillColumn(table.column(i), table.column_name(i), cs, ca);
     spriv->children.push_back(cs);
     apriv->children.push_back(ca);
   }

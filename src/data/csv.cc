@@ -707,6 +707,12 @@ void AppendRows(const Table& table, const CsvWriteOptions& o, std::string* out) 
         if (ncols == 1) out->append("\"\"");
         continue;
       }
+      if (c.is_tensor()) {  // a cell holding an array: its values as nested lists
+        scratch.clear();
+        AppendTensorText(c, r, &scratch);
+        AppendField(scratch, o.delimiter, ncols == 1, out);
+        continue;
+      }
       switch (c.type()) {
         case DataType::kInt64:
           AppendInt64(c.int64_data()[r], out);

@@ -674,6 +674,30 @@ Result<std::vector<std::string>> ColumnNames(dom::element e, const std::string& 
   return names;
 }
 
+Result<Value> ToValue(dom::element e, const std::string& path, int depth = 0);
+
+// True when a cell holds an array or an object (MLflow's pandas makes an object column
+// of lists or dicts of it; a table column cannot hold them).
+bool HoldsNestedCells(const std::vector<PendingColumn>& columns) {
+  for (const PendingColumn& col : columns) {
+    for (const Cell& c : col.cells) {
+      if (c.present && (c.e.is_array() || c.e.is_object())) return true;
+    }
+  }
+  return false;
+}
+
+// The request as kFrameJson: one string cell holding {"<key>": value}, from which the
+// worker builds the DataFrame as MLflow's server does (pandas' own constructor).
+Status FrameAsJson(const char* key, dom::element e, const std::string& prefix, ScoringRequest* out) {
+  PYFUNC_ASSIGN_OR_RETURN(Value value, ToValue(e, prefix));
+  out->shape = InputShape::kFrameJson;
+  TableBuilder b({{"", DataType::kString}});
+  b.column(0).AppendString(ToJson(Value(Value::Map{{key, std::move(value)}})));
+  PYFUNC_ASSIGN_OR_RETURN(out->table, b.Finish());
+  return Status::OK();
+}
+
 Status ParseSplit(dom::element e, const JsonReadOptions& options, ScoringRequest* out) {
   const std::string prefix = "$.dataframe_split";
   dom::object obj;
@@ -711,6 +735,7 @@ Status ParseSplit(dom::element e, const JsonReadOptions& options, ScoringRequest
   int64_t rows = 0;
   PYFUNC_RETURN_IF_ERROR(
       CollectRows(data, prefix + ".data", names ? &*names : nullptr, false, &columns, &rows));
+  if (HoldsNestedCells(columns)) return FrameAsJson("dataframe_split", e, prefix, out);
   dom::element index_e;
   if (!obj["index"].get(index_e) && !index_e.is_null()) {
     dom::array index;
@@ -743,12 +768,11 @@ Status ParseRecords(dom::element e, const JsonReadOptions& options, ScoringReque
   } else {
     PYFUNC_RETURN_IF_ERROR(CollectRows(list, prefix, nullptr, false, &columns, &rows));
   }
+  if (HoldsNestedCells(columns)) return FrameAsJson("dataframe_records", e, prefix, out);
   PYFUNC_ASSIGN_OR_RETURN(out->table, BuildTable(columns, options, rows));
   return Status::OK();
 }
 
-
-Result<Value> ToValue(dom::element e, const std::string& path, int depth = 0);
 
 // True when `instances`/`inputs` hold tensors that are not columns of scalars: a dict
 // (or records) whose values are arrays of arrays / arrays, or rows of more than two
@@ -983,15 +1007,8 @@ void AppendJsonFloat(double v, std::string* out) {
   else AppendPythonFloat(v, out);
 }
 
-void AppendCell(const Column& c, int64_t r, std::string* out, NullSpelling nulls = NullSpelling::kDefault) {
-  if (c.IsNull(r)) {
-    if (nulls == NullSpelling::kNaT) {
-      out->append("\"NaT\"");
-    } else {
-      out->append(IsFloating(c.type()) || nulls == NullSpelling::kNaN ? "NaN" : "null");
-    }
-    return;
-  }
+// Value `r` of the column's values (a row's value for scalar cells).
+void AppendValue(const Column& c, int64_t r, std::string* out) {
   switch (c.type()) {
     case DataType::kInt64: AppendInt64(c.int64_data()[r], out); break;
     case DataType::kUInt64: AppendUInt64(c.data_as<uint64_t>()[r], out); break;
@@ -1020,6 +1037,25 @@ void AppendCell(const Column& c, int64_t r, std::string* out, NullSpelling nulls
       break;
     }
   }
+}
+
+// Row r's tensor cell as nested lists, as numpy's tolist() writes it.
+void AppendTensorCell(const Column& c, int64_t r, std::string* out) {
+  int64_t element = r * c.cell_size();
+  AppendNestedLists(c.cell_shape(), out, [&](std::string* o) { AppendValue(c, element++, o); });
+}
+
+void AppendCell(const Column& c, int64_t r, std::string* out, NullSpelling nulls = NullSpelling::kDefault) {
+  if (c.IsNull(r)) {
+    if (nulls == NullSpelling::kNaT) {
+      out->append("\"NaT\"");
+    } else {
+      out->append((IsFloating(c.type()) && !c.is_tensor()) || nulls == NullSpelling::kNaN ? "NaN" : "null");
+    }
+    return;
+  }
+  if (c.is_tensor()) AppendTensorCell(c, r, out);
+  else AppendValue(c, r, out);
 }
 
 }  // namespace

@@ -50,11 +50,21 @@ void CopyBits(const uint8_t* src, int64_t src_offset, uint8_t* dst, int64_t dst_
 }
 
 
-// Bytes of the values buffer for `length` rows.
-size_t ValuesBytes(DataType type, int64_t length) {
+// Bytes of the values buffer for `length` rows of `cell_size` values each.
+size_t ValuesBytes(DataType type, int64_t length, int64_t cell_size = 1) {
   if (type == DataType::kBool) return BitmapBytes(length);
   if (IsVariableWidth(type)) return static_cast<size_t>(length + 1) * 8;
-  return static_cast<size_t>(length) * static_cast<size_t>(ByteWidth(type));
+  return static_cast<size_t>(length) * static_cast<size_t>(cell_size) * static_cast<size_t>(ByteWidth(type));
+}
+
+// The number of values of a tensor cell of `shape`, or -1 when a dimension is negative
+// or the product overflows.
+int64_t CellSize(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    if (d < 0 || __builtin_mul_overflow(n, d, &n)) return -1;
+  }
+  return n;
 }
 
 template <typename T>
@@ -221,6 +231,36 @@ Result<Column> Column::Make(DataType type, int64_t length, std::shared_ptr<Buffe
   return c;
 }
 
+Result<Column> Column::MakeTensor(DataType type, int64_t length, std::vector<int64_t> cell_shape,
+                                  std::shared_ptr<Buffer> validity, std::shared_ptr<Buffer> values) {
+  if (cell_shape.empty()) return Make(type, length, std::move(validity), std::move(values));
+  if (ByteWidth(type) == 0) {
+    return Status::InvalidArgument(std::string("a ") + DataTypeName(type) + " column cannot hold tensor cells");
+  }
+  const int64_t cell_size = CellSize(cell_shape);
+  if (cell_size < 0 || length < 0) return Status::InvalidArgument("tensor cell shape or length is invalid");
+  size_t need = 0;
+  if (__builtin_mul_overflow(static_cast<size_t>(length), static_cast<size_t>(cell_size) * ByteWidth(type), &need)) {
+    return Status::InvalidArgument("tensor column too large");
+  }
+  if (!values || values->size() < need) {
+    return Status::InvalidArgument(std::string(DataTypeName(type)) + " tensor column of " + std::to_string(length) +
+                                   " rows needs a values buffer of " + std::to_string(need) + " bytes");
+  }
+  // Make checks the validity bitmap and counts nulls; the values were checked above.
+  PYFUNC_ASSIGN_OR_RETURN(Column c, Make(type, 0, nullptr, Buffer::Allocate(0)));
+  if (validity && validity->size() < BitmapBytes(length)) {
+    return Status::InvalidArgument("validity bitmap too small for " + std::to_string(length) + " rows");
+  }
+  c.length_ = length;
+  c.null_count_ = validity ? length - CountSetBits(validity->data(), length) : 0;
+  c.validity_ = c.null_count_ > 0 ? std::move(validity) : nullptr;
+  c.values_ = std::move(values);
+  c.cell_shape_ = std::move(cell_shape);
+  c.cell_size_ = cell_size;
+  return c;
+}
+
 Column Column::Nulls(DataType type, int64_t length) {
   ColumnBuilder b(type);
   b.AppendNulls(length);
@@ -234,7 +274,7 @@ Result<Column> Column::Slice(int64_t offset, int64_t length) const {
                                    ") out of range for " + std::to_string(length_) + " rows");
   }
   if (offset == 0 && length == length_) return *this;
-  ColumnBuilder b(type_);
+  ColumnBuilder b(type_, cell_shape_);
   b.AppendFrom(*this, offset, length);
   return b.Finish();
 }
@@ -249,10 +289,13 @@ Result<Column> Column::Concat(const std::vector<Column>& columns) {
       return Status::InvalidArgument(std::string("Concat: column types differ: ") +
                                      DataTypeName(type) + " and " + DataTypeName(c.type()));
     }
+    if (c.cell_shape() != columns[0].cell_shape()) {
+      return Status::InvalidArgument("Concat: the columns' tensor cells differ in shape");
+    }
     rows += c.length();
     if (IsVariableWidth(type)) bytes += c.string_offsets()[c.length()] - c.string_offsets()[0];
   }
-  ColumnBuilder b(type);
+  ColumnBuilder b(type, columns[0].cell_shape());
   b.Reserve(rows, bytes);
   for (const Column& c : columns) b.AppendFrom(c, 0, c.length());
   return b.Finish();
@@ -282,30 +325,37 @@ double Column::NumberAt(int64_t i) const {
 
 Result<Column> Column::CastTo(DataType type) const {
   if (type == type_) return *this;
+  const int64_t n = length_ * cell_size_;
   if (type == DataType::kFloat64 && (IsInteger(type_) || IsFloating(type_))) {
-    auto values = Buffer::Allocate(static_cast<size_t>(length_) * 8);
+    auto values = Buffer::Allocate(static_cast<size_t>(n) * 8);
     double* out = reinterpret_cast<double*>(values->mutable_data());
-    for (int64_t i = 0; i < length_; ++i) out[i] = IsNull(i) ? 0.0 : NumberAt(i);
-    return Make(DataType::kFloat64, length_, validity_, std::move(values));
+    for (int64_t i = 0; i < n; ++i) out[i] = IsNull(i / cell_size_) ? 0.0 : NumberAt(i);
+    return MakeTensor(DataType::kFloat64, length_, cell_shape_, validity_, std::move(values));
   }
   if (type == DataType::kInt64 && IsInteger(type_) && type_ != DataType::kUInt64) {
-    auto values = Buffer::Allocate(static_cast<size_t>(length_) * 8);
+    auto values = Buffer::Allocate(static_cast<size_t>(n) * 8);
     int64_t* out = reinterpret_cast<int64_t*>(values->mutable_data());
-    for (int64_t i = 0; i < length_; ++i) out[i] = IsNull(i) ? 0 : static_cast<int64_t>(NumberAt(i));
-    return Make(DataType::kInt64, length_, validity_, std::move(values));
+    for (int64_t i = 0; i < n; ++i) out[i] = IsNull(i / cell_size_) ? 0 : static_cast<int64_t>(NumberAt(i));
+    return MakeTensor(DataType::kInt64, length_, cell_shape_, validity_, std::move(values));
   }
   return Status::InvalidArgument(std::string("cannot convert a ") + DataTypeName(type_) +
                                  " column to " + DataTypeName(type));
 }
 
 bool Column::Equals(const Column& other) const {
-  if (type_ != other.type_ || length_ != other.length_ || null_count_ != other.null_count_) {
+  if (type_ != other.type_ || length_ != other.length_ || null_count_ != other.null_count_ ||
+      cell_shape_ != other.cell_shape_) {
     return false;
   }
   for (int64_t i = 0; i < length_; ++i) {
     if (IsNull(i) != other.IsNull(i)) return false;
     if (IsNull(i)) continue;
-    if (IsFloating(type_)) {
+    if (is_tensor()) {
+      for (int64_t k = i * cell_size_; k < (i + 1) * cell_size_; ++k) {
+        const double a = NumberAt(k), b = other.NumberAt(k);
+        if (IsFloating(type_) ? !(a == b || (std::isnan(a) && std::isnan(b))) : a != b) return false;
+      }
+    } else if (IsFloating(type_)) {
       double a = NumberAt(i), b = other.NumberAt(i);
       if (!(a == b || (std::isnan(a) && std::isnan(b)))) return false;
       if (a == 0 && std::signbit(a) != std::signbit(b)) return false;
@@ -323,7 +373,12 @@ bool Column::Equals(const Column& other) const {
 
 // --- ColumnBuilder -----------------------------------------------------------------
 
-ColumnBuilder::ColumnBuilder(DataType type) : type_(type) {
+ColumnBuilder::ColumnBuilder(DataType type, std::vector<int64_t> cell_shape)
+    : type_(type), cell_shape_(std::move(cell_shape)) {
+  assert(cell_shape_.empty() || ByteWidth(type) > 0);
+  const int64_t cell_size = CellSize(cell_shape_);
+  assert(cell_size >= 0);
+  row_bytes_ = static_cast<size_t>(ByteWidth(type)) * static_cast<size_t>(cell_size < 0 ? 0 : cell_size);
   values_ = Buffer::Allocate(IsVariableWidth(type) ? 64 : 0);
   if (IsVariableWidth(type)) data_ = Buffer::Allocate(0);
 }
@@ -332,11 +387,16 @@ ColumnBuilder::ColumnBuilder(ColumnBuilder&&) noexcept = default;
 ColumnBuilder& ColumnBuilder::operator=(ColumnBuilder&&) noexcept = default;
 
 
+size_t ColumnBuilder::BuiltValuesBytes(int64_t rows) const {
+  if (type_ == DataType::kBool || IsVariableWidth(type_)) return ValuesBytes(type_, rows);
+  return static_cast<size_t>(rows) * row_bytes_;
+}
+
 // Builders keep Buffer::size() equal to the capacity while building and truncate it to
 // the logical size in Finish().
 void ColumnBuilder::GrowValues(size_t needed_bytes) {
   if (needed_bytes <= values_->size()) return;
-  size_t keep = ValuesBytes(type_, length_);
+  size_t keep = BuiltValuesBytes(length_);
   auto fresh = Buffer::Allocate(std::max(needed_bytes, values_->size() * 2));
   std::memcpy(fresh->mutable_data(), values_->data(), std::min(keep, values_->size()));
   values_ = std::move(fresh);
@@ -350,7 +410,7 @@ void ColumnBuilder::GrowData(size_t needed_bytes) {
 }
 
 void ColumnBuilder::Reserve(int64_t rows, int64_t string_bytes) {
-  GrowValues(ValuesBytes(type_, length_ + rows));
+  GrowValues(BuiltValuesBytes(length_ + rows));
   if (validity_ && validity_->size() < BitmapBytes(length_ + rows)) {
     auto fresh = Buffer::Allocate(std::max(BitmapBytes(length_ + rows), validity_->size() * 2));
     std::memcpy(fresh->mutable_data(), validity_->data(), BitmapBytes(length_));
@@ -397,8 +457,8 @@ void ColumnBuilder::AppendNull() {
       break;
     }
     default: {
-      GrowValues(ValuesBytes(type_, length_ + 1));
-      const size_t w = static_cast<size_t>(ByteWidth(type_));
+      GrowValues(BuiltValuesBytes(length_ + 1));
+      const size_t w = row_bytes_;
       std::memset(values_->mutable_data() + length_ * w, 0, w);
       break;
     }
@@ -443,7 +503,7 @@ void ColumnBuilder::AppendBool(bool v) {
 
 void ColumnBuilder::AppendFixed(const void* value) {
   assert(ByteWidth(type_) > 0);
-  const size_t w = static_cast<size_t>(ByteWidth(type_));
+  const size_t w = row_bytes_;
   GrowValues(static_cast<size_t>(length_ + 1) * w);
   SetValid(true);
   std::memcpy(values_->mutable_data() + length_ * w, value, w);
@@ -463,7 +523,7 @@ void ColumnBuilder::AppendString(std::string_view v) {
 }
 
 void ColumnBuilder::AppendFrom(const Column& column, int64_t offset, int64_t length) {
-  assert(column.type() == type_);
+  assert(column.type() == type_ && column.cell_shape() == cell_shape_);
   if (length <= 0) return;
   int64_t bytes = 0;
   if (IsVariableWidth(type_)) {
@@ -505,7 +565,7 @@ void ColumnBuilder::AppendFrom(const Column& column, int64_t offset, int64_t len
       break;
     }
     default: {
-      const size_t w = static_cast<size_t>(ByteWidth(type_));
+      const size_t w = row_bytes_;
       std::memcpy(values_->mutable_data() + length_ * w, column.values()->data() + offset * w,
                   static_cast<size_t>(length) * w);
       break;
@@ -519,7 +579,9 @@ Column ColumnBuilder::Finish() {
   c.type_ = type_;
   c.length_ = length_;
   c.null_count_ = null_count_;
-  values_->Truncate(ValuesBytes(type_, length_));
+  c.cell_size_ = std::max<int64_t>(CellSize(cell_shape_), 0);
+  c.cell_shape_ = cell_shape_;
+  values_->Truncate(BuiltValuesBytes(length_));
   c.values_ = std::move(values_);
   if (null_count_ > 0) {
     validity_->Truncate(BitmapBytes(length_));
@@ -529,7 +591,7 @@ Column ColumnBuilder::Finish() {
     data_->Truncate(data_size_);
     c.data_ = std::move(data_);
   }
-  *this = ColumnBuilder(type_);
+  *this = ColumnBuilder(type_, std::move(cell_shape_));
   return c;
 }
 
@@ -654,6 +716,11 @@ std::string Table::ToString() const {
     out += names_[i];
     out += ':';
     out += DataTypeName(columns_[i].type());
+    for (int64_t d : columns_[i].cell_shape()) {
+      out += '[';
+      out += std::to_string(d);
+      out += ']';
+    }
   }
   out += '\n';
   for (int64_t r = 0; r < num_rows_; ++r) {
@@ -662,6 +729,10 @@ std::string Table::ToString() const {
       const Column& c = columns_[i];
       if (c.IsNull(r)) {
         out += "null";
+        continue;
+      }
+      if (c.is_tensor()) {
+        AppendTensorText(c, r, &out);
         continue;
       }
       switch (c.type()) {

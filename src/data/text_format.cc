@@ -267,4 +267,15 @@ bool ParseFloat64(std::string_view text, double* out) {
   return true;
 }
 
+void AppendTensorText(const Column& c, int64_t r, std::string* out) {
+  int64_t element = r * c.cell_size();
+  AppendNestedLists(c.cell_shape(), out, [&](std::string* o) {
+    const int64_t i = element++;
+    if (IsFloating(c.type())) AppendPythonFloat(c.NumberAt(i), o);
+    else if (c.type() == DataType::kUInt64) AppendUInt64(c.data_as<uint64_t>()[i], o);
+    else if (c.type() == DataType::kInt64 || c.type() == DataType::kTimestamp) AppendInt64(c.int64_data()[i], o);
+    else AppendInt64(static_cast<int64_t>(c.NumberAt(i)), o);
+  });
+}
+
 }  // namespace pyfunc

@@ -6,7 +6,9 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "pyfunc/table.h"
 #include "pyfunc/value.h"  // AppendPythonFloat
 
 namespace pyfunc {
@@ -40,6 +42,26 @@ void AppendCQuoted(std::string_view s, std::string* out);
 // Returns false when the text is not such a number or an int overflows.
 bool ParseInt64(std::string_view text, int64_t* out);
 bool ParseFloat64(std::string_view text, double* out);
+
+// Writes a tensor of `shape` as nested lists, "[[a, b], [c, d]]" (as numpy's tolist()
+// and json.dumps write it), calling `leaf(out)` once per value, in C order.
+template <typename Leaf>
+void AppendNestedLists(const std::vector<int64_t>& shape, std::string* out, Leaf&& leaf) {
+  auto emit = [&](auto&& self, size_t dim) -> void {
+    out->push_back('[');
+    for (int64_t k = 0; k < shape[dim]; ++k) {
+      if (k) out->append(", ");
+      if (dim + 1 < shape.size()) self(self, dim + 1);
+      else leaf(out);
+    }
+    out->push_back(']');
+  };
+  if (!shape.empty()) emit(emit, 0);
+}
+
+// Row r's tensor cell of `c` as nested lists of Python numbers ("[[1, 2], [3.5, 4.0]]"):
+// floats in shortest round-trip form, integers in decimal.
+void AppendTensorText(const Column& c, int64_t r, std::string* out);
 
 }  // namespace pyfunc
 

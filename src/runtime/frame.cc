@@ -26,8 +26,11 @@ size_t Align(size_t n, size_t to) { return (n + to - 1) / to * to; }
 
 // Where each piece of each column goes. Computed identically by FrameSize and EncodeFrame.
 struct Placement {
-  size_t name = 0, validity = 0, values = 0, values_size = 0, offsets = 0;
+  size_t name = 0, validity = 0, values = 0, values_size = 0, offsets = 0, dims = 0;
 };
+
+// A tensor cell may have at most this many dimensions (numpy's limit is 64).
+constexpr size_t kMaxCellDims = 32;
 
 std::vector<Placement> Place(const Table& table, size_t* total) {
   const int n = table.num_columns();
@@ -41,7 +44,7 @@ std::vector<Placement> Place(const Table& table, size_t* total) {
     if (width == 0) continue;
     pos = Align(pos, static_cast<size_t>(width));
     out[i].values = pos;
-    out[i].values_size = static_cast<size_t>(width) * rows;
+    out[i].values_size = static_cast<size_t>(width) * rows * static_cast<size_t>(table.column(i).cell_size());
     pos += out[i].values_size;
   }
   pos = Align(pos, 64);
@@ -49,6 +52,10 @@ std::vector<Placement> Place(const Table& table, size_t* total) {
     const Column& c = table.column(i);
     out[i].name = pos;
     pos = Align(pos + table.column_name(i).size(), 8);
+    if (c.is_tensor()) {
+      out[i].dims = pos;
+      pos += 8 * c.cell_shape().size();
+    }
     if (c.validity() != nullptr) {
       out[i].validity = pos;
       pos = Align(pos + (rows + 7) / 8, 8);
@@ -108,11 +115,14 @@ void EncodeFrame(const Table& table, uint32_t shape, uint8_t* dst) {
     Put<uint32_t>(d + 8, static_cast<uint32_t>(name.size()));
     d[12] = ToWire(c.type());
     d[13] = c.validity() != nullptr ? 1 : 0;
+    d[15] = static_cast<uint8_t>(c.cell_shape().size());
     Put<uint64_t>(d + 16, p.validity);
     Put<uint64_t>(d + 24, p.values);
     Put<uint64_t>(d + 32, p.values_size);
     Put<uint64_t>(d + 40, p.offsets);
+    Put<uint64_t>(d + 48, p.dims);
     std::memcpy(dst + p.name, name.data(), name.size());
+    for (size_t k = 0; k < c.cell_shape().size(); ++k) Put<int64_t>(dst + p.dims + 8 * k, c.cell_shape()[k]);
     if (c.validity() != nullptr) std::memcpy(dst + p.validity, c.validity()->data(), (rows + 7) / 8);
     if (IsVariableWidth(c.type())) {
       std::memcpy(dst + p.offsets, c.values()->data(), 8 * (rows + 1));
@@ -145,9 +155,10 @@ Result<Prediction> DecodeFrame(const uint8_t* src, size_t size) {
   for (uint32_t i = 0; i < ncols; ++i) {
     const uint8_t* d = src + kHeaderSize + i * kColumnSize;
     const uint64_t name_off = Get<uint64_t>(d), name_len = Get<uint32_t>(d + 8);
-    const uint8_t wire = d[12], has_validity = d[13], null_spelling = d[14];
+    const uint8_t wire = d[12], has_validity = d[13], null_spelling = d[14], ndim = d[15];
     const uint64_t validity_off = Get<uint64_t>(d + 16), values_off = Get<uint64_t>(d + 24),
-                   values_size = Get<uint64_t>(d + 32), offsets_off = Get<uint64_t>(d + 40);
+                   values_size = Get<uint64_t>(d + 32), offsets_off = Get<uint64_t>(d + 40),
+                   dims_off = Get<uint64_t>(d + 48);
     const std::string col = "column " + std::to_string(i);
     if (!inside(name_off, name_len)) return bad(col + ": name out of bounds");
     if (null_spelling > static_cast<uint8_t>(NullSpelling::kNaT)) {
@@ -163,6 +174,20 @@ Result<Prediction> DecodeFrame(const uint8_t* src, size_t size) {
     }
     DataType type;
     if (!FromWire(wire, &type)) return bad(col + ": unknown type " + std::to_string(wire));
+    std::vector<int64_t> cell_shape;
+    uint64_t cell_size = 1;
+    if (ndim > 0) {
+      if (ByteWidth(type) == 0) return bad(col + ": a " + DataTypeName(type) + " column with tensor cells");
+      if (ndim > kMaxCellDims) return bad(col + ": tensor cells of " + std::to_string(ndim) + " dimensions");
+      if (!inside(dims_off, 8u * ndim)) return bad(col + ": tensor dimensions out of bounds");
+      for (uint8_t k = 0; k < ndim; ++k) {
+        const int64_t dim = Get<int64_t>(src + dims_off + 8 * k);
+        if (dim < 0 || __builtin_mul_overflow(cell_size, static_cast<uint64_t>(dim), &cell_size)) {
+          return bad(col + ": tensor dimension " + std::to_string(dim));
+        }
+        cell_shape.push_back(dim);
+      }
+    }
     std::shared_ptr<Buffer> values, data;
     if (type == DataType::kBool) {
       if (values_size < bitmap_bytes || !inside(values_off, bitmap_bytes)) return bad(col + ": values out of bounds");
@@ -177,17 +202,20 @@ Result<Prediction> DecodeFrame(const uint8_t* src, size_t size) {
       if (values_size) std::memcpy(data->mutable_data(), src + values_off, values_size);
     } else {
       const uint64_t width = static_cast<uint64_t>(ByteWidth(type));
-      if (values_size != width * rows || !inside(values_off, values_size)) return bad(col + ": values out of bounds");
+      uint64_t expected = 0;
+      if (__builtin_mul_overflow(width * rows, cell_size, &expected) || values_size != expected ||
+          !inside(values_off, values_size)) {
+        return bad(col + ": values out of bounds");
+      }
       values = Buffer::Allocate(values_size);
       std::memcpy(values->mutable_data(), src + values_off, values_size);
     }
-    Result<Column> column = Column::Make(type, static_cast<int64_t>(rows), validity, values, data);
+    Result<Column> column =
+        ndim > 0 ? Column::MakeTensor(type, static_cast<int64_t>(rows), std::move(cell_shape), validity, values)
+                 : Column::Make(type, static_cast<int64_t>(rows), validity, values, data);
     if (!column.ok()) return bad(col + ": " + column.status().message());
     names.push_back(std::move(name));
     columns.push_back(std::move(column).value());
-    if (null_spelling > static_cast<uint8_t>(NullSpelling::kNaT)) {
-      return bad(col + ": unknown null spelling " + std::to_string(null_spelling));
-    }
     nulls.push_back(static_cast<NullSpelling>(null_spelling));
   }
   Prediction out;

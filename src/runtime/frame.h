@@ -16,7 +16,7 @@
 
 namespace pyfunc::runtime {
 
-inline constexpr uint32_t kFrameVersion = 2;
+inline constexpr uint32_t kFrameVersion = 3;
 
 // Bytes EncodeFrame needs for `table`.
 size_t FrameSize(const Table& table);

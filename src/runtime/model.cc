@@ -246,7 +246,7 @@ Result<Prediction> Model::Predict(const Table& input, const Value& params, const
   PYFUNC_ASSIGN_OR_RETURN(std::unique_ptr<runtime::Worker> worker, impl.Acquire());
   const std::string params_json = params.is_null() ? "" : ToJson(params);
   Result<Prediction> out =
-      worker->Predict(input, params_json, impl.predict_timeout, options.busy_poll, options.input_shape);
+      worker->Predict(input, params_json, impl.predict_timeout, options);
   impl.Release(std::move(worker));
   return out;
 }

@@ -52,15 +52,17 @@ bool NestsAtMost(std::string_view text, int limit) {
 }
 
 // A worker's {"op": "error"} as a Status: its "kind" says whether the model's signature
-// refused the input ("schema") or the params ("params"), with MLflow's message, or the
-// loader failed ("load"); any other exception of the model is a ModelError. Load and
-// model errors read "<Python type>: <message>".
+// refused the input ("schema") or the params ("params"), with MLflow's message, the
+// request could not be made into the model's input ("input"), or the loader failed
+// ("load"); any other exception of the model is a ModelError. Load and model errors
+// read "<Python type>: <message>".
 Status ErrorOfWorker(const nlohmann::json& reply) {
   const std::string kind = reply.value("kind", "");
   std::string message = reply.value("message", "");
   if (kind == "schema") return Status::SchemaMismatch(std::move(message));
   if (kind == "params") return Status::InvalidParams(std::move(message));
   if (kind == "load") return Status::LoadFailed(reply.value("type", "Error") + ": " + message);
+  if (kind == "input") return Status::InvalidArgument(std::move(message));
   return Status::ModelError(reply.value("type", "Error") + ": " + message);
 }
 
@@ -309,8 +311,8 @@ Status Worker::Map(size_t size) {
 }
 
 Result<Prediction> Worker::Predict(const Table& input, const std::string& params_json,
-                                   std::chrono::milliseconds timeout, std::chrono::microseconds busy_poll,
-                                   InputShape input_shape) {
+                                   std::chrono::milliseconds timeout, const PredictOptions& options) {
+  const std::chrono::microseconds busy_poll = options.busy_poll;
   if (!alive_) return Status::Unavailable("worker " + std::to_string(pid()) + " is not running");
   const auto deadline = Clock::now() + timeout;
   const size_t in_size = FrameSize(input);
@@ -325,10 +327,11 @@ Result<Prediction> Worker::Predict(const Table& input, const std::string& params
       return Status::Unavailable("worker sent " + mapped.dump() + " instead of 'mapped'");
     }
   }
-  EncodeFrame(input, static_cast<uint32_t>(input_shape), shm_->data());
+  EncodeFrame(input, static_cast<uint32_t>(options.input_shape), shm_->data());
   const uint64_t seq = ++seq_;
   nlohmann::json request = {{"op", "predict"}, {"seq", seq}, {"offset", 0}, {"size", in_size}, {"out_offset", out_offset}};
   if (busy_poll.count() > 0) request["busy_poll_us"] = busy_poll.count();
+  if (options.exact_types) request["exact"] = true;
   // The params are already JSON text (Python's dialect: NaN allowed): spliced in as they are.
   std::string text = request.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   text.pop_back();  // the closing brace

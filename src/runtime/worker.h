@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "pyfunc/model.h"
 #include "pyfunc/prediction.h"
 #include "pyfunc/status.h"
 #include "pyfunc/table.h"
@@ -61,12 +62,10 @@ class Worker {
   // Scores one batch. ModelError when predict raised (the worker stays alive);
   // DeadlineExceeded when it took longer than `timeout` (the worker is killed);
   // Unavailable when the worker died.
-  // `busy_poll` > 0: poll for the result without sleeping for up to that long, and
-  // ask the worker to poll for its next request likewise.
+  // `options`: busy polling, the input's shape and whether its types are exact (see
+  // PredictOptions in model.h).
   Result<Prediction> Predict(const Table& input, const std::string& params_json,
-                             std::chrono::milliseconds timeout,
-                             std::chrono::microseconds busy_poll = std::chrono::microseconds(0),
-                             InputShape input_shape = InputShape::kDataFrame);
+                             std::chrono::milliseconds timeout, const PredictOptions& options = {});
 
   bool alive() const { return alive_; }
   // The control socket: readable or hung up while idle only when the worker died.

@@ -103,7 +103,8 @@ std::vector<Batcher::Impl::RequestPtr> Batcher::Impl::TakeBatchLocked() {
   batch.push_back(head);
   int64_t rows = head->table.num_rows();
   if (batching_disabled.load() || options.max_batch_rows <= 1 || head->shape == InputShape::kScalar ||
-      head->shape == InputShape::kJson || head->shape == InputShape::kTensorsJson) {
+      head->shape == InputShape::kJson || head->shape == InputShape::kTensorsJson ||
+      head->shape == InputShape::kFrameJson) {
     return batch;
   }
   for (auto it = queue.begin(); it != queue.end() && rows < options.max_batch_rows;) {

@@ -152,41 +152,46 @@ Result<Shape> ParseShape(const Json& shape, const std::string& where, const OipL
   return s;
 }
 
+// The column's values in row-major order (a tensor cell's values one after another;
+// a null row's as nulls).
 Json ColumnData(const Column& c) {
   Json data = Json::array();
-  for (int64_t i = 0; i < c.length(); ++i) {
-    if (c.IsNull(i)) {
-      data.push_back(nullptr);
-      continue;
-    }
-    switch (c.type()) {
-      case DataType::kInt64:
-      case DataType::kTimestamp:
-        data.push_back(c.int64_data()[i]);
-        break;
-      case DataType::kUInt64:
-        data.push_back(c.data_as<uint64_t>()[i]);
-        break;
-      case DataType::kFloat16:
-      case DataType::kFloat32:
-      case DataType::kFloat64:
-        data.push_back(c.NumberAt(i));  // NaN/inf become null: JSON has no NaN
-        break;
-      case DataType::kBool:
-        data.push_back(c.bool_value(i));
-        break;
-      case DataType::kString:
-        data.push_back(std::string(c.string_value(i)));
-        break;
-      case DataType::kBinary: {  // BYTES in JSON: base64 text
-        std::string text;
-        AppendBase64(c.string_value(i), /*mime_lines=*/false, &text);
-        data.push_back(std::move(text));
-        break;
+  const int64_t cell = c.cell_size();
+  for (int64_t r = 0; r < c.length(); ++r) {
+    for (int64_t i = r * cell; i < (r + 1) * cell; ++i) {
+      if (c.IsNull(r)) {
+        data.push_back(nullptr);
+        continue;
       }
-      default:  // the narrower integers
-        data.push_back(static_cast<int64_t>(c.NumberAt(i)));
-        break;
+      switch (c.type()) {
+        case DataType::kInt64:
+        case DataType::kTimestamp:
+          data.push_back(c.int64_data()[i]);
+          break;
+        case DataType::kUInt64:
+          data.push_back(c.data_as<uint64_t>()[i]);
+          break;
+        case DataType::kFloat16:
+        case DataType::kFloat32:
+        case DataType::kFloat64:
+          data.push_back(c.NumberAt(i));  // NaN/inf become null: JSON has no NaN
+          break;
+        case DataType::kBool:
+          data.push_back(c.bool_value(i));
+          break;
+        case DataType::kString:
+          data.push_back(std::string(c.string_value(i)));
+          break;
+        case DataType::kBinary: {  // BYTES in JSON: base64 text
+          std::string text;
+          AppendBase64(c.string_value(i), /*mime_lines=*/false, &text);
+          data.push_back(std::move(text));
+          break;
+        }
+        default:  // the narrower integers
+          data.push_back(static_cast<int64_t>(c.NumberAt(i)));
+          break;
+      }
     }
   }
   return data;
@@ -287,7 +292,9 @@ std::string OipResponse(const std::string& model_name, const std::optional<std::
   Json outputs = Json::array();
   const Table& t = p.table;
   bool same_type = t.num_columns() > 0;
-  for (int i = 1; i < t.num_columns(); ++i) same_type = same_type && t.column(i).type() == t.column(0).type();
+  for (int i = 0; i < t.num_columns(); ++i) {
+    same_type = same_type && t.column(i).type() == t.column(0).type() && !t.column(i).is_tensor();
+  }
   if (p.shape == PredictionShape::kArray2D && same_type) {
     Json data = Json::array();
     std::vector<Json> cols;
@@ -301,8 +308,10 @@ std::string OipResponse(const std::string& model_name, const std::optional<std::
   } else {
     for (int i = 0; i < t.num_columns(); ++i) {
       const std::string name = t.column_name(i).empty() ? "predict" : t.column_name(i);
+      Json shape = Json::array({t.num_rows()});
+      for (int64_t d : t.column(i).cell_shape()) shape.push_back(d);
       outputs.push_back({{"name", name},
-                         {"shape", {t.num_rows()}},
+                         {"shape", std::move(shape)},
                          {"datatype", OipDatatype(t.column(i).type())},
                          {"data", ColumnData(t.column(i))}});
     }

@@ -32,6 +32,10 @@ const char* ShapeName(InputShape s) {
     case InputShape::kArray1D: return "array1d";
     case InputShape::kArray2D: return "array2d";
     case InputShape::kScalar: return "scalar";
+    case InputShape::kJson: return "json";
+    case InputShape::kPlainRecords: return "plain_records";
+    case InputShape::kTensorsJson: return "tensors_json";
+    case InputShape::kFrameJson: return "frame_json";
   }
   return "?";
 }

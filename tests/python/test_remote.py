@@ -265,3 +265,94 @@ def test_a_model_that_fails_to_load_in_workers_is_the_in_process_load_error(tmp_
     assert str(got.value).startswith("loading {} in local interpreter ".format(path))
     assert str(got.value).endswith(": ModelLoadError: " + str(want.value))
     assert "OSError: no weights here" in str(want.value)
+
+
+@pytest.fixture(scope="module")
+def mlflow_tensor_models(tmp_path_factory):
+    """The behave model saved by MLflow without an input signature, with named tensors
+    (x: float32 (-1, 2), y: int64 (-1,)) and with int32/float32 columns."""
+    import mlflow.pyfunc
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
+
+    params = ParamSchema([ParamSpec("mode", "string", "echo")])
+    signatures = {
+        "untyped": ModelSignature(inputs=None, params=params),
+        "named": ModelSignature(inputs=Schema([TensorSpec(np.dtype("float32"), (-1, 2), "x"),
+                                               TensorSpec(np.dtype("int64"), (-1,), "y")]), params=params),
+        "narrow": ModelSignature(inputs=Schema([ColSpec("integer", "i"), ColSpec("float", "f")]), params=params),
+    }
+    root = tmp_path_factory.mktemp("mlflow_tensor_models")
+    for name, signature in signatures.items():
+        mlflow.pyfunc.save_model(str(root / name), loader_module="behave_model", code_paths=[str(BEHAVE)],
+                                 signature=signature, pip_requirements=["pandas"])
+    return root
+
+
+def _outcome(model, data, mode):
+    try:
+        return "ok", model.predict(data, params={"mode": mode})
+    except Exception as e:  # noqa: B902 - the error is compared
+        return "error", str(e)
+
+
+def _assert_same_object(want, got):
+    """Equal, and of the same Python and numpy types and shapes, all the way down."""
+    assert type(got) is type(want) or (isinstance(want, np.ndarray) and isinstance(got, np.ndarray)), (want, got)
+    if isinstance(want, dict):
+        assert list(got) == list(want)
+        for k in want:
+            _assert_same_object(want[k], got[k])
+    elif isinstance(want, np.ndarray):
+        assert (got.dtype, got.shape) == (want.dtype, want.shape)
+        if want.dtype == object:
+            for a, b in zip(want, got):
+                _assert_same_object(a, b)
+        else:
+            np.testing.assert_array_equal(got, want)
+    elif isinstance(want, pd.DataFrame):
+        assert list(got.columns) == list(want.columns)
+        assert list(got.dtypes) == list(want.dtypes)
+        for c in want.columns:
+            _assert_same_object(want[c].to_numpy(), got[c].to_numpy())
+    else:
+        assert got == want
+
+
+@pytest.mark.parametrize("model_name,data,mode", [
+    # Named multi-input tensors: a dict of 2-D and 1-D arrays, as MLflow passes it.
+    ("untyped", {"x": np.array([[1, 2], [3, 4], [1, 2]], dtype=np.float32), "y": np.array([1, 2, 1])}, "shapes"),
+    ("named", {"x": np.array([[1, 2], [3, 4], [1, 2]], dtype=np.float32), "y": np.array([1, 2, 1])}, "shapes"),
+    # The signature refuses what MLflow refuses: a float64 tensor, a missing input.
+    ("named", {"x": np.array([[1.0, 2.0]]), "y": np.array([1])}, "shapes"),
+    ("named", {"x": np.array([[1, 2]], dtype=np.float32)}, "shapes"),
+    # N-d arrays in and out; a dict output holding a 2-D float32 array (onnx classifiers).
+    ("untyped", np.ones((2, 3, 2), dtype=np.float32), "shapes"),
+    ("untyped", np.arange(6, dtype=np.float64).reshape(2, 3), "cube"),
+    ("untyped", pd.DataFrame({"a": [1, 2, 3]}), "dict_tensors"),
+    # Cells holding arrays, both ways.
+    ("untyped", pd.DataFrame({"v": [np.array([1.5, 2.0]), np.array([3.0, 4.5])], "k": [1, 2]}), "shapes"),
+    ("untyped", pd.DataFrame({"a": [1, 2]}), "array_cells"),
+    # A caller's own 64-bit columns are refused for int32/float32 inputs, as in process.
+    ("narrow", pd.DataFrame({"i": np.array([1, 2], dtype=np.int64), "f": [0.5, 1.5]}), "echo"),
+    ("narrow", pd.DataFrame({"i": np.array([1, 2], dtype=np.int32), "f": np.array([0.5, 1.5], np.float32)}), "echo"),
+])
+def test_tensors_and_exact_types_cross_workers_as_mlflow_passes_them(mlflow_tensor_models, model_name, data, mode):
+    """Through worker processes a dict of 2-D arrays failed ("Per-column arrays must each be
+    1-dimensional"), a dict output's 2-D float32 array came back as lists, and an int64
+    column for an int32 input was cast where MLflow (and pyfunc in process) refuse it."""
+    import mlflow.pyfunc
+
+    path = str(mlflow_tensor_models / model_name)
+    want = _outcome(mlflow.pyfunc.load_model(path), data, mode)
+    remote = pyfunc.load_pyfunc(path, env_manager="local")
+    try:
+        got = _outcome(remote, data, mode)
+    finally:
+        remote.close()
+    assert got[0] == want[0], (want, got)
+    if want[0] == "error":
+        # MLflow's message is the schema enforcement's; it names the data and schema alike.
+        assert want[1].split("Error: ")[-1] in got[1], (want, got)
+    else:
+        _assert_same_object(want[1], got[1])

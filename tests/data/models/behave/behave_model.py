@@ -79,6 +79,28 @@ class BehaveModel:
                     "usage": {"prompt_tokens": np.int64(len(content))}}
         if mode == "object":  # an output with no table form
             return {"rows": np.int64(len(df)), "columns": [str(c) for c in df.columns], "values": df.to_numpy()}
+        if mode == "shapes":  # what predict was given, with the shapes and dtypes of arrays
+            def describe(v):
+                if isinstance(v, np.ndarray):
+                    return "%s%s" % (v.dtype, list(v.shape))
+                if isinstance(v, pd.Series):
+                    return "[%s]" % ",".join(describe(c) if isinstance(c, np.ndarray) else type(c).__name__
+                                             for c in v)
+                return type(v).__name__
+            if isinstance(df, dict):
+                return ["dict " + ",".join("%s:%s" % (k, describe(v)) for k, v in df.items())]
+            if isinstance(df, pd.DataFrame):
+                return ["DataFrame " + ",".join("%s:%s" % (c, describe(df[c])) for c in df.columns)]
+            return [describe(df)]
+        if mode == "dict_tensors":  # a multi-output model with a 2-D output (onnx classifiers)
+            n = len(df)
+            return {"label": np.arange(n), "probabilities": np.full((n, 3), 1 / 3, dtype=np.float32)}
+        if mode == "cube":  # an N-d array output
+            a = np.asarray(df, dtype=np.float32)
+            return np.stack([a, 2 * a], axis=1)
+        if mode == "array_cells":  # a DataFrame whose cells hold arrays (embeddings)
+            return pd.DataFrame({"id": np.arange(len(df)),
+                                 "vec": [np.array([i, i + 0.5], dtype=np.float32) for i in range(len(df))]})
         if mode == "threads":
             names = ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"]
             return pd.DataFrame({n: [os.environ.get(n, "")] * len(df) for n in names})
