@@ -101,6 +101,15 @@ inline bool IsVariableWidth(DataType type) { return type == DataType::kString ||
 // An IEEE-754 half-precision value (its bits) as a double (exact).
 double HalfToDouble(uint16_t bits);
 
+// The unit of the datetimes a timestamp column held where it came from (numpy's
+// datetime64 unit). The values are nanoseconds whatever the unit; the unit travels so
+// that a caller's datetime64[us] column (pandas 3's default for parsed text) comes back
+// as datetime64[us], as it would from MLflow in process.
+enum class TimeUnit : uint8_t { kNanosecond = 0, kMicrosecond = 1, kMillisecond = 2, kSecond = 3 };
+inline constexpr int kNumTimeUnits = 4;
+// "ns", "us", "ms", "s".
+const char* TimeUnitName(TimeUnit unit);
+
 // "int64", "float64", "bool", "string", "timestamp", "int8", ..., "uint64", "float16",
 // "float32", "binary" (the numpy dtype names, where there is one).
 const char* DataTypeName(DataType type);
@@ -171,6 +180,11 @@ class Column {
   bool is_tensor() const { return !cell_shape_.empty(); }
   // Values per row: the product of cell_shape() (1 for scalar cells).
   int64_t cell_size() const { return cell_size_; }
+  // Timestamp columns: the unit their datetimes had (see TimeUnit); kNanosecond else.
+  TimeUnit time_unit() const { return time_unit_; }
+  // This column (sharing its buffers) with the time unit set; a column of another type
+  // than kTimestamp is returned as it is.
+  Column WithTimeUnit(TimeUnit unit) const;
 
   // --- Buffers (what the shared-memory layer copies) ---
   // Validity bitmap, ceil(length/8) bytes; nullptr when the column has no nulls.
@@ -211,15 +225,15 @@ class Column {
   // range returns this column's buffers shared). InvalidArgument when out of range.
   Result<Column> Slice(int64_t offset, int64_t length) const;
   // The columns one after another. InvalidArgument if the types or cell shapes differ
-  // or `columns` is empty.
+  // or `columns` is empty. Timestamps keep their time unit when all have the same one.
   static Result<Column> Concat(const std::vector<Column>& columns);
   // Converts to another type where the conversion is lossless in the pandas sense:
   // any integer or float → float64, signed integers and uint8..32 → int64, and
   // anything → itself (tensor cells keep their shape). InvalidArgument otherwise.
   Result<Column> CastTo(DataType type) const;
 
-  // Same type, cell shape, length, validity and values (floats compared equal or both
-  // NaN; the contents of null slots are ignored).
+  // Same type, cell shape, time unit, length, validity and values (floats compared equal
+  // or both NaN; the contents of null slots are ignored).
   bool Equals(const Column& other) const;
 
  private:
@@ -228,6 +242,7 @@ class Column {
   int64_t null_count_ = 0;
   std::vector<int64_t> cell_shape_;
   int64_t cell_size_ = 1;
+  TimeUnit time_unit_ = TimeUnit::kNanosecond;
   std::shared_ptr<Buffer> validity_;
   std::shared_ptr<Buffer> values_;
   std::shared_ptr<Buffer> data_;

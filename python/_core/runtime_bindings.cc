@@ -8,7 +8,8 @@
 // bytes or None; mask is None or a numpy bool array, True where the value is present.
 // A fifth item, a tuple of ints, is the shape of each row's tensor cell (a fixed-width
 // kind only; values then hold rows * product(shape) values); absent or () for scalars.
-// Results always carry it.
+// Results always carry it. A timestamp kind may name its unit, "timestamp[us]" (values
+// still ns; see TimeUnit in table.h).
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/tuple.h>
@@ -75,7 +76,15 @@ Table TableFromColumns(const nb::list& columns, int64_t rows) {
       auto m = nb::cast<BoolArray>(mask);
       validity = PackBits(m.data(), rows);
     }
-    Result<DataType> parsed = ParseDataType(kind);
+    TimeUnit unit = TimeUnit::kNanosecond;
+    std::string base = kind;
+    for (int u = 0; u < kNumTimeUnits; ++u) {
+      if (kind == std::string("timestamp[") + TimeUnitName(static_cast<TimeUnit>(u)) + "]") {
+        base = "timestamp";
+        unit = static_cast<TimeUnit>(u);
+      }
+    }
+    Result<DataType> parsed = ParseDataType(base);
     if (!parsed.ok()) throw nb::value_error(("column '" + name + "': unknown kind " + kind).c_str());
     const DataType type = parsed.value();
     Result<Column> col = Status::Internal("unset");
@@ -115,7 +124,7 @@ Table TableFromColumns(const nb::list& columns, int64_t rows) {
       col = b.Finish();
     }
     names.push_back(name);
-    cols.push_back(Unwrap(std::move(col)));
+    cols.push_back(Unwrap(std::move(col)).WithTimeUnit(unit));
   }
   if (cols.empty()) return Table::Empty(rows);
   return Unwrap(Table::Make(std::move(names), std::move(cols)));
@@ -154,7 +163,8 @@ nb::tuple PredictionToPython(const Prediction& p) {
     const Column& c = t.column(i);
     nb::object mask = c.validity() ? BoolsOf(c.validity()->data(), n) : nb::none();
     nb::object values;
-    const char* kind = DataTypeName(c.type());
+    std::string kind = DataTypeName(c.type());
+    if (c.time_unit() != TimeUnit::kNanosecond) kind = kind + "[" + TimeUnitName(c.time_unit()) + "]";
     if (ByteWidth(c.type()) > 0) {
       values = NumpyCopy(c);
     } else if (c.type() == DataType::kBool) {

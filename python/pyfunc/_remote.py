@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pandas as pd
 
-from pyfunc import _core
+from pyfunc import _core, _worker
 from pyfunc.exceptions import InvalidArgumentError
 
 _SHAPE_DATAFRAME, _SHAPE_SERIES, _SHAPE_ARRAY1D, _SHAPE_ARRAY2D, _SHAPE_LIST, _SHAPE_JSON = 0, 1, 2, 3, 4, 5
@@ -110,10 +110,15 @@ def _column(name, series):
         return name, "binary", series.to_numpy().tolist(), None
     if kind == "b":
         return name, "bool", np.ascontiguousarray(series.to_numpy(), dtype=bool), None
-    if kind == "M":
-        values = series.to_numpy().astype("datetime64[ns]")
+    if kind == "M":  # as ns, with the unit the column had (kind "timestamp[us]")
+        values = series.to_numpy()
         nat = np.isnat(values)
-        return name, "timestamp", np.ascontiguousarray(values.view(np.int64)), (~nat if nat.any() else None)
+        try:
+            ns, unit = _worker.nanoseconds(np, values)
+        except ValueError as e:
+            raise InvalidArgumentError("column '{}' holds {}".format(name, e)) from None
+        kind = "timestamp" if unit == 0 else "timestamp[{}]".format(_worker.TIME_UNITS[unit])
+        return name, kind, np.ascontiguousarray(ns), (~nat if nat.any() else None)
     values = series.to_numpy()
     missing = pd.isna(values)
     present = [v for v, m in zip(values, missing) if not m]
@@ -163,8 +168,14 @@ def _columns_of(df):
 
 
 def _series_of(kind, values, mask):
-    if kind == "timestamp":
+    if kind.startswith("timestamp"):
         values = values.view("datetime64[ns]")
+        if mask is not None:
+            values = values.copy()
+            values[~mask] = np.datetime64("NaT")
+        if kind != "timestamp":  # "timestamp[us]": the unit the model's column had
+            values = values.astype("datetime64[" + kind[len("timestamp["):-1] + "]")
+        return values
     if mask is None:
         return values
     if kind in ("string", "binary"):
@@ -176,10 +187,6 @@ def _series_of(kind, values, mask):
     if kind.startswith(("int", "uint")):  # as pandas holds missing integers: NaN in floats
         values = values.astype(np.float64)
         values[~mask] = np.nan
-        return values
-    if kind == "timestamp":
-        values = values.copy()
-        values[~mask] = np.datetime64("NaT")
         return values
     values = values.astype(object)
     values[~mask] = None

@@ -47,7 +47,7 @@ FRAME LAYOUT (little endian; buffers 64-byte aligned; offsets from the frame sta
     per column, 64 bytes: u64 name offset, u32 name length, u8 type, u8 has_validity,
         u8 null spelling, u8 cell dimensions (0 for scalars), u64 validity offset, u64
         values offset, u64 values size, u64 offsets offset, u64 offset of the cell's
-        dimensions (int64 each), 8 reserved bytes
+        dimensions (int64 each), u8 time unit, 7 reserved bytes
     tensor cells (a fixed-width type with cell dimensions d1..dk): each row holds a
         tensor of shape (d1, ..., dk); the values are those of an array of shape
         (rows, d1, ..., dk) in C order, validity per row
@@ -56,7 +56,8 @@ FRAME LAYOUT (little endian; buffers 64-byte aligned; offsets from the frame sta
         (the missing values were float NaN: pandas >= 3 strings, object columns with NaN),
         2 "NaT" (missing timestamps of a DataFrame or Series); inputs: 0
     types: 1 int64, 2 float64, 3 bool (bit-packed, LSB first), 4 string (UTF-8 data +
-        (rows+1) int64 offsets), 5 timestamp (int64 ns since the epoch, UTC), 6 int8,
+        (rows+1) int64 offsets), 5 timestamp (int64 ns since the epoch, UTC, whatever
+        the time unit: 0 ns, 1 us, 2 ms, 3 s, the datetime64 unit the column had), 6 int8,
         7 int16, 8 int32, 9 uint8, 10 uint16, 11 uint32, 12 uint64, 13 float16,
         14 float32, 15 binary (bytes + (rows+1) int64 offsets); fixed-width values are
         aligned to their width
@@ -94,7 +95,7 @@ PROTOCOL = 2
 FRAME_MAGIC = b"PFF1"
 FRAME_VERSION = 3
 HEADER = struct.Struct("<4sIQIIQ32x")
-COLUMN = struct.Struct("<QIBBBBQQQQQ8x")
+COLUMN = struct.Struct("<QIBBBBQQQQQB7x")
 assert HEADER.size == 64 and COLUMN.size == 64
 ALIGN = 64
 PACKET_PAYLOAD = 32 * 1024
@@ -111,6 +112,7 @@ FIXED_TYPES = {1: "int64", 2: "float64", 5: "int64", 6: "int8", 7: "int16", 8: "
                10: "uint16", 11: "uint32", 12: "uint64", 13: "float16", 14: "float32"}
 WIRE_OF_DTYPE = {name: typ for typ, name in FIXED_TYPES.items() if typ != T_TIMESTAMP}
 NULLS_DEFAULT, NULLS_NAN, NULLS_NAT = 0, 1, 2
+TIME_UNITS = ("ns", "us", "ms", "s")  # a timestamp column's time unit byte -> datetime64 unit
 SHAPE_DATAFRAME, SHAPE_SERIES, SHAPE_ARRAY1D, SHAPE_ARRAY2D, SHAPE_LIST = 0, 1, 2, 3, 4
 SHAPE_JSON, SHAPE_COLUMNS = 5, 6
 IN_COLUMNS, IN_RECORDS, IN_SCALAR, IN_JSON, IN_PLAIN_RECORDS, IN_TENSORS_JSON = 5, 6, 7, 8, 9, 10
@@ -273,7 +275,9 @@ def _decode_frame(buf, offset, size):
     block = None  # (dtype, absolute offset, columns) of a run of adjacent same-typed numbers
     for i in range(ncols):
         (name_off, name_len, typ, has_validity, _nulls, ndim, validity_off, values_off, values_size,
-         offsets_off, dims_off) = COLUMN.unpack_from(buf, offset + HEADER.size + i * COLUMN.size)
+         offsets_off, dims_off, unit) = COLUMN.unpack_from(buf, offset + HEADER.size + i * COLUMN.size)
+        if unit >= len(TIME_UNITS) or (unit and typ != T_TIMESTAMP):
+            raise FrameError("column {} of type {} has time unit {}".format(i, typ, unit))
         name = bytes(buf[check(name_off, name_len, "column name"):offset + name_off + name_len]).decode("utf-8")
         valid = None
         if has_validity:
@@ -318,6 +322,8 @@ def _decode_frame(buf, offset, size):
                 if valid is not None:
                     values = values.copy()
                     values[~valid] = np.datetime64("NaT")
+                if unit:
+                    values = values.astype("datetime64[{}]".format(TIME_UNITS[unit]))
             elif valid is not None:
                 # As pandas holds missing numbers: NaN in a float column (integers widen).
                 values = values.astype(dtype if dtype.kind == "f" else np.float64)
@@ -441,7 +447,7 @@ def _column_of(np, pd, name, values):
         return T_BINARY, np.array(arr.tolist(), dtype=object), None
     if kind == "M":
         nat = np.isnat(arr)
-        return T_TIMESTAMP, arr.astype("datetime64[ns]").view(np.int64), (~nat if nat.any() else None)
+        return T_TIMESTAMP, arr, (~nat if nat.any() else None)  # encode_frame writes it as ns
     stacked = _tensor_cells(np, name, arr)
     if stacked is not None:
         return WIRE_OF_DTYPE[stacked.dtype.name], stacked, None
@@ -583,6 +589,17 @@ def _null_spelling(np, pd, shape, values, typ, valid):
     return NULLS_NAN if all(isinstance(v, float) and v != v for v in missing) else NULLS_DEFAULT
 
 
+def nanoseconds(np, values):
+    """(int64 ns since the epoch, time unit code) of a datetime64 array of any unit;
+    ValueError when a datetime lies outside what nanoseconds hold (years 1678 to 2261)."""
+    unit = np.datetime_data(values.dtype)[0]
+    ns = values.astype("datetime64[ns]")
+    present = ~np.isnat(values)
+    if unit != "ns" and np.any(ns[present].astype(values.dtype) != values[present]):
+        raise ValueError("datetimes outside the range of datetime64[ns] (years 1678 to 2261)")
+    return ns.view(np.int64), TIME_UNITS.index(unit) if unit in TIME_UNITS else 0
+
+
 def encode_frame(shape, columns, rows):
     """The layout of a result frame: (total size, writer(buf, offset))."""
     import numpy as np
@@ -591,7 +608,12 @@ def encode_frame(shape, columns, rows):
     plans = []
     for name, typ, arr, valid, nulls in columns:
         name_bytes = name.encode("utf-8")
-        plan = {"name": name_bytes, "type": typ, "arr": arr, "valid": valid, "nulls": nulls, "dims": ()}
+        plan = {"name": name_bytes, "type": typ, "arr": arr, "valid": valid, "nulls": nulls, "dims": (), "unit": 0}
+        if typ == T_TIMESTAMP:
+            try:
+                arr, plan["unit"] = nanoseconds(np, arr)
+            except ValueError as e:
+                raise FrameError("output column '{}': {}".format(name, e))
         plan["name_off"] = pos
         pos = _align(pos + len(name_bytes))
         if typ in FIXED_TYPES and getattr(arr, "ndim", 1) > 1:
@@ -633,7 +655,7 @@ def encode_frame(shape, columns, rows):
             has_valid = p["valid"] is not None
             COLUMN.pack_into(buf, offset + HEADER.size + i * COLUMN.size, p["name_off"], len(p["name"]), p["type"],
                              1 if has_valid else 0, p["nulls"], len(p["dims"]), p.get("valid_off", 0), p["values_off"],
-                             p["values_size"], p.get("offsets_off", 0), p.get("dims_off", 0))
+                             p["values_size"], p.get("offsets_off", 0), p.get("dims_off", 0), p["unit"])
             buf[offset + p["name_off"]:offset + p["name_off"] + len(p["name"])] = p["name"]
             if p["dims"]:
                 struct.pack_into("<{}q".format(len(p["dims"])), buf, offset + p["dims_off"], *p["dims"])

@@ -99,6 +99,16 @@ const char* DataTypeName(DataType type) {
   return "unknown";
 }
 
+const char* TimeUnitName(TimeUnit unit) {
+  switch (unit) {
+    case TimeUnit::kNanosecond: return "ns";
+    case TimeUnit::kMicrosecond: return "us";
+    case TimeUnit::kMillisecond: return "ms";
+    case TimeUnit::kSecond: return "s";
+  }
+  return "ns";
+}
+
 Result<DataType> ParseDataType(std::string_view name) {
   if (name == "int64" || name == "long" || name == "integer") return DataType::kInt64;
   if (name == "float64" || name == "double" || name == "float") return DataType::kFloat64;
@@ -261,6 +271,12 @@ Result<Column> Column::MakeTensor(DataType type, int64_t length, std::vector<int
   return c;
 }
 
+Column Column::WithTimeUnit(TimeUnit unit) const {
+  Column c = *this;
+  if (type_ == DataType::kTimestamp) c.time_unit_ = unit;
+  return c;
+}
+
 Column Column::Nulls(DataType type, int64_t length) {
   ColumnBuilder b(type);
   b.AppendNulls(length);
@@ -276,7 +292,7 @@ Result<Column> Column::Slice(int64_t offset, int64_t length) const {
   if (offset == 0 && length == length_) return *this;
   ColumnBuilder b(type_, cell_shape_);
   b.AppendFrom(*this, offset, length);
-  return b.Finish();
+  return b.Finish().WithTimeUnit(time_unit_);
 }
 
 Result<Column> Column::Concat(const std::vector<Column>& columns) {
@@ -297,8 +313,12 @@ Result<Column> Column::Concat(const std::vector<Column>& columns) {
   }
   ColumnBuilder b(type, columns[0].cell_shape());
   b.Reserve(rows, bytes);
-  for (const Column& c : columns) b.AppendFrom(c, 0, c.length());
-  return b.Finish();
+  TimeUnit unit = columns[0].time_unit();
+  for (const Column& c : columns) {
+    b.AppendFrom(c, 0, c.length());
+    if (c.time_unit() != unit) unit = TimeUnit::kNanosecond;
+  }
+  return b.Finish().WithTimeUnit(unit);
 }
 
 double Column::NumberAt(int64_t i) const {
@@ -344,7 +364,7 @@ Result<Column> Column::CastTo(DataType type) const {
 
 bool Column::Equals(const Column& other) const {
   if (type_ != other.type_ || length_ != other.length_ || null_count_ != other.null_count_ ||
-      cell_shape_ != other.cell_shape_) {
+      cell_shape_ != other.cell_shape_ || time_unit_ != other.time_unit_) {
     return false;
   }
   for (int64_t i = 0; i < length_; ++i) {
@@ -719,6 +739,11 @@ std::string Table::ToString() const {
     for (int64_t d : columns_[i].cell_shape()) {
       out += '[';
       out += std::to_string(d);
+      out += ']';
+    }
+    if (columns_[i].time_unit() != TimeUnit::kNanosecond) {
+      out += '[';
+      out += TimeUnitName(columns_[i].time_unit());
       out += ']';
     }
   }

@@ -121,6 +121,7 @@ void EncodeFrame(const Table& table, uint32_t shape, uint8_t* dst) {
     Put<uint64_t>(d + 32, p.values_size);
     Put<uint64_t>(d + 40, p.offsets);
     Put<uint64_t>(d + 48, p.dims);
+    d[56] = static_cast<uint8_t>(c.time_unit());
     std::memcpy(dst + p.name, name.data(), name.size());
     for (size_t k = 0; k < c.cell_shape().size(); ++k) Put<int64_t>(dst + p.dims + 8 * k, c.cell_shape()[k]);
     if (c.validity() != nullptr) std::memcpy(dst + p.validity, c.validity()->data(), (rows + 7) / 8);
@@ -155,7 +156,7 @@ Result<Prediction> DecodeFrame(const uint8_t* src, size_t size) {
   for (uint32_t i = 0; i < ncols; ++i) {
     const uint8_t* d = src + kHeaderSize + i * kColumnSize;
     const uint64_t name_off = Get<uint64_t>(d), name_len = Get<uint32_t>(d + 8);
-    const uint8_t wire = d[12], has_validity = d[13], null_spelling = d[14], ndim = d[15];
+    const uint8_t wire = d[12], has_validity = d[13], null_spelling = d[14], ndim = d[15], unit = d[56];
     const uint64_t validity_off = Get<uint64_t>(d + 16), values_off = Get<uint64_t>(d + 24),
                    values_size = Get<uint64_t>(d + 32), offsets_off = Get<uint64_t>(d + 40),
                    dims_off = Get<uint64_t>(d + 48);
@@ -174,6 +175,9 @@ Result<Prediction> DecodeFrame(const uint8_t* src, size_t size) {
     }
     DataType type;
     if (!FromWire(wire, &type)) return bad(col + ": unknown type " + std::to_string(wire));
+    if (unit >= kNumTimeUnits || (unit != 0 && type != DataType::kTimestamp)) {
+      return bad(col + ": time unit " + std::to_string(unit) + " for a " + DataTypeName(type) + " column");
+    }
     std::vector<int64_t> cell_shape;
     uint64_t cell_size = 1;
     if (ndim > 0) {
@@ -215,7 +219,7 @@ Result<Prediction> DecodeFrame(const uint8_t* src, size_t size) {
                  : Column::Make(type, static_cast<int64_t>(rows), validity, values, data);
     if (!column.ok()) return bad(col + ": " + column.status().message());
     names.push_back(std::move(name));
-    columns.push_back(std::move(column).value());
+    columns.push_back(std::move(column).value().WithTimeUnit(static_cast<TimeUnit>(unit)));
     nulls.push_back(static_cast<NullSpelling>(null_spelling));
   }
   Prediction out;

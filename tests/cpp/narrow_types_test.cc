@@ -152,6 +152,40 @@ TEST(NarrowTypesTest, FramesRoundTripEveryTypeAndRefuseUnknownOnes) {
   EXPECT_NE(bad.status().message().find("column 8: values out of bounds"), std::string::npos);
 }
 
+TEST(NarrowTypesTest, TimestampsKeepTheirTimeUnitThroughTablesAndFrames) {
+  ColumnBuilder b(DataType::kTimestamp);
+  b.AppendTimestamp(1'000'000'000);
+  b.AppendNull();
+  b.AppendTimestamp(2'000'000'000);
+  Column us = b.Finish().WithTimeUnit(TimeUnit::kMicrosecond);
+  EXPECT_EQ(us.time_unit(), TimeUnit::kMicrosecond);
+  EXPECT_EQ(us.Slice(1, 2)->time_unit(), TimeUnit::kMicrosecond);
+  EXPECT_EQ(Column::Concat({us, us})->time_unit(), TimeUnit::kMicrosecond);
+  EXPECT_EQ(Column::Concat({us, us.WithTimeUnit(TimeUnit::kSecond)})->time_unit(), TimeUnit::kNanosecond);
+  EXPECT_FALSE(us.Equals(us.WithTimeUnit(TimeUnit::kNanosecond)));
+  ColumnBuilder ints(DataType::kInt64);
+  ints.AppendInt64(1);
+  EXPECT_EQ(ints.Finish().WithTimeUnit(TimeUnit::kSecond).time_unit(), TimeUnit::kNanosecond);  // not a timestamp
+
+  Table t = *Table::Make({"t"}, {us});
+  EXPECT_EQ(t.ToString().substr(0, 16), "t:timestamp[us]\n");
+  const size_t size = runtime::FrameSize(t);
+  std::vector<uint8_t> buf(size + 64);
+  uint8_t* frame = buf.data() + (64 - reinterpret_cast<uintptr_t>(buf.data()) % 64) % 64;
+  runtime::EncodeFrame(t, 0, frame);
+  EXPECT_EQ(frame[64 + 56], 1);  // the time unit byte
+  Result<Prediction> back = runtime::DecodeFrame(frame, size);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_TRUE(back->table.Equals(t));
+  frame[64 + 56] = 4;
+  Result<Prediction> bad = runtime::DecodeFrame(frame, size);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("time unit 4"), std::string::npos) << bad.status().message();
+  frame[64 + 56] = 1;
+  frame[64 + 12] = 1;  // an int64 column with a time unit
+  EXPECT_FALSE(runtime::DecodeFrame(frame, size).ok());
+}
+
 // What MLflow's scoring server writes for the same DataFrame (to_dict("records") and its
 // NumpyEncoder: float32 values as Python floats, bytes as base64.encodebytes).
 TEST(NarrowTypesTest, JsonPredictionsAreWhatMlflowWrites) {

@@ -356,3 +356,23 @@ def test_tensors_and_exact_types_cross_workers_as_mlflow_passes_them(mlflow_tens
         assert want[1].split("Error: ")[-1] in got[1], (want, got)
     else:
         _assert_same_object(want[1], got[1])
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+def test_datetimes_keep_their_unit_both_ways(remote, behave_model, unit):
+    """Frames carry nanoseconds; a datetime64[us] column (pandas 3's default for parsed
+    text) came back from workers as datetime64[ns]. In process it stays as it was."""
+    df = pd.DataFrame({"t": np.array(["2020-01-01T00:00:01", "NaT", "2261-12-31T23:59:59"],
+                                     dtype="datetime64[{}]".format(unit))})
+    local = pyfunc.load_pyfunc(behave_model)
+    want = local.predict(df, params={"mode": "echo"})
+    got = remote.predict(df, params={"mode": "echo"})
+    assert got["t"].dtype == want["t"].dtype == df["t"].dtype
+    pd.testing.assert_frame_equal(got, want)
+    assert list(remote.predict(df, params={"mode": "dtypes"})) == list(local.predict(df, params={"mode": "dtypes"}))
+
+
+def test_datetimes_nanoseconds_cannot_hold_are_refused_with_the_column_name(remote):
+    df = pd.DataFrame({"when": np.array(["2300-01-01"], dtype="datetime64[s]")})
+    with pytest.raises(pyfunc.InvalidArgumentError, match="column 'when' holds datetimes outside the range"):
+        remote.predict(df)
