@@ -64,6 +64,29 @@ class FileSystemWrapper : public FileSystem {
 // see the old content or the new, never a partial file.
 Status WriteFileAtomic(FileSystem* fs, const std::string& path, std::string_view data);
 
+// A file written in pieces that appears whole or not at all: the pieces go to a
+// temporary sibling of `path`, which Commit() flushes and renames into place; destroyed
+// without a successful Commit() (a failed run), it removes the temporary and leaves
+// `path` as it was. An empty path or "-" is standard output, written as it comes.
+class OutputFile {
+ public:
+  // IOError naming the path when the temporary cannot be created.
+  static Result<OutputFile> Open(const std::string& path);
+  OutputFile(OutputFile&& other) noexcept;
+  OutputFile& operator=(OutputFile&&) = delete;
+  ~OutputFile();
+
+  Status Write(std::string_view data);
+  Status Commit();
+  // The path, or "stdout".
+  const std::string& name() const { return name_; }
+
+ private:
+  OutputFile() = default;
+  int fd_ = -1;
+  std::string name_, path_, tmp_;
+};
+
 // Copies a file or a directory tree. `skip(name)` may exclude entries by base name
 // (e.g. `__pycache__`). Symlinks are followed.
 Status CopyTree(FileSystem* fs, const std::string& from, const std::string& to,

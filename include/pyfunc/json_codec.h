@@ -120,6 +120,27 @@ void AppendPredictionJson(const Prediction& prediction, std::string* out);
 // `{"predictions": P}`.
 std::string PredictionsToJson(const Prediction& prediction);
 
+// Writes the predictions of consecutive batches of one input as the one body MLflow
+// writes for the whole input ({"predictions": [...]} with every batch's rows), text
+// piece by piece, so that a large input's output is never held in memory.
+class PredictionStreamWriter {
+ public:
+  // `unwrapped`: the predictions alone, without {"predictions": ...} (MLflow's answer to
+  // a unified LLM request).
+  explicit PredictionStreamWriter(bool unwrapped = false) : unwrapped_(unwrapped) {}
+  // Appends the text for the next batch's prediction to `out`. A prediction that is one
+  // object for the whole batch (a dict, a str: not one value per row) can only be the
+  // input's single batch: InvalidArgument when it is not.
+  Status Append(const Prediction& prediction, std::string* out);
+  // Appends the text that closes the body (and a newline).
+  void Finish(std::string* out);
+
+ private:
+  bool unwrapped_;
+  bool any_rows_ = false;
+  bool whole_ = false;  // a single object was written as the predictions
+};
+
 }  // namespace pyfunc
 
 #endif  // PYFUNC_JSON_CODEC_H_

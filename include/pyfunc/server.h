@@ -60,34 +60,11 @@
 #include <memory>
 #include <string>
 
+#include "pyfunc/batching.h"
 #include "pyfunc/model.h"
 #include "pyfunc/status.h"
 
 namespace pyfunc {
-
-// Whether concurrent requests may be merged into one predict call. Merging is correct
-// only when each output row depends on its input row alone; a model that normalizes,
-// ranks or looks across rows (x - x.mean(), a time series) answers differently when
-// other requests' rows join its input.
-enum class BatchingMode {
-  // Merge for models known to predict each row on its own: the python_function
-  // flavor's `batching` key ("rows" or "off", written by pyfunc.save_model(...,
-  // batching=)) when present, else the built-in loaders of sklearn, xgboost, lightgbm
-  // and catboost. Every other model is scored one request per predict call.
-  kAuto,
-  kRows,  // merge, whatever the model (the user vouches that rows are independent)
-  kOff,   // never merge
-};
-
-// What DecideBatching chose for a model, and why (for the startup log and /metrics).
-struct BatchingDecision {
-  bool merge = false;
-  std::string reason;
-};
-BatchingDecision DecideBatching(const ModelSpec& spec, BatchingMode requested);
-
-// "auto", "rows" or "off"; InvalidArgument otherwise.
-Result<BatchingMode> ParseBatchingMode(const std::string& name);
 
 struct ServerOptions {
   // Interface to listen on (MLflow's default: loopback only).

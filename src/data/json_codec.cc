@@ -1302,4 +1302,43 @@ std::string PredictionsToJson(const Prediction& prediction) {
   return out;
 }
 
+Status PredictionStreamWriter::Append(const Prediction& p, std::string* out) {
+  std::string body;
+  AppendPredictionJson(p, &body);  // "[...]", or any JSON for an object (kJson)
+  if ((p.shape == PredictionShape::kJson || p.shape == PredictionShape::kColumns) &&
+      (body.empty() || body[0] != '[')) {
+    // A dict, a str, ...: the predictions as a whole, which no other batch can join.
+    if (any_rows_ || whole_) {
+      return Status::InvalidArgument(
+          "the model returned a single object (not one prediction per row) for a batch; such output "
+          "cannot be joined across batches: score the input in one batch (--batch-rows)");
+    }
+    whole_ = true;
+    if (!unwrapped_) out->append("{\"predictions\": ");
+    out->append(body);
+    return Status::OK();
+  }
+  if (whole_) {
+    return Status::InvalidArgument(
+        "the model returned a single object for an earlier batch; score the input in one batch (--batch-rows)");
+  }
+  if (unwrapped_) {
+    any_rows_ = true;
+    out->append(body);
+    return Status::OK();
+  }
+  if (body.size() > 2) {
+    out->append(any_rows_ ? ", " : "{\"predictions\": [");
+    out->append(body, 1, body.size() - 2);
+    any_rows_ = true;
+  }
+  return Status::OK();
+}
+
+void PredictionStreamWriter::Finish(std::string* out) {
+  if (unwrapped_) out->append(whole_ || any_rows_ ? "\n" : "[]\n");
+  else if (whole_) out->append("}\n");
+  else out->append(any_rows_ ? "]}\n" : "{\"predictions\": []}\n");
+}
+
 }  // namespace pyfunc

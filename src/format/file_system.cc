@@ -157,6 +157,65 @@ FileSystem* FileSystem::Default() {
   return fs;
 }
 
+Result<OutputFile> OutputFile::Open(const std::string& path) {
+  OutputFile out;
+  if (path.empty() || path == "-") {
+    out.fd_ = 1;
+    out.name_ = "stdout";
+    return out;
+  }
+  std::filesystem::path p(path);
+  out.name_ = out.path_ = path;
+  out.tmp_ = (p.parent_path() / ("." + p.filename().string() + ".partial-" + std::to_string(::getpid()))).string();
+  out.fd_ = ::open(out.tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (out.fd_ < 0) return Status::IOError(path + ": cannot write: " + std::strerror(errno));
+  return out;
+}
+
+OutputFile::OutputFile(OutputFile&& o) noexcept
+    : fd_(o.fd_), name_(std::move(o.name_)), path_(std::move(o.path_)), tmp_(std::move(o.tmp_)) {
+  o.fd_ = -1;
+}
+
+OutputFile::~OutputFile() {
+  if (fd_ > 2) {
+    ::close(fd_);
+    ::unlink(tmp_.c_str());  // not committed: leave nothing behind
+  }
+}
+
+Status OutputFile::Write(std::string_view data) {
+  if (fd_ < 0) return Status::Internal(name_ + ": written after Commit");
+  while (!data.empty()) {
+    ssize_t n = ::write(fd_, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::IOError(name_ + ": " + std::strerror(errno));
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return Status::OK();
+}
+
+Status OutputFile::Commit() {
+  if (fd_ >= 0 && fd_ <= 2) return Status::OK();
+  if (fd_ < 0) return Status::Internal(name_ + ": committed twice");
+  const int fd = fd_;
+  fd_ = -1;
+  int err = ::fsync(fd) == 0 ? 0 : errno;
+  if (::close(fd) != 0 && err == 0) err = errno;
+  if (err != 0) {
+    ::unlink(tmp_.c_str());
+    return Status::IOError(path_ + ": " + std::strerror(err));
+  }
+  if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp_.c_str());
+    return Status::IOError(path_ + ": " + std::strerror(err));
+  }
+  return Status::OK();
+}
+
 Status WriteFileAtomic(FileSystem* fs, const std::string& path, std::string_view data) {
   static thread_local std::mt19937_64 rng(std::random_device{}());
   const std::filesystem::path p(path);

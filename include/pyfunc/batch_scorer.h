@@ -1,0 +1,65 @@
+// Batch scoring of a file: a CSV file or an MLflow scoring request (JSON) in, MLflow's
+// {"predictions": ...} (or CSV) out, through a model's worker processes.
+//
+//   pyfunc::LoadOptions load;
+//   load.workers = 2;
+//   pyfunc::ScoreFileOptions options;
+//   options.input = "data.csv";
+//   options.output = "predictions.json";
+//   auto summary = pyfunc::ScoreFile("path/to/model", load, options);
+//
+// The workers start while the input's first batch is read and parsed (only the MLmodel
+// is needed for that). The input is read in batches of `batch_rows` rows (CSV streamed;
+// a JSON request parsed once and split) on a thread of its own, ahead of the scoring,
+// into a queue bounded in bytes, so memory stays bounded however large the input is.
+// `workers` threads each score one batch at a time, and the output is written in input
+// order. A model whose rows may depend on each other (see batching.h) gets the whole
+// input in one predict call, as from MLflow. The output file is written to a temporary
+// sibling and renamed into place at the end: a failed run leaves no partial file.
+//
+// Errors: NotFound for a missing input; InvalidArgument for malformed input (the
+// message names the input, line or JSON path) or options; an error of a batch's predict
+// names its rows ("rows 1000-1999: ..."); the model's load errors as Model::Load's.
+#ifndef PYFUNC_BATCH_SCORER_H_
+#define PYFUNC_BATCH_SCORER_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "pyfunc/batching.h"
+#include "pyfunc/model.h"
+#include "pyfunc/status.h"
+
+namespace pyfunc {
+
+struct ScoreFileOptions {
+  std::string input;   // a path; empty or "-": standard input
+  std::string output;  // a path, written atomically; empty or "-": standard output
+  // "csv" or "json" (an MLflow scoring request); empty: "csv" for a name ending in
+  // .csv, else "json".
+  std::string input_format;
+  // "json" ({"predictions": ...} as MLflow writes it) or "csv".
+  std::string output_format = "json";
+  int64_t batch_rows = 65536;
+  BatchingMode batching = BatchingMode::kAuto;
+  // Called from the scoring thread now and then with the rows written so far, the
+  // input's bytes read and its size (0 when unknown, e.g. a pipe).
+  std::function<void(int64_t rows, int64_t bytes_read, int64_t bytes_total)> progress;
+};
+
+struct ScoreFileSummary {
+  int64_t rows = 0;     // predictions written
+  int64_t batches = 0;  // predict calls
+  // Whether the input was split into batches, and why (see DecideBatching).
+  BatchingDecision batching;
+};
+
+// Scores the input with the model in directory `model_dir` (a model URI must be resolved
+// first: model_uri.h), loaded with `load`.
+Result<ScoreFileSummary> ScoreFile(const std::string& model_dir, const LoadOptions& load,
+                                   const ScoreFileOptions& options);
+
+}  // namespace pyfunc
+
+#endif  // PYFUNC_BATCH_SCORER_H_

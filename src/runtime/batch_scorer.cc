@@ -1,0 +1,421 @@
+#include "pyfunc/batch_scorer.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <future>
+#include <limits>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "pyfunc/csv.h"
+#include "pyfunc/file_system.h"
+#include "pyfunc/json_codec.h"
+#include "pyfunc/signature.h"
+
+namespace pyfunc {
+namespace {
+
+// Produces input batches: CSV streamed from a descriptor, or a JSON request split.
+class BatchSource {
+ public:
+  virtual ~BatchSource() = default;
+  virtual Result<std::optional<Table>> Next() = 0;
+  virtual int64_t bytes_done() const = 0;
+  Value params;
+  InputShape shape = InputShape::kDataFrame;  // what predict is given (PredictOptions)
+  bool unwrapped = false;                     // a unified LLM request: answer unwrapped
+};
+
+class CsvSource : public BatchSource {
+ public:
+  CsvSource(std::unique_ptr<CsvReader> r, int fd) : reader_(std::move(r)), fd_(fd) {}
+  Result<std::optional<Table>> Next() override { return reader_->Next(); }
+  int64_t bytes_done() const override {
+    off_t pos = ::lseek(fd_, 0, SEEK_CUR);
+    return pos < 0 ? 0 : pos;
+  }
+
+ private:
+  std::unique_ptr<CsvReader> reader_;
+  int fd_;
+};
+
+class JsonSource : public BatchSource {
+ public:
+  JsonSource(Table t, int64_t batch, int64_t size) : table_(std::move(t)), batch_(batch), size_(size) {}
+  Result<std::optional<Table>> Next() override {
+    if (offset_ >= table_.num_rows() && !(offset_ == 0 && !emitted_)) return std::optional<Table>();
+    emitted_ = true;
+    const int64_t n = std::min(batch_, table_.num_rows() - offset_);
+    PYFUNC_ASSIGN_OR_RETURN(Table t, table_.Slice(offset_, n));
+    offset_ += n;
+    return std::optional<Table>(std::move(t));
+  }
+  int64_t bytes_done() const override { return table_.num_rows() ? size_ * offset_ / table_.num_rows() : size_; }
+
+ private:
+  Table table_;
+  int64_t batch_, size_;
+  int64_t offset_ = 0;
+  bool emitted_ = false;
+};
+
+// Parses batches on a thread of its own, ahead of the scoring: the input is parsed
+// while the workers start (importing a model's libraries takes a second or more) and
+// while they score. Parsed batches wait in a queue of at most kReadAheadBytes (and at
+// least one batch), so memory stays bounded whatever the input's size.
+class ReadAhead {
+ public:
+  static constexpr size_t kReadAheadBytes = size_t{192} << 20;
+
+  explicit ReadAhead(BatchSource* source) : source_(source), thread_([this] { Run(); }) {}
+  ~ReadAhead() { Stop(); }
+
+  // The next batch, nullopt at the end, or the source's error.
+  Result<std::optional<Table>> Next() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return !queue_.empty() || ended_; });
+    if (!queue_.empty()) {
+      Table t = std::move(queue_.front().first);
+      bytes_ -= queue_.front().second;
+      queue_.pop_front();
+      cv_.notify_all();
+      return std::optional<Table>(std::move(t));
+    }
+    if (!error_.ok()) return error_;
+    return std::optional<Table>();
+  }
+
+  // Stops reading (the consumer failed or finished) and joins the thread.
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  static size_t Bytes(const Table& t) {
+    size_t n = 0;
+    for (const Column& c : t.columns()) {
+      for (const Buffer* b : {c.validity(), c.values(), c.string_data()}) n += b ? b->size() : 0;
+    }
+    return n;
+  }
+
+  void Run() {
+    for (;;) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (stop_) return;
+      }
+      Result<std::optional<Table>> batch = source_->Next();
+      std::unique_lock<std::mutex> lock(mu_);
+      if (!batch.ok() || !batch->has_value()) {
+        if (!batch.ok()) error_ = batch.status();
+        ended_ = true;
+        cv_.notify_all();
+        return;
+      }
+      const size_t size = Bytes(**batch);
+      cv_.wait(lock, [&] { return stop_ || queue_.empty() || bytes_ + size <= kReadAheadBytes; });
+      if (stop_) return;
+      bytes_ += size;
+      queue_.emplace_back(std::move(**batch), size);
+      cv_.notify_all();
+    }
+  }
+
+  BatchSource* source_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::pair<Table, size_t>> queue_;  // GUARDED_BY(mu_)
+  size_t bytes_ = 0;                            // GUARDED_BY(mu_)
+  bool ended_ = false;                          // GUARDED_BY(mu_)
+  bool stop_ = false;                           // GUARDED_BY(mu_)
+  Status error_;                                // GUARDED_BY(mu_)
+  std::thread thread_;
+};
+
+// Formats each batch's predictions: one MLflow body for the whole input, or CSV rows
+// under one header.
+class PredictionWriter {
+ public:
+  PredictionWriter(OutputFile* out, bool csv, bool unwrapped) : out_(out), csv_(csv), json_(unwrapped) {}
+  Status Write(const Prediction& p) {
+    std::string text;
+    if (csv_) {
+      Table t = p.table;
+      if (t.num_columns() == 1 && t.column_name(0).empty()) t = *Table::Make({"prediction"}, {t.column(0)});
+      CsvWriteOptions o;
+      o.header = !header_written_;
+      header_written_ = true;
+      text = WriteCsvString(t, o);
+    } else {
+      PYFUNC_RETURN_IF_ERROR(json_.Append(p, &text));
+    }
+    return out_->Write(text);
+  }
+  Status Finish() {
+    if (csv_) return Status::OK();
+    std::string text;
+    json_.Finish(&text);
+    return out_->Write(text);
+  }
+
+ private:
+  OutputFile* out_;
+  bool csv_;
+  PredictionStreamWriter json_;
+  bool header_written_ = false;
+};
+
+Result<std::string> ReadAll(int fd, const std::string& name) {
+  std::string data;
+  char buf[1 << 16];
+  while (true) {
+    ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::IOError(name + ": " + std::strerror(errno));
+    }
+    if (n == 0) break;
+    data.append(buf, static_cast<size_t>(n));
+  }
+  return data;
+}
+
+struct FdCloser {
+  int fd;
+  ~FdCloser() {
+    if (fd > 0) ::close(fd);
+  }
+};
+
+// Scores batches on a fixed set of threads, one per worker process, and hands their
+// results back in input order.
+class ScoringThreads {
+ public:
+  ScoringThreads(const Model* model, const Value* params, PredictOptions options, int threads)
+      : model_(model), params_(params), options_(options) {
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Run(); });
+  }
+  ~ScoringThreads() { Stop(); }
+
+  // Queues batch `id` (ids count up from 0).
+  void Add(int64_t id, Table table) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      jobs_.emplace_back(id, std::move(table));
+    }
+    cv_.notify_all();
+  }
+  // Waits until batch `id` is scored and returns its result.
+  Result<Prediction> Take(int64_t id) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return done_.count(id) > 0; });
+    Result<Prediction> out = std::move(done_.at(id));
+    done_.erase(id);
+    return out;
+  }
+  // Whether batch `id` is scored.
+  bool Done(int64_t id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return done_.count(id) > 0;
+  }
+  // Drops queued batches, lets running ones finish and joins the threads.
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+      jobs_.clear();
+    }
+    cv_.notify_all();
+    for (std::thread& t : threads_) t.join();
+    threads_.clear();
+  }
+
+ private:
+  void Run() {
+    for (;;) {
+      std::pair<int64_t, Table> job;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return stop_ || !jobs_.empty(); });
+        if (jobs_.empty()) return;
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      Result<Prediction> out = model_->Predict(job.second, *params_, options_);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        done_.emplace(job.first, std::move(out));
+      }
+      cv_.notify_all();
+    }
+  }
+
+  const Model* model_;
+  const Value* params_;
+  const PredictOptions options_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::pair<int64_t, Table>> jobs_;     // GUARDED_BY(mu_)
+  std::map<int64_t, Result<Prediction>> done_;     // GUARDED_BY(mu_)
+  bool stop_ = false;                              // GUARDED_BY(mu_)
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace
+
+Result<ScoreFileSummary> ScoreFile(const std::string& model_dir, const LoadOptions& load,
+                                   const ScoreFileOptions& options) {
+  if (load.workers < 1) return Status::InvalidArgument("workers must be at least 1");
+  if (options.batch_rows < 1) return Status::InvalidArgument("batch rows must be at least 1");
+  std::string type = options.input_format;
+  const std::string& input = options.input;
+  if (type.empty()) type = input.size() > 4 && input.compare(input.size() - 4, 4, ".csv") == 0 ? "csv" : "json";
+  if (type != "csv" && type != "json") {
+    return Status::InvalidArgument("input format must be csv or json, not '" + type + "'");
+  }
+  if (options.output_format != "csv" && options.output_format != "json") {
+    return Status::InvalidArgument("output format must be csv or json, not '" + options.output_format + "'");
+  }
+
+  // Open the input before loading the model: a missing file should not cost a model load.
+  int fd = 0;
+  int64_t total = 0;
+  const std::string input_name = input.empty() || input == "-" ? "<stdin>" : input;
+  if (input_name != "<stdin>") {
+    fd = ::open(input.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return Status::NotFound(input + ": " + std::strerror(errno));
+    struct stat st;
+    if (::fstat(fd, &st) == 0) total = st.st_size;
+  }
+  FdCloser closer{fd};
+
+  PYFUNC_ASSIGN_OR_RETURN(ModelSpec spec, ModelSpec::Load(model_dir));
+  PYFUNC_RETURN_IF_ERROR(spec.python_function().status());
+  ScoreFileSummary summary;
+  summary.batching = DecideBatching(spec, options.batching);
+  const bool split = summary.batching.merge;
+  const InputSchema input_schema = ReadInputSchema(spec);
+  // The workers start (Python and the model's imports take a second or more) while the
+  // first batch is read and parsed.
+  std::future<Result<Model>> loading =
+      std::async(std::launch::async, [model_dir, load] { return Model::Load(model_dir, load); });
+  std::optional<Model> model;
+  auto ready = [&]() -> Status {
+    if (model) return Status::OK();
+    Result<Model> loaded = loading.get();
+    if (!loaded.ok()) return loaded.status();
+    model.emplace(std::move(loaded).value());
+    return Status::OK();
+  };
+  // Every return below waits for the load, so no worker outlives the call.
+  struct LoadJoiner {
+    std::future<Result<Model>>* f;
+    ~LoadJoiner() {
+      if (f->valid()) f->wait();
+    }
+  } joiner{&loading};
+
+  std::unique_ptr<BatchSource> source;
+  if (type == "csv") {
+    CsvReadOptions o;
+    o.batch_rows = split ? options.batch_rows : 0;  // 0: all rows
+    o.schema = input_schema.typed;
+    o.source_name = input_name;
+    PYFUNC_ASSIGN_OR_RETURN(std::unique_ptr<CsvReader> reader, CsvReader::FromFd(fd, o));
+    source = std::make_unique<CsvSource>(std::move(reader), fd);
+  } else {
+    PYFUNC_ASSIGN_OR_RETURN(std::string body, ReadAll(fd, input_name));
+    JsonReadOptions o;
+    o.schema = input_schema.typed;
+    o.params_keys = ReadParamNames(spec);
+    Result<ScoringRequest> request = ParseScoringRequest(body, o);
+    if (!request.ok()) return request.status().WithContext(input_name);
+    auto json = std::make_unique<JsonSource>(std::move(request->table),
+                                             split ? options.batch_rows : std::numeric_limits<int64_t>::max(),
+                                             static_cast<int64_t>(body.size()));
+    json->params = request->params;
+    json->shape = PredictInputShape(*request, input_schema.columns);
+    json->unwrapped = request->format == RequestFormat::kUnifiedLlm;
+    source = std::move(json);
+  }
+
+  PYFUNC_ASSIGN_OR_RETURN(OutputFile output, OutputFile::Open(options.output));
+  PredictionWriter writer(&output, options.output_format == "csv", source->unwrapped);
+
+  std::map<int64_t, std::pair<int64_t, int64_t>> spans;  // batch -> (first row, rows), until written
+  std::optional<ScoringThreads> scoring;
+  int64_t next_batch = 0, next_write = 0, rows_read = 0;
+  // Writes the next batch's result (waiting for it).
+  auto write_next = [&]() -> Status {
+    Result<Prediction> result = scoring->Take(next_write);
+    const auto [first, rows] = spans.at(next_write);
+    spans.erase(next_write);
+    ++next_write;
+    if (!result.ok()) {
+      return result.status().WithContext("rows " + std::to_string(first) + "-" + std::to_string(first + rows - 1));
+    }
+    PYFUNC_RETURN_IF_ERROR(writer.Write(*result));
+    summary.rows += rows;
+    return Status::OK();
+  };
+
+  Status failure;
+  ReadAhead ahead(source.get());
+  while (failure.ok()) {
+    Result<std::optional<Table>> batch = ahead.Next();
+    if (!batch.ok()) {
+      failure = batch.status();
+      break;
+    }
+    if (!batch->has_value()) break;
+    failure = ready();
+    if (!failure.ok()) break;
+    if (!scoring) {
+      PredictOptions po;
+      po.input_shape = source->shape;
+      scoring.emplace(&*model, &source->params, po, load.workers);
+    }
+    // At most `workers` batches scored or waiting to be written; the finished ones are
+    // written as they come, in order.
+    while (failure.ok() && (next_batch - next_write >= load.workers || (next_write < next_batch &&
+                                                                        scoring->Done(next_write)))) {
+      failure = write_next();
+    }
+    if (!failure.ok()) break;
+    const int64_t rows = (*batch)->num_rows();
+    spans[next_batch] = {rows_read, rows};
+    rows_read += rows;
+    scoring->Add(next_batch++, std::move(**batch));
+    if (options.progress) options.progress(summary.rows, source->bytes_done(), total);
+  }
+  ahead.Stop();
+  while (failure.ok() && next_write < next_batch) failure = write_next();
+  if (scoring) scoring->Stop();
+  if (failure.ok()) failure = ready();  // an empty input still needs a model that loads
+  if (failure.ok()) failure = writer.Finish();
+  if (failure.ok()) failure = output.Commit();
+  if (!failure.ok()) return failure;
+  summary.batches = next_batch;
+  if (options.progress) options.progress(summary.rows, total, total);
+  return summary;
+}
+
+}  // namespace pyfunc
