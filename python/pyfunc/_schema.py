@@ -205,8 +205,6 @@ def _enforce_columns(data, specs):
     df = _as_dataframe(pd, np, data, specs)
     named = all(s.get("name") is not None for s in specs)
     if named:
-        if fits_input_schema(df, specs):
-            return df  # nothing to do
         names = [str(s["name"]) for s in specs]
         columns = [str(c) for c in df.columns]
         required = [n for n, s in zip(names, specs) if s.get("required", True)]
@@ -232,20 +230,14 @@ def _enforce_columns(data, specs):
                 "verify their count.".format(len(specs), df.shape[1]))
         df = df.iloc[:, :len(specs)]
         present = list(zip(df.columns, specs))
-    converted = {}
+    # A new frame of the enforced columns, built as MLflow builds it (a dict of Series):
+    # its memory layout decides how a model's BLAS sums, and so the last bits of a
+    # linear model's predictions. (Worker processes skip enforcement for frames that fit,
+    # whose layout is already MLflow's: one block, column after column.)
+    columns = {}
     for i, (name, spec) in enumerate(present):
-        column = df.iloc[:, i]
-        out = _enforce_type(np, pd, name, column, spec.get("type"))
-        if out is not column:
-            converted[i] = out
-    if converted:
-        df = df.copy(deep=False)
-        for i, values in converted.items():
-            if hasattr(df, "isetitem"):  # pandas >= 1.5: by position, whatever the names
-                df.isetitem(i, values)
-            else:
-                df[df.columns[i]] = values
-    return df
+        columns[name] = _enforce_type(np, pd, name, df.iloc[:, i], spec.get("type"))
+    return pd.DataFrame(columns)
 
 
 def _dtype_ok(np, pd, dtype, type_name):

@@ -120,14 +120,28 @@ def test_the_wrapped_message_names_data_and_schema():
         in str(e.value)
 
 
-def test_an_exact_frame_is_returned_as_it_is():
+def test_an_exact_frame_fits_and_is_enforced_into_mlflows_layout():
+    """A frame that fits needs no enforcement in workers; in process the model gets the
+    frame MLflow builds, laid out as MLflow lays it out: statsmodels' OLS predicted from a
+    column view of a wider frame differed from MLflow in the last bits (pandas 3)."""
+    from mlflow.models.utils import _enforce_schema
+
     specs = json.loads(mlflow_schema(("double", "a"), ("string", "s")).to_json())
     df = pd.DataFrame({"a": [1.0], "s": ["x"]})  # pandas >= 3: "s" is of the str dtype
     assert _schema.fits_input_schema(df, specs)
-    assert _schema.enforce(df, specs) is df
+    pd.testing.assert_frame_equal(_schema.enforce(df, specs), df)
     assert not _schema.fits_input_schema(df[["s", "a"]], specs)
     df = pd.DataFrame({"a": [1.0], "s": pd.Series(["x"], dtype=object)})
     assert _schema.fits_input_schema(df, specs)
+
+    schema = mlflow_schema(("double", "a"), ("double", "b"), ("double", "c"))
+    wide = pd.DataFrame(np.arange(40, dtype=np.float64).reshape(10, 4), columns=["a", "b", "c", "d"])
+    view = wide.iloc[[0, 3, 5, 9]].reset_index(drop=True)[["a", "b", "c"]]
+    ours = np.asarray(_schema.enforce(view, json.loads(schema.to_json())))
+    theirs = np.asarray(_enforce_schema(view, schema))
+    assert (ours.flags["C_CONTIGUOUS"], ours.flags["F_CONTIGUOUS"]) == (
+        theirs.flags["C_CONTIGUOUS"], theirs.flags["F_CONTIGUOUS"])
+    np.testing.assert_array_equal(ours, theirs)
 
 
 BEHAVE = __import__("pathlib").Path(__file__).resolve().parents[1] / "data" / "models" / "behave" / "behave_model.py"
