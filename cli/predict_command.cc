@@ -7,7 +7,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
+#include <filesystem>
 #include <optional>
 #include <thread>
 
@@ -75,9 +75,9 @@ int Predict(const PredictArgs& a) {
   if (!manager.ok()) return Fail(manager.status());
   Result<BatchingMode> batching = ParseBatchingMode(a.batching);
   if (!batching.ok()) return Fail(batching.status());
-  if (!a.input.empty() && a.input != "-" && ::access(a.input.c_str(), F_OK) != 0) {
+  if (std::error_code ec; !a.input.empty() && a.input != "-" && !std::filesystem::exists(a.input, ec)) {
     // Before resolving the model: a missing file should not cost a download.
-    return Fail(Status::NotFound(a.input + ": " + std::strerror(errno)));
+    return Fail(Status::NotFound(a.input + ": " + (ec ? ec.message() : "No such file or directory")));
   }
   Result<std::string> path = ResolveModelUri(a.model);
   if (!path.ok()) return Fail(path.status());

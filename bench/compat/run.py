@@ -668,7 +668,7 @@ def spark_schema(df):
     from pyspark.sql import types as T
 
     kinds = {"int32": T.IntegerType(), "int64": T.LongType(), "float32": T.FloatType(), "float64": T.DoubleType(),
-             "object": T.StringType(), "bool": T.BooleanType()}
+             "object": T.StringType(), "str": T.StringType(), "string": T.StringType(), "bool": T.BooleanType()}  # str: pandas 3
     fields = [T.StructField(str(c), kinds[str(df[c].dtype)]) for c in df.columns]
     return T.StructType(fields + [T.StructField("__row", T.LongType())])
 

@@ -96,9 +96,6 @@ class ModelSpec {
 // model directory. Returns the path normalized ("./data/x" -> "data/x").
 Result<std::string> CheckModelRelativePath(const std::string& path);
 
-// A random 32-hex-digit id, as uuid4().hex.
-std::string NewUuidHex();
-
 // Now as MLflow writes utc_time_created: "YYYY-MM-DD HH:MM:SS.ffffff" (UTC).
 std::string UtcTimeCreatedNow();
 

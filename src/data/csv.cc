@@ -18,6 +18,7 @@
 
 #include <simdjson.h>
 
+#include "base/posix_error.h"
 #include "data/text_format.h"
 
 namespace pyfunc {
@@ -46,7 +47,7 @@ class FdSource : public ByteSource {
       ssize_t got = ::read(fd_, buf, n);
       if (got >= 0) return static_cast<size_t>(got);
       if (errno == EINTR) continue;
-      return Status::IOError(name_ + ": read failed: " + std::strerror(errno));
+      return base::PosixError(name_ + ": read failed");
     }
   }
 
@@ -623,7 +624,7 @@ Result<std::unique_ptr<CsvReader>> CsvReader::OpenFile(const std::string& path,
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) return Status::NotFound(path + ": no such file");
-    return Status::IOError(path + ": " + std::strerror(errno));
+    return base::PosixError(path);
   }
   std::string name = NameOr(options, path);
   return std::unique_ptr<CsvReader>(
@@ -859,7 +860,7 @@ Status CsvWriter::Close() {
   if (!ok) return Status::IOError((path_.empty() ? std::string("CSV output") : path_) + ": write failed");
   if (!temp_path_.empty()) {
     if (std::rename(temp_path_.c_str(), path_.c_str()) != 0) {
-      return Status::IOError(path_ + ": rename failed: " + std::strerror(errno));
+      return base::PosixError(path_ + ": rename failed");
     }
   }
   closed_ = true;

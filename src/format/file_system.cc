@@ -11,23 +11,12 @@
 #include <filesystem>
 #include <random>
 
+#include "base/posix_error.h"
+
 namespace pyfunc {
 namespace {
 
-// errno -> Status: the one place that maps OS errors.
-Status PosixError(const std::string& context, int err) {
-  std::string msg = context + ": " + std::strerror(err);
-  switch (err) {
-    case ENOENT:
-    case ENOTDIR:
-      return Status::NotFound(msg);
-    case EEXIST:
-    case ENOTEMPTY:
-      return Status::AlreadyExists(msg);
-    default:
-      return Status::IOError(msg);
-  }
-}
+using base::PosixError;
 
 Status WriteAll(int fd, const char* data, size_t size, const std::string& path) {
   while (size > 0) {
@@ -168,7 +157,7 @@ Result<OutputFile> OutputFile::Open(const std::string& path) {
   out.name_ = out.path_ = path;
   out.tmp_ = (p.parent_path() / ("." + p.filename().string() + ".partial-" + std::to_string(::getpid()))).string();
   out.fd_ = ::open(out.tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (out.fd_ < 0) return Status::IOError(path + ": cannot write: " + std::strerror(errno));
+  if (out.fd_ < 0) return base::PosixError(path + ": cannot write");
   return out;
 }
 
@@ -190,7 +179,7 @@ Status OutputFile::Write(std::string_view data) {
     ssize_t n = ::write(fd_, data.data(), data.size());
     if (n < 0) {
       if (errno == EINTR) continue;
-      return Status::IOError(name_ + ": " + std::strerror(errno));
+      return base::PosixError(name_);
     }
     data.remove_prefix(static_cast<size_t>(n));
   }
@@ -206,12 +195,12 @@ Status OutputFile::Commit() {
   if (::close(fd) != 0 && err == 0) err = errno;
   if (err != 0) {
     ::unlink(tmp_.c_str());
-    return Status::IOError(path_ + ": " + std::strerror(err));
+    return base::PosixError(path_, err);
   }
   if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
     const int err = errno;
     ::unlink(tmp_.c_str());
-    return Status::IOError(path_ + ": " + std::strerror(err));
+    return base::PosixError(path_, err);
   }
   return Status::OK();
 }

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <random>
 
+#include "base/ids.h"
 #include "pyfunc/file_system.h"
 #include "pyfunc/yaml.h"
 
@@ -199,18 +200,6 @@ Result<std::string> CheckModelRelativePath(const std::string& path) {
   return out;
 }
 
-std::string NewUuidHex() {
-  static thread_local std::mt19937_64 rng(std::random_device{}() ^
-                                          static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()));
-  uint64_t hi = rng(), lo = rng();
-  hi = (hi & 0xFFFFFFFFFFFF0FFFULL) | 0x0000000000004000ULL;  // version 4
-  lo = (lo & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;  // RFC 4122 variant
-  char buf[33];
-  std::snprintf(buf, sizeof(buf), "%016llx%016llx", static_cast<unsigned long long>(hi),
-                static_cast<unsigned long long>(lo));
-  return buf;
-}
-
 std::string UtcTimeCreatedNow() {
   const auto now = std::chrono::system_clock::now();
   const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count() % 1000000;
@@ -230,7 +219,7 @@ std::string UtcTimeCreatedNow() {
 ModelSpec ModelSpec::New() {
   ModelSpec spec;
   spec.doc_.Set("flavors", Value::EmptyMap());
-  spec.doc_.Set("model_uuid", NewUuidHex());
+  spec.doc_.Set("model_uuid", base::NewUuidHex());
   spec.doc_.Set("utc_time_created", UtcTimeCreatedNow());
   return spec;
 }

@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/posix_error.h"
 #include "pyfunc/csv.h"
 #include "pyfunc/file_system.h"
 #include "pyfunc/json_codec.h"
@@ -190,7 +191,7 @@ Result<std::string> ReadAll(int fd, const std::string& name) {
     ssize_t n = ::read(fd, buf, sizeof(buf));
     if (n < 0) {
       if (errno == EINTR) continue;
-      return Status::IOError(name + ": " + std::strerror(errno));
+      return base::PosixError(name);
     }
     if (n == 0) break;
     data.append(buf, static_cast<size_t>(n));
@@ -301,7 +302,7 @@ Result<ScoreFileSummary> ScoreFile(const std::string& model_dir, const LoadOptio
   const std::string input_name = input.empty() || input == "-" ? "<stdin>" : input;
   if (input_name != "<stdin>") {
     fd = ::open(input.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return Status::NotFound(input + ": " + std::strerror(errno));
+    if (fd < 0) return base::PosixError(input);
     struct stat st;
     if (::fstat(fd, &st) == 0) total = st.st_size;
   }

@@ -1,12 +1,11 @@
 #include "runtime/embedded.h"
 
-#include <openssl/evp.h>
-
-#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
 
+#include "base/hash.h"
+#include "base/paths.h"
 #include "pyfunc/file_system.h"
 
 namespace pyfunc::runtime {
@@ -18,27 +17,14 @@ Result<std::string> WorkerScriptDir() {
   std::lock_guard<std::mutex> lock(mu);
   if (!cached.empty()) return cached;
 
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  base::Sha256 hash;
   for (const EmbeddedFile& f : EmbeddedWorkerFiles()) {
-    EVP_DigestUpdate(ctx, f.name, std::char_traits<char>::length(f.name) + 1);
-    EVP_DigestUpdate(ctx, f.content.data(), f.content.size());
+    hash.Update(std::string_view(f.name, std::char_traits<char>::length(f.name) + 1));  // with its NUL
+    hash.Update(f.content);
   }
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx, digest, &len);
-  EVP_MD_CTX_free(ctx);
-  char hex[17];
-  for (int i = 0; i < 8; ++i) std::snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+  const std::string hex = hash.HexDigest().substr(0, 16);
 
-  std::string base;
-  if (const char* c = std::getenv("XDG_CACHE_HOME"); c != nullptr && *c) {
-    base = std::string(c) + "/pyfunc";
-  } else if (const char* home = std::getenv("HOME"); home != nullptr && *home) {
-    base = std::string(home) + "/.cache/pyfunc";
-  } else {
-    base = "/tmp/pyfunc-cache";
-  }
+  const std::string base = base::CacheRoot();
   std::error_code ec;
   std::filesystem::create_directories(base, ec);
   if (ec) return Status::IOError(base + ": cannot create the cache directory: " + ec.message());

@@ -1,7 +1,6 @@
 #include "pyfunc/environment.h"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -11,6 +10,8 @@
 #include <map>
 #include <mutex>
 
+#include "base/hash.h"
+#include "base/paths.h"
 #include "pyfunc/file_system.h"
 #include "pyfunc/model_dir.h"
 #include "pyfunc/yaml.h"
@@ -27,19 +28,6 @@ using runtime::RunCapture;
 using runtime::SpawnOptions;
 
 constexpr const char* kReadyMarker = ".pyfunc-env-ready";
-
-std::string Sha256Hex(const std::string& data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
-  std::string out;
-  char buf[3];
-  for (unsigned int i = 0; i < len; ++i) {
-    std::snprintf(buf, sizeof(buf), "%02x", digest[i]);
-    out += buf;
-  }
-  return out;
-}
 
 std::vector<std::string> CurrentEnviron() {
   std::vector<std::string> out;
@@ -95,10 +83,7 @@ std::string MajorMinor(const std::string& version) {
 
 std::string DefaultEnvRoot() {
   if (std::string r = GetEnv("PYFUNC_ENV_ROOT"); !r.empty()) return r;
-  if (std::string c = GetEnv("XDG_CACHE_HOME"); !c.empty()) return c + "/pyfunc/envs";
-  std::string home = GetEnv("HOME");
-  if (home.empty()) home = "/tmp";
-  return home + "/.cache/pyfunc/envs";
+  return base::CacheRoot() + "/envs";
 }
 
 // What defines a virtualenv: interpreter version, build dependencies, dependencies.
@@ -309,7 +294,7 @@ Result<PythonEnvironment> PrepareVirtualenv(const std::string& model_dir, const 
   std::error_code ec;
   fs::create_directories(root, ec);
   if (ec) return Status::IOError(root + ": cannot create the environment root: " + ec.message());
-  const std::string dir = root + "/pyfunc-" + Sha256Hex(identity).substr(0, 24);
+  const std::string dir = root + "/pyfunc-" + base::Sha256Hex(identity).substr(0, 24);
 
   PythonEnvironment out;
   out.root = dir;
@@ -383,7 +368,7 @@ Result<PythonEnvironment> PrepareConda(const std::string& model_dir, const PyFun
   const std::string root = options.env_root.empty() ? DefaultEnvRoot() : options.env_root;
   std::error_code ec;
   fs::create_directories(root, ec);
-  const std::string dir = root + "/pyfunc-conda-" + Sha256Hex(text).substr(0, 24);
+  const std::string dir = root + "/pyfunc-conda-" + base::Sha256Hex(text).substr(0, 24);
   PythonEnvironment out;
   out.root = dir;
   out.python = dir + "/bin/python";

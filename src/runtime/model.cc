@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/posix_error.h"
 #include "pyfunc/file_system.h"
 #include "pyfunc/model_dir.h"
 #include "pyfunc/model_uri.h"
@@ -236,7 +237,7 @@ Result<Model> Model::Load(const std::string& uri, const LoadOptions& options) {
     impl->idle.push_back(std::move(worker).value());
   }
   impl->wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (impl->wake_fd < 0) return Status::IOError(std::string("eventfd: ") + std::strerror(errno));
+  if (impl->wake_fd < 0) return base::PosixError("eventfd");
   impl->supervisor = std::thread([p = impl.get()] { p->Supervise(); });
   return Model(std::move(impl));
 }

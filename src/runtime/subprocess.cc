@@ -1,4 +1,5 @@
 #include "runtime/subprocess.h"
+#include "base/posix_error.h"
 
 #include <fcntl.h>
 #include <linux/close_range.h>
@@ -56,14 +57,14 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(const SpawnOptions& op
   std::vector<char*> envp = CStrings(options.env);
   char** env = options.env.empty() ? environ : envp.data();
   int report[2];  // the child writes errno here if exec fails; closed by a successful exec
-  if (::pipe2(report, O_CLOEXEC) != 0) return Status::IOError(std::string("pipe: ") + std::strerror(errno));
+  if (::pipe2(report, O_CLOEXEC) != 0) return base::PosixError("pipe");
 
   const pid_t pid = ::fork();
   if (pid < 0) {
     int err = errno;
     ::close(report[0]);
     ::close(report[1]);
-    return Status::IOError(std::string("fork: ") + std::strerror(err));
+    return base::PosixError("fork", err);
   }
   if (pid == 0) {
     // Child: async-signal-safe calls only.
@@ -164,7 +165,7 @@ Result<int> RunProcess(const SpawnOptions& options) {
 
 Result<std::pair<int, std::string>> RunCapture(SpawnOptions options) {
   int out[2];
-  if (::pipe2(out, O_CLOEXEC) != 0) return Status::IOError(std::string("pipe: ") + std::strerror(errno));
+  if (::pipe2(out, O_CLOEXEC) != 0) return base::PosixError("pipe");
   options.stdout_fd = out[1];
   Result<std::unique_ptr<ChildProcess>> child = ChildProcess::Spawn(options);
   ::close(out[1]);

@@ -11,6 +11,7 @@
 
 #include <fmt/core.h>
 
+#include "base/posix_error.h"
 #include "runtime/frame.h"
 
 namespace pyfunc::runtime {
@@ -70,17 +71,17 @@ Status ErrorOfWorker(const nlohmann::json& reply) {
 
 Result<std::unique_ptr<SharedMemory>> SharedMemory::Create(size_t size) {
   int fd = ::memfd_create("pyfunc-frames", MFD_CLOEXEC);
-  if (fd < 0) return Status::IOError(std::string("memfd_create: ") + std::strerror(errno));
+  if (fd < 0) return base::PosixError("memfd_create");
   if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
     int err = errno;
     ::close(fd);
-    return Status::IOError("shared memory of " + std::to_string(size) + " bytes: " + std::strerror(err));
+    return base::PosixError("shared memory of " + std::to_string(size) + " bytes", err);
   }
   void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (p == MAP_FAILED) {
     int err = errno;
     ::close(fd);
-    return Status::IOError(std::string("mmap: ") + std::strerror(err));
+    return base::PosixError("mmap", err);
   }
   return std::unique_ptr<SharedMemory>(new SharedMemory(fd, static_cast<uint8_t*>(p), size));
 }
@@ -93,7 +94,7 @@ SharedMemory::~SharedMemory() {
 Result<std::unique_ptr<Worker>> Worker::Start(const WorkerOptions& options) {
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0) {
-    return Status::IOError(std::string("socketpair: ") + std::strerror(errno));
+    return base::PosixError("socketpair");
   }
   SpawnOptions spawn;
   spawn.argv = {options.python, options.script, "--fd", std::to_string(fds[1]), "--protocol",
@@ -232,7 +233,7 @@ Status Worker::SendText(const std::string& data, int fd) {
       if (errno == EPIPE || errno == ECONNRESET) return Died("receiving a message");
       const int err = errno;
       Kill();  // a message cut in the middle leaves the channel unusable
-      return Status::IOError(std::string("sending to worker: ") + std::strerror(err));
+      return base::PosixError("sending to worker", err);
     }
     sent += n;
   } while (sent < data.size());
@@ -261,13 +262,13 @@ Result<nlohmann::json> Worker::Receive(Clock::time_point deadline, const char* d
     }
     struct pollfd p = {sock_, POLLIN, 0};
     int r = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left, 1000)));
-    if (r < 0 && errno != EINTR) return Status::IOError(std::string("poll: ") + std::strerror(errno));
+    if (r < 0 && errno != EINTR) return base::PosixError("poll");
     if (r <= 0) continue;
     ssize_t n = ::recv(sock_, buf.data(), buf.size(), MSG_TRUNC);
     if (n < 0) {
       if (errno == EINTR || errno == EAGAIN) continue;
       if (errno == ECONNRESET) return Died(doing);
-      return Status::IOError(std::string("receiving from worker: ") + std::strerror(errno));
+      return base::PosixError("receiving from worker");
     }
     if (n == 0) return Died(doing);
     if (static_cast<size_t>(n) > buf.size() || message.size() + n > kMaxMessage) {

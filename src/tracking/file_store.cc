@@ -23,6 +23,8 @@
 #include <filesystem>
 #include <random>
 
+#include "base/ids.h"
+#include "base/posix_error.h"
 #include "pyfunc/file_system.h"
 #include "pyfunc/value.h"
 #include "pyfunc/yaml.h"
@@ -58,7 +60,7 @@ int64_t IntOf(const Value* v, int64_t fallback = 0) {
 
 Status AppendLines(const std::string& path, const std::string& data) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::IOError(path + ": " + std::strerror(errno));
+  if (fd < 0) return base::PosixError(path);
   const char* p = data.data();
   size_t left = data.size();
   while (left > 0) {
@@ -67,12 +69,12 @@ Status AppendLines(const std::string& path, const std::string& data) {
       if (errno == EINTR) continue;
       int err = errno;
       ::close(fd);
-      return Status::IOError(path + ": " + std::strerror(err));
+      return base::PosixError(path, err);
     }
     p += n;
     left -= static_cast<size_t>(n);
   }
-  if (::close(fd) != 0) return Status::IOError(path + ": " + std::strerror(errno));
+  if (::close(fd) != 0) return base::PosixError(path);
   return Status::OK();
 }
 
@@ -82,13 +84,13 @@ Status CreateParamFile(const std::string& path, const std::string& key, const st
                        const std::string& run_id) {
   FileSystem* fs = FileSystem::Default();
   std::filesystem::path p(path);
-  std::string tmp = (p.parent_path() / ("." + p.filename().string() + ".pyfunc-tmp-" + NewUuidHex().substr(0, 12))).string();
+  std::string tmp = (p.parent_path() / ("." + p.filename().string() + ".pyfunc-tmp-" + base::NewUuidHex().substr(0, 12))).string();
   PYFUNC_RETURN_IF_ERROR(fs->WriteFile(tmp, value));
   int rc = ::link(tmp.c_str(), path.c_str());
   int err = errno;
   ::unlink(tmp.c_str());
   if (rc == 0) return Status::OK();
-  if (err != EEXIST) return Status::IOError(path + ": " + std::strerror(err));
+  if (err != EEXIST) return base::PosixError(path, err);
   auto old = fs->ReadFile(path);
   if (old.ok() && *old != value) {
     return Status::InvalidArgument("param '" + key + "' of run " + run_id + ": already logged with value '" + *old +
@@ -211,7 +213,7 @@ class FileStore final : public TrackingStore {
       return Status::InvalidArgument("experiment '" + exp.experiment_id + "': is deleted");
     }
     RunInfo info;
-    info.run_id = NewUuidHex();
+    info.run_id = base::NewUuidHex();
     info.experiment_id = exp.experiment_id;
     info.run_name = request.run_name.empty() ? NewRunName() : request.run_name;
     info.user_id = request.user_id;

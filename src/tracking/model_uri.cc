@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <functional>
 
+#include "base/ids.h"
+#include "base/paths.h"
 #include "pyfunc/file_system.h"
 #include "pyfunc/tracking.h"
 #include "tracking/tracking_internal.h"
@@ -20,13 +22,7 @@ namespace {
 
 std::string DefaultCacheDir() {
   if (const char* v = std::getenv("PYFUNC_CACHE_DIR"); v != nullptr && *v != '\0') return v;
-  if (const char* v = std::getenv("XDG_CACHE_HOME"); v != nullptr && *v != '\0') {
-    return std::string(v) + "/pyfunc/models";
-  }
-  if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
-    return std::string(home) + "/.cache/pyfunc/models";
-  }
-  return std::filesystem::temp_directory_path().string() + "/pyfunc-models";
+  return base::CacheRoot() + "/models";
 }
 
 // FNV-1a, as a stable cache key.
@@ -66,7 +62,7 @@ class Resolver {
     }
     std::string dst = cache_dir_ + "/" + HashHex(store_.uri() + "|" + artifact_uri + "|" + norm);
     FileSystem* fs = FileSystem::Default();
-    if (!immutable) dst += "-" + NewUuidHex().substr(0, 12);
+    if (!immutable) dst += "-" + base::NewUuidHex().substr(0, 12);
     if (fs->IsDirectory(dst)) {
       auto names = fs->ListDir(dst);
       if (names.ok() && names->size() == 1 && !norm.empty() && (*names)[0] == BaseName(norm) &&

@@ -38,6 +38,7 @@
 #include <set>
 #include <thread>
 
+#include "base/ids.h"
 #include "tracking/mlflow_sqlite_schema.h"
 #include "tracking/tracking_internal.h"
 
@@ -256,7 +257,7 @@ class SqliteStore final : public TrackingStore {
   Result<RunInfo> CreateRun(const CreateRunRequest& request) override {
     std::map<std::string, std::string> tags = request.tags;
     RunInfo info;
-    info.run_id = NewUuidHex();
+    info.run_id = base::NewUuidHex();
     info.experiment_id = request.experiment_id;
     info.run_name = request.run_name;
     if (info.run_name.empty()) {
@@ -436,7 +437,7 @@ class SqliteStore final : public TrackingStore {
     for (const auto& [k, v] : request.params) PYFUNC_RETURN_IF_ERROR(ValidateKey(k, "logged model param"));
     for (const auto& [k, v] : request.tags) PYFUNC_RETURN_IF_ERROR(ValidateKey(k, "logged model tag"));
     LoggedModel m;
-    m.model_id = "m-" + NewUuidHex();
+    m.model_id = "m-" + base::NewUuidHex();
     m.name = request.name.empty() ? NewRunName() : request.name;
     m.source_run_id = request.source_run_id;
     m.model_type = request.model_type;
@@ -505,7 +506,7 @@ class SqliteStore final : public TrackingStore {
                     "VALUES (?, 'RUN_OUTPUT', ?, 'MODEL_OUTPUT', ?, ?)");
       for (const std::string& id : model_ids) {
         ins.Reset();
-        ins.Bind(1, NewUuidHex()).Bind(2, run_id).Bind(3, id).Bind(4, step);
+        ins.Bind(1, base::NewUuidHex()).Bind(2, run_id).Bind(3, id).Bind(4, step);
         PYFUNC_RETURN_IF_ERROR(Exec(ins, "log outputs"));
       }
       return Status::OK();
@@ -549,7 +550,7 @@ class SqliteStore final : public TrackingStore {
           dataset_uuid = find.Text(0);
         } else {
           PYFUNC_RETURN_IF_ERROR(Done(find, "log inputs"));
-          dataset_uuid = NewUuidHex();
+          dataset_uuid = base::NewUuidHex();
           Stmt ins(db_, "INSERT INTO datasets (dataset_uuid, experiment_id, name, digest, dataset_source_type, "
                         "dataset_source, dataset_schema, dataset_profile) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
           ins.Bind(1, dataset_uuid).Bind(2, exp_id).Bind(3, d.name).Bind(4, d.digest).Bind(5, d.source_type);
@@ -561,7 +562,7 @@ class SqliteStore final : public TrackingStore {
         have.Bind(1, dataset_uuid).Bind(2, run_id);
         if (have.Row()) continue;  // MLflow keeps the first input of a dataset and its tags
         PYFUNC_RETURN_IF_ERROR(Done(have, "log inputs"));
-        std::string input_uuid = NewUuidHex();
+        std::string input_uuid = base::NewUuidHex();
         Stmt ins(db_, "INSERT INTO inputs (input_uuid, source_type, source_id, destination_type, destination_id, step) "
                       "VALUES (?, 'DATASET', ?, 'RUN', ?, 0)");
         ins.Bind(1, input_uuid).Bind(2, dataset_uuid).Bind(3, run_id);
@@ -578,7 +579,7 @@ class SqliteStore final : public TrackingStore {
       for (const std::string& id : model_ids) {
         PYFUNC_RETURN_IF_ERROR(GetLoggedModelLocked(id).status());
         model.Reset();
-        model.Bind(1, NewUuidHex()).Bind(2, run_id).Bind(3, id);
+        model.Bind(1, base::NewUuidHex()).Bind(2, run_id).Bind(3, id);
         PYFUNC_RETURN_IF_ERROR(Exec(model, "log inputs"));
       }
       return Status::OK();

@@ -18,6 +18,7 @@
 #include <mutex>
 #include <random>
 
+#include "base/ids.h"
 #include "pyfunc/file_system.h"
 #include "tracking/tracking_internal.h"
 
@@ -251,7 +252,7 @@ std::string NewRunName() {
                                       "lively", "quiet", "rare", "swift", "wise", "able"};
   static const char* kNouns[] = {"otter", "heron", "lynx", "finch", "badger", "crane",
                                  "fox", "hare", "owl", "seal", "wren", "yak"};
-  std::string hex = NewUuidHex();
+  std::string hex = base::NewUuidHex();
   unsigned v = static_cast<unsigned>(std::stoul(hex.substr(0, 8), nullptr, 16));
   return std::string(kAdjectives[v % 12]) + "-" + kNouns[(v / 12) % 12] + "-" + std::to_string(v % 1000);
 }

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "pyfunc/model_spec.h"  // NewUuidHex
+#include "pyfunc/model_spec.h"
 #include "pyfunc/tracking.h"
 #include "pyfunc/value.h"       // PythonFloatRepr
 

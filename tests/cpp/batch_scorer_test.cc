@@ -136,8 +136,8 @@ TEST_F(BatchScorerTest, BadInputsAndOptionsAreNamed) {
   options.input = dir_->Join("in.csv");
   options.output = dir_->Join("no_such_dir/out.json");
   r = ScoreFile(dir_->Join("model"), {}, options);
-  EXPECT_EQ(r.status().code(), StatusCode::kIOError);
-  EXPECT_THAT(r.status().message(), HasSubstr("no_such_dir/out.json"));
+  EXPECT_EQ(r.status().code(), StatusCode::kNotFound);  // its directory does not exist
+  EXPECT_THAT(r.status().message(), HasSubstr("no_such_dir/out.json: cannot write"));
 }
 
 }  // namespace
