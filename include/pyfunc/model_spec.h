@@ -61,9 +61,6 @@ class ModelSpec {
   // The document as MLflow writes it (yaml.safe_dump, sorted keys).
   std::string ToYaml() const;
 
-  // Writes ToYaml() to `path` (an MLmodel file) atomically.
-  Status Save(const std::string& path) const;
-
   const Value& document() const { return doc_; }
   // Direct access for callers that set fields pyfunc does not model. Call Validate()
   // after changing the document this way.

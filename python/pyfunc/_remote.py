@@ -15,11 +15,13 @@ import pandas as pd
 from pyfunc import _core, _worker
 from pyfunc.exceptions import InvalidArgumentError
 
-_SHAPE_DATAFRAME, _SHAPE_SERIES, _SHAPE_ARRAY1D, _SHAPE_ARRAY2D, _SHAPE_LIST, _SHAPE_JSON = 0, 1, 2, 3, 4, 5
-_SHAPE_COLUMNS = 6
-# What the worker hands to predict (InputShape): the DataFrame, or an array / a dict of
-# arrays / records made from it, so that the model gets the kind of object it was given.
-_IN_DATAFRAME, _IN_ARRAY1D, _IN_ARRAY2D, _IN_COLUMNS, _IN_PLAIN_RECORDS = 0, 2, 3, 5, 9
+# The shape codes of results and of what the worker hands to predict (InputShape), as
+# the worker protocol defines them (_worker.py, include/pyfunc/prediction.h).
+_SHAPE_DATAFRAME, _SHAPE_SERIES, _SHAPE_ARRAY1D, _SHAPE_LIST, _SHAPE_JSON, _SHAPE_COLUMNS = (
+    _worker.SHAPE_DATAFRAME, _worker.SHAPE_SERIES, _worker.SHAPE_ARRAY1D, _worker.SHAPE_LIST, _worker.SHAPE_JSON,
+    _worker.SHAPE_COLUMNS)
+_IN_DATAFRAME, _IN_ARRAY1D, _IN_ARRAY2D = _worker.SHAPE_DATAFRAME, _worker.SHAPE_ARRAY1D, _worker.SHAPE_ARRAY2D
+_IN_COLUMNS, _IN_PLAIN_RECORDS = _worker.IN_COLUMNS, _worker.IN_PLAIN_RECORDS
 
 
 def _tensor_columns(data):

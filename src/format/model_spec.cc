@@ -254,11 +254,6 @@ Status ModelSpec::Validate() const { return ValidateDocument(source_.empty() ? "
 
 std::string ModelSpec::ToYaml() const { return DumpYaml(doc_); }
 
-Status ModelSpec::Save(const std::string& path) const {
-  PYFUNC_RETURN_IF_ERROR(Validate());
-  return WriteFileAtomic(FileSystem::Default(), path, ToYaml());
-}
-
 std::optional<std::string> ModelSpec::GetString(std::string_view key) const {
   const Value* v = doc_.Find(key);
   if (v == nullptr || !(v->is_string() || v->is_timestamp())) return std::nullopt;
