@@ -21,17 +21,7 @@ class BatchScorerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new TempDir();
-    SaveModelOptions options;
-    options.loader_module = "behave_model";
-    options.code_paths = {::pyfunc::testing::TestDataDir() + "/models/behave/behave_model.py"};
-    options.python_version = "3.11.7";
-    ModelSpec model = ModelSpec::New();
-    model.SetField("signature", Value(Value::Map{
-                                    {"inputs", Value()},
-                                    {"outputs", Value()},
-                                    {"params", Value("[{\"name\": \"mode\", \"type\": \"string\", "
-                                                     "\"default\": \"echo\", \"shape\": null}]")}}));
-    Result<ModelSpec> spec = SaveModel(dir_->Join("model"), options, model);
+    Result<ModelSpec> spec = ::pyfunc::testing::SaveBehaveModel(dir_->Join("model"));
     ASSERT_TRUE(spec.ok()) << spec.status().ToString();
     std::ofstream csv(dir_->Join("in.csv"));
     csv << "a,b\n";
@@ -39,12 +29,7 @@ class BatchScorerTest : public ::testing::Test {
   }
   static void TearDownTestSuite() { delete dir_; }
 
-  static std::string Read(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  }
+  static std::string Read(const std::string& path) { return ::pyfunc::testing::ReadFile(path); }
   static void Write(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
   // Entries of the scratch directory (a failed run must leave no temporary behind).
   static int Entries() {

@@ -11,18 +11,14 @@
 
 #include "pyfunc/csv.h"
 #include "pyfunc/json_codec.h"
+#include "test_util.h"
 
 namespace pyfunc {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string ReadFile(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using ::pyfunc::testing::ReadFile;
 
 const char* ShapeName(InputShape s) {
   switch (s) {

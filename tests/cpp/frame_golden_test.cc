@@ -21,12 +21,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string ReadFile(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using ::pyfunc::testing::ReadFile;
 
 // Frames live in 64-byte aligned memory.
 Result<Prediction> Decode(const std::string& bytes) {

@@ -63,18 +63,7 @@ class RuntimeTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new TempDir();
-    SaveModelOptions options;
-    options.loader_module = "behave_model";
-    options.code_paths = {TestDataDirPath() + "/models/behave/behave_model.py"};
-    options.python_version = "3.11.7";
-    // MLflow passes params to predict only when the signature declares them.
-    ModelSpec model = ModelSpec::New();
-    model.SetField("signature", Value(Value::Map{
-                                    {"inputs", Value()},
-                                    {"outputs", Value()},
-                                    {"params", Value("[{\"name\": \"mode\", \"type\": \"string\", "
-                                                     "\"default\": \"echo\", \"shape\": null}]")}}));
-    Result<ModelSpec> spec = SaveModel(dir_->Join("model"), options, model);
+    Result<ModelSpec> spec = ::pyfunc::testing::SaveBehaveModel(dir_->Join("model"));
     ASSERT_TRUE(spec.ok()) << spec.status().ToString();
   }
   static void TearDownTestSuite() { delete dir_; }

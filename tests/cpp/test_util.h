@@ -3,11 +3,14 @@
 #define PYFUNC_TESTS_CPP_TEST_UTIL_H_
 
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "pyfunc/model_dir.h"
 #include "pyfunc/status.h"
 
 namespace pyfunc::testing {
@@ -33,6 +36,31 @@ const Status& StatusOf(const Result<T>& r) {
 }
 
 inline std::string TestDataDir() { return PYFUNC_TEST_DATA_DIR; }
+
+// The whole content of a file ("" when it cannot be read).
+inline std::string ReadFile(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Saves tests/data/models/behave (a model whose behaviour each call picks with
+// params={"mode": ...}; the signature declares the param, as MLflow requires for params
+// to reach predict) to `dst`.
+inline Result<ModelSpec> SaveBehaveModel(const std::string& dst) {
+  SaveModelOptions options;
+  options.loader_module = "behave_model";
+  options.code_paths = {TestDataDir() + "/models/behave/behave_model.py"};
+  options.python_version = "3.11.7";
+  ModelSpec model = ModelSpec::New();
+  model.SetField("signature", Value(Value::Map{
+                                  {"inputs", Value()},
+                                  {"outputs", Value()},
+                                  {"params", Value("[{\"name\": \"mode\", \"type\": \"string\", "
+                                                   "\"default\": \"echo\", \"shape\": null}]")}}));
+  return SaveModel(dst, options, model);
+}
 
 // A fresh temporary directory, removed with its contents when the object dies.
 class TempDir {
