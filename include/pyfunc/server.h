@@ -19,7 +19,7 @@
 //     model that raised; 504 "Request processing time exceeded limit" after `timeout`;
 //     503 TEMPORARILY_UNAVAILABLE with `Retry-After` when the queue is full or the
 //     server is not ready / draining; 413 over `max_body_size`. The table of these
-//     mappings is HttpErrorFromStatus below.
+//     mappings is HttpErrorFromStatus (src/server/http_errors.h).
 //   * The Open Inference Protocol (KServe V2) over REST: GET /v2/health/live,
 //     /v2/health/ready, /v2/models/{name}, /v2/models/{name}/ready and
 //     POST /v2/models/{name}/infer. Each input tensor of shape [N] or [N, 1] is one
@@ -119,34 +119,6 @@ struct ServerOptions {
   // The model's name in the Open Inference Protocol paths.
   std::string model_name = "model";
 };
-
-// An error response: status, content type and body.
-struct HttpError {
-  int status = 500;
-  std::string content_type;
-  std::string body;
-  // Extra header (e.g. "Retry-After" for 503), empty when none.
-  std::string header_name;
-  std::string header_value;
-};
-
-// The one table from Status to HTTP (src/server/http_errors.cc):
-//   kInvalidArgument   400 BAD_REQUEST               (bad body, missing column)
-//   kNotFound          404 RESOURCE_DOES_NOT_EXIST
-//   kAlreadyExists     400 RESOURCE_ALREADY_EXISTS
-//   kModelError        400 BAD_REQUEST "Encountered an unexpected error while evaluating
-//                      the model. ..." with the Python error as `stack_trace` (MLflow)
-//   kDeadlineExceeded  504, body "Request processing time exceeded limit" (MLflow's
-//                      plain text labelled application/json)
-//   kUnavailable       503 TEMPORARILY_UNAVAILABLE, Retry-After: 1
-//   kIOError/kInternal 500 INTERNAL_ERROR
-// JSON bodies are MLflow's MlflowException.serialize_as_json(): error_code, message,
-// [stack_trace], sqlstate and error_class where MLflow 3 writes them.
-HttpError HttpErrorFromStatus(const Status& status);
-// 415 for a /invocations Content-Type MLflow refuses (text/plain, MLflow's messages).
-HttpError UnsupportedMediaType(const std::string& message);
-// 413 for a body over the limit.
-HttpError PayloadTooLarge(size_t limit);
 
 class Server {
  public:

@@ -7,7 +7,7 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
-#include "pyfunc/server.h"
+#include "server/http_errors.h"
 #include "server/limits.h"
 
 namespace pyfunc {

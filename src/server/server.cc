@@ -31,6 +31,7 @@
 #include "pyfunc/json_codec.h"
 #include "pyfunc/signature.h"
 #include "pyfunc/version.h"
+#include "server/http_errors.h"
 #include "server/http_server.h"
 #include "server/limits.h"
 #include "server/metrics.h"

@@ -2,7 +2,7 @@
 // The expected bodies are what MLflow 3's MlflowException.serialize_as_json() writes.
 #include <nlohmann/json.hpp>
 
-#include "pyfunc/server.h"
+#include "server/http_errors.h"
 #include "test_util.h"
 
 namespace pyfunc {
