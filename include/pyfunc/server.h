@@ -44,11 +44,12 @@
 // (DecideBatching). Column types are cast to the signature's as MLflow's server casts
 // them (numeric strings, floats for longs, a tensor's dtype); extra columns are dropped,
 // and a request missing a signature column is refused by the worker's schema
-// enforcement with MLflow's INVALID_PARAMETER_VALUE and message. Unified LLM bodies and
-// tensors nested beyond a table (named multi-input, N-d) travel to the worker as JSON.
+// enforcement with MLflow's INVALID_PARAMETER_VALUE and message. Unified LLM bodies,
+// tensors nested beyond a table (named multi-input, N-d) and frames whose cells hold
+// arrays or objects travel to the worker as JSON, which builds what MLflow's server builds.
 //
-// Not supported: parquet bodies, nested values in the cells of a column signature,
-// validation against type hints of predict.
+// Not supported: parquet bodies, validation against type hints of predict; cells of a
+// column signature's Array/Object/Map types reach the model as given, unvalidated.
 //
 // Thread safety: all methods may be called from any thread.
 #ifndef PYFUNC_SERVER_H_

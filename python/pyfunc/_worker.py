@@ -1,6 +1,6 @@
 """The pyfunc worker: runs one model inside its own environment, fed over shared memory.
 
-A parent process (libpyfunc's WorkerPool) starts this file by path with the model
+A parent process (libpyfunc's Model, one Worker per process) starts this file by path with the model
 environment's interpreter:
 
     <python> _worker.py --fd <control socket fd> --protocol <version>

@@ -1,7 +1,7 @@
 // Worker: one Python worker process running one model, seen from the parent.
 //
 // The protocol (messages, frame layout) is specified in python/pyfunc/_worker.py.
-// A Worker is used by one thread at a time (the WorkerPool hands it out); it is not
+// A Worker is used by one thread at a time (its Model hands it to one call at a time); it is not
 // thread-safe. After any failure other than the model raising, the worker is dead:
 // its process has been killed and reaped and alive() is false.
 #ifndef PYFUNC_SRC_RUNTIME_WORKER_H_
