@@ -208,11 +208,14 @@ def test_idle_and_slowloris_connections_do_not_delay_a_new_client(server):
     try:
         for s in slow:
             s.sendall(b"P")
-        assert max(timed_request(server) for _ in range(5)) < 0.1
+        # Bounded well below the 2 s header deadline: a server that gave connections
+        # threads would hold a new client until the slow ones time out; on a loaded
+        # 2-core machine a request can take a few hundred milliseconds.
+        assert max(timed_request(server) for _ in range(5)) < 1.0
         time.sleep(1.2)
         for s in slow:  # a header byte every few seconds
             s.sendall(b"O")
-        assert max(timed_request(server) for _ in range(5)) < 0.1
+        assert max(timed_request(server) for _ in range(5)) < 1.0
         # The header deadline (2 s) closes every slowloris connection.
         time.sleep(1.2)
         assert all(closed_by_server(s, timeout=2) for s in slow)
