@@ -33,9 +33,11 @@
 // range (`1e400`) they are ±inf, below it 0; an integer beyond 64 bits is a float64
 // (Python makes an int of any size, pandas an object column). Strings are never taken
 // for anything else (`"NaN"`, `"\u0000NaN"` stay strings). `params` and unified LLM bodies
-// may nest arrays and objects 128 levels deep at most. Strings mixed with numbers or bools, and nested
-// arrays/objects in a cell, are InvalidArgument (pandas would make an object column,
-// which a Table cannot hold).
+// // may nest arrays and objects 128 levels deep at most. Strings mixed with numbers or
+// bools in a column are InvalidArgument (pandas would make an object column, which a
+// Table cannot hold). A `dataframe_split`/`dataframe_records` body whose cells hold
+// arrays or objects is not parsed here: the caller hands its text to the worker
+// (InputShape::kFrameJson), where pandas builds the frame as MLflow's server does.
 // With `schema` (the model signature's column types) the named columns are converted
 // as MLflow's server casts them: int64 accepts integral floats; float64 accepts ints;
 // string accepts numbers and bools (as Python's str()); bool accepts 0/1; timestamp
