@@ -9,74 +9,13 @@ It must run in any Python >= 3.8 with numpy and pandas, and nothing of pyfunc
 installed: it imports only the standard library, numpy, pandas, and the loading
 routine ``_loading.py`` next to it (by file path).
 
-Control channel: an AF_UNIX SOCK_SEQPACKET socket carrying JSON objects, each in one
-or more packets of at most PACKET_PAYLOAD bytes (a socket's largest datagram is about
-208 KiB; an MLmodel or an exception text can be larger): every packet but a message's
-last starts with the byte 0x01, which JSON text never holds raw. memfds arrive with
-SCM_RIGHTS on a message's first packet. Data: a memfd shared with the parent, mapped here,
-holding frames (see FRAME LAYOUT). The exchange:
-
-    worker -> {"op": "hello", "magic": MAGIC, "protocol": 1, "pid", "python", ...}
-    parent -> {"op": "load", "model_root", "mlmodel", "model_config", "schema"}
-    ("schema": the signature parsed, {"inputs": [specs] | null, "params": [specs] | null};
-    a part the parent could not parse is left out, and the worker reports it)
-    worker -> {"op": "loaded"} | {"op": "error", ...}
-    parent -> {"op": "map", "size"} + fd              (any time; replaces the mapping)
-    worker -> {"op": "mapped"}
-    parent -> {"op": "predict", "seq", "offset", "size", "out_offset", "params"[, "busy_poll_us"][, "exact"]}
-    ("exact": true when the frame's column types are the caller's own, which the
-    signature enforces as they are; else they came from a text codec, and 64-bit
-    numbers are first cast to the signature's narrower types, as MLflow's server does)
-    worker -> {"op": "result", "seq", "offset", "size"}
-            | {"op": "grow", "seq", "need"}  -> parent sends "map", worker then sends "result"
-            | {"op": "error", "seq", "type", "kind", "message", "traceback"}
-    ("kind": "schema" or "params" when the model's signature refused the input or the
-    params, with MLflow's message; "input" when the request could not be made into the
-    model's input (MLflow's MlflowInvalidInputException); "load" when the loader failed (ModelLoadError);
-    "model" for any other exception of the model)
-    parent -> {"op": "exit"}
-
-With "busy_poll_us", the worker polls for its next message without sleeping for up to
-that long after answering, as long as messages have been arriving within that window.
-The worker exits when the control socket closes (the parent died or let it go).
-A predict that raises fails only that batch.
-
-FRAME LAYOUT (little endian; buffers 64-byte aligned; offsets from the frame start)
-    header, 64 bytes: magic b"PFF1", u32 version, u64 rows, u32 columns, u32 shape,
-        u64 total size, 32 reserved bytes
-    per column, 64 bytes: u64 name offset, u32 name length, u8 type, u8 has_validity,
-        u8 null spelling, u8 cell dimensions (0 for scalars), u64 validity offset, u64
-        values offset, u64 values size, u64 offsets offset, u64 offset of the cell's
-        dimensions (int64 each), u8 time unit, 7 reserved bytes
-    tensor cells (a fixed-width type with cell dimensions d1..dk): each row holds a
-        tensor of shape (d1, ..., dk); the values are those of an array of shape
-        (rows, d1, ..., dk) in C order, validity per row
-    null spellings (results; how a JSON writer writes the column's nulls, as MLflow's
-        scoring server writes what pandas held there): 0 null (NaN for float64), 1 NaN
-        (the missing values were float NaN: pandas >= 3 strings, object columns with NaN),
-        2 "NaT" (missing timestamps of a DataFrame or Series); inputs: 0
-    types: 1 int64, 2 float64, 3 bool (bit-packed, LSB first), 4 string (UTF-8 data +
-        (rows+1) int64 offsets), 5 timestamp (int64 ns since the epoch, UTC, whatever
-        the time unit: 0 ns, 1 us, 2 ms, 3 s, the datetime64 unit the column had), 6 int8,
-        7 int16, 8 int32, 9 uint8, 10 uint16, 11 uint32, 12 uint64, 13 float16,
-        14 float32, 15 binary (bytes + (rows+1) int64 offsets); fixed-width values are
-        aligned to their width
-    validity: bit-packed, LSB first, 1 = present
-    shapes of results: 0 DataFrame, 1 Series, 2 1-D array, 3 2-D array, 4 list (1-D),
-        5 any other object as JSON text in one string cell (MLflow's NumpyEncoder; the
-        column is named "DataFrame" when the object was one), 6 dict of name -> array
-        (all of one length; an N-d array as a column of tensor cells), one column each;
-        an N-d array (N > 2) is shape 2 with one column of tensor cells
-    shapes of inputs (what predict is given): 0 DataFrame, 2 1-D array (the one column;
-        N-d when it holds tensor cells), 3 2-D array (the columns side by side), 5 dict of
-        column name -> array (N-d for a column of tensor cells),
-        6 list of records (dicts of 0-d arrays), 7 0-d array (the one value),
-        8 the JSON object in the one string cell, as a dict (unified LLM requests),
-        9 list of records of Python scalars (what a caller of predict passed),
-        10 {"instances"|"inputs": nested arrays} as JSON text in the one string cell, made
-           into ndarrays in the tensor signature's dtypes (named multi-input, N-d tensors)
-        11 {"dataframe_split"|"dataframe_records": value} as JSON text in the one string
-           cell, whose cells hold arrays or objects: made into a DataFrame by pandas
+The protocol — the control channel's messages, the frame layout of the shared memory,
+the shape and type codes — is specified once, in docs/worker-protocol.md; the constants
+below are its Python side. In short: JSON messages over an AF_UNIX SOCK_SEQPACKET socket
+(hello, load, map, predict -> result | grow | error, exit), frames of typed columns in a
+memfd the parent shares. The worker exits when the control socket closes: its parent
+died or let it go (noticed even while a predict runs). A predict that raises fails only
+its batch.
 """
 
 import array
