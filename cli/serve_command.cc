@@ -133,18 +133,14 @@ int Serve(const ServeArgs& a) {
     std::_Exit(0);
   });
 
-  std::string path = a.model_uri;
-  if (IsTrackingModelUri(path)) {
-    Result<std::string> local = ResolveModelUri(path);
-    if (!local.ok()) std::_Exit(Fail(local.status()));  // the signal thread is blocked in sigwait
-    path = *local;
-  }
+  Result<std::string> path = ResolveModelUri(a.model_uri);
+  if (!path.ok()) std::_Exit(Fail(path.status()));  // the signal thread is blocked in sigwait
   LoadOptions lo;
   lo.env_manager = *env;
   lo.workers = a.workers;
   lo.predict_timeout = std::chrono::seconds(a.timeout);
   lo.threads_per_worker = a.worker_threads;
-  Result<Model> model = Model::Load(path, lo);
+  Result<Model> model = Model::Load(*path, lo);
   if (!model.ok()) std::_Exit(Fail(model.status()));  // the signal thread is blocked in sigwait
   (*server)->SetModel(std::make_shared<Model>(std::move(model).value()));
   loaded = true;

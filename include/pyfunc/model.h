@@ -86,10 +86,11 @@ struct PredictOptions {
 
 class Model {
  public:
-  // `uri` is a model directory (or a URI the tracking layer resolves to one).
-  // NotFound / InvalidArgument for a missing or malformed model; ModelError when the
-  // model's loader raised; other codes from environment preparation.
-  static Result<Model> Load(const std::string& uri, const LoadOptions& options = {});
+  // `model_dir` is a local model directory (or its MLmodel file); callers resolve model
+  // URIs (runs:/, models:/, file://) with ResolveModelUri (model_uri.h) first, and a URI
+  // here is InvalidArgument. NotFound / InvalidArgument for a missing or malformed model;
+  // LoadFailed when the model's loader raised; other codes from environment preparation.
+  static Result<Model> Load(const std::string& model_dir, const LoadOptions& options = {});
 
   // Scores one batch. `params` (a map, or null) is passed to predict as MLflow does.
   Result<Prediction> Predict(const Table& input, const Value& params = Value(),

@@ -109,10 +109,11 @@ void AppendPythonFloat(double v, std::string* out);
 void AppendNumpyFloat32(float v, std::string* out);
 std::string PythonFloatRepr(double v);
 
-// JSON text of a Value (compact, keys in map order; NaN and infinities become null,
-// timestamps their text), laid out as nlohmann::json::dump(indent) lays it out. Always
-// valid JSON: bytes that are not valid UTF-8 are written as U+FFFD. Linear in the size of
-// the Value. Used for `pyfunc info --json` and the worker handshake.
+// JSON text of a Value as Python's json.dumps(value, indent=indent) writes it (compact,
+// with ", " and ": ", for indent < 0): keys in map order, non-ASCII as \uXXXX (bytes
+// that are not valid UTF-8 as U+FFFD), floats as repr, NaN and infinities as NaN /
+// Infinity / -Infinity (which json.loads reads), timestamps as their text. Linear in
+// the size of the Value. Used for `pyfunc info --json`, worker messages and params.
 std::string ToJson(const Value& value, int indent = -1);
 
 // Length (1-4) of the well-formed UTF-8 sequence that starts `s`, or 0 when `s` is empty

@@ -5,8 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include <nlohmann/json.hpp>
-
+#include "format/json.h"
 #include "pyfunc/status.h"
 
 namespace pyfunc {
@@ -16,113 +15,6 @@ namespace {
 [[noreturn]] void WrongKind(const char* wanted, const Value& v) {
   std::fprintf(stderr, "pyfunc::Value: %s requested from a %s\n", wanted, v.TypeName());
   std::abort();
-}
-
-// Appends `s` as a JSON string as nlohmann::json::dump writes it (UTF-8 kept as is,
-// control bytes as \u00xx); a byte that does not begin valid UTF-8 becomes U+FFFD, so
-// the output is always valid JSON whatever bytes a Value holds.
-void AppendJsonText(std::string_view s, std::string* out) {
-  out->push_back('"');
-  size_t i = 0;
-  while (i < s.size()) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      switch (c) {
-        case '"': out->append("\\\""); break;
-        case '\\': out->append("\\\\"); break;
-        case '\b': out->append("\\b"); break;
-        case '\f': out->append("\\f"); break;
-        case '\n': out->append("\\n"); break;
-        case '\r': out->append("\\r"); break;
-        case '\t': out->append("\\t"); break;
-        default:
-          if (c < 0x20) {
-            char buf[8];
-            std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-            out->append(buf);
-          } else {
-            out->push_back(static_cast<char>(c));
-          }
-      }
-      ++i;
-      continue;
-    }
-    const size_t n = Utf8SequenceLength(s.substr(i));
-    if (n == 0) {
-      out->append("\xEF\xBF\xBD");
-      ++i;
-    } else {
-      out->append(s.data() + i, n);
-      i += n;
-    }
-  }
-  out->push_back('"');
-}
-
-void AppendIndent(int indent, int level, std::string* out) {
-  out->push_back('\n');
-  out->append(static_cast<size_t>(indent) * static_cast<size_t>(level), ' ');
-}
-
-// The layout of nlohmann::json::dump(indent): compact for indent < 0, else one item per
-// line. Recursion depth is the Value's depth, which every parser of untrusted text bounds.
-void AppendJson(const Value& v, int indent, int level, std::string* out) {
-  switch (v.kind()) {
-    case Value::Kind::kNull:
-      out->append("null");
-      return;
-    case Value::Kind::kBool:
-      out->append(v.as_bool() ? "true" : "false");
-      return;
-    case Value::Kind::kInt:
-      out->append(std::to_string(v.as_int()));
-      return;
-    case Value::Kind::kFloat:
-      if (!std::isfinite(v.as_float())) {
-        out->append("null");
-      } else {
-        out->append(nlohmann::json(v.as_float()).dump());
-      }
-      return;
-    case Value::Kind::kString:
-    case Value::Kind::kTimestamp:
-      AppendJsonText(v.as_string(), out);
-      return;
-    case Value::Kind::kList: {
-      const Value::List& list = v.as_list();
-      if (list.empty()) {
-        out->append("[]");
-        return;
-      }
-      out->push_back('[');
-      for (size_t i = 0; i < list.size(); ++i) {
-        if (i) out->push_back(',');
-        if (indent >= 0) AppendIndent(indent, level + 1, out);
-        AppendJson(list[i], indent, level + 1, out);
-      }
-      if (indent >= 0) AppendIndent(indent, level, out);
-      out->push_back(']');
-      return;
-    }
-    case Value::Kind::kMap: {
-      const Value::Map& map = v.as_map();
-      if (map.empty()) {
-        out->append("{}");
-        return;
-      }
-      out->push_back('{');
-      for (size_t i = 0; i < map.size(); ++i) {
-        if (i) out->push_back(',');
-        if (indent >= 0) AppendIndent(indent, level + 1, out);
-        AppendJsonText(map[i].first, out);
-        out->append(indent >= 0 ? ": " : ":");
-        AppendJson(map[i].second, indent, level + 1, out);
-      }
-      if (indent >= 0) AppendIndent(indent, level, out);
-      out->push_back('}');
-      return;
-    }
-  }
 }
 
 }  // namespace
@@ -375,7 +267,7 @@ size_t Utf8SequenceLength(std::string_view s) {
 
 std::string ToJson(const Value& value, int indent) {
   std::string out;
-  AppendJson(value, indent, 0, &out);
+  json::Append(value, &out, indent);
   return out;
 }
 

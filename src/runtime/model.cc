@@ -4,6 +4,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
@@ -16,11 +17,25 @@
 #include "base/posix_error.h"
 #include "pyfunc/file_system.h"
 #include "pyfunc/model_dir.h"
-#include "pyfunc/model_uri.h"
 #include "runtime/embedded.h"
 #include "runtime/worker.h"
 
 namespace pyfunc {
+namespace {
+
+// True for "scheme:..." (runs:/, models:/, file://, s3://): a letter, then letters, digits,
+// '+', '-' or '.', then ':' (RFC 3986), before any '/'.
+bool HasUriScheme(const std::string& s) {
+  if (s.empty() || !std::isalpha(static_cast<unsigned char>(s[0]))) return false;
+  for (size_t i = 1; i < s.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c == ':') return i > 1;  // "C:" would be a drive letter elsewhere; a one-letter scheme is not used
+    if (!std::isalnum(c) && c != '+' && c != '-' && c != '.') return false;
+  }
+  return false;
+}
+
+}  // namespace
 
 // The worker pool. Calls borrow an idle worker (Acquire) and give it back (Release).
 // A supervisor thread watches the idle workers' sockets, so that a worker that dies
@@ -179,9 +194,14 @@ void Model::Impl::Supervise() {
   }
 }
 
-Result<Model> Model::Load(const std::string& uri, const LoadOptions& options) {
+Result<Model> Model::Load(const std::string& model_dir, const LoadOptions& options) {
   if (options.workers < 1) return Status::InvalidArgument("workers must be at least 1");
-  PYFUNC_ASSIGN_OR_RETURN(std::string path, ResolveModelUri(uri));
+  if (HasUriScheme(model_dir)) {
+    return Status::InvalidArgument("'" + model_dir +
+                                   "' is a URI, not a model directory: resolve it first (ResolveModelUri in "
+                                   "pyfunc/model_uri.h)");
+  }
+  std::string path = model_dir;
   PYFUNC_ASSIGN_OR_RETURN(ModelSpec spec, ModelSpec::Load(path));
   PYFUNC_RETURN_IF_ERROR(spec.python_function().status());
   PYFUNC_RETURN_IF_ERROR(CheckSymlinksInsideModel(path));  // as `pyfunc validate` refuses it
@@ -216,8 +236,8 @@ Result<Model> Model::Load(const std::string& uri, const LoadOptions& options) {
   }
   w.script = script_dir + "/_worker.py";
   w.model_root = path;
-  w.mlmodel_json = ToJson(spec.document());
-  w.model_config_json = ToJson(options.model_config);
+  w.mlmodel = spec.document();
+  w.model_config = options.model_config;
   w.load_timeout = options.load_timeout;
   impl->workers = options.workers;
   // Workers start in parallel: each spends most of its start importing the model's

@@ -12,6 +12,7 @@
 #include <fmt/core.h>
 
 #include "base/posix_error.h"
+#include "format/json.h"
 #include "runtime/frame.h"
 
 namespace pyfunc::runtime {
@@ -31,25 +32,16 @@ constexpr const char* kMagic = "pyfunc-worker";
 
 size_t Align64(size_t n) { return (n + 63) / 64 * 64; }
 
-// True when the JSON text nests arrays and objects at most `limit` deep (strings
-// skipped), so that parsing it cannot recurse further than that.
-bool NestsAtMost(std::string_view text, int limit) {
-  int depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > limit) return false;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return true;
+// Field `key` of a message when it is a string, else `otherwise`.
+std::string StringField(const Value& message, std::string_view key, const char* otherwise = "") {
+  const Value* v = message.Find(key);
+  return v != nullptr && v->is_string() ? v->as_string() : std::string(otherwise);
+}
+
+// Field `key` of a message when it is a non-negative integer, else -1.
+int64_t SizeField(const Value& message, std::string_view key) {
+  const Value* v = message.Find(key);
+  return v != nullptr && v->is_int() && v->as_int() >= 0 ? v->as_int() : -1;
 }
 
 // A worker's {"op": "error"} as a Status: its "kind" says whether the model's signature
@@ -57,14 +49,14 @@ bool NestsAtMost(std::string_view text, int limit) {
 // request could not be made into the model's input ("input"), or the loader failed
 // ("load"); any other exception of the model is a ModelError. Load and model errors
 // read "<Python type>: <message>".
-Status ErrorOfWorker(const nlohmann::json& reply) {
-  const std::string kind = reply.value("kind", "");
-  std::string message = reply.value("message", "");
+Status ErrorOfWorker(const Value& reply) {
+  const std::string kind = StringField(reply, "kind");
+  std::string message = StringField(reply, "message");
   if (kind == "schema") return Status::SchemaMismatch(std::move(message));
   if (kind == "params") return Status::InvalidParams(std::move(message));
-  if (kind == "load") return Status::LoadFailed(reply.value("type", "Error") + ": " + message);
+  if (kind == "load") return Status::LoadFailed(StringField(reply, "type", "Error") + ": " + message);
   if (kind == "input") return Status::InvalidArgument(std::move(message));
-  return Status::ModelError(reply.value("type", "Error") + ": " + message);
+  return Status::ModelError(StringField(reply, "type", "Error") + ": " + message);
 }
 
 }  // namespace
@@ -113,62 +105,61 @@ Result<std::unique_ptr<Worker>> Worker::Start(const WorkerOptions& options) {
   w->alive_ = true;
 
   const auto deadline = Clock::now() + options.load_timeout;
-  PYFUNC_ASSIGN_OR_RETURN(nlohmann::json hello, w->Receive(deadline, "starting"));
-  if (hello.value("op", "") == "error" && hello.value("type", "") == "MissingDependency") {
+  PYFUNC_ASSIGN_OR_RETURN(Value hello, w->Receive(deadline, "starting"));
+  if (StringField(hello, "op") == "error" && StringField(hello, "type") == "MissingDependency") {
     w->Kill();
     return Status::NotFound(fmt::format(
         "the Python at {} cannot run the model's worker ({}): install numpy and pandas into it, or choose "
         "another interpreter with PYFUNC_PYTHON, or let pyfunc build one with --env-manager virtualenv",
-        options.python, hello.value("message", "")));
+        options.python, StringField(hello, "message")));
   }
-  if (hello.value("op", "") != "hello" || hello.value("magic", "") != kMagic ||
-      hello.value("protocol", -1) != kWorkerProtocol) {
+  if (StringField(hello, "op") != "hello" || StringField(hello, "magic") != kMagic ||
+      SizeField(hello, "protocol") != kWorkerProtocol) {
     w->Kill();
     return Status::Unavailable("worker " + std::to_string(w->pid()) + " answered the handshake with " +
-                               hello.dump() + "; expected protocol " + std::to_string(kWorkerProtocol));
+                               ToJson(hello) + "; expected protocol " + std::to_string(kWorkerProtocol));
   }
-  w->python_version_ = hello.value("python", "");
-  nlohmann::json load = {{"op", "load"}, {"model_root", options.model_root}};
-  load["mlmodel"] = nlohmann::json::parse(options.mlmodel_json);
+  w->python_version_ = StringField(hello, "python");
   // The signature, parsed here once: the worker enforces it without parsing MLmodel's
   // JSON text again. A part that does not parse is left out (the worker names the error).
-  nlohmann::json schema = nlohmann::json::object();
-  const nlohmann::json& signature = load["mlmodel"].contains("signature") ? load["mlmodel"]["signature"]
-                                                                          : nlohmann::json();
+  Value::Map schema;
+  const Value* signature = options.mlmodel.Find("signature");
   for (const char* part : {"inputs", "params"}) {
-    if (!signature.is_object() || !signature.contains(part) || !signature[part].is_string()) {
-      schema[part] = nullptr;
+    const Value* text = signature != nullptr ? signature->Find(part) : nullptr;
+    if (text == nullptr || !text->is_string()) {
+      schema.emplace_back(part, Value());
       continue;
     }
-    const std::string& text = signature[part].get_ref<const std::string&>();
-    if (!NestsAtMost(text, 64)) continue;
-    nlohmann::json parsed = nlohmann::json::parse(text, nullptr, false);
-    if (parsed.is_array()) schema[part] = std::move(parsed);
+    Result<Value> parsed = json::ParseValue(text->as_string());
+    if (parsed.ok() && parsed->is_list()) schema.emplace_back(part, std::move(parsed).value());
   }
-  load["schema"] = std::move(schema);
-  load["model_config"] = nlohmann::json::parse(options.model_config_json);
+  const Value load(Value::Map{{"op", "load"},
+                              {"model_root", options.model_root},
+                              {"mlmodel", options.mlmodel},
+                              {"schema", Value(std::move(schema))},
+                              {"model_config", options.model_config}});
   PYFUNC_RETURN_IF_ERROR(w->Send(load));
-  PYFUNC_ASSIGN_OR_RETURN(nlohmann::json loaded, w->Receive(deadline, "loading the model"));
-  if (loaded.value("op", "") == "error") {
+  PYFUNC_ASSIGN_OR_RETURN(Value loaded, w->Receive(deadline, "loading the model"));
+  if (StringField(loaded, "op") == "error") {
     w->Kill();
     return ErrorOfWorker(loaded);
   }
-  if (loaded.value("op", "") != "loaded") {
+  if (StringField(loaded, "op") != "loaded") {
     w->Kill();
-    return Status::Unavailable("worker sent " + loaded.dump() + " instead of 'loaded'");
+    return Status::Unavailable("worker sent " + ToJson(loaded) + " instead of 'loaded'");
   }
   PYFUNC_RETURN_IF_ERROR(w->Map(kMinMapping));
-  PYFUNC_ASSIGN_OR_RETURN(nlohmann::json mapped, w->Receive(deadline, "mapping shared memory"));
-  if (mapped.value("op", "") != "mapped") {
+  PYFUNC_ASSIGN_OR_RETURN(Value mapped, w->Receive(deadline, "mapping shared memory"));
+  if (StringField(mapped, "op") != "mapped") {
     w->Kill();
-    return Status::Unavailable("worker sent " + mapped.dump() + " instead of 'mapped'");
+    return Status::Unavailable("worker sent " + ToJson(mapped) + " instead of 'mapped'");
   }
   return w;
 }
 
 Worker::~Worker() {
   if (alive_ && sock_ >= 0) {
-    (void)Send({{"op", "exit"}});
+    (void)Send(Value(Value::Map{{"op", "exit"}}));
   }
   if (sock_ >= 0) ::close(sock_);  // the worker also exits when its socket closes
   if (child_ && !child_->exited()) {
@@ -201,9 +192,7 @@ Status Worker::Died(const char* doing) {
   return Status::Unavailable("worker " + std::to_string(pid()) + " " + how + " while " + doing);
 }
 
-Status Worker::Send(const nlohmann::json& message, int fd) {
-  return SendText(message.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), fd);
-}
+Status Worker::Send(const Value& message, int fd) { return SendText(ToJson(message), fd); }
 
 Status Worker::SendText(const std::string& data, int fd) {
   size_t sent = 0;
@@ -240,8 +229,7 @@ Status Worker::SendText(const std::string& data, int fd) {
   return Status::OK();
 }
 
-Result<nlohmann::json> Worker::Receive(Clock::time_point deadline, const char* doing,
-                                       std::chrono::microseconds busy_poll) {
+Result<Value> Worker::Receive(Clock::time_point deadline, const char* doing, std::chrono::microseconds busy_poll) {
   std::string& buf = recv_buf_;
   if (buf.size() < kPacketPayload + 1) buf.resize(kPacketPayload + 1);
   std::string message;  // the packets of a message that came in several
@@ -279,14 +267,14 @@ Result<nlohmann::json> Worker::Receive(Clock::time_point deadline, const char* d
       message.append(buf.data() + 1, n - 1);
       continue;
     }
-    nlohmann::json parsed;
+    Result<Value> parsed = Status::Internal("unparsed");
     if (message.empty()) {
-      parsed = nlohmann::json::parse(buf.begin(), buf.begin() + n, nullptr, false);
+      parsed = json::ParseValue(std::string_view(buf.data(), static_cast<size_t>(n)));
     } else {
       message.append(buf.data(), n);
-      parsed = nlohmann::json::parse(message, nullptr, false);
+      parsed = json::ParseValue(message);
     }
-    if (parsed.is_discarded() || !parsed.is_object()) {
+    if (!parsed.ok() || !parsed->is_map()) {
       Kill();
       return Status::Unavailable("worker sent a malformed message while " + std::string(doing));
     }
@@ -306,7 +294,8 @@ bool Worker::CheckIdle() {
 Status Worker::Map(size_t size) {
   size = std::max(Align64(size), kMinMapping);
   PYFUNC_ASSIGN_OR_RETURN(std::unique_ptr<SharedMemory> shm, SharedMemory::Create(size));
-  PYFUNC_RETURN_IF_ERROR(Send({{"op", "map"}, {"size", size}}, shm->fd()));
+  PYFUNC_RETURN_IF_ERROR(
+      Send(Value(Value::Map{{"op", "map"}, {"size", static_cast<int64_t>(size)}}), shm->fd()));
   shm_ = std::move(shm);
   return Status::OK();
 }
@@ -322,34 +311,44 @@ Result<Prediction> Worker::Predict(const Table& input, const std::string& params
   const size_t want = out_offset + std::max<size_t>(in_size, 64 * 1024);
   if (shm_->size() < want) {
     PYFUNC_RETURN_IF_ERROR(Map(want + want / 2));
-    PYFUNC_ASSIGN_OR_RETURN(nlohmann::json mapped, Receive(deadline, "mapping shared memory"));
-    if (mapped.value("op", "") != "mapped") {
+    PYFUNC_ASSIGN_OR_RETURN(Value mapped, Receive(deadline, "mapping shared memory"));
+    if (StringField(mapped, "op") != "mapped") {
       Kill();
-      return Status::Unavailable("worker sent " + mapped.dump() + " instead of 'mapped'");
+      return Status::Unavailable("worker sent " + ToJson(mapped) + " instead of 'mapped'");
     }
   }
   EncodeFrame(input, static_cast<uint32_t>(options.input_shape), shm_->data());
   const uint64_t seq = ++seq_;
-  nlohmann::json request = {{"op", "predict"}, {"seq", seq}, {"offset", 0}, {"size", in_size}, {"out_offset", out_offset}};
-  if (busy_poll.count() > 0) request["busy_poll_us"] = busy_poll.count();
-  if (options.exact_types) request["exact"] = true;
-  // The params are already JSON text (Python's dialect: NaN allowed): spliced in as they are.
-  std::string text = request.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  Value::Map request{{"op", "predict"},
+                     {"seq", static_cast<int64_t>(seq)},
+                     {"offset", 0},
+                     {"size", static_cast<int64_t>(in_size)},
+                     {"out_offset", static_cast<int64_t>(out_offset)}};
+  if (busy_poll.count() > 0) request.emplace_back("busy_poll_us", static_cast<int64_t>(busy_poll.count()));
+  if (options.exact_types) request.emplace_back("exact", true);
+  // The params are already JSON text, written once per batch: spliced in as they are.
+  std::string text = ToJson(Value(std::move(request)));
   text.pop_back();  // the closing brace
-  text += ",\"params\":";
+  text += ", \"params\": ";
   text += params_json.empty() ? "null" : params_json;
   text += '}';
   PYFUNC_RETURN_IF_ERROR(SendText(text));
   while (true) {
-    PYFUNC_ASSIGN_OR_RETURN(nlohmann::json reply, Receive(deadline, "predicting", busy_poll));
-    const std::string op = reply.value("op", "");
-    if (reply.value("seq", uint64_t{0}) != seq) {
+    PYFUNC_ASSIGN_OR_RETURN(Value reply, Receive(deadline, "predicting", busy_poll));
+    const std::string op = StringField(reply, "op");
+    if (SizeField(reply, "seq") != static_cast<int64_t>(seq)) {
       Kill();
-      return Status::Unavailable("worker answered request " + reply.value("seq", nlohmann::json()).dump() +
+      const Value* got = reply.Find("seq");
+      return Status::Unavailable("worker answered request " + (got != nullptr ? ToJson(*got) : "null") +
                                  " while request " + std::to_string(seq) + " was in flight");
     }
     if (op == "grow") {
-      PYFUNC_RETURN_IF_ERROR(Map(reply.value("need", size_t{0}) + reply.value("need", size_t{0}) / 4));
+      const int64_t need = SizeField(reply, "need");
+      if (need < 0 || static_cast<uint64_t>(need) > (uint64_t{1} << 40)) {
+        Kill();
+        return Status::Unavailable("worker asked for " + ToJson(reply) + " of shared memory");
+      }
+      PYFUNC_RETURN_IF_ERROR(Map(static_cast<size_t>(need) + static_cast<size_t>(need) / 4));
       continue;
     }
     if (op == "error") return ErrorOfWorker(reply);
@@ -357,8 +356,9 @@ Result<Prediction> Worker::Predict(const Table& input, const std::string& params
       Kill();
       return Status::Unavailable("worker sent '" + op + "' instead of a result");
     }
-    const uint64_t offset = reply.value("offset", uint64_t{0}), size = reply.value("size", uint64_t{0});
-    if (offset > shm_->size() || size > shm_->size() - offset) {
+    const int64_t offset = SizeField(reply, "offset"), size = SizeField(reply, "size");
+    if (offset < 0 || size < 0 || static_cast<uint64_t>(offset) > shm_->size() ||
+        static_cast<uint64_t>(size) > shm_->size() - static_cast<uint64_t>(offset)) {
       Kill();
       return Status::Unavailable("worker's result lies outside shared memory");
     }

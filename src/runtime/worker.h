@@ -1,6 +1,6 @@
 // Worker: one Python worker process running one model, seen from the parent.
 //
-// The protocol (messages, frame layout) is specified in python/pyfunc/_worker.py.
+// The protocol (messages, frame layout) is specified in docs/worker-protocol.md.
 // A Worker is used by one thread at a time (its Model hands it to one call at a time); it is not
 // thread-safe. After any failure other than the model raising, the worker is dead:
 // its process has been killed and reaped and alive() is false.
@@ -12,12 +12,11 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "pyfunc/model.h"
 #include "pyfunc/prediction.h"
 #include "pyfunc/status.h"
 #include "pyfunc/table.h"
+#include "pyfunc/value.h"
 #include "runtime/subprocess.h"
 
 namespace pyfunc::runtime {
@@ -29,8 +28,8 @@ struct WorkerOptions {
   std::vector<std::string> env;       // the worker's whole environment ("NAME=value")
   std::string script;                 // path of _worker.py
   std::string model_root;             // the model directory
-  std::string mlmodel_json;           // the MLmodel document as JSON
-  std::string model_config_json = "null";
+  Value mlmodel;                      // the MLmodel document
+  Value model_config;                 // load_model's model_config (null when none)
   std::chrono::milliseconds load_timeout{std::chrono::minutes(5)};
 };
 
@@ -81,9 +80,10 @@ class Worker {
  private:
   Worker() = default;
   using Clock = std::chrono::steady_clock;
-  Status Send(const nlohmann::json& message, int fd = -1);
+  Status Send(const Value& message, int fd = -1);
   Status SendText(const std::string& data, int fd = -1);  // one message: a JSON object's text
-  Result<nlohmann::json> Receive(Clock::time_point deadline, const char* doing,
+  // The next message, a JSON object.
+  Result<Value> Receive(Clock::time_point deadline, const char* doing,
                                  std::chrono::microseconds busy_poll = std::chrono::microseconds(0));
   Status Map(size_t size);
   Status Died(const char* doing);

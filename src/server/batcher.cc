@@ -20,10 +20,11 @@ using Clock = std::chrono::steady_clock;
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
-// Requests with equal keys may share a batch: same params, same column names and types.
-std::string MergeKey(const Table& table, const Value& params, InputShape shape) {
-  std::string key = std::to_string(static_cast<int>(shape)) + '\x1d';
-  key += params.is_null() ? std::string("null") : ToJson(params);
+// Requests may share a batch when their keys are equal (same shape, column names and
+// types) and so are their params (compared as Values: the params are serialized once,
+// for the batch).
+std::string MergeKey(const Table& table, InputShape shape) {
+  std::string key = std::to_string(static_cast<int>(shape));
   for (int i = 0; i < table.num_columns(); ++i) {
     key += '\x1f';
     key += table.column_name(i);
@@ -46,6 +47,8 @@ struct Batcher::Impl {
     InputShape shape = InputShape::kDataFrame;
     std::string key;
     Clock::time_point enqueued;
+
+    bool Merges(const Request& other) const { return key == other.key && params == other.params; }
     std::mutex mu;
     std::condition_variable cv;
     State state = kQueued;  // guarded by mu
@@ -109,7 +112,7 @@ std::vector<Batcher::Impl::RequestPtr> Batcher::Impl::TakeBatchLocked() {
   }
   for (auto it = queue.begin(); it != queue.end() && rows < options.max_batch_rows;) {
     const int64_t n = (*it)->table.num_rows();
-    if ((*it)->key == head->key && rows + n <= options.max_batch_rows) {
+    if ((*it)->Merges(*head) && rows + n <= options.max_batch_rows) {
       rows += n;
       batch.push_back(*it);
       it = queue.erase(it);
@@ -135,7 +138,7 @@ void Batcher::Impl::DispatchLoop() {
           const RequestPtr& head = queue.front();
           int64_t rows = 0;
           for (const RequestPtr& r : queue)
-            if (r->key == head->key) rows += r->table.num_rows();
+            if (r->Merges(*head)) rows += r->table.num_rows();
           const Clock::time_point until = head->enqueued + options.max_batch_delay;
           if (rows >= options.max_batch_rows || Clock::now() >= until) break;
           cv.wait_until(lock, until);
@@ -239,7 +242,7 @@ Batcher::~Batcher() { Shutdown(); }
 BatchedResult Batcher::Predict(Table input, Value params, std::chrono::steady_clock::time_point deadline,
                                InputShape shape) {
   auto r = std::make_shared<Impl::Request>();
-  r->key = MergeKey(input, params, shape);
+  r->key = MergeKey(input, shape);
   r->shape = shape;
   r->table = std::move(input);
   r->params = std::move(params);

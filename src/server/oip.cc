@@ -1,22 +1,24 @@
-// The Open Inference Protocol REST codec (src/server/oip.h).
+// The Open Inference Protocol REST codec (src/server/oip.h), on the project's JSON reader
+// and writer (src/format/json.h).
 #include "server/oip.h"
 
+#include <cmath>
 #include <cstdint>
 #include <utility>
 #include <vector>
 
 #include <fmt/core.h>
-#include <nlohmann/json.hpp>
 
 #include "data/text_format.h"
+#include "format/json.h"
 #include "server/limits.h"
 
 namespace pyfunc::server {
 namespace {
 
-using Json = nlohmann::json;
+namespace dom = simdjson::dom;
 
-Result<DataType> TypeOfOipDatatype(const std::string& dt) {
+Result<DataType> TypeOfOipDatatype(std::string_view dt) {
   if (dt == "BOOL") return DataType::kBool;
   if (dt == "INT8" || dt == "INT16" || dt == "INT32" || dt == "INT64" || dt == "UINT8" || dt == "UINT16" ||
       dt == "UINT32" || dt == "UINT64")
@@ -26,95 +28,79 @@ Result<DataType> TypeOfOipDatatype(const std::string& dt) {
   return Status::InvalidArgument(fmt::format("unsupported datatype '{}'", BoundMessage(dt, 64)));
 }
 
+// The JSON text of an element for an error message, bounded.
+std::string Quote(dom::element e) { return BoundMessage(simdjson::to_string(e), 64); }
+
 // The leaves of a (nested) data array in row-major order, without recursion; stops
 // once more than `limit` leaves are found (the caller refuses that count anyway).
-std::vector<const Json*> Leaves(const Json& data, size_t limit) {
-  std::vector<const Json*> out;
+std::vector<dom::element> Leaves(dom::element data, size_t limit) {
+  std::vector<dom::element> out;
   if (!data.is_array()) {
-    out.push_back(&data);
+    out.push_back(data);
     return out;
   }
-  // Each entry: an array and the index of its next element to visit.
-  std::vector<std::pair<const Json*, size_t>> stack = {{&data, 0}};
+  // Each entry: the position in an array being visited and its end.
+  std::vector<std::pair<dom::array::iterator, dom::array::iterator>> stack;
+  const dom::array top = data.get_array().value_unsafe();
+  stack.emplace_back(top.begin(), top.end());
   while (!stack.empty() && out.size() <= limit) {
-    auto& [array, next] = stack.back();
-    if (next == array->size()) {
+    auto& [next, end] = stack.back();
+    if (next == end) {
       stack.pop_back();
       continue;
     }
-    const Json& e = (*array)[next++];
+    const dom::element e = *next;
+    ++next;
     if (e.is_array()) {
-      stack.emplace_back(&e, 0);
+      const dom::array a = e.get_array().value_unsafe();
+      stack.emplace_back(a.begin(), a.end());
     } else {
-      out.push_back(&e);
+      out.push_back(e);
     }
   }
   return out;
 }
 
-Status AppendOipValue(const Json& v, ColumnBuilder* b, const std::string& where) {
+Status AppendOipValue(dom::element v, ColumnBuilder* b, const std::string& where) {
   if (v.is_null()) {
     b->AppendNull();
     return Status::OK();
   }
   switch (b->type()) {
     case DataType::kBool:
-      if (!v.is_boolean()) break;
-      b->AppendBool(v.get<bool>());
+      if (!v.is_bool()) break;
+      b->AppendBool(v.get_bool().value_unsafe());
       return Status::OK();
     case DataType::kInt64:
-      if (v.is_number_unsigned()) {
-        if (v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
-          return Status::InvalidArgument(fmt::format("{}: {} does not fit a 64-bit integer", where, v.dump()));
-        }
-        b->AppendInt64(static_cast<int64_t>(v.get<uint64_t>()));
-        return Status::OK();
+      if (v.is_uint64()) {
+        return Status::InvalidArgument(fmt::format("{}: {} does not fit a 64-bit integer", where, Quote(v)));
       }
-      if (!v.is_number_integer()) break;
-      b->AppendInt64(v.get<int64_t>());
+      if (!v.is_int64()) break;
+      b->AppendInt64(v.get_int64().value_unsafe());
       return Status::OK();
     case DataType::kFloat64:
-      if (!v.is_number()) break;
-      b->AppendFloat64(v.get<double>());
-      return Status::OK();
+      if (v.is_number()) {
+        b->AppendFloat64(v.get_double().value_unsafe());
+        return Status::OK();
+      }
+      if (v.is_string()) {  // Python's NaN / Infinity literals
+        const json::Special special = json::SpecialOf(v.get_string().value_unsafe());
+        if (special == json::Special::kNone) break;
+        b->AppendFloat64(special == json::Special::kNaN ? std::nan("")
+                         : special == json::Special::kInf ? HUGE_VAL
+                                                          : -HUGE_VAL);
+        return Status::OK();
+      }
+      break;
     case DataType::kString:
-      if (!v.is_string()) break;
-      b->AppendString(v.get_ref<const std::string&>());
+      if (!v.is_string() || json::SpecialOf(v.get_string().value_unsafe()) != json::Special::kNone) break;
+      b->AppendString(json::StringOf(v));
       return Status::OK();
     default:  // requests are read into the wide types; the worker narrows them
       break;
   }
-  return Status::InvalidArgument(
-      fmt::format("{}: expected {} data, found {}", where, DataTypeName(b->type()), v.type_name()));
-}
-
-// Nesting is bounded by the parse, so this recursion is too.
-Value JsonToValue(const Json& j) {
-  switch (j.type()) {
-    case Json::value_t::boolean:
-      return Value(j.get<bool>());
-    case Json::value_t::number_integer:
-      return Value(j.get<int64_t>());
-    case Json::value_t::number_unsigned:
-      if (j.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) return Value(j.get<double>());
-      return Value(j.get<int64_t>());
-    case Json::value_t::number_float:
-      return Value(j.get<double>());
-    case Json::value_t::string:
-      return Value(j.get<std::string>());
-    case Json::value_t::array: {
-      Value::List l;
-      for (const auto& e : j) l.push_back(JsonToValue(e));
-      return Value(std::move(l));
-    }
-    case Json::value_t::object: {
-      Value::Map m;
-      for (const auto& [k, v] : j.items()) m.emplace_back(k, JsonToValue(v));
-      return Value(std::move(m));
-    }
-    default:
-      return Value();
-  }
+  return Status::InvalidArgument(fmt::format("{}: expected {} data, found {}", where, DataTypeName(b->type()),
+                                             json::PyTypeName(v)));
 }
 
 // A tensor's shape: [N] or [N, K] of non-negative integers whose product is computed
@@ -125,16 +111,15 @@ struct Shape {
   size_t values = 0;  // rows * width
 };
 
-Result<Shape> ParseShape(const Json& shape, const std::string& where, const OipLimits& limits) {
+Result<Shape> ParseShape(dom::array shape, const std::string& where, const OipLimits& limits) {
   if (shape.size() < 1 || shape.size() > 2) return Status::InvalidArgument(where + ": shape must be [N] or [N, K]");
   int64_t dims[2] = {0, 1};
-  for (size_t i = 0; i < shape.size(); ++i) {
-    const Json& d = shape[i];
-    const bool ok = d.is_number_unsigned() ? d.get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX)
-                                           : d.is_number_integer() && d.get<int64_t>() >= 0;
-    if (!ok) return Status::InvalidArgument(fmt::format("{}: shape[{}] is not a size: {}", where, i,
-                                                        BoundMessage(d.dump(), 64)));
-    dims[i] = d.get<int64_t>();
+  size_t i = 0;
+  for (dom::element d : shape) {
+    if (!d.is_int64() || d.get_int64().value_unsafe() < 0) {
+      return Status::InvalidArgument(fmt::format("{}: shape[{}] is not a size: {}", where, i, Quote(d)));
+    }
+    dims[i++] = d.get_int64().value_unsafe();
   }
   Shape s;
   s.rows = dims[0];
@@ -152,49 +137,67 @@ Result<Shape> ParseShape(const Json& shape, const std::string& where, const OipL
   return s;
 }
 
-// The column's values in row-major order (a tensor cell's values one after another;
-// a null row's as nulls).
-Json ColumnData(const Column& c) {
-  Json data = Json::array();
-  const int64_t cell = c.cell_size();
-  for (int64_t r = 0; r < c.length(); ++r) {
-    for (int64_t i = r * cell; i < (r + 1) * cell; ++i) {
-      if (c.IsNull(r)) {
-        data.push_back(nullptr);
-        continue;
-      }
-      switch (c.type()) {
-        case DataType::kInt64:
-        case DataType::kTimestamp:
-          data.push_back(c.int64_data()[i]);
-          break;
-        case DataType::kUInt64:
-          data.push_back(c.data_as<uint64_t>()[i]);
-          break;
-        case DataType::kFloat16:
-        case DataType::kFloat32:
-        case DataType::kFloat64:
-          data.push_back(c.NumberAt(i));  // NaN/inf become null: JSON has no NaN
-          break;
-        case DataType::kBool:
-          data.push_back(c.bool_value(i));
-          break;
-        case DataType::kString:
-          data.push_back(std::string(c.string_value(i)));
-          break;
-        case DataType::kBinary: {  // BYTES in JSON: base64 text
-          std::string text;
-          AppendBase64(c.string_value(i), /*mime_lines=*/false, &text);
-          data.push_back(std::move(text));
-          break;
-        }
-        default:  // the narrower integers
-          data.push_back(static_cast<int64_t>(c.NumberAt(i)));
-          break;
-      }
-    }
+// Appends element i of the column's values (a tensor cell's values one after another; a
+// null row's as nulls). NaN and infinities are null: the protocol's JSON has no NaN.
+void AppendOipData(const Column& c, int64_t row, int64_t i, std::string* out) {
+  if (c.IsNull(row)) {
+    out->append("null");
+    return;
   }
-  return data;
+  switch (c.type()) {
+    case DataType::kInt64:
+    case DataType::kTimestamp:
+      AppendInt64(c.int64_data()[i], out);
+      return;
+    case DataType::kUInt64:
+      AppendUInt64(c.data_as<uint64_t>()[i], out);
+      return;
+    case DataType::kFloat16:
+    case DataType::kFloat32:
+    case DataType::kFloat64: {
+      const double v = c.NumberAt(i);
+      if (std::isfinite(v)) {
+        AppendPythonFloat(v, out);
+      } else {
+        out->append("null");
+      }
+      return;
+    }
+    case DataType::kBool:
+      out->append(c.bool_value(i) ? "true" : "false");
+      return;
+    case DataType::kString:
+      json::AppendString(c.string_value(i), out);
+      return;
+    case DataType::kBinary: {  // BYTES in JSON: base64 text
+      std::string text;
+      AppendBase64(c.string_value(i), /*mime_lines=*/false, &text);
+      json::AppendString(text, out);
+      return;
+    }
+    default:  // the narrower integers
+      AppendInt64(static_cast<int64_t>(c.NumberAt(i)), out);
+      return;
+  }
+}
+
+// One output tensor: {"name": ..., "shape": [...], "datatype": ..., "data": [...]}, the
+// data written by `data`.
+template <typename WriteData>
+void AppendTensor(std::string_view name, const std::vector<int64_t>& shape, DataType type, std::string* out,
+                  WriteData&& data) {
+  out->append("{\"name\": ");
+  json::AppendString(name, out);
+  out->append(", \"shape\": [");
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) out->append(", ");
+    AppendInt64(shape[i], out);
+  }
+  out->append("], \"datatype\": \"");
+  out->append(OipDatatype(type));
+  out->append("\", \"data\": [");
+  data(out);
+  out->append("]}");
 }
 
 }  // namespace
@@ -225,48 +228,54 @@ const char* OipDatatype(DataType t) {
 }
 
 Result<OipRequest> ParseOipRequest(std::string_view body, const OipLimits& limits) {
-  // The parser itself keeps its state on the heap; the callback refuses depth beyond
-  // the limit so that nothing after it (conversion, destruction) meets deep nesting.
-  bool too_deep = false;
-  Json::parser_callback_t depth_check = [&too_deep, &limits](int depth, Json::parse_event_t, Json&) {
-    if (depth > limits.max_depth) too_deep = true;
-    return !too_deep;
-  };
-  Json j = Json::parse(body.begin(), body.end(), depth_check, /*allow_exceptions=*/false);
-  if (too_deep) {
-    return Status::InvalidArgument(fmt::format("the body nests arrays or objects deeper than {} levels",
-                                               limits.max_depth));
+  // simdjson parses without recursion and refuses nesting beyond the document's depth
+  // limit, so nothing after it (conversion, destruction) meets deep nesting.
+  json::Document doc(static_cast<size_t>(limits.max_depth));
+  if (Status st = doc.Parse(body); !st.ok()) {
+    if (doc.too_deep()) {
+      return Status::InvalidArgument(fmt::format("the body nests arrays or objects deeper than {} levels",
+                                                 limits.max_depth));
+    }
+    return Status::InvalidArgument("the body is not a JSON object");
   }
-  if (j.is_discarded() || !j.is_object()) return Status::InvalidArgument("the body is not a JSON object");
+  dom::object j;
+  if (doc.root().get_object().get(j)) return Status::InvalidArgument("the body is not a JSON object");
   OipRequest out;
-  if (auto it = j.find("id"); it != j.end() && it->is_string()) out.id = it->get<std::string>();
-  if (auto it = j.find("parameters"); it != j.end() && it->is_object()) {
+  if (dom::element id; !j["id"].get(id) && id.is_string()) out.id = std::string(json::StringOf(id));
+  if (dom::object parameters; !j["parameters"].get(parameters)) {
     Value::Map m;
-    for (const auto& [k, v] : it->items())
-      if (k != "content_type" && k != "headers") m.emplace_back(k, JsonToValue(v));
+    for (dom::key_value_pair kv : parameters) {
+      const std::string_view key = json::ClientText(kv.key);
+      if (key == "content_type" || key == "headers") continue;
+      PYFUNC_ASSIGN_OR_RETURN(Value v, json::ToValue(kv.value, "parameters"));
+      m.emplace_back(std::string(key), std::move(v));
+    }
     if (!m.empty()) out.params = Value(std::move(m));
   }
-  auto inputs = j.find("inputs");
-  if (inputs == j.end() || !inputs->is_array() || inputs->empty())
+  dom::array inputs;
+  if (j["inputs"].get(inputs) || inputs.size() == 0)
     return Status::InvalidArgument("'inputs' must be a non-empty list of tensors");
-  if (inputs->size() > limits.max_columns) {
+  const size_t num_inputs = inputs.size();
+  if (num_inputs > limits.max_columns) {
     return Status::InvalidArgument(
-        fmt::format("'inputs' holds {} tensors; at most {} are accepted", inputs->size(), limits.max_columns));
+        fmt::format("'inputs' holds {} tensors; at most {} are accepted", num_inputs, limits.max_columns));
   }
   std::vector<std::string> names;
   std::vector<Column> columns;
-  for (size_t t = 0; t < inputs->size(); ++t) {
-    const Json& in = (*inputs)[t];
-    const std::string where = fmt::format("inputs[{}]", t);
-    if (!in.is_object() || !in.contains("name") || !in["name"].is_string() || !in.contains("shape") ||
-        !in["shape"].is_array() || !in.contains("datatype") || !in["datatype"].is_string() || !in.contains("data"))
+  size_t t = 0;
+  for (dom::element in : inputs) {
+    const std::string where = fmt::format("inputs[{}]", t++);
+    dom::object tensor;
+    dom::element name, shape_array, datatype, data;
+    if (in.get_object().get(tensor) || tensor["name"].get(name) || !name.is_string() ||
+        tensor["shape"].get(shape_array) || !shape_array.is_array() || tensor["datatype"].get(datatype) ||
+        !datatype.is_string() || tensor["data"].get(data))
       return Status::InvalidArgument(where + ": a tensor needs 'name', 'shape', 'datatype' and 'data'");
-    const std::string& name = in["name"].get_ref<const std::string&>();
-    PYFUNC_ASSIGN_OR_RETURN(Shape shape, ParseShape(in["shape"], where, limits));
-    PYFUNC_ASSIGN_OR_RETURN(DataType type, TypeOfOipDatatype(in["datatype"].get<std::string>()));
-    if (shape.width != 1 && inputs->size() != 1)
+    PYFUNC_ASSIGN_OR_RETURN(Shape shape, ParseShape(shape_array.get_array().value_unsafe(), where, limits));
+    PYFUNC_ASSIGN_OR_RETURN(DataType type, TypeOfOipDatatype(json::StringOf(datatype)));
+    if (shape.width != 1 && num_inputs != 1)
       return Status::InvalidArgument(where + ": a tensor of shape [N, K] with K > 1 must be the only input");
-    const std::vector<const Json*> values = Leaves(in["data"], shape.values);
+    const std::vector<dom::element> values = Leaves(data, shape.values);
     if (values.size() != shape.values) {
       return Status::InvalidArgument(fmt::format("{}: shape [{}, {}] holds {} values, data has {}{}", where,
                                                  shape.rows, shape.width, shape.values, values.size(),
@@ -276,8 +285,8 @@ Result<OipRequest> ParseOipRequest(std::string_view body, const OipLimits& limit
       ColumnBuilder b(type);
       b.Reserve(shape.rows);
       for (int64_t r = 0; r < shape.rows; ++r)
-        PYFUNC_RETURN_IF_ERROR(AppendOipValue(*values[r * shape.width + k], &b, where + ".data"));
-      names.push_back(shape.width == 1 ? name : std::to_string(k));
+        PYFUNC_RETURN_IF_ERROR(AppendOipValue(values[r * shape.width + k], &b, where + ".data"));
+      names.push_back(shape.width == 1 ? std::string(json::StringOf(name)) : std::to_string(k));
       columns.push_back(b.Finish());
     }
   }
@@ -286,42 +295,47 @@ Result<OipRequest> ParseOipRequest(std::string_view body, const OipLimits& limit
 }
 
 std::string OipResponse(const std::string& model_name, const std::optional<std::string>& id, const Prediction& p) {
-  Json out;
-  out["model_name"] = model_name;
-  if (id) out["id"] = *id;
-  Json outputs = Json::array();
+  std::string out = "{\"model_name\": ";
+  json::AppendString(model_name, &out);
+  if (id) {
+    out.append(", \"id\": ");
+    json::AppendString(*id, &out);
+  }
+  out.append(", \"outputs\": [");
   const Table& t = p.table;
   bool same_type = t.num_columns() > 0;
   for (int i = 0; i < t.num_columns(); ++i) {
     same_type = same_type && t.column(i).type() == t.column(0).type() && !t.column(i).is_tensor();
   }
   if (p.shape == PredictionShape::kArray2D && same_type) {
-    Json data = Json::array();
-    std::vector<Json> cols;
-    for (int i = 0; i < t.num_columns(); ++i) cols.push_back(ColumnData(t.column(i)));
-    for (int64_t r = 0; r < t.num_rows(); ++r)
-      for (int i = 0; i < t.num_columns(); ++i) data.push_back(cols[i][r]);
-    outputs.push_back({{"name", "predict"},
-                       {"shape", {t.num_rows(), t.num_columns()}},
-                       {"datatype", OipDatatype(t.column(0).type())},
-                       {"data", std::move(data)}});
+    AppendTensor("predict", {t.num_rows(), t.num_columns()}, t.column(0).type(), &out, [&](std::string* o) {
+      for (int64_t r = 0; r < t.num_rows(); ++r) {
+        for (int i = 0; i < t.num_columns(); ++i) {
+          if (r || i) o->append(", ");
+          AppendOipData(t.column(i), r, r, o);
+        }
+      }
+    });
   } else {
     for (int i = 0; i < t.num_columns(); ++i) {
-      const std::string name = t.column_name(i).empty() ? "predict" : t.column_name(i);
-      Json shape = Json::array({t.num_rows()});
-      for (int64_t d : t.column(i).cell_shape()) shape.push_back(d);
-      outputs.push_back({{"name", name},
-                         {"shape", std::move(shape)},
-                         {"datatype", OipDatatype(t.column(i).type())},
-                         {"data", ColumnData(t.column(i))}});
+      const Column& c = t.column(i);
+      std::vector<int64_t> shape = {t.num_rows()};
+      for (int64_t d : c.cell_shape()) shape.push_back(d);
+      if (i) out.append(", ");
+      AppendTensor(t.column_name(i).empty() ? "predict" : t.column_name(i), shape, c.type(), &out,
+                   [&](std::string* o) {
+                     const int64_t cell = c.cell_size();
+                     for (int64_t r = 0; r < c.length(); ++r) {
+                       for (int64_t k = r * cell; k < (r + 1) * cell; ++k) {
+                         if (k) o->append(", ");
+                         AppendOipData(c, r, k, o);
+                       }
+                     }
+                   });
     }
   }
-  out["outputs"] = std::move(outputs);
-  return out.dump(-1, ' ', false, Json::error_handler_t::replace);
-}
-
-std::string OipError(std::string_view message) {
-  return Json{{"error", BoundMessage(message)}}.dump(-1, ' ', false, Json::error_handler_t::replace);
+  out.append("]}");
+  return out;
 }
 
 }  // namespace pyfunc::server

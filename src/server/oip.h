@@ -44,9 +44,6 @@ Result<OipRequest> ParseOipRequest(std::string_view body, const OipLimits& limit
 // ("predict" for an unnamed one); a 2-D array output of one type is one [N, K] tensor.
 std::string OipResponse(const std::string& model_name, const std::optional<std::string>& id, const Prediction& p);
 
-// {"error": message}, with the message cut to a bounded length.
-std::string OipError(std::string_view message);
-
 // The OIP datatype of a column type (model metadata and responses).
 const char* OipDatatype(DataType type);
 

@@ -24,7 +24,6 @@
 #include <vector>
 
 #include <fmt/core.h>
-#include <nlohmann/json.hpp>
 
 #include "pyfunc/batcher.h"
 #include "pyfunc/csv.h"
@@ -45,7 +44,6 @@ using server::HttpRequest;
 using server::HttpResponse;
 using server::Metrics;
 using server::OipDatatype;
-using server::OipError;
 using server::OipRequest;
 using server::OipResponse;
 using server::ParseOipRequest;
@@ -214,7 +212,14 @@ struct Server::Impl {
   static void Reply(HttpResponse& res, const HttpError& e) {
     res.status = e.status;
     if (!e.header_name.empty()) res.headers.emplace_back(e.header_name, e.header_value);
-    res.SetContent(e.body, e.content_type);
+    res.SetContent(e.Body(), e.content_type);
+  }
+
+  // An error of an Open Inference Protocol route, in that protocol's body.
+  static void ReplyOip(HttpResponse& res, const HttpError& e) {
+    res.status = e.status;
+    if (!e.header_name.empty()) res.headers.emplace_back(e.header_name, e.header_value);
+    res.SetContent(e.OipBody(), kJson);
   }
 
   // Runs `table` through the batcher; records the queue and predict stages.
@@ -289,22 +294,9 @@ struct Server::Impl {
     InFlight guard(this);
     const Clock::time_point deadline = req.start + options.timeout;
     const std::string& name = req.params[0];
-    auto fail = [&](const HttpError& e) {
-      HttpError oip = e;
-      if (e.status != 504) {
-        nlohmann::json j = nlohmann::json::parse(e.body, nullptr, false);
-        std::string msg = j.is_object() && j.contains("message") ? j["message"].get<std::string>() : e.body;
-        if (j.is_object() && j.contains("stack_trace")) msg += ": " + j["stack_trace"].get<std::string>();
-        oip.body = OipError(msg);
-      } else {
-        oip.body = OipError(e.body);
-      }
-      oip.content_type = kJson;
-      Reply(res, oip);
-    };
+    auto fail = [&](const HttpError& e) { ReplyOip(res, e); };
     if (name != options.model_name) {
-      res.status = 404;
-      return res.SetContent(OipError("Model " + name + " not found"), kJson);
+      return ReplyOip(res, HttpErrorFromStatus(Status::NotFound("Model " + name + " not found")));
     }
     const Clock::time_point parse_start = Clock::now();
     Result<OipRequest> parsed = ParseOipRequest(req.body);
@@ -323,18 +315,19 @@ struct Server::Impl {
   void OipModelMetadata(const HttpRequest& req, HttpResponse& res) {
     const std::string& name = req.params[0];
     if (name != options.model_name) {
-      res.status = 404;
-      return res.SetContent(OipError("Model " + name + " not found"), kJson);
+      return ReplyOip(res, HttpErrorFromStatus(Status::NotFound("Model " + name + " not found")));
     }
-    nlohmann::json inputs = nlohmann::json::array();
-    for (const auto& [col, type] : input_schema.typed)
-      inputs.push_back({{"name", col}, {"datatype", OipDatatype(type)}, {"shape", {-1}}});
-    nlohmann::json out = {{"name", options.model_name},
-                          {"versions", nlohmann::json::array()},
-                          {"platform", "mlflow-pyfunc"},
-                          {"inputs", std::move(inputs)},
-                          {"outputs", nlohmann::json::array()}};
-    res.SetContent(out.dump(), kJson);
+    Value::List inputs;
+    for (const auto& [col, type] : input_schema.typed) {
+      inputs.push_back(Value(Value::Map{
+          {"name", col}, {"datatype", OipDatatype(type)}, {"shape", Value(Value::List{Value(-1)})}}));
+    }
+    const Value out(Value::Map{{"name", options.model_name},
+                               {"versions", Value::EmptyList()},
+                               {"platform", "mlflow-pyfunc"},
+                               {"inputs", Value(std::move(inputs))},
+                               {"outputs", Value::EmptyList()}});
+    res.SetContent(ToJson(out), kJson);
   }
 
   server::HttpRouter Routes() {
@@ -383,19 +376,18 @@ struct Server::Impl {
       res.SetContent(r ? R"({"ready": true})" : R"({"ready": false})", kJson);
     });
     http.Handle("GET", "/v2", [](const HttpRequest&, HttpResponse& res) {
-      res.SetContent(nlohmann::json{{"name", "pyfunc"}, {"version", PYFUNC_VERSION}, {"extensions", nlohmann::json::array()}}
-                          .dump(),
-                      kJson);
+      res.SetContent(
+          ToJson(Value(Value::Map{{"name", "pyfunc"}, {"version", PYFUNC_VERSION}, {"extensions", Value::EmptyList()}})),
+          kJson);
     });
     http.Handle("GET", "/v2/models/{name}/ready", [this](const HttpRequest& req, HttpResponse& res) {
       const std::string& name = req.params[0];
       if (name != options.model_name) {
-        res.status = 404;
-        return res.SetContent(OipError("Model " + name + " not found"), kJson);
+        return ReplyOip(res, HttpErrorFromStatus(Status::NotFound("Model " + name + " not found")));
       }
       const bool r = ready.load();
       res.status = r ? 200 : 503;
-      res.SetContent(nlohmann::json{{"name", name}, {"ready", r}}.dump(), kJson);
+      res.SetContent(ToJson(Value(Value::Map{{"name", name}, {"ready", r}})), kJson);
     });
     http.Handle("GET", "/v2/models/{name}",
              [this](const HttpRequest& req, HttpResponse& res) { OipModelMetadata(req, res); });
@@ -414,8 +406,7 @@ struct Server::Impl {
       if (status == 413) {
         e = PayloadTooLarge(options.max_body_size);
       } else if (status == 404) {
-        e = HttpErrorFromStatus(Status::NotFound(std::string(message)));
-        e.body.replace(e.body.find("RESOURCE_DOES_NOT_EXIST"), 23, "ENDPOINT_NOT_FOUND");
+        e = EndpointNotFound(std::string(message));
       } else if (status >= 500) {
         e = HttpErrorFromStatus(Status::Internal(std::string(message)));
       } else {

@@ -2,6 +2,8 @@
 // by the body or by OipLimits, every malformed body an InvalidArgument.
 #include "server/oip.h"
 
+#include "server/http_errors.h"
+
 #include <string>
 
 #include "test_util.h"
@@ -22,7 +24,7 @@ TEST(OipTest, ParsesColumnsAndTwoDimensionalTensors) {
   ASSERT_EQ(r->table.num_columns(), 2);
   EXPECT_EQ(r->table.column_name(1), "1");
   EXPECT_EQ(r->table.column(1).float64_data()[1], 4.0);
-  EXPECT_EQ(ToJson(r->params), R"({"k":3})");
+  EXPECT_EQ(ToJson(r->params), R"({"k": 3})");
 }
 
 // A shape whose product overflows int64 (1024 * 2^54 wraps to 0) matched empty data,
@@ -95,7 +97,7 @@ TEST(OipTest, DataLengthMustMatchTheShape) {
 
 TEST(OipTest, ErrorBodiesAreBounded) {
   const std::string long_message(1 << 20, 'x');
-  const std::string body = OipError(long_message);
+  const std::string body = HttpErrorFromStatus(Status::ModelError(long_message)).OipBody();
   EXPECT_LT(body.size(), 70u * 1024);
   EXPECT_THAT(body, ::testing::HasSubstr("more bytes]"));
 }

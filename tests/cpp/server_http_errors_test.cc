@@ -8,13 +8,13 @@
 namespace pyfunc {
 namespace {
 
-nlohmann::json Body(const HttpError& e) { return nlohmann::json::parse(e.body); }
+nlohmann::json Body(const HttpError& e) { return nlohmann::json::parse(e.Body()); }
 
 TEST(HttpErrorsTest, InvalidArgumentIsBadRequest400) {
   HttpError e = HttpErrorFromStatus(Status::InvalidArgument("Invalid input. bad"));
   EXPECT_EQ(e.status, 400);
   EXPECT_EQ(e.content_type, "application/json");
-  EXPECT_EQ(e.body,
+  EXPECT_EQ(e.Body(),
             R"({"error_code": "BAD_REQUEST", "message": "Invalid input. bad", "sqlstate": "KAM00", )"
             R"("error_class": "INVALID_PARAMETER_VALUE"})");
 }
@@ -57,7 +57,7 @@ TEST(HttpErrorsTest, SchemaEnforcementFailureIsMlflowsInvalidParameterValue) {
 TEST(HttpErrorsTest, InvalidParametersAreMlflowsPlainInvalidParameterValue) {
   HttpError e = HttpErrorFromStatus(Status::InvalidParams("Invalid parameters found: {x}"));
   EXPECT_EQ(e.status, 400);
-  EXPECT_EQ(e.body, R"({"error_code": "INVALID_PARAMETER_VALUE", "message": "Invalid parameters found: {x}", )"
+  EXPECT_EQ(e.Body(), R"({"error_code": "INVALID_PARAMETER_VALUE", "message": "Invalid parameters found: {x}", )"
                     R"("sqlstate": "KAM00", "error_class": "INVALID_PARAMETER_VALUE"})");
 }
 
@@ -65,7 +65,7 @@ TEST(HttpErrorsTest, InvalidParametersAreMlflowsPlainInvalidParameterValue) {
 // server build and send a response of its choosing size.
 TEST(HttpErrorsTest, LongMessagesAreCut) {
   HttpError e = HttpErrorFromStatus(Status::ModelError("ValueError: " + std::string(1 << 20, 'x')));
-  EXPECT_LT(e.body.size(), 70u * 1024);
+  EXPECT_LT(e.Body().size(), 70u * 1024);
   EXPECT_THAT(Body(e)["stack_trace"].get<std::string>(), ::testing::HasSubstr("more bytes]"));
 }
 
@@ -73,7 +73,7 @@ TEST(HttpErrorsTest, DeadlineExceededIsMlflowsPlainText504) {
   HttpError e = HttpErrorFromStatus(Status::DeadlineExceeded("slow"));
   EXPECT_EQ(e.status, 504);
   EXPECT_EQ(e.content_type, "application/json");
-  EXPECT_EQ(e.body, "Request processing time exceeded limit");
+  EXPECT_EQ(e.Body(), "Request processing time exceeded limit");
 }
 
 TEST(HttpErrorsTest, UnavailableIs503WithRetryAfter) {
@@ -97,7 +97,7 @@ TEST(HttpErrorsTest, UnsupportedMediaTypeIsPlainText415) {
   HttpError e = UnsupportedMediaType("The scoring server only supports UTF-8");
   EXPECT_EQ(e.status, 415);
   EXPECT_EQ(e.content_type, "text/plain");
-  EXPECT_EQ(e.body, "The scoring server only supports UTF-8");
+  EXPECT_EQ(e.Body(), "The scoring server only supports UTF-8");
 }
 
 TEST(HttpErrorsTest, PayloadTooLargeIs413NamingTheLimit) {
@@ -108,7 +108,7 @@ TEST(HttpErrorsTest, PayloadTooLargeIs413NamingTheLimit) {
 
 TEST(HttpErrorsTest, MessagesAreEscapedAsPythonJsonDumps) {
   HttpError e = HttpErrorFromStatus(Status::InvalidArgument("caf\xc3\xa9 \"q\", a: b"));
-  EXPECT_EQ(e.body,
+  EXPECT_EQ(e.Body(),
             R"({"error_code": "BAD_REQUEST", "message": "caf\u00e9 \"q\", a: b", "sqlstate": "KAM00", )"
             R"("error_class": "INVALID_PARAMETER_VALUE"})");
 }

@@ -146,9 +146,10 @@ TEST(TensorCellsTest, OipGivesTheFullShape) {
   dict.shape = PredictionShape::kColumns;
   dict.table = *Table::Make({"p"}, {Float32Cells(2)});
   const std::string body = server::OipResponse("m", std::nullopt, dict);
-  EXPECT_NE(body.find(R"("shape":[2,2,3])"), std::string::npos) << body;
-  EXPECT_NE(body.find(R"("datatype":"FP32")"), std::string::npos) << body;
-  EXPECT_NE(body.find(R"("data":[0.0,0.5,1.0,1.5,2.0,2.5,3.0,3.5,4.0,4.5,5.0,5.5])"), std::string::npos) << body;
+  EXPECT_NE(body.find(R"("shape": [2, 2, 3])"), std::string::npos) << body;
+  EXPECT_NE(body.find(R"("datatype": "FP32")"), std::string::npos) << body;
+  EXPECT_NE(body.find(R"("data": [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 5.5])"), std::string::npos)
+      << body;
 }
 
 TEST(TensorCellsTest, ArrowExportsNestedFixedSizeLists) {

@@ -1,3 +1,5 @@
+// Scoring requests in: the JSON bodies of MLflow's scoring protocol read into Tables
+// (include/pyfunc/json_codec.h).
 #include "pyfunc/json_codec.h"
 
 #include <cctype>
@@ -10,13 +12,16 @@
 #include <limits>
 #include <unordered_map>
 
-#include <simdjson.h>
-
 #include "data/text_format.h"
+#include "format/json.h"
 
 namespace pyfunc {
 
 namespace dom = simdjson::dom;
+using json::ClientText;
+using json::PyTypeName;
+using json::StringOf;
+using json::ToValue;
 
 namespace {
 
@@ -34,34 +39,6 @@ constexpr const char* kProtocolChangeInfo =
     " Model scoring protocol in MLflow 2.0, see"
     " https://mlflow.org/docs/latest/models.html#deploy-mlflow-models.";
 
-// simdjson, like strict JSON, rejects what Python's json.loads (MLflow's server) reads:
-// the bare literals NaN, Infinity and -Infinity; numbers beyond the double range (1e400
-// is inf in Python); integers beyond 64 bits (Python ints of any size; pandas makes an
-// object column of them, a Table a float64 one). A body that fails to parse is rewritten
-// (RewriteForSimdjson) and parsed again: a non-finite number becomes one of the marker
-// strings below and a big integer a double literal.
-//
-// A marker is a NUL followed by a name. So that no string of the client's can pass for
-// one, the rewrite also prepends a NUL to every string (or key) of the body that starts
-// with a NUL, and every body with a NUL or a "\u0000" escape goes through the rewrite. So
-// in every parsed document, a string that starts with a NUL is a marker if it is exactly
-// one, and otherwise the client's string with one NUL prepended (ClientText removes it).
-constexpr std::string_view kNaNMarker("\0NaN", 4);
-constexpr std::string_view kInfMarker("\0Inf", 4);
-constexpr std::string_view kNegInfMarker("\0-Inf", 5);
-
-bool IsMarker(std::string_view s) { return s == kNaNMarker || s == kInfMarker || s == kNegInfMarker; }
-
-// The client's text of a string or key read from a parsed document.
-std::string_view ClientText(std::string_view s) {
-  if (!s.empty() && s[0] == '\0' && !IsMarker(s)) s.remove_prefix(1);
-  return s;
-}
-std::string_view StringOf(dom::element e) { return ClientText(e.get_string().value_unsafe()); }
-
-// Depth of nested arrays/objects that is converted to a Value (params, unified LLM
-// bodies); deeper is an error. Tables hold no nested values at all.
-constexpr int kMaxValueDepth = 128;
 
 Status InvalidInput(const std::string& msg) { return Status::InvalidArgument("Invalid input. " + msg); }
 
@@ -82,123 +59,7 @@ std::string PyRepr(std::string_view s) {
   return out;
 }
 
-bool IsJsonSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
-// Copies `text` rewritten for simdjson as described above. Only the characters outside
-// strings, and the first character of each string, are looked at; the output is at most
-// four times as long as the input.
-void RewriteForSimdjson(std::string_view text, std::string* out) {
-  out->clear();
-  out->reserve(text.size() + text.size() / 8 + 64);
-  // A literal replaced by a marker, unless it stands where a key would (`{NaN: 1}` is not
-  // JSON for Python either, and stays an error).
-  const auto replace = [&](size_t i, size_t len, const char* marker) {
-    size_t j = i + len;
-    while (j < text.size() && IsJsonSpace(text[j])) ++j;
-    if (j < text.size() && text[j] == ':') {
-      out->append(text.substr(i, len));
-    } else {
-      out->append(marker);
-    }
-  };
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (c == '"') {
-      out->push_back('"');
-      if (text.substr(i + 1, 6) == "\\u0000" || (i + 1 < text.size() && text[i + 1] == '\0')) {
-        out->append("\\u0000");
-      }
-      for (++i; i < text.size(); ++i) {
-        out->push_back(text[i]);
-        if (text[i] == '\\' && i + 1 < text.size()) {
-          out->push_back(text[++i]);
-        } else if (text[i] == '"') {
-          break;
-        }
-      }
-    } else if (c == 'N' && text.substr(i, 3) == "NaN") {
-      replace(i, 3, "\"\\u0000NaN\"");
-      i += 2;
-    } else if (c == 'I' && text.substr(i, 8) == "Infinity") {
-      replace(i, 8, "\"\\u0000Inf\"");
-      i += 7;
-    } else if (c == '-' && text.substr(i, 9) == "-Infinity") {
-      replace(i, 9, "\"\\u0000-Inf\"");
-      i += 8;
-    } else if (c == '-' || (c >= '0' && c <= '9')) {
-      size_t end = i;
-      bool integer = true;
-      while (end < text.size() && (std::isdigit(static_cast<unsigned char>(text[end])) || text[end] == '-' ||
-                                   text[end] == '+' || text[end] == '.' || text[end] == 'e' || text[end] == 'E')) {
-        if (text[end] == '.' || text[end] == 'e' || text[end] == 'E') integer = false;
-        ++end;
-      }
-      const std::string token(text.substr(i, end - i));
-      i = end - 1;
-      const bool negative = token[0] == '-';
-      if (integer) {
-        uint64_t magnitude;
-        auto [ptr, ec] = std::from_chars(token.data() + negative, token.data() + token.size(), magnitude);
-        const bool fits = ec == std::errc() && (!negative || magnitude <= (uint64_t{1} << 63));
-        if (fits || ptr != token.data() + token.size() || token.size() == static_cast<size_t>(negative)) {
-          out->append(token);  // fits, or not a number: simdjson decides
-          continue;
-        }
-      }
-      char* parsed_end = nullptr;
-      errno = 0;
-      const double v = std::strtod(token.c_str(), &parsed_end);
-      if (parsed_end != token.c_str() + token.size() || (!integer && errno != ERANGE)) {
-        out->append(token);  // an ordinary double, or not a number: simdjson decides
-      } else if (std::isinf(v)) {
-        out->append(negative ? "\"\\u0000-Inf\"" : "\"\\u0000Inf\"");
-      } else if (v == 0) {
-        out->append(negative ? "-0.0" : "0.0");  // below the double range: 0, as in Python
-      } else {
-        char buf[64];
-        auto res = std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::scientific);
-        out->append(buf, static_cast<size_t>(res.ptr - buf));
-      }
-    } else {
-      out->push_back(c);
-    }
-  }
-}
-
-// Parses `text` as Python's json.loads reads it (see above).
-Status ParseDocument(std::string_view text, dom::parser* parser, std::string* scratch,
-                     dom::element* root) {
-  const bool has_nul = std::memchr(text.data(), '\0', text.size()) != nullptr ||
-                       text.find("\\u0000") != std::string_view::npos;
-  simdjson::error_code err = simdjson::SUCCESS;
-  if (!has_nul) {
-    err = parser->parse(text.data(), text.size(), true).get(*root);
-    if (!err) return Status::OK();
-  }
-  RewriteForSimdjson(text, scratch);
-  auto err2 = parser->parse(scratch->data(), scratch->size(), true).get(*root);
-  if (!err2) return Status::OK();
-  return InvalidInput(std::string("Ensure that input is a valid JSON formatted string. Error: ") +
-                      simdjson::error_message(has_nul ? err2 : err));
-}
-
-const char* PyTypeName(dom::element e) {
-  switch (e.type()) {
-    case dom::element_type::ARRAY: return "<class 'list'>";
-    case dom::element_type::OBJECT: return "<class 'dict'>";
-    case dom::element_type::INT64:
-    case dom::element_type::UINT64: return "<class 'int'>";
-    case dom::element_type::DOUBLE: return "<class 'float'>";
-    case dom::element_type::STRING: {
-      std::string_view s = e.get_string().value_unsafe();
-      if (s == kNaNMarker || s == kInfMarker || s == kNegInfMarker) return "<class 'float'>";
-      return "<class 'str'>";
-    }
-    case dom::element_type::BOOL: return "<class 'bool'>";
-    case dom::element_type::NULL_VALUE: return "<class 'NoneType'>";
-  }
-  return "<class 'object'>";
-}
 
 // --- Cells -------------------------------------------------------------------------
 
@@ -219,9 +80,11 @@ CellKind Classify(const Cell& c) {
     case dom::element_type::DOUBLE: return CellKind::kFloat;
     case dom::element_type::STRING: {
       std::string_view s = c.e.get_string().value_unsafe();
-      if (!s.empty() && s[0] == '\0') {
-        if (s == kNaNMarker) return CellKind::kNaN;
-        if (s == kInfMarker || s == kNegInfMarker) return CellKind::kFloat;
+      switch (json::SpecialOf(s)) {
+        case json::Special::kNone: return CellKind::kString;
+        case json::Special::kNaN: return CellKind::kNaN;
+        case json::Special::kInf:
+        case json::Special::kNegInf: return CellKind::kFloat;
       }
       return CellKind::kString;
     }
@@ -262,9 +125,9 @@ double NumberOf(const Cell& c) {
     case dom::element_type::UINT64: return static_cast<double>(c.e.get_uint64().value_unsafe());
     case dom::element_type::DOUBLE: return c.e.get_double().value_unsafe();
     default: {
-      std::string_view s = c.e.get_string().value_unsafe();
-      if (s == kNaNMarker) return std::numeric_limits<double>::quiet_NaN();
-      return s == kNegInfMarker ? -HUGE_VAL : HUGE_VAL;
+      const json::Special special = json::SpecialOf(c.e.get_string().value_unsafe());
+      if (special == json::Special::kNaN) return std::numeric_limits<double>::quiet_NaN();
+      return special == json::Special::kNegInf ? -HUGE_VAL : HUGE_VAL;
     }
   }
 }
@@ -674,8 +537,6 @@ Result<std::vector<std::string>> ColumnNames(dom::element e, const std::string& 
   return names;
 }
 
-Result<Value> ToValue(dom::element e, const std::string& path, int depth = 0);
-
 // True when a cell holds an array or an object (MLflow's pandas makes an object column
 // of lists or dicts of it; a table column cannot hold them).
 bool HoldsNestedCells(const std::vector<PendingColumn>& columns) {
@@ -888,175 +749,6 @@ Status ParseTensorInput(dom::element e, bool instances, const JsonReadOptions& o
   return Status::OK();
 }
 
-// The Value of a parsed element. Recursive, to a depth of kMaxValueDepth at most.
-Result<Value> ToValue(dom::element e, const std::string& path, int depth) {
-  switch (e.type()) {
-    case dom::element_type::NULL_VALUE: return Value();
-    case dom::element_type::BOOL: return Value(e.get_bool().value_unsafe());
-    case dom::element_type::INT64: return Value(static_cast<int64_t>(e.get_int64().value_unsafe()));
-    case dom::element_type::UINT64: return Value(static_cast<double>(e.get_uint64().value_unsafe()));
-    case dom::element_type::DOUBLE: return Value(e.get_double().value_unsafe());
-    case dom::element_type::STRING: {
-      std::string_view s = e.get_string().value_unsafe();
-      if (s == kNaNMarker) return Value(std::numeric_limits<double>::quiet_NaN());
-      if (s == kInfMarker) return Value(HUGE_VAL);
-      if (s == kNegInfMarker) return Value(-HUGE_VAL);
-      return Value(std::string(ClientText(s)));
-    }
-    case dom::element_type::ARRAY:
-    case dom::element_type::OBJECT:
-      break;
-  }
-  if (depth >= kMaxValueDepth) {
-    return Status::InvalidArgument(path + ": nested deeper than " + std::to_string(kMaxValueDepth) + " levels");
-  }
-  if (e.type() == dom::element_type::ARRAY) {
-    Value::List list;
-    dom::array arr = e.get_array().value_unsafe();
-    list.reserve(arr.size());
-    for (dom::element v : arr) {
-      PYFUNC_ASSIGN_OR_RETURN(Value item, ToValue(v, path, depth + 1));
-      list.push_back(std::move(item));
-    }
-    return Value(std::move(list));
-  }
-  // A repeated key keeps its first position and takes the last value, as json.loads does.
-  Value::Map map;
-  std::unordered_map<std::string_view, size_t> index;
-  dom::object obj = e.get_object().value_unsafe();
-  for (dom::key_value_pair kv : obj) {
-    PYFUNC_ASSIGN_OR_RETURN(Value item, ToValue(kv.value, path, depth + 1));
-    auto [it, inserted] = index.try_emplace(kv.key, map.size());
-    if (inserted) {
-      map.emplace_back(std::string(ClientText(kv.key)), std::move(item));
-    } else {
-      map[it->second].second = std::move(item);
-    }
-  }
-  return Value(std::move(map));
-}
-
-// --- Writing -----------------------------------------------------------------------
-
-// Appends `s` as a JSON string the way Python's json module writes it with
-// ensure_ascii=True. Invalid UTF-8 bytes become U+FFFD.
-void AppendJsonString(std::string_view s, std::string* out) {
-  static const char kHex[] = "0123456789abcdef";
-  auto u_escape = [&](uint32_t cp) {
-    out->append("\\u");
-    for (int shift = 12; shift >= 0; shift -= 4) out->push_back(kHex[(cp >> shift) & 15]);
-  };
-  out->push_back('"');
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  const auto* end = p + s.size();
-  while (p < end) {
-    unsigned char c = *p;
-    if (c < 0x80) {
-      switch (c) {
-        case '"': out->append("\\\""); break;
-        case '\\': out->append("\\\\"); break;
-        case '\n': out->append("\\n"); break;
-        case '\r': out->append("\\r"); break;
-        case '\t': out->append("\\t"); break;
-        case '\b': out->append("\\b"); break;
-        case '\f': out->append("\\f"); break;
-        default:
-          if (c < 0x20) u_escape(c);
-          else out->push_back(static_cast<char>(c));
-      }
-      ++p;
-      continue;
-    }
-    uint32_t cp = 0xFFFD;
-    int len = 1;
-    if ((c & 0xE0) == 0xC0 && end - p >= 2 && (p[1] & 0xC0) == 0x80) {
-      cp = ((c & 0x1Fu) << 6) | (p[1] & 0x3Fu);
-      len = cp >= 0x80 ? 2 : 1;
-      if (len == 1) cp = 0xFFFD;
-    } else if ((c & 0xF0) == 0xE0 && end - p >= 3 && (p[1] & 0xC0) == 0x80 && (p[2] & 0xC0) == 0x80) {
-      cp = ((c & 0x0Fu) << 12) | ((p[1] & 0x3Fu) << 6) | (p[2] & 0x3Fu);
-      len = 3;
-      if (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)) {
-        cp = 0xFFFD;
-        len = 1;
-      }
-    } else if ((c & 0xF8) == 0xF0 && end - p >= 4 && (p[1] & 0xC0) == 0x80 &&
-               (p[2] & 0xC0) == 0x80 && (p[3] & 0xC0) == 0x80) {
-      cp = ((c & 0x07u) << 18) | ((p[1] & 0x3Fu) << 12) | ((p[2] & 0x3Fu) << 6) | (p[3] & 0x3Fu);
-      len = 4;
-      if (cp < 0x10000 || cp > 0x10FFFF) {
-        cp = 0xFFFD;
-        len = 1;
-      }
-    }
-    if (cp >= 0x10000) {
-      cp -= 0x10000;
-      u_escape(0xD800 + (cp >> 10));
-      u_escape(0xDC00 + (cp & 0x3FF));
-    } else {
-      u_escape(cp);
-    }
-    p += len;
-  }
-  out->push_back('"');
-}
-
-void AppendJsonFloat(double v, std::string* out) {
-  if (std::isnan(v)) out->append("NaN");
-  else if (std::isinf(v)) out->append(v < 0 ? "-Infinity" : "Infinity");
-  else AppendPythonFloat(v, out);
-}
-
-// Value `r` of the column's values (a row's value for scalar cells).
-void AppendValue(const Column& c, int64_t r, std::string* out) {
-  switch (c.type()) {
-    case DataType::kInt64: AppendInt64(c.int64_data()[r], out); break;
-    case DataType::kUInt64: AppendUInt64(c.data_as<uint64_t>()[r], out); break;
-    case DataType::kInt8:
-    case DataType::kInt16:
-    case DataType::kInt32:
-    case DataType::kUInt8:
-    case DataType::kUInt16:
-    case DataType::kUInt32: AppendInt64(static_cast<int64_t>(c.NumberAt(r)), out); break;
-    // float16/32 as MLflow writes them: the value as a Python float (tolist(), item()).
-    case DataType::kFloat16:
-    case DataType::kFloat32:
-    case DataType::kFloat64: AppendJsonFloat(c.NumberAt(r), out); break;
-    case DataType::kBool: out->append(c.bool_value(r) ? "true" : "false"); break;
-    case DataType::kString: AppendJsonString(c.string_value(r), out); break;
-    case DataType::kBinary: {  // base64.encodebytes, as MLflow's NumpyEncoder
-      std::string text;
-      AppendBase64(c.string_value(r), /*mime_lines=*/true, &text);
-      AppendJsonString(text, out);
-      break;
-    }
-    case DataType::kTimestamp: {
-      std::string text;
-      AppendIsoTimestamp(c.int64_data()[r], 'T', &text);
-      AppendJsonString(text, out);
-      break;
-    }
-  }
-}
-
-// Row r's tensor cell as nested lists, as numpy's tolist() writes it.
-void AppendTensorCell(const Column& c, int64_t r, std::string* out) {
-  int64_t element = r * c.cell_size();
-  AppendNestedLists(c.cell_shape(), out, [&](std::string* o) { AppendValue(c, element++, o); });
-}
-
-void AppendCell(const Column& c, int64_t r, std::string* out, NullSpelling nulls = NullSpelling::kDefault) {
-  if (c.IsNull(r)) {
-    if (nulls == NullSpelling::kNaT) {
-      out->append("\"NaT\"");
-    } else {
-      out->append((IsFloating(c.type()) && !c.is_tensor()) || nulls == NullSpelling::kNaN ? "NaN" : "null");
-    }
-    return;
-  }
-  if (c.is_tensor()) AppendTensorCell(c, r, out);
-  else AppendValue(c, r, out);
-}
 
 }  // namespace
 
@@ -1072,10 +764,9 @@ const char* RequestFormatName(RequestFormat format) {
 }
 
 Result<ScoringRequest> ParseScoringRequest(std::string_view body, const JsonReadOptions& options) {
-  dom::parser parser;
-  std::string scratch;
-  dom::element root;
-  PYFUNC_RETURN_IF_ERROR(ParseDocument(body, &parser, &scratch, &root));
+  json::Document doc;
+  PYFUNC_RETURN_IF_ERROR(doc.Parse(body));
+  const dom::element root = doc.root();
   dom::object obj;
   if (root.get_object().get(obj)) {
     if (root.is_array()) {
@@ -1149,18 +840,13 @@ InputShape PredictInputShape(const ScoringRequest& request, bool column_signatur
 }
 
 Result<Value> ParseJsonValue(std::string_view text) {
-  dom::parser parser;
-  std::string scratch;
-  dom::element root;
-  PYFUNC_RETURN_IF_ERROR(ParseDocument(text, &parser, &scratch, &root));
-  return ToValue(root, "$");
+  return json::ParseValue(text);
 }
 
 Result<Table> ParseJsonLines(std::string_view text, const JsonReadOptions& options) {
   // Each line is parsed into its own document; the parsers stay alive until the table
   // is built because the cells point into their tapes.
-  std::vector<std::unique_ptr<dom::parser>> parsers;
-  std::vector<std::string> scratches;
+  std::vector<std::unique_ptr<json::Document>> docs;
   std::vector<PendingColumn> columns;
   std::unordered_map<std::string, size_t> index;  // key → column
   int64_t rows = 0;
@@ -1178,11 +864,10 @@ Result<Table> ParseJsonLines(std::string_view text, const JsonReadOptions& optio
       if (nl == text.size()) break;
       continue;
     }
-    parsers.push_back(std::make_unique<dom::parser>());
-    scratches.emplace_back();
-    dom::element root;
-    Status st = ParseDocument(l, parsers.back().get(), &scratches.back(), &root);
+    docs.push_back(std::make_unique<json::Document>());
+    Status st = docs.back()->Parse(l);
     if (!st.ok()) return Status::InvalidArgument("<input>:" + std::to_string(line) + ": " + st.message());
+    const dom::element root = docs.back()->root();
     dom::object obj;
     if (root.get_object().get(obj)) {
       return Status::InvalidArgument("<input>:" + std::to_string(line) + ": expected an object, found " +
@@ -1210,135 +895,6 @@ Result<Table> ParseJsonLines(std::string_view text, const JsonReadOptions& optio
     if (nl == text.size()) break;
   }
   return BuildTable(columns, options, rows);
-}
-
-void AppendPredictionJson(const Prediction& prediction, std::string* out) {
-  const Table& t = prediction.table;
-  if (prediction.shape == PredictionShape::kJson) {
-    // The worker wrote the object as JSON text, the way MLflow writes it.
-    if (t.num_columns() == 1 && t.num_rows() == 1 && t.column(0).type() == DataType::kString &&
-        t.column(0).IsValid(0)) {
-      const int64_t* offsets = t.column(0).string_offsets();
-      out->append(reinterpret_cast<const char*>(t.column(0).string_data()->data()) + offsets[0],
-                  static_cast<size_t>(offsets[1] - offsets[0]));
-    } else {
-      out->append("null");
-    }
-    return;
-  }
-  const int64_t rows = t.num_rows();
-  const int ncols = t.num_columns();
-  auto nulls = [&prediction](int j) {
-    return static_cast<size_t>(j) < prediction.nulls.size() ? prediction.nulls[static_cast<size_t>(j)]
-                                                            : NullSpelling::kDefault;
-  };
-  if (prediction.shape == PredictionShape::kColumns) {  // {"name": [...], ...}
-    out->push_back('{');
-    for (int j = 0; j < ncols; ++j) {
-      if (j) out->append(", ");
-      AppendJsonString(t.column_name(j), out);
-      out->append(": [");
-      for (int64_t r = 0; r < rows; ++r) {
-        if (r) out->append(", ");
-        AppendCell(t.column(j), r, out, nulls(j));
-      }
-      out->push_back(']');
-    }
-    out->push_back('}');
-    return;
-  }
-  if (ncols == 0 && prediction.shape == PredictionShape::kDataFrame) {
-    out->append("[]");  // pandas' to_dict("records") of rows without columns
-    return;
-  }
-  std::vector<std::string> keys(static_cast<size_t>(ncols));
-  for (int j = 0; j < ncols; ++j) {
-    std::string name = t.column_name(j);
-    if (prediction.shape == PredictionShape::kSeries && name.empty()) name = "0";
-    AppendJsonString(name, &keys[static_cast<size_t>(j)]);
-    keys[static_cast<size_t>(j)] += ": ";
-  }
-  out->push_back('[');
-  for (int64_t r = 0; r < rows; ++r) {
-    if (r) out->append(", ");
-    switch (prediction.shape) {
-      case PredictionShape::kArray1D:
-      case PredictionShape::kList:
-        if (ncols == 1) {
-          AppendCell(t.column(0), r, out, nulls(0));
-          break;
-        }
-        [[fallthrough]];  // several columns cannot be 1-D: write rows
-      case PredictionShape::kArray2D:
-        out->push_back('[');
-        for (int j = 0; j < ncols; ++j) {
-          if (j) out->append(", ");
-          AppendCell(t.column(j), r, out, nulls(j));
-        }
-        out->push_back(']');
-        break;
-      case PredictionShape::kJson:  // returned above
-      case PredictionShape::kColumns:
-        break;
-      case PredictionShape::kSeries:
-      case PredictionShape::kDataFrame:
-        out->push_back('{');
-        for (int j = 0; j < ncols; ++j) {
-          if (j) out->append(", ");
-          out->append(keys[static_cast<size_t>(j)]);
-          AppendCell(t.column(j), r, out, nulls(j));
-        }
-        out->push_back('}');
-        break;
-    }
-  }
-  out->push_back(']');
-}
-
-std::string PredictionsToJson(const Prediction& prediction) {
-  std::string out = "{\"predictions\": ";
-  AppendPredictionJson(prediction, &out);
-  out.push_back('}');
-  return out;
-}
-
-Status PredictionStreamWriter::Append(const Prediction& p, std::string* out) {
-  std::string body;
-  AppendPredictionJson(p, &body);  // "[...]", or any JSON for an object (kJson)
-  if ((p.shape == PredictionShape::kJson || p.shape == PredictionShape::kColumns) &&
-      (body.empty() || body[0] != '[')) {
-    // A dict, a str, ...: the predictions as a whole, which no other batch can join.
-    if (any_rows_ || whole_) {
-      return Status::InvalidArgument(
-          "the model returned a single object (not one prediction per row) for a batch; such output "
-          "cannot be joined across batches: score the input in one batch (--batch-rows)");
-    }
-    whole_ = true;
-    if (!unwrapped_) out->append("{\"predictions\": ");
-    out->append(body);
-    return Status::OK();
-  }
-  if (whole_) {
-    return Status::InvalidArgument(
-        "the model returned a single object for an earlier batch; score the input in one batch (--batch-rows)");
-  }
-  if (unwrapped_) {
-    any_rows_ = true;
-    out->append(body);
-    return Status::OK();
-  }
-  if (body.size() > 2) {
-    out->append(any_rows_ ? ", " : "{\"predictions\": [");
-    out->append(body, 1, body.size() - 2);
-    any_rows_ = true;
-  }
-  return Status::OK();
-}
-
-void PredictionStreamWriter::Finish(std::string* out) {
-  if (unwrapped_) out->append(whole_ || any_rows_ ? "\n" : "[]\n");
-  else if (whole_) out->append("}\n");
-  else out->append(any_rows_ ? "]}\n" : "{\"predictions\": []}\n");
 }
 
 }  // namespace pyfunc
