@@ -808,19 +808,29 @@ def serve(sock):
             _send(sock, {"op": "error", "type": "ProtocolError", "message": "unknown op {!r}".format(op)})
 
 
-def _exit_with_parent():
-    """Exits when the parent dies, even while predict is busy (the socket only tells
-    between batches)."""
+def _exit_when_parent_leaves(sock, grace=0.5):
+    """Exits when the parent's end of the control socket closes (the parent died, or let
+    this worker go), even while predict is busy: the main thread reads the socket only
+    between batches. A thread waits on the socket for the hang-up, which poll reports
+    without reading anything; an idle main thread sees the end of the socket itself and
+    returns, and ``grace`` seconds let it end the worker in order."""
     import threading
-    import time
 
-    parent = os.getppid()
+    fd = sock.fileno()
 
     def watch():
+        poller = select.poll()
+        poller.register(fd, 0)  # POLLHUP, POLLERR and POLLNVAL are reported unasked
         while True:
-            time.sleep(0.5)
-            if os.getppid() != parent:
-                os._exit(0)
+            events = 0
+            for _fd, ev in poller.poll():
+                events |= ev
+            if events & select.POLLNVAL:
+                return  # the main thread closed the socket: it is ending the worker
+            if events & (select.POLLHUP | select.POLLERR):
+                break
+        time.sleep(grace)
+        os._exit(0)
 
     threading.Thread(target=watch, name="pyfunc-parent-watch", daemon=True).start()
 
@@ -840,7 +850,7 @@ def main(argv):
         sys.stderr.write("pyfunc worker speaks protocol {}, parent asked for {}\n".format(PROTOCOL, protocol))
         return 3
     sock = socket.socket(fileno=fd)
-    _exit_with_parent()
+    _exit_when_parent_leaves(sock)
     # Model code that prints must not corrupt anything: stdout goes to stderr.
     sys.stdout = sys.stderr
     try:

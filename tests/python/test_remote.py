@@ -376,3 +376,65 @@ def test_datetimes_nanoseconds_cannot_hold_are_refused_with_the_column_name(remo
     df = pd.DataFrame({"when": np.array(["2300-01-01"], dtype="datetime64[s]")})
     with pytest.raises(pyfunc.InvalidArgumentError, match="column 'when' holds datetimes outside the range"):
         remote.predict(df)
+
+
+KILLED_PARENT = textwrap.dedent("""\
+    import sys, threading
+    import pandas as pd
+    import pyfunc
+
+    model = pyfunc.load_pyfunc(sys.argv[1], env_manager="local", workers=2, predict_timeout=3600)
+    model.predict(pd.DataFrame({"a": [1]}), params={"mode": "pid"})
+    # One worker busy in a predict that never ends, the other idle.
+    threading.Thread(target=model.predict, args=(pd.DataFrame({"a": [1]}),),
+                     kwargs={"params": {"mode": "hang"}}, daemon=True).start()
+    print("ready", flush=True)
+    threading.Event().wait()
+    """)
+
+
+def _children(pid):
+    out = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open("/proc/{}/stat".format(entry)) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(entry))
+    return out
+
+
+def _gone(pid):
+    try:
+        with open("/proc/{}/stat".format(pid)) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"  # exited, not yet reaped
+    except OSError:
+        return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_exit_when_their_parent_is_killed(behave_model, tmp_path):
+    """A worker notices from its control socket that its parent died (SIGKILL: nothing
+    of the parent ran to stop it), the busy one in the middle of a predict as well as
+    the idle one."""
+    import signal
+    import subprocess
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text(KILLED_PARENT)
+    parent = subprocess.Popen([sys.executable, str(script), behave_model], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout.readline().strip() == "ready"
+        time.sleep(0.3)  # let the hanging predict reach its worker
+        workers = _children(parent.pid)
+        assert len(workers) == 2, workers
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+    deadline = time.monotonic() + 10
+    while not all(_gone(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [w for w in workers if not _gone(w)] == [], "workers outlived their parent"
