@@ -12,23 +12,67 @@ import sys
 import numpy as np
 import pandas as pd
 
-from pyfunc import _core, _worker
+from pyfunc import _columns, _core
+from pyfunc._columns import (
+    FIXED_TYPES,
+    IN_COLUMNS,
+    IN_PLAIN_RECORDS,
+    SHAPE_ARRAY1D,
+    SHAPE_ARRAY2D,
+    SHAPE_COLUMNS,
+    SHAPE_DATAFRAME,
+    SHAPE_JSON,
+    SHAPE_LIST,
+    SHAPE_SERIES,
+    T_BINARY,
+    T_BOOL,
+    T_STRING,
+    T_TIMESTAMP,
+    TIME_UNITS,
+    WIRE_OF_DTYPE,
+)
 from pyfunc.exceptions import InvalidArgumentError
 
-# The shape codes of results and of what the worker hands to predict (InputShape), as
-# the worker protocol defines them (_worker.py, include/pyfunc/prediction.h).
-_SHAPE_DATAFRAME, _SHAPE_SERIES, _SHAPE_ARRAY1D, _SHAPE_LIST, _SHAPE_JSON, _SHAPE_COLUMNS = (
-    _worker.SHAPE_DATAFRAME, _worker.SHAPE_SERIES, _worker.SHAPE_ARRAY1D, _worker.SHAPE_LIST, _worker.SHAPE_JSON,
-    _worker.SHAPE_COLUMNS)
-_IN_DATAFRAME, _IN_ARRAY1D, _IN_ARRAY2D = _worker.SHAPE_DATAFRAME, _worker.SHAPE_ARRAY1D, _worker.SHAPE_ARRAY2D
-_IN_COLUMNS, _IN_PLAIN_RECORDS = _worker.IN_COLUMNS, _worker.IN_PLAIN_RECORDS
+# How the native binding names each column type (a timestamp's kind may name its unit,
+# "timestamp[us]"), and back.
+_KIND_OF_TYPE = {t: name for t, name in FIXED_TYPES.items() if t != T_TIMESTAMP}
+_KIND_OF_TYPE.update({T_BOOL: "bool", T_STRING: "string", T_BINARY: "binary", T_TIMESTAMP: "timestamp"})
+_TYPE_OF_KIND = {kind: t for t, kind in _KIND_OF_TYPE.items()}
+_TYPE_OF_KIND.update({"timestamp[{}]".format(u): T_TIMESTAMP for u in TIME_UNITS})
+
+
+def _native_column(name, values):
+    """(name, kind, values, mask, cell shape): one input column as the native model takes
+    it, fixed-width values as their bytes; InvalidArgumentError if it has no column type."""
+    if isinstance(values, pd.Series) and getattr(values.dtype, "tz", None) is not None:
+        values = values.dt.tz_convert("UTC").dt.tz_localize(None)  # the Table's timestamps are UTC
+    try:
+        typ, values, valid = _columns.column_of(name, values)
+    except _columns.ColumnError as e:
+        raise InvalidArgumentError("{}, which cannot be sent to an out-of-process model".format(e)) from None
+    if typ == T_TIMESTAMP:  # as ns, with the unit the column had (kind "timestamp[us]")
+        try:
+            ns, unit = _columns.nanoseconds(values)
+        except ValueError as e:
+            raise InvalidArgumentError("column '{}' holds {}".format(name, e)) from None
+        kind = "timestamp" if unit == 0 else "timestamp[{}]".format(TIME_UNITS[unit])
+        return name, kind, np.ascontiguousarray(ns).view(np.uint8), valid, ()
+    if typ == T_BOOL:
+        return name, "bool", np.ascontiguousarray(values, dtype=bool), valid, ()
+    if typ in (T_STRING, T_BINARY):  # lists, their nulls None
+        present = [True] * len(values) if valid is None else valid.tolist()
+        cells = [(bytes(v) if typ == T_BINARY else v) if ok else None for v, ok in zip(values, present)]
+        return name, _KIND_OF_TYPE[typ], cells, None, ()
+    # Fixed-width, in native byte order (the Table is little-endian); N-d: tensor cells.
+    values = np.ascontiguousarray(values, dtype=FIXED_TYPES[typ])
+    return name, FIXED_TYPES[typ], values.reshape(-1).view(np.uint8), valid, tuple(values.shape[1:])
 
 
 def _tensor_columns(data):
     """The columns of a dict of arrays (or of an N-d array, N > 2) when one of them has
     more than one dimension: [(name, kind, values, mask, cell shape)], rows; else None."""
     if isinstance(data, np.ndarray):
-        if data.ndim <= 2 or data.dtype.name not in _FIXED:
+        if data.ndim <= 2 or data.dtype.name not in WIRE_OF_DTYPE:
             return None
         items = [("0", data)]
     elif isinstance(data, dict) and data and all(isinstance(v, np.ndarray) for v in data.values()):
@@ -38,161 +82,40 @@ def _tensor_columns(data):
         items = list(data.items())
     else:
         return None
-    columns = []
-    for name, v in items:
-        if v.ndim == 1:
-            columns.extend(_columns_of(pd.DataFrame({str(name): v})))
-            continue
-        if v.dtype.name not in _FIXED:
-            raise InvalidArgumentError(
-                "input '{}' is a {}-D array of {} values, which cannot be sent to an out-of-process model"
-                .format(name, v.ndim, v.dtype))
-        values = np.ascontiguousarray(v).reshape(-1).view(np.uint8)
-        columns.append((str(name), v.dtype.name, values, None, tuple(v.shape[1:])))
-    return columns, len(items[0][1])
+    return [_native_column(str(name), v) for name, v in items], len(items[0][1])
 
 
 def _as_dataframe(data):
     """(DataFrame of the input's columns, InputShape code of the input)."""
     if isinstance(data, pd.DataFrame):
-        return data, _IN_DATAFRAME
+        return data, SHAPE_DATAFRAME
     if isinstance(data, pd.Series):
-        return data.to_frame(), _IN_DATAFRAME
+        return data.to_frame(), SHAPE_DATAFRAME
     if isinstance(data, (list, tuple)) and data and all(isinstance(r, dict) for r in data):
-        return pd.DataFrame(list(data)), _IN_PLAIN_RECORDS
+        return pd.DataFrame(list(data)), IN_PLAIN_RECORDS
     if isinstance(data, (list, tuple)):
         data = np.asarray(data)
     if isinstance(data, np.ndarray):
         if data.ndim == 1:
-            return pd.DataFrame({"0": data}), _IN_ARRAY1D
+            return pd.DataFrame({"0": data}), SHAPE_ARRAY1D
         if data.ndim == 2:
-            return pd.DataFrame(data, columns=[str(i) for i in range(data.shape[1])]), _IN_ARRAY2D
+            return pd.DataFrame(data, columns=[str(i) for i in range(data.shape[1])]), SHAPE_ARRAY2D
     if isinstance(data, dict):
-        return pd.DataFrame(data), _IN_COLUMNS
+        return pd.DataFrame(data), IN_COLUMNS
     raise InvalidArgumentError(
         "an out-of-process model takes a pandas DataFrame (or Series, ndarray, dict, list), not {}".format(
             type(data).__name__))
 
 
-# numpy dtypes that cross as themselves (the C++ Table has each of these types).
-_FIXED = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float16", "float32", "float64")
-
-
-def _column(name, series):
-    """(name, kind, values, mask) for one input column; InvalidArgumentError if untyped."""
-    dtype = series.dtype
-    if isinstance(dtype, pd.CategoricalDtype):
-        series = series.astype(object)
-        dtype = series.dtype
-    if pd.api.types.is_extension_array_dtype(dtype):
-        mask = ~series.isna().to_numpy()
-        present = None if mask.all() else mask
-        numpy_name = getattr(getattr(dtype, "numpy_dtype", None), "name", "")
-        if pd.api.types.is_integer_dtype(dtype):
-            kind = numpy_name if numpy_name in _FIXED else "int64"
-            return name, kind, series.fillna(0).to_numpy(dtype=kind), present
-        if pd.api.types.is_float_dtype(dtype):
-            kind = numpy_name if numpy_name in _FIXED else "float64"
-            return name, kind, series.to_numpy(dtype=kind, na_value=np.nan), None
-        if pd.api.types.is_bool_dtype(dtype):
-            return name, "bool", series.fillna(False).to_numpy(dtype=bool), present
-        if pd.api.types.is_datetime64_any_dtype(dtype):
-            values = series.dt.tz_convert("UTC").dt.tz_localize(None) if getattr(dtype, "tz", None) else series
-            return _column(name, values)
-        series = series.astype(object)
-        dtype = series.dtype
-    kind = dtype.kind
-    if dtype.name in _FIXED:  # (in native byte order: the Table is little-endian)
-        return name, dtype.name, np.ascontiguousarray(series.to_numpy(), dtype=dtype.name), None
-    if kind in "iu":
-        return name, "int64", np.ascontiguousarray(series.to_numpy(), dtype=np.int64), None
-    if kind == "f":
-        return name, "float64", np.ascontiguousarray(series.to_numpy(), dtype=np.float64), None
-    if kind == "S":
-        return name, "binary", series.to_numpy().tolist(), None
-    if kind == "b":
-        return name, "bool", np.ascontiguousarray(series.to_numpy(), dtype=bool), None
-    if kind == "M":  # as ns, with the unit the column had (kind "timestamp[us]")
-        values = series.to_numpy()
-        nat = np.isnat(values)
-        try:
-            ns, unit = _worker.nanoseconds(np, values)
-        except ValueError as e:
-            raise InvalidArgumentError("column '{}' holds {}".format(name, e)) from None
-        kind = "timestamp" if unit == 0 else "timestamp[{}]".format(_worker.TIME_UNITS[unit])
-        return name, kind, np.ascontiguousarray(ns), (~nat if nat.any() else None)
-    values = series.to_numpy()
-    missing = pd.isna(values)
-    present = [v for v, m in zip(values, missing) if not m]
-    if all(isinstance(v, str) for v in present):
-        return name, "string", [None if m else v for v, m in zip(values, missing)], None
-    if present and all(isinstance(v, (bytes, bytearray)) for v in present):
-        return name, "binary", [None if m else bytes(v) for v, m in zip(values, missing)], None
-    if all(isinstance(v, (bool, np.bool_)) for v in present):
-        return (name, "bool", np.array([bool(v) if not m else False for v, m in zip(values, missing)]),
-                ~missing if missing.any() else None)
-    if all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in present):
-        return name, "float64", np.array([np.nan if m else float(v) for v, m in zip(values, missing)]), None
-    kinds = sorted({type(v).__name__ for v in present})
-    raise InvalidArgumentError(
-        "column '{}' holds values of types {}, which cannot be sent to an out-of-process model".format(name, kinds))
-
-
-def _array_cells(series):
-    """The object column's cells stacked into one N-d array when they are all numeric
-    ndarrays of one shape and dtype (a column of tensor cells); else None."""
-    if series.dtype != object or not len(series):
-        return None
-    cells = series.to_numpy()
-    first = cells[0]
-    if not isinstance(first, np.ndarray) or first.ndim == 0 or first.dtype.name not in _FIXED:
-        return None
-    if not all(isinstance(c, np.ndarray) and c.shape == first.shape and c.dtype == first.dtype for c in cells):
-        return None
-    return np.stack(list(cells))
-
-
 def _columns_of(df):
-    """The columns as the native model takes them, (name, kind, values, mask, cell
-    shape): fixed-width values as their bytes."""
-    out = []
-    for i, name in enumerate(df.columns):
-        stacked = _array_cells(df.iloc[:, i])
-        if stacked is not None:
-            out.append((str(name), stacked.dtype.name, np.ascontiguousarray(stacked).reshape(-1).view(np.uint8), None,
-                        tuple(stacked.shape[1:])))
-            continue
-        name, kind, values, mask = _column(str(name), df.iloc[:, i])
-        if isinstance(values, np.ndarray) and kind != "bool":
-            values = np.ascontiguousarray(values).view(np.uint8)
-        out.append((name, kind, values, mask, ()))
-    return out
+    """The DataFrame's columns as the native model takes them."""
+    return [_native_column(str(name), df.iloc[:, i]) for i, name in enumerate(df.columns)]
 
 
 def _series_of(kind, values, mask):
-    if kind.startswith("timestamp"):
-        values = values.view("datetime64[ns]")
-        if mask is not None:
-            values = values.copy()
-            values[~mask] = np.datetime64("NaT")
-        if kind != "timestamp":  # "timestamp[us]": the unit the model's column had
-            values = values.astype("datetime64[" + kind[len("timestamp["):-1] + "]")
-        return values
-    if mask is None:
-        return values
-    if kind in ("string", "binary"):
-        return values
-    if kind.startswith("float"):
-        values = values.copy()
-        values[~mask] = np.nan
-        return values
-    if kind.startswith(("int", "uint")):  # as pandas holds missing integers: NaN in floats
-        values = values.astype(np.float64)
-        values[~mask] = np.nan
-        return values
-    values = values.astype(object)
-    values[~mask] = None
-    return values
+    typ = _TYPE_OF_KIND[kind]
+    unit = TIME_UNITS.index(kind[len("timestamp["):-1]) if kind.startswith("timestamp[") else 0
+    return _columns.pandas_values(typ, values, mask, unit)
 
 
 def _from_columns(shape, columns, rows):
@@ -200,7 +123,7 @@ def _from_columns(shape, columns, rows):
     if tensors:
         return _from_tensor_columns(shape, columns, rows, tensors)
     columns = [c[:4] for c in columns]
-    if shape == _SHAPE_JSON:  # a dict, a str, nested lists: sent as JSON text
+    if shape == SHAPE_JSON:  # a dict, a str, nested lists: sent as JSON text
         import json
 
         value = json.loads(columns[0][2][0])
@@ -208,20 +131,20 @@ def _from_columns(shape, columns, rows):
             return pd.DataFrame(value)
         return value
     arrays = [(name, _series_of(kind, values, mask)) for name, kind, values, mask in columns]
-    if shape == _SHAPE_COLUMNS:
+    if shape == SHAPE_COLUMNS:
         return {name: np.asarray(v, dtype=object) if isinstance(v, list) else v for name, v in arrays}
-    if shape == _SHAPE_DATAFRAME:
+    if shape == SHAPE_DATAFRAME:
         df = pd.DataFrame({i: np.asarray(v, dtype=object) if isinstance(v, list) else v
                            for i, (_, v) in enumerate(arrays)}, index=pd.RangeIndex(rows))
         df.columns = [name for name, _ in arrays]
         return df
-    if shape == _SHAPE_SERIES:
+    if shape == SHAPE_SERIES:
         name, values = arrays[0]
         return pd.Series(values, name=name or None)
-    if shape == _SHAPE_LIST:
+    if shape == SHAPE_LIST:
         values = arrays[0][1]
         return list(values) if isinstance(values, list) else values.tolist()
-    if shape == _SHAPE_ARRAY1D:
+    if shape == SHAPE_ARRAY1D:
         return np.asarray(arrays[0][1], dtype=object if isinstance(arrays[0][1], list) else None)
     return np.column_stack([np.asarray(v) for _, v in arrays]) if arrays else np.empty((rows, 0))
 
@@ -244,11 +167,11 @@ def _from_tensor_columns(shape, columns, rows, tensors):
             out[~columns[i][3]] = None
         return out
 
-    if shape == _SHAPE_COLUMNS:
+    if shape == SHAPE_COLUMNS:
         return {columns[i][0]: column(i) for i in range(len(columns))}
-    if shape == _SHAPE_ARRAY1D:
+    if shape == SHAPE_ARRAY1D:
         return tensors[0]
-    if shape == _SHAPE_SERIES:
+    if shape == SHAPE_SERIES:
         return pd.Series(cells(0), name=columns[0][0] or None)
     df = pd.DataFrame({i: cells(i) for i in range(len(columns))}, index=pd.RangeIndex(rows))
     df.columns = [c[0] for c in columns]
@@ -289,7 +212,7 @@ class RemotePyFuncModel:
         tensor_input = _tensor_columns(data)
         if tensor_input is not None:  # N-d arrays: columns of tensor cells
             columns, rows = tensor_input
-            input_shape = _IN_COLUMNS if isinstance(data, dict) else _IN_ARRAY1D
+            input_shape = IN_COLUMNS if isinstance(data, dict) else SHAPE_ARRAY1D
         else:
             df, input_shape = _as_dataframe(data)
             columns, rows = _columns_of(df), len(df)

@@ -16,7 +16,8 @@ struct EmbeddedFile {
   std::string content;
 };
 
-// _worker.py, _loading.py, _schema.py and the built-in loaders (generated at build time).
+// _worker.py, _columns.py, _loading.py, _schema.py and the built-in loaders (generated at
+// build time).
 const std::vector<EmbeddedFile>& EmbeddedWorkerFiles();
 
 // A directory holding the embedded files: $PYFUNC_WORKER_DIR when set (for developing

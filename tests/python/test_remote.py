@@ -211,9 +211,9 @@ def test_two_processes_building_one_environment_build_it_once(tmp_path):
     (["a", "b"], False), ([1, 2], False), (np.arange(3), False), (pd.DataFrame({"a": [1]}), False),
 ])
 def test_outputs_without_a_table_form_travel_as_json(prediction, json_text):
-    from pyfunc import _worker
+    from pyfunc import _columns
 
-    assert (_worker.prediction_columns(prediction)[0] == _worker.SHAPE_JSON) == json_text
+    assert (_columns.prediction_columns(prediction)[0] == _columns.SHAPE_JSON) == json_text
 
 
 def test_an_unknown_input_shape_is_refused(remote):
