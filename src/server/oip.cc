@@ -72,7 +72,7 @@ Status AppendOipValue(dom::element v, ColumnBuilder* b, const std::string& where
       b->AppendBool(v.get_bool().value_unsafe());
       return Status::OK();
     case DataType::kInt64:
-      if (v.is_uint64()) {
+      if (v.type() == dom::element_type::UINT64) {  // simdjson's type of integers beyond int64
         return Status::InvalidArgument(fmt::format("{}: {} does not fit a 64-bit integer", where, Quote(v)));
       }
       if (!v.is_int64()) break;

@@ -4,6 +4,7 @@
 
 #include "server/http_errors.h"
 
+#include <cmath>
 #include <string>
 
 #include "test_util.h"
@@ -29,6 +30,26 @@ TEST(OipTest, ParsesColumnsAndTwoDimensionalTensors) {
 
 // A shape whose product overflows int64 (1024 * 2^54 wraps to 0) matched empty data,
 // and the server then indexed the empty vector: SIGSEGV.
+TEST(OipTest, ParsesEveryDatatypeFamily) {
+  Result<OipRequest> r = ParseOipRequest(
+      R"({"inputs":[{"name":"i","shape":[3],"datatype":"INT64","data":[1,-2,9223372036854775807]},)"
+      R"({"name":"f","shape":[3],"datatype":"FP32","data":[0.5,NaN,-Infinity]},)"
+      R"({"name":"b","shape":[3],"datatype":"BOOL","data":[true,false,null]},)"
+      R"({"name":"s","shape":[3],"datatype":"BYTES","data":["x","\u00e9",""]}]})");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_EQ(r->table.num_columns(), 4);
+  EXPECT_EQ(r->table.column(0).int64_data()[2], INT64_MAX);
+  EXPECT_EQ(r->table.column(0).int64_data()[1], -2);
+  EXPECT_TRUE(std::isnan(r->table.column(1).float64_data()[1]));
+  EXPECT_EQ(r->table.column(1).float64_data()[2], -HUGE_VAL);
+  EXPECT_TRUE(r->table.column(2).bool_value(0));
+  EXPECT_TRUE(r->table.column(2).IsNull(2));
+  EXPECT_EQ(r->table.column(3).string_value(1), "\xc3\xa9");
+  r = ParseOipRequest(R"({"inputs":[{"name":"s","shape":[1],"datatype":"BYTES","data":[1]}]})");
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(), ::testing::HasSubstr("expected string data, found <class 'int'>"));
+}
+
 TEST(OipTest, ShapeProductOverflowIsRefused) {
   Result<OipRequest> r = ParseOipRequest(
       R"({"inputs":[{"name":"x","shape":[1024,18014398509481984],"datatype":"FP64","data":[]}]})");
