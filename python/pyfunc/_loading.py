@@ -397,27 +397,44 @@ class PyFuncModel:
         such a model's data against the hints in predict, not against the signature."""
         return self._metadata.get("is_signature_from_type_hint") is True
 
-    def _fits_input_schema(self, df):
-        """True when ``df`` needs no enforcement: exactly the signature's columns and dtypes."""
+    def fits_input_schema(self, df):
+        """True when the DataFrame ``df`` needs no schema enforcement: exactly the
+        signature's columns and dtypes, or no signature to enforce. A caller scoring many
+        frames of one layout (the worker) checks one and tells predict_table."""
         if self._signature_from_type_hints():
             return True
         specs = self._input_specs()
         return specs is None or _load_sibling("_schema.py").fits_input_schema(df, specs)
 
-    def _narrow_wire_types(self, df):
-        """``df`` from a worker's frame with 64-bit numbers narrowed to the signature's
-        int32/float32 columns (see _schema.narrow_wire_types)."""
-        return _load_sibling("_schema.py").narrow_wire_types(df, self._input_specs())
+    def predict_table(self, df, params=None, as_input=None, exact=False, fits_schema=False):
+        """predict for an input that arrived as a table of typed columns (a worker's
+        frame) rather than as the caller's object.
 
-    def _tensors_from_request(self, request):
-        """The ndarrays MLflow's server makes of a request's nested `instances`/`inputs`
-        (see _schema.tensors_from_request)."""
-        return _load_sibling("_schema.py").tensors_from_request(request, self._input_specs())
+        ``df``: the table as a DataFrame. ``as_input``: what makes of it what predict is
+        given (arrays, a dict, records: the kind of object the caller passed); None gives
+        the DataFrame itself. ``exact``: the column types are the caller's own; without it
+        they came from a text codec, whose numbers are 64-bit, and are first cast to the
+        signature's int32/float32 columns or tensor dtype, as MLflow's scoring server casts
+        request columns (see _schema.narrow_wire_types). ``fits_schema``: the caller found
+        that ``df`` fits the input schema (fits_input_schema), which is then not enforced.
+        """
+        if not fits_schema and not exact:
+            df = _load_sibling("_schema.py").narrow_wire_types(df, self._input_specs())
+        data = df if as_input is None else as_input(df)
+        return self._predict(data, params, enforce_schema=not fits_schema)
 
-    def _frame_from_request(self, request):
-        """The DataFrame MLflow's server makes of a request's `dataframe_split` /
-        `dataframe_records` holding arrays (see _schema.frame_from_request)."""
-        return _load_sibling("_schema.py").frame_from_request(request, self._input_specs())
+    def predict_request(self, request, params=None):
+        """predict for a scoring request's JSON body whose data has no table form: the
+        ndarrays MLflow's server makes of ``{"instances"|"inputs": nested arrays}``, in the
+        tensor signature's dtypes (see _schema.tensors_from_request), or the DataFrame it
+        makes of ``{"dataframe_split"|"dataframe_records": value}`` whose cells hold arrays
+        or objects (see _schema.frame_from_request); then enforced as predict enforces."""
+        schema = _load_sibling("_schema.py")
+        if "dataframe_split" in request or "dataframe_records" in request:
+            data = schema.frame_from_request(request, self._input_specs())
+        else:
+            data = schema.tensors_from_request(request, self._input_specs())
+        return self._predict(data, params, enforce_schema=True)
 
     def _enforce_input_schema(self, data):
         if self._signature_from_type_hints():

@@ -395,22 +395,22 @@ def encode_frame(shape, columns, rows):
     return total, write
 
 
-def _schema_work(model, df, shape, plan, exact=False):
-    """(df, whether predict must still enforce the input schema on it). Frames of one
-    layout all fit the schema or all do not, so a plan remembers which; data that does
-    not fit first gets the casts MLflow's server applies to requests (int32/float32
-    columns, a tensor spec's dtype), unless its types are ``exact`` (a Python caller's
-    own, which the signature enforces as they are)."""
-    if shape in (IN_SCALAR, IN_JSON, IN_TENSORS_JSON, IN_FRAME_JSON):
-        return df, True
-    if shape != SHAPE_DATAFRAME:
-        return (df if exact else model._narrow_wire_types(df)), True
-    if plan is not None:
+def _predict(model, df, shape, plan, tensors, params, exact):
+    """The model's prediction for an input frame of ``shape`` decoded as ``df`` (with
+    ``plan`` and ``tensors``, see decode_frame). Frames of one layout all fit the input
+    schema or all do not, so a plan remembers which; ``exact``: the frame's types are the
+    caller's own (else they came from a text codec, see PyFuncModel.predict_table)."""
+    if shape in (IN_TENSORS_JSON, IN_FRAME_JSON):
+        return model.predict_request(json.loads(df.iloc[0, 0]), params)
+    fits = False
+    if shape == SHAPE_DATAFRAME and plan is not None:
         if plan.fits_schema is None:
-            plan.fits_schema = model._fits_input_schema(df)
-        if plan.fits_schema:
-            return df, False
-    return (df if exact else model._narrow_wire_types(df)), True
+            plan.fits_schema = model.fits_input_schema(df)
+        fits = plan.fits_schema
+    as_input = None if shape == SHAPE_DATAFRAME else lambda table: _columns.model_input(table, shape, tensors)
+    # A scalar and a JSON object are the one cell as it is: nothing to narrow.
+    return model.predict_table(df, params, as_input=as_input, exact=exact or shape in (IN_SCALAR, IN_JSON),
+                               fits_schema=fits)
 
 
 # --- main loop ---------------------------------------------------------------------
@@ -522,14 +522,8 @@ def serve(sock):
                 if model is None or mapping is None:
                     raise FrameError("predict before the model was loaded and memory mapped")
                 df, in_shape, plan, tensors = decode_frame(mapping, message["offset"], message["size"])
-                df, enforce = _schema_work(model, df, in_shape, plan, bool(message.get("exact")))
-                if in_shape == IN_TENSORS_JSON:
-                    data = model._tensors_from_request(json.loads(df.iloc[0, 0]))
-                elif in_shape == IN_FRAME_JSON:
-                    data = model._frame_from_request(json.loads(df.iloc[0, 0]))
-                else:
-                    data = _columns.model_input(df, in_shape, tensors)
-                prediction = model._predict(data, message.get("params"), enforce)
+                prediction = _predict(model, df, in_shape, plan, tensors, message.get("params"),
+                                      bool(message.get("exact")))
                 del df, tensors
                 shape, columns, rows = _columns.prediction_columns(prediction)
                 total, write = encode_frame(shape, columns, rows)
