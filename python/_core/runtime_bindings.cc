@@ -18,6 +18,7 @@
 #include <cstring>
 
 #include "convert.h"
+#include "pyfunc/batch_scorer.h"
 #include "pyfunc/model.h"
 
 namespace pyfunc::python {
@@ -246,6 +247,46 @@ void BindRuntime(nb::module_& m) {
       .def_prop_ro("workers", &Model::num_workers)
       .def_prop_ro("worker_restarts", &Model::worker_restarts)
       .def_prop_ro("mlmodel", [](const Model& model) { return FromValue(model.spec().document()); });
+
+  m.def(
+      "score_file",
+      [](const std::string& model_dir, const std::string& input, const std::string& output,
+         const std::string& input_format, const std::string& output_format, int64_t batch_rows,
+         const std::string& batching, const std::string& env_manager, int workers, const std::string& python,
+         const std::string& env_root, double predict_timeout, bool quiet) {
+        if (batch_rows < 1) Unwrap(Result<int>(Status::InvalidArgument("batch_rows must be at least 1")));
+        LoadOptions load;
+        load.env_manager = Unwrap(ParseEnvManager(env_manager));
+        load.workers = workers;
+        load.python = python;
+        load.env_root = env_root;
+        load.predict_timeout = std::chrono::milliseconds(static_cast<int64_t>(predict_timeout * 1000));
+        load.quiet = quiet;
+        ScoreFileOptions options;
+        options.input = input;
+        options.output = output;
+        options.input_format = input_format;
+        options.output_format = output_format;
+        options.batch_rows = batch_rows;
+        options.batching = Unwrap(ParseBatchingMode(batching));
+        Result<ScoreFileSummary> summary = [&] {
+          nb::gil_scoped_release release;
+          return ScoreFile(model_dir, load, options);
+        }();
+        ScoreFileSummary s = Unwrap(std::move(summary));
+        nb::dict out;
+        out["rows"] = s.rows;
+        out["batches"] = s.batches;
+        out["batched"] = s.batching.merge;
+        out["batching_reason"] = s.batching.reason;
+        return out;
+      },
+      nb::arg("model_dir"), nb::arg("input"), nb::arg("output"), nb::arg("input_format") = "",
+      nb::arg("output_format") = "json", nb::arg("batch_rows") = 65536, nb::arg("batching") = "auto",
+      nb::arg("env_manager") = "local", nb::arg("workers") = 1, nb::arg("python") = "", nb::arg("env_root") = "",
+      nb::arg("predict_timeout") = 60.0, nb::arg("quiet") = false,
+      "Scores a CSV file or an MLflow scoring request (JSON) with the model in model_dir, writing "
+      "predictions atomically (batch_scorer.h). Returns {rows, batches, batched, batching_reason}.");
 
   m.def(
       "prepare_environment",

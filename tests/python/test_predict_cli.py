@@ -318,3 +318,46 @@ def test_missing_values_in_outputs_are_written_as_mlflow_writes_them(outputs_mod
     proc = run("predict", "-m", path, "--env-manager", "local", stdin=body)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == buf.getvalue()
+
+
+# --- The same batch scorer from Python (pyfunc.batch.score_file) -----------------------
+
+def test_score_file_from_python_matches_the_cli_and_in_process(linear_model, frame, tmp_path):
+    from pyfunc.batch import score_file
+
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    summary = score_file(linear_model, tmp_path / "in.csv", tmp_path / "out.json", workers=2, batch_rows=97)
+    assert summary == {"rows": 1000, "batches": 11, "batched": True, "batching_reason": summary["batching_reason"]}
+    assert "rows" in summary["batching_reason"]
+    proc = run("predict", "-m", linear_model, "-i", tmp_path / "in.csv", "--env-manager", "local", "-w", 2,
+               "--batch-rows", 97)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out.json").read_text() == proc.stdout
+    want = pyfunc.load_pyfunc(linear_model).predict(frame)
+    np.testing.assert_allclose(json.loads(proc.stdout)["predictions"], want, rtol=1e-12)
+
+
+def test_score_file_csv_output_and_a_json_request(linear_model, frame, tmp_path):
+    from pyfunc.batch import score_file
+
+    (tmp_path / "req.json").write_text(json.dumps({"dataframe_records": frame.head(3).to_dict(orient="records")}))
+    summary = score_file(linear_model, tmp_path / "req.json", tmp_path / "out.csv", output_format="csv")
+    assert summary["rows"] == 3
+    got = pd.read_csv(tmp_path / "out.csv")
+    np.testing.assert_allclose(got["prediction"], pyfunc.load_pyfunc(linear_model).predict(frame.head(3)))
+
+
+def test_score_file_errors_name_the_problem_and_leave_no_output(linear_model, tmp_path):
+    from pyfunc.batch import score_file
+    from pyfunc.exceptions import InvalidArgumentError, NotFoundError
+
+    with pytest.raises(NotFoundError, match="nope.csv"):
+        score_file(linear_model, tmp_path / "nope.csv", tmp_path / "out.json")
+    (tmp_path / "bad.csv").write_text('a,b,c\n1,2,3\n4,"5,6\n')
+    with pytest.raises(InvalidArgumentError, match="bad.csv:3:2: unterminated quoted field"):
+        score_file(linear_model, tmp_path / "bad.csv", tmp_path / "out.json")
+    with pytest.raises(InvalidArgumentError, match="batch_rows"):
+        score_file(linear_model, tmp_path / "bad.csv", tmp_path / "out.json", batch_rows=0)
+    with pytest.raises(InvalidArgumentError, match="sometimes"):
+        score_file(linear_model, tmp_path / "bad.csv", tmp_path / "out.json", batching="sometimes")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv"]
