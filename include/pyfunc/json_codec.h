@@ -106,7 +106,8 @@ Result<ScoringRequest> ParseScoringRequest(std::string_view body, const JsonRead
 // What MLflow's server hands the model's predict for `request`: the request's own shape
 // for a unified LLM body, and for `inputs`/`instances` when the model has no column
 // signature (with one, MLflow's schema enforcement makes a DataFrame of anything);
-// a DataFrame otherwise.
+// kFrameJson and kTensorsJson always (the worker builds the input from the request's
+// text); a DataFrame otherwise.
 InputShape PredictInputShape(const ScoringRequest& request, bool column_signature);
 
 // Parses JSON text into a Value (objects keep key order; Python's NaN/Infinity allowed).

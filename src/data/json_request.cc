@@ -836,6 +836,9 @@ Result<ScoringRequest> ParseScoringRequest(std::string_view body, const JsonRead
 
 InputShape PredictInputShape(const ScoringRequest& request, bool column_signature) {
   if (request.format == RequestFormat::kUnifiedLlm || !column_signature) return request.shape;
+  // A request handed over as its text is made into the model's input in the worker, as
+  // MLflow's server makes it, whatever the signature.
+  if (request.shape == InputShape::kFrameJson || request.shape == InputShape::kTensorsJson) return request.shape;
   return InputShape::kDataFrame;
 }
 

@@ -172,6 +172,14 @@ TEST(JsonCodecTest, PredictInputShapeIsWhatMlflowHandsPredict) {
   EXPECT_EQ(PredictInputShape(*arrays, true), InputShape::kDataFrame);  // the column signature's enforcement
   EXPECT_EQ(PredictInputShape(*split, false), InputShape::kDataFrame);
   EXPECT_EQ(PredictInputShape(*llm, true), InputShape::kJson);
+  // Requests the worker builds from their text keep that shape under a column signature
+  // too (made a DataFrame, the worker saw one string column of JSON and failed the
+  // schema instead of casting as MLflow's server does).
+  Result<ScoringRequest> nested = ParseScoringRequest(R"({"dataframe_split": {"data": [[[1, 2]]]}})");
+  Result<ScoringRequest> tensors = ParseScoringRequest(R"({"inputs": {"a": [[[1]]]}})");
+  ASSERT_TRUE(nested.ok() && tensors.ok());
+  EXPECT_EQ(PredictInputShape(*nested, true), InputShape::kFrameJson);
+  EXPECT_EQ(PredictInputShape(*tensors, true), InputShape::kTensorsJson);
 }
 
 TEST(JsonCodecTest, JsonPredictionsAreWrittenAsTheWorkerWroteThem) {

@@ -508,6 +508,7 @@ def test_inputs_become_a_dataframe_for_a_model_with_a_column_signature(models, m
 
 def test_int32_and_float32_signature_columns_are_cast_as_mlflow_casts_them(tmp_path):
     import mlflow.pyfunc
+    from mlflow.exceptions import MlflowException
     from mlflow.models import ModelSignature
     from mlflow.pyfunc import scoring_server
     from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
@@ -529,6 +530,23 @@ def test_int32_and_float32_signature_columns_are_cast_as_mlflow_casts_them(tmp_p
         # A value the signature cannot take is MLflow's schema error, not a generic one.
         bad = s.post(body={"dataframe_split": {"columns": ["i", "f", "l"], "data": [[1, 2.5, "x"]]}})
         assert bad.status_code == 400
+        # A cell holding a list goes to the worker, where pandas builds the frame as in
+        # MLflow's server; the cast to the signature's int32 fails there: MLflow's
+        # BAD_REQUEST "Invalid input. Data is not compatible with model signature. ...".
+        listed = json.dumps({"dataframe_split": {"columns": ["i", "f", "l"], "data": [[[1, 2], 2.5, 3]]}})
+        try:
+            scoring_server.invocations(listed, "application/json", reference, reference.metadata.get_input_schema())
+            raise AssertionError("MLflow accepted a list for an integer column")
+        except MlflowException as e:
+            want_status, want_error = e.get_http_status_code(), json.loads(e.serialize_as_json())
+        r = s.post(body=listed)
+        assert r.status_code == want_status == 400, r.text
+        assert r.json()["error_code"] == want_error["error_code"], (r.text, want_error)
+        assert r.json()["message"].startswith("Invalid input. Data is not compatible with model signature. "
+                                              "Failed to convert column i to type 'int32'")
+        assert want_error["message"].startswith("Invalid input. Data is not compatible with model signature. "
+                                                "Failed to convert column i to type 'int32'")
+        assert s.post(body=body).status_code == 200  # the worker serves on
     finally:
         s.stop()
 
