@@ -70,9 +70,10 @@ def spark_udf(spark, path, run_id=None, result_type="double", *, env_manager="lo
     from pyspark.sql.functions import pandas_udf
     from pyspark.sql.types import StructType
 
-    import pyfunc
     from pyfunc import _core
+    from pyfunc._flavor import FLAVOR_NAME
     from pyfunc._uri import resolve_model_uri
+    from pyfunc.model import Model
 
     if env_manager not in _ENV_MANAGERS:
         raise InvalidArgumentError(
@@ -80,7 +81,7 @@ def spark_udf(spark, path, run_id=None, result_type="double", *, env_manager="lo
         )
     local_dir = resolve_model_uri(path, run_id)
     mlmodel = _core.read_model(local_dir)
-    if pyfunc.FLAVOR_NAME not in (mlmodel.get("flavors") or {}):
+    if FLAVOR_NAME not in (mlmodel.get("flavors") or {}):
         names = ", ".join(sorted(mlmodel.get("flavors") or {})) or "none"
         raise InvalidArgumentError(
             '{}: Model does not have the "python_function" flavor (flavors: {})'.format(local_dir, names)
@@ -106,7 +107,7 @@ def spark_udf(spark, path, run_id=None, result_type="double", *, env_manager="lo
         archive_name, env_manager, return_type, input_names, required_names, params, is_struct
     )
     udf = pandas_udf(udf_fn, returnType=return_type)
-    metadata = pyfunc.Model.from_dict(mlmodel)
+    metadata = Model.from_dict(mlmodel)
 
     @functools.wraps(udf)
     def udf_with_default_cols(*cols):
@@ -363,8 +364,6 @@ def _load_model_on_executor(archive_name, env_manager):
     with _models_lock:
         model = _models.get(key)
         if model is None:
-            import pyfunc
-
             model_dir = _model_dir_on_executor(archive_name)
             if env_manager == "local":
                 # The model never leaves this UDF: MLflow's sklearn and PythonModel
@@ -374,7 +373,9 @@ def _load_model_on_executor(archive_name, env_manager):
                 model = _loading.load_model(model_dir, _core.read_model(model_dir), suppress_warnings=True,
                                             prefer_builtin=True)
             else:
-                model = pyfunc.load_pyfunc(model_dir, env_manager=env_manager)
+                from pyfunc._flavor import load_pyfunc
+
+                model = load_pyfunc(model_dir, env_manager=env_manager)
             _models[key] = model
         return model
 

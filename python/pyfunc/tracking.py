@@ -33,7 +33,9 @@ import time
 from types import SimpleNamespace
 
 from pyfunc import _core
+from pyfunc._flavor import save_model
 from pyfunc.exceptions import InvalidArgumentError
+from pyfunc.model import Model
 
 __all__ = [
     "ActiveRun",
@@ -305,8 +307,6 @@ def log_model(artifact_path, **kwargs):
     ``models:/<model_id>``, in pyfunc or MLflow. Returns the saved Model
     (``model.model_id`` is set for a logged model).
     """
-    import pyfunc
-
     if "model" in kwargs:
         raise TypeError("log_model() got an unexpected keyword argument 'model'")
     if "dst_path" in kwargs:
@@ -321,8 +321,8 @@ def log_model(artifact_path, **kwargs):
     with tempfile.TemporaryDirectory(prefix="pyfunc-log-model-") as tmp:
         local_path = os.path.join(tmp, artifact_path)
         os.makedirs(os.path.dirname(local_path), exist_ok=True)
-        model = pyfunc.Model(artifact_path=artifact_path, run_id=run_id)
-        saved = pyfunc.save_model(dst_path=local_path, model=model, **kwargs)
+        model = Model(artifact_path=artifact_path, run_id=run_id)
+        saved = save_model(dst_path=local_path, model=model, **kwargs)
         store.log_artifacts(run_id, local_path, artifact_path)
         _append_model_history(store, run_id, saved, artifact_path)
     return saved
@@ -335,8 +335,6 @@ _MODEL_CONTEXT_TAGS = ("mlflow.user", "mlflow.source.name", "mlflow.source.type"
 
 
 def _log_logged_model(store, run_id, name, kwargs):
-    import pyfunc
-
     run = store.get_run(run_id)
     tags = {k: v for k, v in run["data"]["tags"].items() if k in _MODEL_CONTEXT_TAGS}
     logged = store.create_logged_model(
@@ -347,10 +345,10 @@ def _log_logged_model(store, run_id, name, kwargs):
         store.log_outputs(run_id, [model_id], 0)
         with tempfile.TemporaryDirectory(prefix="pyfunc-log-model-") as tmp:
             local_path = os.path.join(tmp, name)
-            model = pyfunc.Model(
+            model = Model(
                 artifact_path=logged["artifact_location"], run_id=run_id, model_id=model_id, model_uuid=model_id
             )
-            saved = pyfunc.save_model(dst_path=local_path, model=model, **kwargs)
+            saved = save_model(dst_path=local_path, model=model, **kwargs)
             store.log_logged_model_artifacts(model_id, local_path)
     except BaseException:
         try:

@@ -408,21 +408,35 @@ def test_module_loader_source_runs_in_a_clean_interpreter(tmp_path):
 # --- import hygiene -------------------------------------------------------------------------
 
 
-def test_loading_module_imports_only_the_standard_library():
+@pytest.mark.parametrize("file_name", ["_loading.py", "_worker.py", "_columns.py"])
+def test_worker_files_load_by_path_with_only_the_standard_library(file_name):
+    """What a worker runs in a model's environment, loaded as it loads them (by path,
+    pyfunc not installed), imports only the standard library (and its siblings)."""
     out = run_python(
         """
         import importlib.util, json, sys
         before = set(sys.modules)
-        spec = importlib.util.spec_from_file_location("standalone_loading", sys.argv[1])
+        spec = importlib.util.spec_from_file_location("standalone", sys.argv[1])
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         print(json.dumps(sorted(set(sys.modules) - before)))
         """,
-        PACKAGE_DIR / "_loading.py", blocked={"pyfunc", "mlflow", "yaml", "numpy", "pandas"}, isolated=True,
+        PACKAGE_DIR / file_name, blocked={"pyfunc", "mlflow", "yaml", "numpy", "pandas"}, isolated=True,
     )
     new = json.loads(out)
     stdlib = set(sys.stdlib_module_names)
-    assert all(m.split(".")[0] in stdlib for m in new), new
+    assert all(m.split(".")[0] in stdlib or m.startswith("_pyfunc_") for m in new), new
+
+
+@pytest.mark.parametrize("file_name", ["tracking.py", "spark.py", "_flavor.py"])
+def test_modules_of_the_package_do_not_import_the_package_back(file_name):
+    """``pyfunc/__init__.py`` only re-exports: its modules import what they need from
+    each other, never ``import pyfunc``."""
+    import ast
+
+    tree = ast.parse((PACKAGE_DIR / file_name).read_text())
+    imports = [a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names]
+    assert "pyfunc" not in imports
 
 
 def test_import_pyfunc_does_not_import_mlflow_or_yaml():
