@@ -1,7 +1,7 @@
 """Typed columns: pandas and numpy values <-> the columns of pyfunc's Table.
 
 The one codec of both ends of a model's worker processes: the caller's side
-(``_remote.py``: a predict's input into columns for the native runtime, the result's
+(``_workers.py``: a predict's input into columns for the native runtime, the result's
 columns back into what the model returned) and the worker (``_worker.py``: the model's
 output into the columns of a result frame, an input frame's columns into what predict
 is given). The codes of types, shapes and null spellings are those of

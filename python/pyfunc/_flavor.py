@@ -127,10 +127,10 @@ def load_pyfunc(path, run_id=None, *, model_config=None, suppress_warnings=False
         with open(model_config, encoding="utf-8") as f:
             model_config = _core.parse_yaml(f.read(), os.fspath(model_config))
     if env_manager is not None:
-        from pyfunc import _remote
+        from pyfunc import _workers
 
-        return _remote.load(local, env_manager, workers=workers, model_config=model_config,
-                            predict_timeout=predict_timeout)
+        return _workers.load(local, env_manager, workers=workers, model_config=model_config,
+                             predict_timeout=predict_timeout)
     return _loading.load_model(local, mlmodel, model_config, suppress_warnings=suppress_warnings)
 
 

@@ -1,4 +1,5 @@
 """Out-of-process models: pandas in, the native runtime's worker processes, pandas out.
+(This is the caller's side; what runs in each worker process is ``_worker.py``.)
 
 ``load_pyfunc(path, env_manager=...)`` returns a :class:`RemotePyFuncModel`. Its
 ``predict`` turns the DataFrame into typed columns (the Table of the C++ runtime), which
