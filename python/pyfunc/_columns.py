@@ -27,7 +27,7 @@ TIME_UNITS = ("ns", "us", "ms", "s")  # a timestamp column's time unit byte -> d
 SHAPE_DATAFRAME, SHAPE_SERIES, SHAPE_ARRAY1D, SHAPE_ARRAY2D, SHAPE_LIST = 0, 1, 2, 3, 4
 SHAPE_JSON, SHAPE_COLUMNS = 5, 6
 IN_COLUMNS, IN_RECORDS, IN_SCALAR, IN_JSON, IN_PLAIN_RECORDS, IN_TENSORS_JSON = 5, 6, 7, 8, 9, 10
-IN_FRAME_JSON = 11
+IN_FRAME_JSON, IN_PARQUET = 11, 12
 
 
 class ColumnError(ValueError):
@@ -62,7 +62,7 @@ def column_of(name, values):
     if isinstance(values, np.ndarray) and values.ndim > 1:
         typ = WIRE_OF_DTYPE.get(values.dtype.name)
         if typ is None:
-            raise ColumnError("'{}' is a {}-D array of {} values".format(name, values.ndim, values.dtype))
+            raise ColumnError("column '{}' is a {}-D array of {} values".format(name, values.ndim, values.dtype))
         return typ, values, None
     if isinstance(values, np.ndarray) and values.dtype.kind in "iubf":
         # The common case (a numeric prediction array), without building a Series.
