@@ -41,6 +41,9 @@ enum class InputShape : uint8_t {
   kFrameJson = 11,    // `dataframe_split`/`dataframe_records` whose cells hold arrays or
                       // objects: one string cell with {"dataframe_split"|"dataframe_records":
                       // value}, made into a DataFrame by pandas as MLflow's server does
+  kParquet = 12,      // a Parquet file's bytes in one binary cell, read by
+                      // pandas.read_parquet in the worker as MLflow's server reads a
+                      // `application/vnd.apache.parquet` body
   kScalar = 7,     // a 0-d numpy array: one column "", one row
   kJson = 8,       // a JSON object given as a dict: one string cell holding its text
                    // (MLflow's unified LLM request format)

@@ -47,8 +47,11 @@
 // enforcement with MLflow's INVALID_PARAMETER_VALUE and message. Unified LLM bodies,
 // tensors nested beyond a table (named multi-input, N-d) and frames whose cells hold
 // arrays or objects travel to the worker as JSON, which builds what MLflow's server builds.
+// `application/vnd.apache.parquet` bodies travel as their bytes and are read there by
+// pandas.read_parquet, as MLflow's server reads them (the model's environment needs
+// pyarrow or fastparquet for it, as with MLflow).
 //
-// Not supported: parquet bodies, validation against type hints of predict; cells of a
+// Not supported: validation against type hints of predict; cells of a
 // column signature's Array/Object/Map types reach the model as given, unvalidated.
 //
 // Thread safety: all methods may be called from any thread.

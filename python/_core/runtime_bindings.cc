@@ -1,5 +1,5 @@
 // Bindings of the runtime: a natively loaded model (worker processes in the model's
-// environment) scored with columns that pyfunc/_remote.py takes out of pandas.
+// environment) scored with columns that pyfunc/_workers.py takes out of pandas.
 //
 // Columns cross as (name, kind, values, mask): kind is a DataTypeName. Fixed-width
 // kinds ("int8".."uint64", "float16".."float64", "timestamp" as int64 ns) carry their

@@ -436,6 +436,13 @@ class PyFuncModel:
             data = schema.tensors_from_request(request, self._input_specs())
         return self._predict(data, params, enforce_schema=True)
 
+    def predict_parquet(self, data):
+        """predict for a Parquet file's bytes (a scoring server's
+        ``application/vnd.apache.parquet`` body): the DataFrame pandas.read_parquet makes
+        of it, enforced as predict enforces; MLflow passes no params with it."""
+        frame = _load_sibling("_schema.py").frame_from_parquet(data)
+        return self._predict(frame, None, enforce_schema=True)
+
     def _enforce_input_schema(self, data):
         if self._signature_from_type_hints():
             return data

@@ -461,8 +461,23 @@ class InputError(ValueError):
     """The request could not be made into the model's input (MLflow's
     MlflowInvalidInputException, BAD_REQUEST); the message is MLflow's."""
 
-    def __init__(self, message):
-        super().__init__("Invalid input. " + message)
+    def __init__(self, message, prefix="Invalid input. "):
+        super().__init__(prefix + message)
+
+
+def frame_from_parquet(data):
+    """The DataFrame MLflow's scoring server makes of a Parquet body:
+    pandas.read_parquet of its bytes, or MLflow's BAD_REQUEST naming pandas' error."""
+    import io
+
+    import pandas as pd
+
+    try:
+        return pd.read_parquet(io.BytesIO(bytes(data)))
+    except Exception as e:  # noqa: B902 - pandas' (pyarrow's) own message goes to the caller
+        raise InputError("Failed to parse input as a Pandas DataFrame. Ensure that the input is a valid Parquet "
+                         "Pandas DataFrame produced using the `pandas.DataFrame.to_parquet()` method. "
+                         "Error: '{}'".format(e), prefix="") from None
 
 
 # The pandas dtype MLflow's server casts a request column of each column type to.

@@ -69,8 +69,8 @@ else:  # run by path in the model's environment
 # The codes of types and shapes the frame codec needs (docs/worker-protocol.md), the codec's.
 T_BOOL, T_STRING, T_TIMESTAMP, T_BINARY = _columns.T_BOOL, _columns.T_STRING, _columns.T_TIMESTAMP, _columns.T_BINARY
 FIXED_TYPES, TIME_UNITS, SHAPE_DATAFRAME = _columns.FIXED_TYPES, _columns.TIME_UNITS, _columns.SHAPE_DATAFRAME
-IN_SCALAR, IN_JSON, IN_TENSORS_JSON, IN_FRAME_JSON = (
-    _columns.IN_SCALAR, _columns.IN_JSON, _columns.IN_TENSORS_JSON, _columns.IN_FRAME_JSON)
+IN_SCALAR, IN_JSON, IN_TENSORS_JSON, IN_FRAME_JSON, IN_PARQUET = (
+    _columns.IN_SCALAR, _columns.IN_JSON, _columns.IN_TENSORS_JSON, _columns.IN_FRAME_JSON, _columns.IN_PARQUET)
 
 
 class FrameError(Exception):
@@ -402,6 +402,8 @@ def _predict(model, df, shape, plan, tensors, params, exact):
     caller's own (else they came from a text codec, see PyFuncModel.predict_table)."""
     if shape in (IN_TENSORS_JSON, IN_FRAME_JSON):
         return model.predict_request(json.loads(df.iloc[0, 0]), params)
+    if shape == IN_PARQUET:
+        return model.predict_parquet(df.iloc[0, 0])
     fits = False
     if shape == SHAPE_DATAFRAME and plan is not None:
         if plan.fits_schema is None:

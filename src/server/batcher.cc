@@ -107,7 +107,7 @@ std::vector<Batcher::Impl::RequestPtr> Batcher::Impl::TakeBatchLocked() {
   int64_t rows = head->table.num_rows();
   if (batching_disabled.load() || options.max_batch_rows <= 1 || head->shape == InputShape::kScalar ||
       head->shape == InputShape::kJson || head->shape == InputShape::kTensorsJson ||
-      head->shape == InputShape::kFrameJson) {
+      head->shape == InputShape::kFrameJson || head->shape == InputShape::kParquet) {
     return batch;
   }
   for (auto it = queue.begin(); it != queue.end() && rows < options.max_batch_rows;) {

@@ -75,7 +75,7 @@ std::string Lower(std::string s) {
   return s;
 }
 
-enum class BodyFormat { kJson, kCsv };
+enum class BodyFormat { kJson, kCsv, kParquet };
 
 // MLflow's Content-Type handling (scoring_server.invocations): the media type, then
 // `k=v` parameters of which only charset=utf-8 is allowed.
@@ -114,9 +114,10 @@ Result<BodyFormat> CheckContentType(const std::string& header, std::optional<Htt
   }
   if (parts[0] == "application/json") return BodyFormat::kJson;
   if (parts[0] == "text/csv") return BodyFormat::kCsv;
+  if (parts[0] == "application/vnd.apache.parquet") return BodyFormat::kParquet;
   *refusal = UnsupportedMediaType(fmt::format(
-      "This predictor only supports the following content types: Types: ['text/csv', 'application/json']. "
-      "Got '{}'.",
+      "This predictor only supports the following content types: Types: ['text/csv', 'application/json', "
+      "'application/vnd.apache.parquet']. Got '{}'.",
       header.empty() ? "None" : header));
   return Status::InvalidArgument("content type");
 }
@@ -259,6 +260,15 @@ struct Server::Impl {
       shape = PredictInputShape(*parsed, input_schema.columns);
       // The unified LLM format: the body is the input, and the answer has no wrapper.
       unwrapped = parsed->format == RequestFormat::kUnifiedLlm;
+    } else if (*format == BodyFormat::kParquet) {
+      // Read by pandas in the worker, as MLflow's server reads it (pandas.read_parquet);
+      // the frame it makes meets the model's schema enforcement there.
+      TableBuilder body({{"", DataType::kBinary}});
+      body.column(0).AppendString(req.body);
+      Result<Table> built = body.Finish();
+      if (!built.ok()) return Reply(res, HttpErrorFromStatus(built.status()));
+      table = std::move(built).value();
+      shape = InputShape::kParquet;
     } else {
       Result<Table> parsed = ReadCsv(req.body, csv_options);
       if (!parsed.ok()) {
@@ -270,8 +280,10 @@ struct Server::Impl {
       }
       table = std::move(parsed).value();
     }
-    // A unified LLM body is checked against the signature by the model's own enforcement.
-    Result<Table> enforced = unwrapped ? Result<Table>(std::move(table)) : DropExtraColumns(table, input_schema);
+    // A unified LLM body and a Parquet file are checked against the signature by the
+    // model's own enforcement.
+    Result<Table> enforced = unwrapped || shape == InputShape::kParquet ? Result<Table>(std::move(table))
+                                                                         : DropExtraColumns(table, input_schema);
     if (!enforced.ok()) return Reply(res, HttpErrorFromStatus(enforced.status()));
     metrics.ObserveStage(Stage::kParse, Seconds(Clock::now() - parse_start));
 

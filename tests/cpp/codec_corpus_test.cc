@@ -32,6 +32,7 @@ const char* ShapeName(InputShape s) {
     case InputShape::kPlainRecords: return "plain_records";
     case InputShape::kTensorsJson: return "tensors_json";
     case InputShape::kFrameJson: return "frame_json";
+    case InputShape::kParquet: return "parquet";
   }
   return "?";
 }
