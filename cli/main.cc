@@ -4,8 +4,8 @@
 // one-line message on stderr, 2 on bad usage (unknown option, missing argument).
 #include <string>
 
-#include <CLI/CLI.hpp>
 #include <fmt/core.h>
+#include <CLI/CLI.hpp>
 
 #include "commands.h"
 #include "pyfunc/version.h"

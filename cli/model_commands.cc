@@ -63,7 +63,8 @@ int Validate(const std::string& model) {
     return 0;
   }
   for (const auto& p : *problems) fmt::print(stderr, "{}: {}: {}\n", model, p.where, p.message);
-  fmt::print(stderr, "pyfunc: error: {}: {} problem{} found\n", model, problems->size(), problems->size() == 1 ? "" : "s");
+  fmt::print(stderr, "pyfunc: error: {}: {} problem{} found\n", model, problems->size(),
+             problems->size() == 1 ? "" : "s");
   return kUserError;
 }
 
@@ -87,7 +88,8 @@ void RegisterModelCommands(CLI::App& app, int* exit_code) {
   auto args = std::make_shared<Args>();
 
   auto* info = app.add_subcommand("info", "Show a model's MLmodel: flavors, loader, environment, signature");
-  info->add_option("model", args->model, "Model directory, MLmodel file or model URI (runs:/, models:/, file://)")->required();
+  info->add_option("model", args->model, "Model directory, MLmodel file or model URI (runs:/, models:/, file://)")
+      ->required();
   info->add_flag("--json", args->json, "Print the whole MLmodel document as JSON");
   info->callback([args, exit_code] { *exit_code = Info(args->model, args->json); });
 
@@ -95,8 +97,8 @@ void RegisterModelCommands(CLI::App& app, int* exit_code) {
   validate->add_option("model", args->model, "Model directory or model URI (runs:/, models:/, file://)")->required();
   validate->callback([args, exit_code] { *exit_code = Validate(args->model); });
 
-  auto* loader_src = app.add_subcommand(
-      "loader-src", "Print standalone Python source whose load_pyfunc() loads the model from DST");
+  auto* loader_src =
+      app.add_subcommand("loader-src", "Print standalone Python source whose load_pyfunc() loads the model from DST");
   loader_src->add_option("model", args->model, "Model directory or model URI (runs:/, models:/, file://)")->required();
   loader_src->add_option("--dst", args->dst, "Where the model will live when the source runs")->required();
   loader_src->callback([args, exit_code] { *exit_code = LoaderSrc(args->model, args->dst); });

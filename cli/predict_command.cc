@@ -25,9 +25,9 @@ namespace {
 
 struct PredictArgs {
   std::string model;
-  std::string input;   // empty or "-": stdin
-  std::string output;  // empty or "-": stdout
-  std::string content_type;   // json | csv; empty: from the input's extension, else json
+  std::string input;         // empty or "-": stdin
+  std::string output;        // empty or "-": stdout
+  std::string content_type;  // json | csv; empty: from the input's extension, else json
   std::string output_format = "json";
   std::string env_manager = "virtualenv";
   int workers = 1;
@@ -141,27 +141,29 @@ void RegisterPredictCommands(CLI::App& app, int* exit_code) {
   predict->add_option("-m,--model-uri", a->model, "Model directory or URI")->required();
   predict->add_option("-i,--input-path", a->input, "Input file (default: stdin)");
   predict->add_option("-o,--output-path", a->output, "Output file, written atomically (default: stdout)");
-  predict->add_option("-t,--content-type", a->content_type,
-                      "Input format: json (an MLflow scoring request) or csv (default: from the file "
-                      "extension, else json)")
+  predict
+      ->add_option("-t,--content-type", a->content_type,
+                   "Input format: json (an MLflow scoring request) or csv (default: from the file "
+                   "extension, else json)")
       ->check(CLI::IsMember({"json", "csv"}));
-  predict->add_option("--output-format", a->output_format,
-                      "json ({\"predictions\": ...} as MLflow writes it) or csv")
+  predict->add_option("--output-format", a->output_format, "json ({\"predictions\": ...} as MLflow writes it) or csv")
       ->check(CLI::IsMember({"json", "csv"}))
       ->capture_default_str();
   predict->add_option("--env-manager", a->env_manager, "local, virtualenv (or uv), conda")->capture_default_str();
   predict->add_option("-w,--workers", a->workers, "Worker processes scoring batches in parallel")
       ->capture_default_str();
   predict->add_option("--batch-rows", a->batch_rows, "Rows per batch")->capture_default_str();
-  predict->add_option("--batching", a->batching,
-                      "Split the input into batches: auto (for models whose rows are known to be independent: "
-                      "sklearn, xgboost, lightgbm, catboost, or saved with batching='rows'; any other model gets "
-                      "the whole input in one predict call, as from MLflow), rows (always) or off (never)")
+  predict
+      ->add_option("--batching", a->batching,
+                   "Split the input into batches: auto (for models whose rows are known to be independent: "
+                   "sklearn, xgboost, lightgbm, catboost, or saved with batching='rows'; any other model gets "
+                   "the whole input in one predict call, as from MLflow), rows (always) or off (never)")
       ->check(CLI::IsMember({"auto", "rows", "off"}))
       ->capture_default_str();
-  predict->add_option("--worker-threads", a->worker_threads,
-                      "Threads of native libraries (BLAS, OpenMP) per worker; 0: the cores but one, "
-                      "divided among the workers")
+  predict
+      ->add_option("--worker-threads", a->worker_threads,
+                   "Threads of native libraries (BLAS, OpenMP) per worker; 0: the cores but one, "
+                   "divided among the workers")
       ->capture_default_str();
   predict->add_option("--timeout", a->timeout, "Seconds one batch may take")->capture_default_str();
   predict->add_flag("--no-progress", a->no_progress, "No progress bar (none is shown when stderr is not a terminal)");

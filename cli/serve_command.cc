@@ -145,9 +145,9 @@ int Serve(const ServeArgs& a) {
   (*server)->SetModel(std::make_shared<Model>(std::move(model).value()));
   loaded = true;
   const BatchingDecision decision = (*server)->batching();
-  fmt::print(stderr, "pyfunc serve: batching {}: {}{}\n", decision.merge ? "rows" : "off", decision.reason,
-             decision.merge || a.batching != "auto" ? ""
-                                                    : "; one request per predict call (--batching rows merges them)");
+  fmt::print(
+      stderr, "pyfunc serve: batching {}: {}{}\n", decision.merge ? "rows" : "off", decision.reason,
+      decision.merge || a.batching != "auto" ? "" : "; one request per predict call (--batching rows merges them)");
   fmt::print(stderr, "pyfunc serve: ready ({} worker{}, {})\n", a.workers, a.workers == 1 ? "" : "s",
              (*server)->ready() ? "accepting requests" : "draining");
 
@@ -160,8 +160,9 @@ int Serve(const ServeArgs& a) {
 
 void RegisterServeCommand(CLI::App& app, int* exit_code) {
   auto args = std::make_shared<ServeArgs>();
-  auto* cmd = app.add_subcommand("serve", "Serve a model over HTTP: MLflow's scoring protocol (/invocations) and the "
-                                          "Open Inference Protocol (/v2), with dynamic batching and /metrics");
+  auto* cmd = app.add_subcommand("serve",
+                                 "Serve a model over HTTP: MLflow's scoring protocol (/invocations) and the "
+                                 "Open Inference Protocol (/v2), with dynamic batching and /metrics");
   // MLflow uses -h for --host; help stays available as --help.
   cmd->set_help_flag("--help", "Print this help message and exit");
   cmd->add_option("-m,--model-uri", args->model_uri, "Model directory or URI (runs:/, models:/)")->required();

@@ -45,7 +45,8 @@ int RunsList(const std::string& tracking_uri, const std::string& experiment) {
     auto by_id = (*store)->GetExperiment(experiment);
     if (!by_id.ok()) {
       auto by_name = (*store)->GetExperimentByName(experiment);
-      if (!by_name.ok()) return Fail(Status::NotFound("experiment '" + experiment + "': no experiment with this id or name"));
+      if (!by_name.ok())
+        return Fail(Status::NotFound("experiment '" + experiment + "': no experiment with this id or name"));
       exp_id = by_name->experiment_id;
     }
   }
@@ -102,8 +103,9 @@ void RegisterTrackingCommands(CLI::App& app, int* exit_code) {
     std::string run_id;
   };
   auto args = std::make_shared<Args>();
-  const char* uri_help = "Tracking URI (default: $PYFUNC_TRACKING_URI, $MLFLOW_TRACKING_URI, sqlite:///mlflow.db; ./mlruns "
-                         "when it holds a file store and ./mlflow.db does not)";
+  const char* uri_help =
+      "Tracking URI (default: $PYFUNC_TRACKING_URI, $MLFLOW_TRACKING_URI, sqlite:///mlflow.db; ./mlruns "
+      "when it holds a file store and ./mlflow.db does not)";
 
   auto* runs = app.add_subcommand("runs", "List and show tracked runs");
   runs->require_subcommand(1);

@@ -12,8 +12,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   pyfunc::Result<pyfunc::Table> t = pyfunc::ReadCsv(text);
   if (t.ok()) (void)pyfunc::WriteCsvString(*t);
   pyfunc::CsvReadOptions typed;
-  typed.column_types = {{"a", pyfunc::DataType::kInt64}, {"b", pyfunc::DataType::kTimestamp},
-                        {"c", pyfunc::DataType::kBool}, {"a.1", pyfunc::DataType::kFloat64}};
+  typed.column_types = {{"a", pyfunc::DataType::kInt64},
+                        {"b", pyfunc::DataType::kTimestamp},
+                        {"c", pyfunc::DataType::kBool},
+                        {"a.1", pyfunc::DataType::kFloat64}};
   (void)pyfunc::ReadCsv(text, typed);
   pyfunc::CsvReadOptions streaming;
   streaming.batch_rows = 2;

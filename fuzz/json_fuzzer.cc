@@ -18,8 +18,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)pyfunc::ToJson(r->params);
   }
   pyfunc::JsonReadOptions typed;
-  typed.schema = {{"a", pyfunc::DataType::kInt64}, {"b", pyfunc::DataType::kFloat64},
-                  {"c", pyfunc::DataType::kString}, {"d", pyfunc::DataType::kBool},
+  typed.schema = {{"a", pyfunc::DataType::kInt64},     {"b", pyfunc::DataType::kFloat64},
+                  {"c", pyfunc::DataType::kString},    {"d", pyfunc::DataType::kBool},
                   {"e", pyfunc::DataType::kTimestamp}, {"0", pyfunc::DataType::kInt64}};
   typed.params_keys = {"temperature"};
   (void)pyfunc::ParseScoringRequest(body, typed);

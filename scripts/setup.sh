@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(build-essential cmake ninja-build ccache pkg-config
   libyaml-cpp-dev libcli11-dev libfmt-dev libgtest-dev libgmock-dev nlohmann-json3-dev
   libsimdjson-dev wrk libcurl4-openssl-dev libsqlite3-dev libssl-dev libboost-dev
-  clang libclang-rt-14-dev)  # clang: the libFuzzer harnesses (scripts/fuzz.sh)
+  clang libclang-rt-14-dev  # clang: the libFuzzer harnesses (scripts/fuzz.sh)
+  clang-format)             # the C++ layout (.clang-format, scripts/format.sh)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -26,6 +26,8 @@ print(", ".join(p + " " + m.version(p) for p in ("pandas", "numpy", "scikit-lear
 }
 
 status=0
+echo "== C++ format (.clang-format)"
+./scripts/format.sh --check || status=$?
 echo "== C++ tests"
 ctest --test-dir build/cpp --output-on-failure -j2 || status=$?
 echo "== Python tests (pinned: $(stack .venv/bin/python))"

@@ -93,16 +93,13 @@ struct CsvReadOptions {
 class CsvReader {
  public:
   // Reads the file at `path`. NotFound / IOError if it cannot be opened.
-  static Result<std::unique_ptr<CsvReader>> OpenFile(const std::string& path,
-                                                     CsvReadOptions options = {});
+  static Result<std::unique_ptr<CsvReader>> OpenFile(const std::string& path, CsvReadOptions options = {});
   // Reads from a file descriptor, which the reader does not close.
   static Result<std::unique_ptr<CsvReader>> FromFd(int fd, CsvReadOptions options = {});
   // Reads from a stream, which must outlive the reader.
-  static Result<std::unique_ptr<CsvReader>> FromStream(std::istream* in,
-                                                       CsvReadOptions options = {});
+  static Result<std::unique_ptr<CsvReader>> FromStream(std::istream* in, CsvReadOptions options = {});
   // Reads from a string (copied).
-  static Result<std::unique_ptr<CsvReader>> FromString(std::string data,
-                                                       CsvReadOptions options = {});
+  static Result<std::unique_ptr<CsvReader>> FromString(std::string data, CsvReadOptions options = {});
 
   virtual ~CsvReader();
 
@@ -141,8 +138,7 @@ class CsvWriter {
   // Writes to `path` through a temporary sibling renamed into place by Close(); if the
   // writer is destroyed without a successful Close(), the temporary is removed and
   // `path` is untouched.
-  static Result<std::unique_ptr<CsvWriter>> OpenFile(const std::string& path,
-                                                     CsvWriteOptions options = {});
+  static Result<std::unique_ptr<CsvWriter>> OpenFile(const std::string& path, CsvWriteOptions options = {});
   ~CsvWriter();
   CsvWriter(const CsvWriter&) = delete;
   CsvWriter& operator=(const CsvWriter&) = delete;

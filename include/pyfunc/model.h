@@ -16,9 +16,9 @@
 // exception type and message); a worker that crashes or exceeds the predict timeout
 // fails its call (Unavailable / DeadlineExceeded). A worker that dies, in a call or
 // while idle, is noticed at once (its socket closes) and replaced in the background;
-// calls go to the other workers meanwhile, and wait only when none is running. Destroying the last copy of a Model stops its workers; no process or
-// shared memory outlives it (memory is passed as memfds, so nothing is left in /dev/shm
-// even when this process is killed, and workers exit when their parent dies).
+// calls go to the other workers meanwhile, and wait only when none is running. Destroying the last copy of a Model
+// stops its workers; no process or shared memory outlives it (memory is passed as memfds, so nothing is left in
+// /dev/shm even when this process is killed, and workers exit when their parent dies).
 //
 // Thread safety: Predict may be called from many threads at once; each call waits for
 // an idle worker, so at most `workers` batches run at a time.

@@ -66,8 +66,8 @@ Result<ModelSpec> SaveModel(const std::string& dst_path, const SaveModelOptions&
 // (MLflow < 2.0 form) or a mapping {conda, virtualenv}; pass a null Value for none.
 // `python_version`, when non-empty, is recorded as MLflow >= 0.5 does.
 Status AddToModel(ModelSpec& model, const std::string& loader_module, const std::string& data = "",
-                  const std::string& code = "", const Value& env = Value(),
-                  const std::string& python_version = "", const Value::Map& extra = {});
+                  const std::string& code = "", const Value& env = Value(), const std::string& python_version = "",
+                  const Value::Map& extra = {});
 
 // One problem found by ValidateModel.
 struct ValidationProblem {

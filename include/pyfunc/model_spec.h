@@ -29,13 +29,13 @@ inline constexpr const char* kPyFuncFlavor = "python_function";
 // The `python_function` flavor, interpreted. Paths are relative to the model directory
 // and were checked not to leave it.
 struct PyFuncFlavor {
-  std::string loader_module;            // module whose _load_pyfunc loads the model
-  std::optional<std::string> code;      // dir put first on sys.path; absent or null: none
-  std::optional<std::string> data;      // path passed to the loader; absent: the model root
+  std::string loader_module;                  // module whose _load_pyfunc loads the model
+  std::optional<std::string> code;            // dir put first on sys.path; absent or null: none
+  std::optional<std::string> data;            // path passed to the loader; absent: the model root
   std::optional<std::string> conda_env;       // conda.yaml (MLflow < 2.0 stored only this, as a string)
   std::optional<std::string> python_env;      // python_env.yaml
   std::optional<std::string> python_version;  // writer's interpreter, "3.11.7"
-  Value config;                        // `config` (the model_config dict), null when absent
+  Value config;                               // `config` (the model_config dict), null when absent
   std::string predict_fn = "predict";
   bool streamable = false;
   std::string predict_stream_fn = "predict_stream";

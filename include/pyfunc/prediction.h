@@ -29,11 +29,11 @@ enum class PredictionShape : uint8_t {
 // The Python object a model's predict is given, held as a Table (the values of the
 // same codes travel in the worker's frame header).
 enum class InputShape : uint8_t {
-  kDataFrame = 0,  // pandas.DataFrame
-  kArray1D = 2,    // 1-D numpy array: one column named ""
-  kArray2D = 3,    // 2-D numpy array: columns "0", "1", ...
-  kColumns = 5,    // dict of column name → 1-D numpy array
-  kRecords = 6,    // list of dicts (one per row) of 0-d arrays, as MLflow's server parses them
+  kDataFrame = 0,     // pandas.DataFrame
+  kArray1D = 2,       // 1-D numpy array: one column named ""
+  kArray2D = 3,       // 2-D numpy array: columns "0", "1", ...
+  kColumns = 5,       // dict of column name → 1-D numpy array
+  kRecords = 6,       // list of dicts (one per row) of 0-d arrays, as MLflow's server parses them
   kPlainRecords = 9,  // list of dicts of Python scalars, as a caller passed them to predict
   kTensorsJson = 10,  // `instances`/`inputs` holding nested arrays (named multi-input or
                       // N-d tensors): one string cell with {"instances"|"inputs": value},
@@ -44,9 +44,9 @@ enum class InputShape : uint8_t {
   kParquet = 12,      // a Parquet file's bytes in one binary cell, read by
                       // pandas.read_parquet in the worker as MLflow's server reads a
                       // `application/vnd.apache.parquet` body
-  kScalar = 7,     // a 0-d numpy array: one column "", one row
-  kJson = 8,       // a JSON object given as a dict: one string cell holding its text
-                   // (MLflow's unified LLM request format)
+  kScalar = 7,        // a 0-d numpy array: one column "", one row
+  kJson = 8,          // a JSON object given as a dict: one string cell holding its text
+                      // (MLflow's unified LLM request format)
 };
 
 // How the JSON writer spells a column's nulls: as MLflow's scoring server writes the

@@ -20,20 +20,20 @@ namespace pyfunc {
 // Python exception types and HTTP statuses at the boundaries).
 enum class StatusCode {
   kOk = 0,
-  kInvalidArgument,  // the caller passed something wrong (bad file content, bad option)
-  kNotFound,         // a path, run or model that does not exist
-  kAlreadyExists,    // a destination that must not exist does
-  kIOError,          // the operating system refused (permissions, disk full, ...)
-  kInternal,         // a bug or an unexpected state
-  kModelError,       // the model's own code raised (the message carries the Python error)
-  kDeadlineExceeded, // a prediction or a load took longer than its timeout
-  kUnavailable,      // no worker can take the work (it died, the pool is closing, a queue is full)
+  kInvalidArgument,   // the caller passed something wrong (bad file content, bad option)
+  kNotFound,          // a path, run or model that does not exist
+  kAlreadyExists,     // a destination that must not exist does
+  kIOError,           // the operating system refused (permissions, disk full, ...)
+  kInternal,          // a bug or an unexpected state
+  kModelError,        // the model's own code raised (the message carries the Python error)
+  kDeadlineExceeded,  // a prediction or a load took longer than its timeout
+  kUnavailable,       // no worker can take the work (it died, the pool is closing, a queue is full)
   // The input or the params do not fit the model's signature (MLflow's schema
   // enforcement, run where the model runs); the message is MLflow's.
-  kSchemaMismatch,   // the input: Python's SchemaEnforcementError
-  kInvalidParams,    // the params: Python's InvalidParametersError ("Invalid parameters found")
-  kLoadFailed,       // the model's loader could not load it (Python's ModelLoadError); the
-                     // message reads "ModelLoadError: <text>"
+  kSchemaMismatch,  // the input: Python's SchemaEnforcementError
+  kInvalidParams,   // the params: Python's InvalidParametersError ("Invalid parameters found")
+  kLoadFailed,      // the model's loader could not load it (Python's ModelLoadError); the
+                    // message reads "ModelLoadError: <text>"
 };
 
 const char* StatusCodeName(StatusCode code);
@@ -44,19 +44,13 @@ class [[nodiscard]] Status {
   Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
 
   static Status OK() { return Status(); }
-  static Status InvalidArgument(std::string msg) {
-    return Status(StatusCode::kInvalidArgument, std::move(msg));
-  }
+  static Status InvalidArgument(std::string msg) { return Status(StatusCode::kInvalidArgument, std::move(msg)); }
   static Status NotFound(std::string msg) { return Status(StatusCode::kNotFound, std::move(msg)); }
-  static Status AlreadyExists(std::string msg) {
-    return Status(StatusCode::kAlreadyExists, std::move(msg));
-  }
+  static Status AlreadyExists(std::string msg) { return Status(StatusCode::kAlreadyExists, std::move(msg)); }
   static Status IOError(std::string msg) { return Status(StatusCode::kIOError, std::move(msg)); }
   static Status Internal(std::string msg) { return Status(StatusCode::kInternal, std::move(msg)); }
   static Status ModelError(std::string msg) { return Status(StatusCode::kModelError, std::move(msg)); }
-  static Status DeadlineExceeded(std::string msg) {
-    return Status(StatusCode::kDeadlineExceeded, std::move(msg));
-  }
+  static Status DeadlineExceeded(std::string msg) { return Status(StatusCode::kDeadlineExceeded, std::move(msg)); }
   static Status Unavailable(std::string msg) { return Status(StatusCode::kUnavailable, std::move(msg)); }
   static Status SchemaMismatch(std::string msg) { return Status(StatusCode::kSchemaMismatch, std::move(msg)); }
   static Status InvalidParams(std::string msg) { return Status(StatusCode::kInvalidParams, std::move(msg)); }
@@ -81,7 +75,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : data_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : data_(std::move(value)) {}        // NOLINT: implicit by design
   Result(Status status) : data_(std::move(status)) {  // NOLINT: implicit by design
     if (std::get<Status>(data_).ok()) {
       data_ = Status::Internal("Result constructed from an OK status without a value");
@@ -108,10 +102,10 @@ class [[nodiscard]] Result {
 }  // namespace pyfunc
 
 // Propagates a non-OK Status out of the current function.
-#define PYFUNC_RETURN_IF_ERROR(expr)            \
-  do {                                          \
-    ::pyfunc::Status _pyfunc_st = (expr);       \
-    if (!_pyfunc_st.ok()) return _pyfunc_st;    \
+#define PYFUNC_RETURN_IF_ERROR(expr)         \
+  do {                                       \
+    ::pyfunc::Status _pyfunc_st = (expr);    \
+    if (!_pyfunc_st.ok()) return _pyfunc_st; \
   } while (0)
 
 #define PYFUNC_CONCAT_INNER_(a, b) a##b

@@ -217,8 +217,7 @@ class Column {
   const int64_t* string_offsets() const { return int64_data(); }
   std::string_view string_value(int64_t i) const {
     const int64_t* o = string_offsets();
-    return std::string_view(reinterpret_cast<const char*>(data_->data()) + o[i],
-                            static_cast<size_t>(o[i + 1] - o[i]));
+    return std::string_view(reinterpret_cast<const char*>(data_->data()) + o[i], static_cast<size_t>(o[i + 1] - o[i]));
   }
 
   // Rows [offset, offset+length) as a new compact column (copies those rows; the whole
@@ -268,14 +267,14 @@ class ColumnBuilder {
   void Reserve(int64_t rows, int64_t string_bytes = 0);
   void AppendNull();
   void AppendNulls(int64_t n);
-  void AppendInt64(int64_t v);     // kInt64
-  void AppendFloat64(double v);    // kFloat64
-  void AppendBool(bool v);         // kBool
+  void AppendInt64(int64_t v);            // kInt64
+  void AppendFloat64(double v);           // kFloat64
+  void AppendBool(bool v);                // kBool
   void AppendString(std::string_view v);  // kString and kBinary (any bytes, NUL included)
   // Any fixed-width type: one row, ByteWidth(type()) * cell size bytes from `value`,
   // in the type's layout.
   void AppendFixed(const void* value);
-  void AppendTimestamp(int64_t ns);       // kTimestamp, ns since epoch UTC
+  void AppendTimestamp(int64_t ns);  // kTimestamp, ns since epoch UTC
   // Appends rows [offset, offset+length) of a column of the same type.
   void AppendFrom(const Column& column, int64_t offset, int64_t length);
 
@@ -296,7 +295,7 @@ class ColumnBuilder {
   int64_t null_count_ = 0;
   std::shared_ptr<Buffer> validity_;  // null until the first null
   std::shared_ptr<Buffer> values_;
-  std::shared_ptr<Buffer> data_;      // strings only
+  std::shared_ptr<Buffer> data_;  // strings only
   size_t data_size_ = 0;
 };
 
@@ -374,8 +373,7 @@ Status ExportTable(const Table& table, ArrowSchema* out_schema, ArrowArray* out_
 // Exports one column as a plain array (with `name` in the schema). Tensor cells are
 // exported as nested fixed-size lists ("+w:<dim>" per dimension, the values the
 // innermost child), as Arrow's fixed_shape_tensor stores them.
-Status ExportColumn(const Column& column, const std::string& name, ArrowSchema* out_schema,
-                    ArrowArray* out_array);
+Status ExportColumn(const Column& column, const std::string& name, ArrowSchema* out_schema, ArrowArray* out_array);
 
 // Imports a "+s" struct array. Accepted child formats: "l", "g", "b", "U", "Z", "c",
 // "s", "i", "C", "S", "I", "L", "e", "f" (each as its DataType), "u" and "z" (int32

@@ -70,7 +70,7 @@ struct RunInfo {
   std::string artifact_uri;  // file:///..., mlflow-artifacts:/..., or a plain path
   std::string lifecycle_stage = "active";
   RunStatus status = RunStatus::kRunning;
-  int64_t start_time = 0;            // ms since the epoch
+  int64_t start_time = 0;           // ms since the epoch
   std::optional<int64_t> end_time;  // ms since the epoch, unset while running
 };
 
@@ -94,9 +94,9 @@ struct Run {
 
 struct CreateRunRequest {
   std::string experiment_id = kDefaultExperimentId;
-  std::string run_name;  // empty: a generated name
-  std::string user_id;   // empty: $USER or "unknown"
-  int64_t start_time = 0;  // 0: now
+  std::string run_name;                     // empty: a generated name
+  std::string user_id;                      // empty: $USER or "unknown"
+  int64_t start_time = 0;                   // 0: now
   std::map<std::string, std::string> tags;  // mlflow.runName/mlflow.user are added
 };
 
@@ -180,8 +180,7 @@ class TrackingStore {
 
   // Runs. GetRun gives NotFound for an unknown run id.
   virtual Result<RunInfo> CreateRun(const CreateRunRequest& request) = 0;
-  virtual Status UpdateRun(const std::string& run_id, RunStatus status,
-                           std::optional<int64_t> end_time) = 0;
+  virtual Status UpdateRun(const std::string& run_id, RunStatus status, std::optional<int64_t> end_time) = 0;
   virtual Result<Run> GetRun(const std::string& run_id) = 0;
   // Active runs of the experiments, newest first.
   virtual Result<std::vector<Run>> SearchRuns(const std::vector<std::string>& experiment_ids) = 0;
@@ -190,12 +189,10 @@ class TrackingStore {
   virtual Status LogBatch(const std::string& run_id, const std::vector<Metric>& metrics,
                           const std::map<std::string, std::string>& params,
                           const std::map<std::string, std::string>& tags) = 0;
-  virtual Result<std::vector<Metric>> GetMetricHistory(const std::string& run_id,
-                                                       const std::string& key) = 0;
+  virtual Result<std::vector<Metric>> GetMetricHistory(const std::string& run_id, const std::string& key) = 0;
 
   // MLflow 3 logged models: those of an experiment with this name made by this run.
-  virtual Result<std::vector<LoggedModel>> SearchLoggedModels(const std::string& experiment_id,
-                                                              const std::string& name,
+  virtual Result<std::vector<LoggedModel>> SearchLoggedModels(const std::string& experiment_id, const std::string& name,
                                                               const std::string& source_run_id) = 0;
   virtual Result<LoggedModel> GetLoggedModel(const std::string& model_id) = 0;
 
@@ -215,10 +212,8 @@ class TrackingStore {
 
   // Model registry: the artifact URI of a version ("latest" allowed), and the version an
   // alias points at. NotFound for an unknown name, version or alias.
-  virtual Result<std::string> GetModelVersionDownloadUri(const std::string& name,
-                                                         const std::string& version) = 0;
-  virtual Result<std::string> GetModelVersionByAlias(const std::string& name,
-                                                     const std::string& alias) = 0;
+  virtual Result<std::string> GetModelVersionDownloadUri(const std::string& name, const std::string& version) = 0;
+  virtual Result<std::string> GetModelVersionByAlias(const std::string& name, const std::string& alias) = 0;
 
   // The repository behind an artifact URI of this store (a run's artifact_uri, a logged
   // model's artifact_location).
@@ -227,15 +222,13 @@ class TrackingStore {
   // --- artifacts of a run (implemented on OpenArtifacts) ---
   // Logs a local file or directory under `artifact_path` ("" = the root). A file keeps its
   // base name; a directory's contents go under artifact_path.
-  Status LogArtifacts(const std::string& run_id, const std::string& local_path,
-                      const std::string& artifact_path);
+  Status LogArtifacts(const std::string& run_id, const std::string& local_path, const std::string& artifact_path);
   Result<std::vector<ArtifactInfo>> ListArtifacts(const std::string& run_id, const std::string& path);
   // Uploads a local directory's contents into a logged model's artifact location.
   Status LogLoggedModelArtifacts(const std::string& model_id, const std::string& local_dir);
   // Downloads file or directory `path` of the run into dst_dir/<basename(path)> (or the
   // whole root into dst_dir when path is ""); returns the local path.
-  Result<std::string> DownloadArtifacts(const std::string& run_id, const std::string& path,
-                                        const std::string& dst_dir);
+  Result<std::string> DownloadArtifacts(const std::string& run_id, const std::string& path, const std::string& dst_dir);
 };
 
 // Opens the store of a tracking URI (see above). InvalidArgument for an unsupported scheme.

@@ -22,8 +22,9 @@ Value ToValue(nb::handle obj, const std::string& what) {
     Value out = Value::EmptyMap();
     for (auto [k, v] : nb::borrow<nb::dict>(obj)) {
       if (!PyUnicode_Check(k.ptr())) {
-        throw nb::type_error((what + ": keys must be strings, found " +
-                              nb::cast<std::string>(nb::str(k.type().attr("__name__")))).c_str());
+        throw nb::type_error(
+            (what + ": keys must be strings, found " + nb::cast<std::string>(nb::str(k.type().attr("__name__"))))
+                .c_str());
       }
       std::string key = nb::cast<std::string>(k);
       out.Set(key, ToValue(v, what + "." + key));
@@ -42,22 +43,18 @@ Value ToValue(nb::handle obj, const std::string& what) {
   }
   throw nb::type_error((what + ": cannot store a value of type " +
                         nb::cast<std::string>(nb::str(obj.type().attr("__name__"))) +
-                        " (expected dict, list, str, int, float, bool or None)").c_str());
+                        " (expected dict, list, str, int, float, bool or None)")
+                           .c_str());
 }
 
 nb::object FromValue(const Value& v) {
   switch (v.kind()) {
-    case Value::Kind::kNull:
-      return nb::none();
-    case Value::Kind::kBool:
-      return nb::bool_(v.as_bool());
-    case Value::Kind::kInt:
-      return nb::int_(v.as_int());
-    case Value::Kind::kFloat:
-      return nb::float_(v.as_float());
+    case Value::Kind::kNull: return nb::none();
+    case Value::Kind::kBool: return nb::bool_(v.as_bool());
+    case Value::Kind::kInt: return nb::int_(v.as_int());
+    case Value::Kind::kFloat: return nb::float_(v.as_float());
     case Value::Kind::kString:
-    case Value::Kind::kTimestamp:
-      return nb::str(v.as_string().c_str(), v.as_string().size());
+    case Value::Kind::kTimestamp: return nb::str(v.as_string().c_str(), v.as_string().size());
     case Value::Kind::kList: {
       nb::list out;
       for (const Value& item : v.as_list()) out.append(FromValue(item));
@@ -76,40 +73,18 @@ void Raise(const Status& status) {
   // StatusCode -> pyfunc.exceptions class. Keep in step with pyfunc/exceptions.py.
   const char* name = "PyfuncError";
   switch (status.code()) {
-    case StatusCode::kInvalidArgument:
-      name = "InvalidArgumentError";
-      break;
-    case StatusCode::kNotFound:
-      name = "NotFoundError";
-      break;
-    case StatusCode::kAlreadyExists:
-      name = "AlreadyExistsError";
-      break;
-    case StatusCode::kIOError:
-      name = "PyfuncIOError";
-      break;
-    case StatusCode::kModelError:
-      name = "PredictionError";
-      break;
-    case StatusCode::kSchemaMismatch:
-      name = "SchemaEnforcementError";
-      break;
-    case StatusCode::kInvalidParams:
-      name = "InvalidParametersError";
-      break;
-    case StatusCode::kLoadFailed:
-      name = "ModelLoadError";
-      break;
-    case StatusCode::kDeadlineExceeded:
-      name = "PyfuncTimeoutError";
-      break;
-    case StatusCode::kUnavailable:
-      name = "WorkerUnavailableError";
-      break;
+    case StatusCode::kInvalidArgument: name = "InvalidArgumentError"; break;
+    case StatusCode::kNotFound: name = "NotFoundError"; break;
+    case StatusCode::kAlreadyExists: name = "AlreadyExistsError"; break;
+    case StatusCode::kIOError: name = "PyfuncIOError"; break;
+    case StatusCode::kModelError: name = "PredictionError"; break;
+    case StatusCode::kSchemaMismatch: name = "SchemaEnforcementError"; break;
+    case StatusCode::kInvalidParams: name = "InvalidParametersError"; break;
+    case StatusCode::kLoadFailed: name = "ModelLoadError"; break;
+    case StatusCode::kDeadlineExceeded: name = "PyfuncTimeoutError"; break;
+    case StatusCode::kUnavailable: name = "WorkerUnavailableError"; break;
     case StatusCode::kOk:
-    case StatusCode::kInternal:
-      name = "PyfuncError";
-      break;
+    case StatusCode::kInternal: name = "PyfuncError"; break;
   }
   const std::string& message = status.message();
   nb::object cls = nb::module_::import_("pyfunc.exceptions").attr(name);

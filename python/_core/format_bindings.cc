@@ -18,10 +18,9 @@ ModelSpec SpecFromDict(nb::handle doc, const std::string& source) {
 }
 
 nb::dict SaveModelPy(const std::string& dst_path, const std::string& loader_module,
-                     std::optional<std::string> data_path, std::vector<std::string> code_paths,
-                     nb::handle conda_env, std::vector<std::string> pip_requirements,
-                     const std::string& python_version, std::vector<std::string> build_dependencies,
-                     nb::handle extra_flavor_keys, nb::handle model) {
+                     std::optional<std::string> data_path, std::vector<std::string> code_paths, nb::handle conda_env,
+                     std::vector<std::string> pip_requirements, const std::string& python_version,
+                     std::vector<std::string> build_dependencies, nb::handle extra_flavor_keys, nb::handle model) {
   SaveModelOptions options;
   options.loader_module = loader_module;
   options.data_path = std::move(data_path);
@@ -66,8 +65,7 @@ void BindFormat(nb::module_& m) {
       },
       nb::arg("text"), nb::arg("source") = "MLmodel", "Parses and validates MLmodel text.");
   m.def(
-      "model_to_yaml",
-      [](nb::handle doc) { return SpecFromDict(doc, "model").ToYaml(); }, nb::arg("model"),
+      "model_to_yaml", [](nb::handle doc) { return SpecFromDict(doc, "model").ToYaml(); }, nb::arg("model"),
       "Validates an MLmodel dict and returns its YAML as MLflow writes it.");
   m.def(
       "python_function_conf",
@@ -78,10 +76,10 @@ void BindFormat(nb::module_& m) {
         out["loader_module"] = f.loader_module;  // filled in when only implied
         return out;
       },
-      nb::arg("model"),
-      "The validated python_function flavor of an MLmodel dict; error if it has none.");
-  m.def("new_model", [] { return FromValue(ModelSpec::New().document()); },
-        "A new MLmodel dict: empty flavors, a fresh model_uuid and utc_time_created.");
+      nb::arg("model"), "The validated python_function flavor of an MLmodel dict; error if it has none.");
+  m.def(
+      "new_model", [] { return FromValue(ModelSpec::New().document()); },
+      "A new MLmodel dict: empty flavors, a fresh model_uuid and utc_time_created.");
   m.def(
       "parse_yaml",
       [](const std::string& text, const std::string& source) { return FromValue(Unwrap(ParseYaml(text, source))); },

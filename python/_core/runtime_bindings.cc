@@ -96,7 +96,8 @@ Table TableFromColumns(const nb::list& columns, int64_t rows) {
     if (ByteWidth(type) > 0) {
       int64_t count = rows;
       for (int64_t d : cell_shape) {
-        if (__builtin_mul_overflow(count, d, &count)) throw nb::value_error(("column '" + name + "' is too large").c_str());
+        if (__builtin_mul_overflow(count, d, &count))
+          throw nb::value_error(("column '" + name + "' is too large").c_str());
       }
       col = Column::MakeTensor(type, rows, std::move(cell_shape), validity, CopyFixed(values, type, count, name));
     } else if (type == DataType::kBool) {
@@ -227,8 +228,8 @@ void BindRuntime(nb::module_& m) {
             Table input = TableFromColumns(columns, rows);
             Value p = ToValue(params, "params");
             if (input_shape < 0 || input_shape > 9 || input_shape == 1 || input_shape == 4 || input_shape == 8) {
-              Unwrap(Result<int>(Status::InvalidArgument("input_shape " + std::to_string(input_shape) +
-                                                         " is not an input shape")));
+              Unwrap(Result<int>(
+                  Status::InvalidArgument("input_shape " + std::to_string(input_shape) + " is not an input shape")));
             }
             PredictOptions options;
             options.input_shape = static_cast<InputShape>(input_shape);

@@ -91,7 +91,8 @@ LoggedModelStatus ParseLoggedModelStatus(const std::string& s) {
   for (LoggedModelStatus st : {LoggedModelStatus::kPending, LoggedModelStatus::kReady, LoggedModelStatus::kFailed}) {
     if (s == LoggedModelStatusName(st)) return st;
   }
-  throw nb::value_error(("logged model status: unknown status '" + s + "' (expected PENDING, READY or FAILED)").c_str());
+  throw nb::value_error(
+      ("logged model status: unknown status '" + s + "' (expected PENDING, READY or FAILED)").c_str());
 }
 
 // A TrackingStore held by Python.
@@ -108,10 +109,12 @@ class PyStore {
 }  // namespace
 
 void BindTracking(nb::module_& m) {
-  m.def("set_tracking_uri", [](const std::string& uri) { SetTrackingUri(uri); }, nb::arg("uri"),
-        "Sets the tracking URI of this process ('' clears it).");
+  m.def(
+      "set_tracking_uri", [](const std::string& uri) { SetTrackingUri(uri); }, nb::arg("uri"),
+      "Sets the tracking URI of this process ('' clears it).");
   m.def("get_tracking_uri", &GetTrackingUri,
-        "The tracking URI in force: set_tracking_uri, $PYFUNC_TRACKING_URI, $MLFLOW_TRACKING_URI, sqlite:///<cwd>/mlflow.db "
+        "The tracking URI in force: set_tracking_uri, $PYFUNC_TRACKING_URI, $MLFLOW_TRACKING_URI, "
+        "sqlite:///<cwd>/mlflow.db "
         "(or ./mlruns when it holds a file store and ./mlflow.db does not).");
   m.def(
       "resolve_model_uri",
@@ -147,7 +150,9 @@ void BindTracking(nb::module_& m) {
              return ExperimentDict(Unwrap(Released([&] { return s->GetExperimentByName(name); })));
            })
       .def("create_experiment",
-           [](PyStore& s, const std::string& name) { return Unwrap(Released([&] { return s->CreateExperiment(name); })); })
+           [](PyStore& s, const std::string& name) {
+             return Unwrap(Released([&] { return s->CreateExperiment(name); }));
+           })
       .def(
           "create_run",
           [](PyStore& s, const std::string& experiment_id, const std::string& run_name,
@@ -169,7 +174,9 @@ void BindTracking(nb::module_& m) {
           },
           nb::arg("run_id"), nb::arg("status"), nb::arg("end_time") = nb::none())
       .def("get_run",
-           [](PyStore& s, const std::string& run_id) { return RunDict(Unwrap(Released([&] { return s->GetRun(run_id); }))); })
+           [](PyStore& s, const std::string& run_id) {
+             return RunDict(Unwrap(Released([&] { return s->GetRun(run_id); })));
+           })
       .def("search_runs",
            [](PyStore& s, const std::vector<std::string>& ids) {
              auto runs = Unwrap(Released([&] { return s->SearchRuns(ids); }));
@@ -231,7 +238,8 @@ void BindTracking(nb::module_& m) {
             return LoggedModelDict(Unwrap(Released([&] { return s->CreateLoggedModel(req); })));
           },
           nb::arg("experiment_id"), nb::arg("name") = "", nb::arg("source_run_id") = "", nb::arg("model_type") = "",
-          nb::arg("params") = std::map<std::string, std::string>{}, nb::arg("tags") = std::map<std::string, std::string>{})
+          nb::arg("params") = std::map<std::string, std::string>{},
+          nb::arg("tags") = std::map<std::string, std::string>{})
       .def("finalize_logged_model",
            [](PyStore& s, const std::string& model_id, const std::string& status) {
              LoggedModelStatus st = ParseLoggedModelStatus(status);

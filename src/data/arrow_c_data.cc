@@ -90,8 +90,8 @@ void FillColumnArray(const Column& column, ArrowArray* out) {
 // Fills one level of a column of tensor cells: level k < ndim is a fixed-size list
 // "+w:<dim k>" of `length` entries (the column's validity at level 0), whose child is
 // the next level; level ndim is the values, length * cell size of them.
-void FillTensorLevel(const Column& column, size_t level, int64_t length, const std::string& name,
-                     ArrowSchema* schema, ArrowArray* array) {
+void FillTensorLevel(const Column& column, size_t level, int64_t length, const std::string& name, ArrowSchema* schema,
+                     ArrowArray* array) {
   const std::vector<int64_t>& shape = column.cell_shape();
   if (level == shape.size()) {
     FillSchema(schema, ArrowFormat(column.type()), name, 0);
@@ -116,8 +116,16 @@ void FillTensorLevel(const Column& column, size_t level, int64_t length, const s
   if (top) priv->owned.push_back(column.validity_buffer());
   priv->buffers.push_back(top && column.validity() ? column.validity()->data() : nullptr);
   priv->children.push_back(child_array);
-  *array = ArrowArray{length, top ? column.null_count() : 0, 0, 1, 1, priv->buffers.data(), priv->children.data(),
-                      nullptr, ReleaseArray, priv};
+  *array = ArrowArray{length,
+                      top ? column.null_count() : 0,
+                      0,
+                      1,
+                      1,
+                      priv->buffers.data(),
+                      priv->children.data(),
+                      nullptr,
+                      ReleaseArray,
+                      priv};
 }
 
 // One column as an Arrow array with its schema.
@@ -142,21 +150,16 @@ struct Consumed {
   }
 };
 
-bool Bit(const void* bits, int64_t i) {
-  return (static_cast<const uint8_t*>(bits)[i >> 3] >> (i & 7)) & 1;
-}
+bool Bit(const void* bits, int64_t i) { return (static_cast<const uint8_t*>(bits)[i >> 3] >> (i & 7)) & 1; }
 
 template <typename T>
 const T* Buf(const ArrowArray* a, int i) {
   return static_cast<const T*>(a->buffers[i]);
 }
 
-Result<Column> ImportChild(const ArrowSchema* schema, const ArrowArray* array,
-                           const std::string& where) {
+Result<Column> ImportChild(const ArrowSchema* schema, const ArrowArray* array, const std::string& where) {
   std::string format = schema->format ? schema->format : "";
-  auto fail = [&](const std::string& msg) {
-    return Status::InvalidArgument(where + ": " + msg);
-  };
+  auto fail = [&](const std::string& msg) { return Status::InvalidArgument(where + ": " + msg); };
   if (schema->dictionary != nullptr || array->dictionary != nullptr) {
     return fail("dictionary-encoded arrays are not supported");
   }
@@ -167,8 +170,8 @@ Result<Column> ImportChild(const ArrowSchema* schema, const ArrowArray* array,
   const bool var_width = format == "u" || format == "U" || format == "z" || format == "Z";
   int64_t needed_buffers = var_width ? 3 : 2;
   if (array->n_buffers != needed_buffers) {
-    return fail("format '" + format + "' needs " + std::to_string(needed_buffers) +
-                " buffers, got " + std::to_string(array->n_buffers));
+    return fail("format '" + format + "' needs " + std::to_string(needed_buffers) + " buffers, got " +
+                std::to_string(array->n_buffers));
   }
   if (n > 0 && array->buffers[1] == nullptr) return fail("missing values buffer");
   const void* validity = array->null_count != 0 ? array->buffers[0] : nullptr;
@@ -208,8 +211,10 @@ Result<Column> ImportChild(const ArrowSchema* schema, const ArrowArray* array,
   switch (type) {
     case DataType::kBool:
       for (int64_t i = 0; i < n; ++i) {
-        if (!valid(i)) b.AppendNull();
-        else b.AppendBool(Bit(array->buffers[1], off + i));
+        if (!valid(i))
+          b.AppendNull();
+        else
+          b.AppendBool(Bit(array->buffers[1], off + i));
       }
       break;
     case DataType::kTimestamp:
@@ -252,8 +257,10 @@ Result<Column> ImportChild(const ArrowSchema* schema, const ArrowArray* array,
       const auto* values = static_cast<const uint8_t*>(array->buffers[1]);
       const int64_t w = ByteWidth(type);
       for (int64_t i = 0; i < n; ++i) {
-        if (!valid(i)) b.AppendNull();
-        else b.AppendFixed(values + (off + i) * w);
+        if (!valid(i))
+          b.AppendNull();
+        else
+          b.AppendFixed(values + (off + i) * w);
       }
       break;
     }
@@ -263,8 +270,7 @@ Result<Column> ImportChild(const ArrowSchema* schema, const ArrowArray* array,
 
 }  // namespace
 
-Status ExportColumn(const Column& column, const std::string& name, ArrowSchema* out_schema,
-                    ArrowArray* out_array) {
+Status ExportColumn(const Column& column, const std::string& name, ArrowSchema* out_schema, ArrowArray* out_array) {
   FillColumn(column, name, out_schema, out_array);
   return Status::OK();
 }
@@ -298,8 +304,7 @@ Status ExportTable(const Table& table, ArrowSchema* out_schema, ArrowArray* out_
 
 Result<Column> ImportColumn(ArrowSchema* schema, ArrowArray* array) {
   Consumed consumed{schema, array};
-  if (schema == nullptr || array == nullptr || schema->release == nullptr ||
-      array->release == nullptr) {
+  if (schema == nullptr || array == nullptr || schema->release == nullptr || array->release == nullptr) {
     return Status::InvalidArgument("Arrow import: released or null struct");
   }
   return ImportChild(schema, array, "Arrow import");
@@ -307,8 +312,7 @@ Result<Column> ImportColumn(ArrowSchema* schema, ArrowArray* array) {
 
 Result<Table> ImportTable(ArrowSchema* schema, ArrowArray* array) {
   Consumed consumed{schema, array};
-  if (schema == nullptr || array == nullptr || schema->release == nullptr ||
-      array->release == nullptr) {
+  if (schema == nullptr || array == nullptr || schema->release == nullptr || array->release == nullptr) {
     return Status::InvalidArgument("Arrow import: released or null struct");
   }
   if (schema->format == nullptr || std::strcmp(schema->format, "+s") != 0) {

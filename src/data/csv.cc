@@ -93,20 +93,13 @@ bool IsNullToken(std::string_view s) {
   if (s.empty()) return true;
   if (s.size() > 8) return false;
   switch (s[0]) {
-    case 'N':
-      return s == "NA" || s == "NaN" || s == "NULL" || s == "None" || s == "N/A";
-    case 'n':
-      return s == "nan" || s == "null" || s == "n/a";
-    case '-':
-      return s == "-NaN" || s == "-nan" || s == "-1.#IND" || s == "-1.#QNAN";
-    case '<':
-      return s == "<NA>";
-    case '#':
-      return s == "#N/A" || s == "#NA" || s == "#N/A N/A";
-    case '1':
-      return s == "1.#IND" || s == "1.#QNAN";
-    default:
-      return false;
+    case 'N': return s == "NA" || s == "NaN" || s == "NULL" || s == "None" || s == "N/A";
+    case 'n': return s == "nan" || s == "null" || s == "n/a";
+    case '-': return s == "-NaN" || s == "-nan" || s == "-1.#IND" || s == "-1.#QNAN";
+    case '<': return s == "<NA>";
+    case '#': return s == "#N/A" || s == "#NA" || s == "#N/A N/A";
+    case '1': return s == "1.#IND" || s == "1.#QNAN";
+    default: return false;
   }
 }
 
@@ -228,8 +221,7 @@ class CsvReaderImpl : public CsvReader {
   }
 
   Status Error(int64_t line, int64_t field, const std::string& msg) const {
-    return Status::InvalidArgument(name_ + ":" + std::to_string(line) + ":" +
-                                   std::to_string(field) + ": " + msg);
+    return Status::InvalidArgument(name_ + ":" + std::to_string(line) + ":" + std::to_string(field) + ": " + msg);
   }
 
   // Byte access across chunk boundaries. Returns -1 at the end of the input.
@@ -348,8 +340,7 @@ class CsvReaderImpl : public CsvReader {
         }
       }
       // Blank line: one unquoted field of only spaces and tabs.
-      if (row_fields_ == 1 && !any_quoted &&
-          arena_.find_first_not_of(" \t", row_arena_start) == std::string::npos) {
+      if (row_fields_ == 1 && !any_quoted && arena_.find_first_not_of(" \t", row_arena_start) == std::string::npos) {
         arena_.resize(row_arena_start);
         field_end_.resize(row_first_field);
         if (!saw_any) return false;
@@ -423,8 +414,7 @@ class CsvReaderImpl : public CsvReader {
       if (!got) break;
       if (row_fields_ > ncols_) {
         return Error(row_line_, ncols_ + 1,
-                     "row has " + std::to_string(row_fields_) + " fields, header has " +
-                         std::to_string(ncols_));
+                     "row has " + std::to_string(row_fields_) + " fields, header has " + std::to_string(ncols_));
       }
       for (int j = row_fields_; j < ncols_; ++j) field_end_.push_back(arena_.size());
       row_lines_.push_back(row_line_);
@@ -474,9 +464,7 @@ class CsvReaderImpl : public CsvReader {
         b->AppendTimestamp(ns);
         return true;
       }
-      case DataType::kString:
-        b->AppendString(s);
-        return true;
+      case DataType::kString: b->AppendString(s); return true;
       default:  // the reader's types are the five wide ones (ReadOptions refuses others)
         return false;
     }
@@ -528,8 +516,8 @@ class CsvReaderImpl : public CsvReader {
     std::string_view s = Cell(first, j);
     int64_t iv;
     double dv;
-    DataType t = BoolToken(s) >= 0 ? DataType::kBool
-                 : ParseInt64(s, &iv) ? DataType::kInt64
+    DataType t = BoolToken(s) >= 0      ? DataType::kBool
+                 : ParseInt64(s, &iv)   ? DataType::kInt64
                  : ParseFloat64(s, &dv) ? DataType::kFloat64
                                         : DataType::kString;
     for (;;) {
@@ -562,9 +550,9 @@ class CsvReaderImpl : public CsvReader {
           continue;
         }
         if (fixed_[j]) {
-          return Error(row_lines_[bad], j + 1,
-                       "cannot parse " + Excerpt(s) + " as " + DataTypeName(types_[j]) +
-                           " (column '" + names_[j] + "')");
+          return Error(
+              row_lines_[bad], j + 1,
+              "cannot parse " + Excerpt(s) + " as " + DataTypeName(types_[j]) + " (column '" + names_[j] + "')");
         }
         return Error(row_lines_[bad], j + 1,
                      "value " + Excerpt(s) + " does not fit column '" + names_[j] + "' of type " +
@@ -619,8 +607,7 @@ std::string NameOr(const CsvReadOptions& o, const std::string& fallback) {
 
 CsvReader::~CsvReader() = default;
 
-Result<std::unique_ptr<CsvReader>> CsvReader::OpenFile(const std::string& path,
-                                                       CsvReadOptions options) {
+Result<std::unique_ptr<CsvReader>> CsvReader::OpenFile(const std::string& path, CsvReadOptions options) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) return Status::NotFound(path + ": no such file");
@@ -645,8 +632,8 @@ Result<std::unique_ptr<CsvReader>> CsvReader::FromStream(std::istream* in, CsvRe
 
 Result<std::unique_ptr<CsvReader>> CsvReader::FromString(std::string data, CsvReadOptions options) {
   std::string name = NameOr(options, "<input>");
-  return std::unique_ptr<CsvReader>(new CsvReaderImpl(
-      std::make_unique<StringSource>(std::move(data)), std::move(options), name));
+  return std::unique_ptr<CsvReader>(
+      new CsvReaderImpl(std::make_unique<StringSource>(std::move(data)), std::move(options), name));
 }
 
 namespace {
@@ -715,9 +702,7 @@ void AppendRows(const Table& table, const CsvWriteOptions& o, std::string* out) 
         continue;
       }
       switch (c.type()) {
-        case DataType::kInt64:
-          AppendInt64(c.int64_data()[r], out);
-          break;
+        case DataType::kInt64: AppendInt64(c.int64_data()[r], out); break;
         case DataType::kFloat64: {
           double v = c.float64_data()[r];
           if (std::isnan(v)) {
@@ -727,15 +712,9 @@ void AppendRows(const Table& table, const CsvWriteOptions& o, std::string* out) 
           }
           break;
         }
-        case DataType::kBool:
-          out->append(c.bool_value(r) ? "True" : "False");
-          break;
-        case DataType::kTimestamp:
-          AppendIsoTimestamp(c.int64_data()[r], ' ', out);
-          break;
-        case DataType::kString:
-          AppendField(c.string_value(r), o.delimiter, ncols == 1, out);
-          break;
+        case DataType::kBool: out->append(c.bool_value(r) ? "True" : "False"); break;
+        case DataType::kTimestamp: AppendIsoTimestamp(c.int64_data()[r], ' ', out); break;
+        case DataType::kString: AppendField(c.string_value(r), o.delimiter, ncols == 1, out); break;
         case DataType::kBinary: {  // pandas writes a bytes cell as its repr: b'...'
           scratch.assign("b'");
           for (unsigned char ch : c.string_value(r)) {
@@ -761,9 +740,7 @@ void AppendRows(const Table& table, const CsvWriteOptions& o, std::string* out) 
           AppendField(scratch, o.delimiter, ncols == 1, out);
           break;
         }
-        case DataType::kUInt64:
-          AppendUInt64(c.data_as<uint64_t>()[r], out);
-          break;
+        case DataType::kUInt64: AppendUInt64(c.data_as<uint64_t>()[r], out); break;
         case DataType::kFloat32: {
           const float v = c.data_as<float>()[r];
           if (std::isnan(v)) {
@@ -808,11 +785,9 @@ std::string WriteCsvString(const Table& table, const CsvWriteOptions& options) {
   return out;
 }
 
-CsvWriter::CsvWriter(std::ostream* out, CsvWriteOptions options)
-    : out_(out), options_(std::move(options)) {}
+CsvWriter::CsvWriter(std::ostream* out, CsvWriteOptions options) : out_(out), options_(std::move(options)) {}
 
-Result<std::unique_ptr<CsvWriter>> CsvWriter::OpenFile(const std::string& path,
-                                                       CsvWriteOptions options) {
+Result<std::unique_ptr<CsvWriter>> CsvWriter::OpenFile(const std::string& path, CsvWriteOptions options) {
   std::random_device rd;
   std::string temp = path + ".tmp" + std::to_string(rd());
   auto file = std::make_unique<std::ofstream>(temp, std::ios::binary | std::ios::trunc);

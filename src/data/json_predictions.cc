@@ -56,8 +56,10 @@ void AppendCell(const Column& c, int64_t r, std::string* out, NullSpelling nulls
     }
     return;
   }
-  if (c.is_tensor()) AppendTensorCell(c, r, out);
-  else AppendValue(c, r, out);
+  if (c.is_tensor())
+    AppendTensorCell(c, r, out);
+  else
+    AppendValue(c, r, out);
 }
 
 }  // namespace
@@ -128,8 +130,7 @@ void AppendPredictionJson(const Prediction& prediction, std::string* out) {
         out->push_back(']');
         break;
       case PredictionShape::kJson:  // returned above
-      case PredictionShape::kColumns:
-        break;
+      case PredictionShape::kColumns: break;
       case PredictionShape::kSeries:
       case PredictionShape::kDataFrame:
         out->push_back('{');
@@ -155,8 +156,7 @@ std::string PredictionsToJson(const Prediction& prediction) {
 Status PredictionStreamWriter::Append(const Prediction& p, std::string* out) {
   std::string body;
   AppendPredictionJson(p, &body);  // "[...]", or any JSON for an object (kJson)
-  if ((p.shape == PredictionShape::kJson || p.shape == PredictionShape::kColumns) &&
-      (body.empty() || body[0] != '[')) {
+  if ((p.shape == PredictionShape::kJson || p.shape == PredictionShape::kColumns) && (body.empty() || body[0] != '[')) {
     // A dict, a str, ...: the predictions as a whole, which no other batch can join.
     if (any_rows_ || whole_) {
       return Status::InvalidArgument(
@@ -186,9 +186,12 @@ Status PredictionStreamWriter::Append(const Prediction& p, std::string* out) {
 }
 
 void PredictionStreamWriter::Finish(std::string* out) {
-  if (unwrapped_) out->append(whole_ || any_rows_ ? "\n" : "[]\n");
-  else if (whole_) out->append("}\n");
-  else out->append(any_rows_ ? "]}\n" : "{\"predictions\": []}\n");
+  if (unwrapped_)
+    out->append(whole_ || any_rows_ ? "\n" : "[]\n");
+  else if (whole_)
+    out->append("}\n");
+  else
+    out->append(any_rows_ ? "]}\n" : "{\"predictions\": []}\n");
 }
 
 }  // namespace pyfunc

@@ -4,9 +4,9 @@
 
 #include <cctype>
 #include <cerrno>
-#include <cstdlib>
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <limits>
@@ -39,7 +39,6 @@ constexpr const char* kProtocolChangeInfo =
     " Model scoring protocol in MLflow 2.0, see"
     " https://mlflow.org/docs/latest/models.html#deploy-mlflow-models.";
 
-
 Status InvalidInput(const std::string& msg) { return Status::InvalidArgument("Invalid input. " + msg); }
 
 std::string PyRepr(std::string_view s) {
@@ -58,8 +57,6 @@ std::string PyRepr(std::string_view s) {
   out.push_back(q);
   return out;
 }
-
-
 
 // --- Cells -------------------------------------------------------------------------
 
@@ -231,14 +228,12 @@ Result<Column> BuildTyped(const PendingColumn& col, DataType type) {
       continue;
     }
     if (k == CellKind::kNested) {
-      return CellError(col, row,
-                       std::string("expected a number, string, boolean or null, found ") +
-                           ElementName(c.e));
+      return CellError(col, row, std::string("expected a number, string, boolean or null, found ") + ElementName(c.e));
     }
     auto mismatch = [&]() {
-      return CellError(col, row,
-                       std::string("cannot convert ") + KindName(k) + " to " + DataTypeName(type) +
-                           " (column '" + col.name + "')");
+      return CellError(
+          col, row,
+          std::string("cannot convert ") + KindName(k) + " to " + DataTypeName(type) + " (column '" + col.name + "')");
     };
     switch (type) {
       case DataType::kInt64:
@@ -256,8 +251,9 @@ Result<Column> BuildTyped(const PendingColumn& col, DataType type) {
         } else if (k == CellKind::kString) {
           int64_t v;
           if (!ParsePythonInt(StringOf(c.e), &v)) {
-            return CellError(col, row, "invalid literal for int() with base 10: " + PyRepr(StringOf(c.e)) +
-                                           " (column '" + col.name + "')");
+            return CellError(
+                col, row,
+                "invalid literal for int() with base 10: " + PyRepr(StringOf(c.e)) + " (column '" + col.name + "')");
           }
           b.AppendInt64(v);
         } else {
@@ -271,8 +267,9 @@ Result<Column> BuildTyped(const PendingColumn& col, DataType type) {
           // As astype(float64) reads a numeric string ("5.1"), the way MLflow's server does.
           double v;
           if (!ParsePythonFloat(StringOf(c.e), &v)) {
-            return CellError(col, row, "could not convert string to float: " + PyRepr(StringOf(c.e)) +
-                                           " (column '" + col.name + "')");
+            return CellError(
+                col, row,
+                "could not convert string to float: " + PyRepr(StringOf(c.e)) + " (column '" + col.name + "')");
           }
           b.AppendFloat64(v);
         } else if (k == CellKind::kBool) {
@@ -284,8 +281,8 @@ Result<Column> BuildTyped(const PendingColumn& col, DataType type) {
       case DataType::kBool:
         if (k == CellKind::kBool) {
           b.AppendBool(c.e.get_bool().value_unsafe());
-        } else if (k == CellKind::kInt && (c.e.get_int64().value_unsafe() == 0 ||
-                                           c.e.get_int64().value_unsafe() == 1)) {
+        } else if (k == CellKind::kInt &&
+                   (c.e.get_int64().value_unsafe() == 0 || c.e.get_int64().value_unsafe() == 1)) {
           b.AppendBool(c.e.get_int64().value_unsafe() == 1);
         } else if (k == CellKind::kNaN) {
           b.AppendNull();
@@ -319,8 +316,8 @@ Result<Column> BuildTyped(const PendingColumn& col, DataType type) {
         } else if (k == CellKind::kString && ParseIsoTimestamp(StringOf(c.e), &ns)) {
           b.AppendTimestamp(ns);
         } else if (k == CellKind::kString) {
-          return CellError(col, row, "cannot parse " + PyRepr(StringOf(c.e)) +
-                                         " as a timestamp (column '" + col.name + "')");
+          return CellError(col, row,
+                           "cannot parse " + PyRepr(StringOf(c.e)) + " as a timestamp (column '" + col.name + "')");
         } else {
           return mismatch();
         }
@@ -340,8 +337,7 @@ Result<Column> BuildInferred(const PendingColumn& col) {
     switch (Classify(col.cells[r])) {
       case CellKind::kMissing:
       case CellKind::kNull:
-      case CellKind::kNaN:
-        break;
+      case CellKind::kNaN: break;
       case CellKind::kBool:
         has_bool = true;
         if (first_bool < 0) first_bool = static_cast<int64_t>(r);
@@ -359,9 +355,9 @@ Result<Column> BuildInferred(const PendingColumn& col) {
         if (first_string < 0) first_string = static_cast<int64_t>(r);
         break;
       case CellKind::kNested:
-        return CellError(col, static_cast<int64_t>(r),
-                         std::string("expected a number, string, boolean or null, found ") +
-                             ElementName(col.cells[r].e));
+        return CellError(
+            col, static_cast<int64_t>(r),
+            std::string("expected a number, string, boolean or null, found ") + ElementName(col.cells[r].e));
     }
   }
   int kinds = (has_bool ? 1 : 0) + ((has_int || has_float) ? 1 : 0) + (has_string ? 1 : 0);
@@ -380,20 +376,19 @@ Result<Column> BuildInferred(const PendingColumn& col) {
       }
     }
     return CellError(col, firsts[b],
-                     std::string("expected a ") + names[a] + " like the column's earlier values, found " +
-                         names[b] + " (column '" + col.name + "' mixes types)");
+                     std::string("expected a ") + names[a] + " like the column's earlier values, found " + names[b] +
+                         " (column '" + col.name + "' mixes types)");
   }
-  DataType type = has_string ? DataType::kString
-                  : has_bool ? DataType::kBool
-                  : has_float ? DataType::kFloat64
-                  : has_int   ? DataType::kInt64
+  DataType type = has_string          ? DataType::kString
+                  : has_bool          ? DataType::kBool
+                  : has_float         ? DataType::kFloat64
+                  : has_int           ? DataType::kInt64
                   : col.cells.empty() ? DataType::kString
-                              : DataType::kFloat64;
+                                      : DataType::kFloat64;
   return BuildTyped(col, type);
 }
 
-Result<Table> BuildTable(std::vector<PendingColumn>& columns, const JsonReadOptions& options,
-                         int64_t rows) {
+Result<Table> BuildTable(std::vector<PendingColumn>& columns, const JsonReadOptions& options, int64_t rows) {
   std::vector<std::string> names;
   std::vector<Column> built;
   std::unordered_map<std::string_view, const DataType*> schema;  // the last entry of a name wins
@@ -411,9 +406,7 @@ Result<Table> BuildTable(std::vector<PendingColumn>& columns, const JsonReadOpti
   return Table::Make(std::move(names), std::move(built));
 }
 
-std::string IndexPath(const std::string& prefix, int64_t i) {
-  return prefix + "[" + std::to_string(i) + "]";
-}
+std::string IndexPath(const std::string& prefix, int64_t i) { return prefix + "[" + std::to_string(i) + "]"; }
 
 // --- Request shapes ------------------------------------------------------------------
 
@@ -425,8 +418,7 @@ Status CollectRecords(dom::array list, const std::string& prefix, bool require_a
   for (dom::element item : list) {
     dom::object obj;
     if (item.get_object().get(obj)) {
-      return Status::InvalidArgument(IndexPath(prefix, r) + ": expected an object, found " +
-                                     ElementName(item));
+      return Status::InvalidArgument(IndexPath(prefix, r) + ": expected an object, found " + ElementName(item));
     }
     for (dom::key_value_pair kv : obj) {
       auto [it, inserted] = index.try_emplace(kv.key, columns->size());
@@ -490,8 +482,7 @@ Status CollectRows(dom::array list, const std::string& prefix, const std::vector
     int64_t width = static_cast<int64_t>(row.size());
     if (names && width > static_cast<int64_t>(names->size())) {
       return Status::InvalidArgument(IndexPath(prefix, r) + ": row has " + std::to_string(width) +
-                                     " values, but there are " + std::to_string(names->size()) +
-                                     " columns");
+                                     " values, but there are " + std::to_string(names->size()) + " columns");
     }
     if (strict_rectangle) {
       if (first_width < 0) first_width = width;
@@ -529,8 +520,7 @@ Result<std::vector<std::string>> ColumnNames(dom::element e, const std::string& 
     } else if (!v.get_int64().get(n)) {
       names.push_back(std::to_string(n));
     } else {
-      return Status::InvalidArgument(IndexPath(path, i) + ": expected a column name, found " +
-                                     ElementName(v));
+      return Status::InvalidArgument(IndexPath(path, i) + ": expected a column name, found " + ElementName(v));
     }
     ++i;
   }
@@ -571,8 +561,10 @@ Status ParseSplit(dom::element e, const JsonReadOptions& options, ScoringRequest
   for (dom::key_value_pair kv : obj) {
     if (keys.size() > 1) keys += ", ";
     keys += PyRepr(ClientText(kv.key));
-    if (kv.key == "data") has_data = true;
-    else if (kv.key != "columns" && kv.key != "index") extra = true;
+    if (kv.key == "data")
+      has_data = true;
+    else if (kv.key != "columns" && kv.key != "index")
+      extra = true;
   }
   keys += "}";
   if (!has_data || extra) {
@@ -589,13 +581,11 @@ Status ParseSplit(dom::element e, const JsonReadOptions& options, ScoringRequest
   dom::element data_e = obj["data"].value_unsafe();
   dom::array data;
   if (data_e.get_array().get(data)) {
-    return Status::InvalidArgument(prefix + ".data: expected an array of rows, found " +
-                                   ElementName(data_e));
+    return Status::InvalidArgument(prefix + ".data: expected an array of rows, found " + ElementName(data_e));
   }
   std::vector<PendingColumn> columns;
   int64_t rows = 0;
-  PYFUNC_RETURN_IF_ERROR(
-      CollectRows(data, prefix + ".data", names ? &*names : nullptr, false, &columns, &rows));
+  PYFUNC_RETURN_IF_ERROR(CollectRows(data, prefix + ".data", names ? &*names : nullptr, false, &columns, &rows));
   if (HoldsNestedCells(columns)) return FrameAsJson("dataframe_split", e, prefix, out);
   dom::element index_e;
   if (!obj["index"].get(index_e) && !index_e.is_null()) {
@@ -604,8 +594,8 @@ Status ParseSplit(dom::element e, const JsonReadOptions& options, ScoringRequest
       return Status::InvalidArgument(prefix + ".index: expected an array, found " + ElementName(index_e));
     }
     if (static_cast<int64_t>(index.size()) != rows && !(rows == 0 && columns.empty())) {
-      return Status::InvalidArgument(prefix + ".index: has " + std::to_string(index.size()) +
-                                     " entries, data has " + std::to_string(rows) + " rows");
+      return Status::InvalidArgument(prefix + ".index: has " + std::to_string(index.size()) + " entries, data has " +
+                                     std::to_string(rows) + " rows");
     }
     if (rows == 0 && columns.empty()) rows = static_cast<int64_t>(index.size());
   }
@@ -633,7 +623,6 @@ Status ParseRecords(dom::element e, const JsonReadOptions& options, ScoringReque
   PYFUNC_ASSIGN_OR_RETURN(out->table, BuildTable(columns, options, rows));
   return Status::OK();
 }
-
 
 // True when `instances`/`inputs` hold tensors that are not columns of scalars: a dict
 // (or records) whose values are arrays of arrays / arrays, or rows of more than two
@@ -666,8 +655,7 @@ bool HoldsNestedTensors(dom::element e) {
 }
 
 // `instances` and `inputs`.
-Status ParseTensorInput(dom::element e, bool instances, const JsonReadOptions& options,
-                        ScoringRequest* out) {
+Status ParseTensorInput(dom::element e, bool instances, const JsonReadOptions& options, ScoringRequest* out) {
   const std::string prefix = instances ? "$.instances" : "$.inputs";
   if (options.schema.empty() && HoldsNestedTensors(e)) {
     out->shape = InputShape::kTensorsJson;
@@ -749,7 +737,6 @@ Status ParseTensorInput(dom::element e, bool instances, const JsonReadOptions& o
   return Status::OK();
 }
 
-
 }  // namespace
 
 const char* RequestFormatName(RequestFormat format) {
@@ -772,8 +759,8 @@ Result<ScoringRequest> ParseScoringRequest(std::string_view body, const JsonRead
     if (root.is_array()) {
       return InvalidInput(std::string(kRequiredInputFormat) + kFormatSet + ". Received a list.");
     }
-    return InvalidInput(std::string(kRequiredInputFormat) + kFormatSet +
-                        ". Received unexpected input type '" + PyTypeName(root) + ".");
+    return InvalidInput(std::string(kRequiredInputFormat) + kFormatSet + ". Received unexpected input type '" +
+                        PyTypeName(root) + ".");
   }
   ScoringRequest req;
   bool llm = false;
@@ -804,11 +791,16 @@ Result<ScoringRequest> ParseScoringRequest(std::string_view body, const JsonRead
       continue;
     }
     RequestFormat f;
-    if (kv.key == "dataframe_split") f = RequestFormat::kDataFrameSplit;
-    else if (kv.key == "dataframe_records") f = RequestFormat::kDataFrameRecords;
-    else if (kv.key == "instances") f = RequestFormat::kInstances;
-    else if (kv.key == "inputs") f = RequestFormat::kInputs;
-    else continue;
+    if (kv.key == "dataframe_split")
+      f = RequestFormat::kDataFrameSplit;
+    else if (kv.key == "dataframe_records")
+      f = RequestFormat::kDataFrameRecords;
+    else if (kv.key == "instances")
+      f = RequestFormat::kInstances;
+    else if (kv.key == "inputs")
+      f = RequestFormat::kInputs;
+    else
+      continue;
     format_keys.push_back(kv.key);
     req.format = f;
     data = kv.value;
@@ -821,8 +813,7 @@ Result<ScoringRequest> ParseScoringRequest(std::string_view body, const JsonRead
     }
     list += "]";
     return Status::InvalidArgument(std::string(kRequiredInputFormat) + kFormatSet +
-                                   ". Received dictionary with input fields: " + list + ". " +
-                                   kProtocolChangeInfo);
+                                   ". Received dictionary with input fields: " + list + ". " + kProtocolChangeInfo);
   }
   switch (req.format) {
     case RequestFormat::kDataFrameSplit: PYFUNC_RETURN_IF_ERROR(ParseSplit(data, options, &req)); break;
@@ -842,9 +833,7 @@ InputShape PredictInputShape(const ScoringRequest& request, bool column_signatur
   return InputShape::kDataFrame;
 }
 
-Result<Value> ParseJsonValue(std::string_view text) {
-  return json::ParseValue(text);
-}
+Result<Value> ParseJsonValue(std::string_view text) { return json::ParseValue(text); }
 
 Result<Table> ParseJsonLines(std::string_view text, const JsonReadOptions& options) {
   // Each line is parsed into its own document; the parsers stay alive until the table

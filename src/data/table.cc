@@ -19,9 +19,7 @@ size_t PadTo64(size_t n) { return (n + kAlignment - 1) / kAlignment * kAlignment
 size_t BitmapBytes(int64_t bits) { return static_cast<size_t>((bits + 7) / 8); }
 
 inline void SetBit(uint8_t* bits, int64_t i) { bits[i >> 3] |= static_cast<uint8_t>(1u << (i & 7)); }
-inline void ClearBit(uint8_t* bits, int64_t i) {
-  bits[i >> 3] &= static_cast<uint8_t>(~(1u << (i & 7)));
-}
+inline void ClearBit(uint8_t* bits, int64_t i) { bits[i >> 3] &= static_cast<uint8_t>(~(1u << (i & 7))); }
 
 int64_t CountSetBits(const uint8_t* bits, int64_t length) {
   int64_t count = 0;
@@ -32,23 +30,25 @@ int64_t CountSetBits(const uint8_t* bits, int64_t length) {
 }
 
 // Copies `length` bits starting at bit `src_offset` of `src` to bit `dst_offset` of `dst`.
-void CopyBits(const uint8_t* src, int64_t src_offset, uint8_t* dst, int64_t dst_offset,
-              int64_t length) {
+void CopyBits(const uint8_t* src, int64_t src_offset, uint8_t* dst, int64_t dst_offset, int64_t length) {
   if ((src_offset & 7) == 0 && (dst_offset & 7) == 0) {
     size_t whole = static_cast<size_t>(length / 8);
     std::memcpy(dst + dst_offset / 8, src + src_offset / 8, whole);
     for (int64_t i = static_cast<int64_t>(whole) * 8; i < length; ++i) {
-      if (GetBit(src, src_offset + i)) SetBit(dst, dst_offset + i);
-      else ClearBit(dst, dst_offset + i);
+      if (GetBit(src, src_offset + i))
+        SetBit(dst, dst_offset + i);
+      else
+        ClearBit(dst, dst_offset + i);
     }
     return;
   }
   for (int64_t i = 0; i < length; ++i) {
-    if (GetBit(src, src_offset + i)) SetBit(dst, dst_offset + i);
-    else ClearBit(dst, dst_offset + i);
+    if (GetBit(src, src_offset + i))
+      SetBit(dst, dst_offset + i);
+    else
+      ClearBit(dst, dst_offset + i);
   }
 }
-
 
 // Bytes of the values buffer for `length` rows of `cell_size` values each.
 size_t ValuesBytes(DataType type, int64_t length, int64_t cell_size = 1) {
@@ -182,9 +182,12 @@ bool IsFloating(DataType type) {
 double HalfToDouble(uint16_t bits) {
   const int sign = bits >> 15, exponent = (bits >> 10) & 0x1f, fraction = bits & 0x3ff;
   double v;
-  if (exponent == 0) v = std::ldexp(fraction, -24);  // zero and subnormals
-  else if (exponent == 31) v = fraction ? std::nan("") : HUGE_VAL;
-  else v = std::ldexp(fraction + 1024, exponent - 25);
+  if (exponent == 0)
+    v = std::ldexp(fraction, -24);  // zero and subnormals
+  else if (exponent == 31)
+    v = fraction ? std::nan("") : HUGE_VAL;
+  else
+    v = std::ldexp(fraction + 1024, exponent - 25);
   return sign ? -v : v;
 }
 
@@ -207,14 +210,12 @@ Result<Column> Column::Make(DataType type, int64_t length, std::shared_ptr<Buffe
   if (length < 0) return Status::InvalidArgument("column length is negative");
   if (!values) return Status::InvalidArgument("column has no values buffer");
   if (values->size() < ValuesBytes(type, length)) {
-    return Status::InvalidArgument(std::string(DataTypeName(type)) + " column of " +
-                                   std::to_string(length) + " rows needs a values buffer of " +
-                                   std::to_string(ValuesBytes(type, length)) + " bytes, got " +
-                                   std::to_string(values->size()));
+    return Status::InvalidArgument(std::string(DataTypeName(type)) + " column of " + std::to_string(length) +
+                                   " rows needs a values buffer of " + std::to_string(ValuesBytes(type, length)) +
+                                   " bytes, got " + std::to_string(values->size()));
   }
   if (validity && validity->size() < BitmapBytes(length)) {
-    return Status::InvalidArgument("validity bitmap too small for " + std::to_string(length) +
-                                   " rows");
+    return Status::InvalidArgument("validity bitmap too small for " + std::to_string(length) + " rows");
   }
   if (IsVariableWidth(type)) {
     if (!data) return Status::InvalidArgument(std::string(DataTypeName(type)) + " column has no data buffer");
@@ -285,9 +286,8 @@ Column Column::Nulls(DataType type, int64_t length) {
 
 Result<Column> Column::Slice(int64_t offset, int64_t length) const {
   if (offset < 0 || length < 0 || offset > length_ || length > length_ - offset) {
-    return Status::InvalidArgument("slice [" + std::to_string(offset) + ", " +
-                                   std::to_string(offset) + "+" + std::to_string(length) +
-                                   ") out of range for " + std::to_string(length_) + " rows");
+    return Status::InvalidArgument("slice [" + std::to_string(offset) + ", " + std::to_string(offset) + "+" +
+                                   std::to_string(length) + ") out of range for " + std::to_string(length_) + " rows");
   }
   if (offset == 0 && length == length_) return *this;
   ColumnBuilder b(type_, cell_shape_);
@@ -302,8 +302,8 @@ Result<Column> Column::Concat(const std::vector<Column>& columns) {
   int64_t rows = 0, bytes = 0;
   for (const Column& c : columns) {
     if (c.type() != type) {
-      return Status::InvalidArgument(std::string("Concat: column types differ: ") +
-                                     DataTypeName(type) + " and " + DataTypeName(c.type()));
+      return Status::InvalidArgument(std::string("Concat: column types differ: ") + DataTypeName(type) + " and " +
+                                     DataTypeName(c.type()));
     }
     if (c.cell_shape() != columns[0].cell_shape()) {
       return Status::InvalidArgument("Concat: the columns' tensor cells differ in shape");
@@ -358,8 +358,8 @@ Result<Column> Column::CastTo(DataType type) const {
     for (int64_t i = 0; i < n; ++i) out[i] = IsNull(i / cell_size_) ? 0 : static_cast<int64_t>(NumberAt(i));
     return MakeTensor(DataType::kInt64, length_, cell_shape_, validity_, std::move(values));
   }
-  return Status::InvalidArgument(std::string("cannot convert a ") + DataTypeName(type_) +
-                                 " column to " + DataTypeName(type));
+  return Status::InvalidArgument(std::string("cannot convert a ") + DataTypeName(type_) + " column to " +
+                                 DataTypeName(type));
 }
 
 bool Column::Equals(const Column& other) const {
@@ -405,7 +405,6 @@ ColumnBuilder::ColumnBuilder(DataType type, std::vector<int64_t> cell_shape)
 ColumnBuilder::~ColumnBuilder() = default;
 ColumnBuilder::ColumnBuilder(ColumnBuilder&&) noexcept = default;
 ColumnBuilder& ColumnBuilder::operator=(ColumnBuilder&&) noexcept = default;
-
 
 size_t ColumnBuilder::BuiltValuesBytes(int64_t rows) const {
   if (type_ == DataType::kBool || IsVariableWidth(type_)) return ValuesBytes(type_, rows);
@@ -457,8 +456,10 @@ void ColumnBuilder::SetValid(bool valid) {
     std::memcpy(fresh->mutable_data(), validity_->data(), validity_->size());
     validity_ = std::move(fresh);
   }
-  if (valid) SetBit(validity_->mutable_data(), length_);
-  else ClearBit(validity_->mutable_data(), length_);
+  if (valid)
+    SetBit(validity_->mutable_data(), length_);
+  else
+    ClearBit(validity_->mutable_data(), length_);
 }
 
 void ColumnBuilder::AppendNull() {
@@ -516,8 +517,10 @@ void ColumnBuilder::AppendBool(bool v) {
   assert(type_ == DataType::kBool);
   GrowValues(BitmapBytes(length_ + 1));
   SetValid(true);
-  if (v) SetBit(values_->mutable_data(), length_);
-  else ClearBit(values_->mutable_data(), length_);
+  if (v)
+    SetBit(values_->mutable_data(), length_);
+  else
+    ClearBit(values_->mutable_data(), length_);
   ++length_;
 }
 
@@ -537,8 +540,7 @@ void ColumnBuilder::AppendString(std::string_view v) {
   SetValid(true);
   if (!v.empty()) std::memcpy(data_->mutable_data() + data_size_, v.data(), v.size());
   data_size_ += v.size();
-  reinterpret_cast<int64_t*>(values_->mutable_data())[length_ + 1] =
-      static_cast<int64_t>(data_size_);
+  reinterpret_cast<int64_t*>(values_->mutable_data())[length_ + 1] = static_cast<int64_t>(data_size_);
   ++length_;
 }
 
@@ -568,9 +570,7 @@ void ColumnBuilder::AppendFrom(const Column& column, int64_t offset, int64_t len
   }
   // Values.
   switch (type_) {
-    case DataType::kBool:
-      CopyBits(column.values()->data(), offset, values_->mutable_data(), length_, length);
-      break;
+    case DataType::kBool: CopyBits(column.values()->data(), offset, values_->mutable_data(), length_, length); break;
     case DataType::kString:
     case DataType::kBinary: {
       const int64_t* src = column.string_offsets();
@@ -626,9 +626,8 @@ Result<Table> Table::Make(std::vector<std::string> names, std::vector<Column> co
   t.num_rows_ = columns.empty() ? 0 : columns[0].length();
   for (size_t i = 1; i < columns.size(); ++i) {
     if (columns[i].length() != t.num_rows_) {
-      return Status::InvalidArgument("column '" + names[i] + "' has " +
-                                     std::to_string(columns[i].length()) + " rows, column '" +
-                                     names[0] + "' has " + std::to_string(t.num_rows_));
+      return Status::InvalidArgument("column '" + names[i] + "' has " + std::to_string(columns[i].length()) +
+                                     " rows, column '" + names[0] + "' has " + std::to_string(t.num_rows_));
     }
   }
   t.names_ = std::move(names);
@@ -672,9 +671,8 @@ Schema Table::schema() const {
 
 Result<Table> Table::Slice(int64_t offset, int64_t length) const {
   if (offset < 0 || length < 0 || offset > num_rows_ || length > num_rows_ - offset) {
-    return Status::InvalidArgument("slice [" + std::to_string(offset) + ", " +
-                                   std::to_string(offset + length) + ") out of range for a table of " +
-                                   std::to_string(num_rows_) + " rows");
+    return Status::InvalidArgument("slice [" + std::to_string(offset) + ", " + std::to_string(offset + length) +
+                                   ") out of range for a table of " + std::to_string(num_rows_) + " rows");
   }
   Table t;
   t.names_ = names_;
@@ -701,10 +699,10 @@ Result<Table> Table::Concat(const std::vector<Table>& tables) {
     }
     for (int i = 0; i < first.num_columns(); ++i) {
       if (other.names_[i] != first.names_[i] || other.columns_[i].type() != first.columns_[i].type()) {
-        return Status::InvalidArgument(
-            "Concat: table " + std::to_string(t) + " column " + std::to_string(i) + " is '" +
-            other.names_[i] + "':" + DataTypeName(other.columns_[i].type()) + ", table 0 has '" +
-            first.names_[i] + "':" + DataTypeName(first.columns_[i].type()));
+        return Status::InvalidArgument("Concat: table " + std::to_string(t) + " column " + std::to_string(i) + " is '" +
+                                       other.names_[i] + "':" + DataTypeName(other.columns_[i].type()) +
+                                       ", table 0 has '" + first.names_[i] +
+                                       "':" + DataTypeName(first.columns_[i].type()));
       }
     }
     rows += other.num_rows_;

@@ -79,15 +79,17 @@ void AppendIsoTimestamp(int64_t ns, char sep, std::string* out) {
   AppendPadded(secs % 60, 2, out);
   if (frac != 0) {
     out->push_back('.');
-    if (frac % 1000 == 0) AppendPadded(frac / 1000, 6, out);
-    else AppendPadded(frac, 9, out);
+    if (frac % 1000 == 0)
+      AppendPadded(frac / 1000, 6, out);
+    else
+      AppendPadded(frac, 9, out);
   }
 }
 
 bool ParseIsoTimestamp(std::string_view s, int64_t* ns) {
   int year, month, day;
-  if (!Digits(s, 0, 4, &year) || s.size() < 10 || s[4] != '-' || !Digits(s, 5, 2, &month) ||
-      s[7] != '-' || !Digits(s, 8, 2, &day)) {
+  if (!Digits(s, 0, 4, &year) || s.size() < 10 || s[4] != '-' || !Digits(s, 5, 2, &month) || s[7] != '-' ||
+      !Digits(s, 8, 2, &day)) {
     return false;
   }
   static const int kDays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
@@ -100,8 +102,7 @@ bool ParseIsoTimestamp(std::string_view s, int64_t* ns) {
   size_t p = 10;
   if (p < s.size() && (s[p] == 'T' || s[p] == ' ')) {
     ++p;
-    if (!Digits(s, p, 2, &hour) || p + 2 >= s.size() || s[p + 2] != ':' ||
-        !Digits(s, p + 3, 2, &minute)) {
+    if (!Digits(s, p, 2, &hour) || p + 2 >= s.size() || s[p + 2] != ':' || !Digits(s, p + 3, 2, &minute)) {
       return false;
     }
     p += 5;
@@ -257,8 +258,7 @@ bool ParseFloat64(std::string_view text, double* out) {
   if (res.ptr != s.data() + s.size()) return false;
   if (res.ec == std::errc::result_out_of_range) {
     // Underflow to 0 / overflow to inf, as strtod would.
-    bool tiny = s.find_first_of("eE") != std::string_view::npos &&
-                s[s.find_first_of("eE") + 1] == '-';
+    bool tiny = s.find_first_of("eE") != std::string_view::npos && s[s.find_first_of("eE") + 1] == '-';
     v = tiny ? 0.0 : HUGE_VAL;
   } else if (res.ec != std::errc()) {
     return false;
@@ -271,10 +271,14 @@ void AppendTensorText(const Column& c, int64_t r, std::string* out) {
   int64_t element = r * c.cell_size();
   AppendNestedLists(c.cell_shape(), out, [&](std::string* o) {
     const int64_t i = element++;
-    if (IsFloating(c.type())) AppendPythonFloat(c.NumberAt(i), o);
-    else if (c.type() == DataType::kUInt64) AppendUInt64(c.data_as<uint64_t>()[i], o);
-    else if (c.type() == DataType::kInt64 || c.type() == DataType::kTimestamp) AppendInt64(c.int64_data()[i], o);
-    else AppendInt64(static_cast<int64_t>(c.NumberAt(i)), o);
+    if (IsFloating(c.type()))
+      AppendPythonFloat(c.NumberAt(i), o);
+    else if (c.type() == DataType::kUInt64)
+      AppendUInt64(c.data_as<uint64_t>()[i], o);
+    else if (c.type() == DataType::kInt64 || c.type() == DataType::kTimestamp)
+      AppendInt64(c.int64_data()[i], o);
+    else
+      AppendInt64(static_cast<int64_t>(c.NumberAt(i)), o);
   });
 }
 

@@ -13,7 +13,6 @@
 
 namespace pyfunc {
 
-
 // Appends ns-since-epoch (UTC) as "YYYY-MM-DD<sep>HH:MM:SS", followed by ".ffffff"
 // when there are sub-second microseconds and ".fffffffff" when there are nanoseconds
 // (pandas Timestamp.isoformat()).
@@ -51,8 +50,10 @@ void AppendNestedLists(const std::vector<int64_t>& shape, std::string* out, Leaf
     out->push_back('[');
     for (int64_t k = 0; k < shape[dim]; ++k) {
       if (k) out->append(", ");
-      if (dim + 1 < shape.size()) self(self, dim + 1);
-      else leaf(out);
+      if (dim + 1 < shape.size())
+        self(self, dim + 1);
+      else
+        leaf(out);
     }
     out->push_back(']');
   };

@@ -208,9 +208,8 @@ Status OutputFile::Commit() {
 Status WriteFileAtomic(FileSystem* fs, const std::string& path, std::string_view data) {
   static thread_local std::mt19937_64 rng(std::random_device{}());
   const std::filesystem::path p(path);
-  const std::string tmp = (p.parent_path() / ("." + p.filename().string() + ".tmp-" +
-                                              std::to_string(rng() % 1000000000)))
-                              .string();
+  const std::string tmp =
+      (p.parent_path() / ("." + p.filename().string() + ".tmp-" + std::to_string(rng() % 1000000000))).string();
   Status st = fs->WriteFile(tmp, data);
   if (st.ok()) st = fs->Rename(tmp, path);
   if (!st.ok()) (void)fs->RemoveAll(tmp);

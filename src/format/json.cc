@@ -115,7 +115,6 @@ void RewriteForSimdjson(std::string_view text, std::string* out) {
   }
 }
 
-
 void AppendIndent(int indent, int level, std::string* out) {
   out->push_back('\n');
   out->append(static_cast<size_t>(indent) * static_cast<size_t>(level), ' ');
@@ -146,8 +145,8 @@ Status Document::Parse(std::string_view text) {
       return Status::Internal("cannot allocate a JSON parser");
     }
   }
-  const bool has_nul = std::memchr(text.data(), '\0', text.size()) != nullptr ||
-                       text.find("\\u0000") != std::string_view::npos;
+  const bool has_nul =
+      std::memchr(text.data(), '\0', text.size()) != nullptr || text.find("\\u0000") != std::string_view::npos;
   simdjson::error_code err = simdjson::SUCCESS;
   if (!has_nul) {
     err = parser_.parse(text.data(), text.size(), true).get(root_);
@@ -157,8 +156,9 @@ Status Document::Parse(std::string_view text) {
   const simdjson::error_code err2 = parser_.parse(scratch_.data(), scratch_.size(), true).get(root_);
   if (!err2) return Status::OK();
   too_deep_ = (has_nul ? err2 : err) == simdjson::DEPTH_ERROR;
-  return Status::InvalidArgument(std::string("Invalid input. Ensure that input is a valid JSON formatted string. Error: ") +
-                                 simdjson::error_message(has_nul ? err2 : err));
+  return Status::InvalidArgument(
+      std::string("Invalid input. Ensure that input is a valid JSON formatted string. Error: ") +
+      simdjson::error_message(has_nul ? err2 : err));
 }
 
 const char* PyTypeName(dom::element e) {
@@ -197,8 +197,7 @@ Result<Value> ToValueAt(dom::element e, const std::string& path, int depth) {
       return Value(std::string(ClientText(s)));
     }
     case dom::element_type::ARRAY:
-    case dom::element_type::OBJECT:
-      break;
+    case dom::element_type::OBJECT: break;
   }
   if (depth >= kMaxValueDepth) {
     return Status::InvalidArgument(path + ": nested deeper than " + std::to_string(kMaxValueDepth) + " levels");
@@ -262,8 +261,10 @@ void AppendString(std::string_view s, std::string* out) {
         case '\b': out->append("\\b"); break;
         case '\f': out->append("\\f"); break;
         default:
-          if (c < 0x20) u_escape(c);
-          else out->push_back(static_cast<char>(c));
+          if (c < 0x20)
+            u_escape(c);
+          else
+            out->push_back(static_cast<char>(c));
       }
       ++p;
       continue;
@@ -281,8 +282,8 @@ void AppendString(std::string_view s, std::string* out) {
         cp = 0xFFFD;
         len = 1;
       }
-    } else if ((c & 0xF8) == 0xF0 && end - p >= 4 && (p[1] & 0xC0) == 0x80 &&
-               (p[2] & 0xC0) == 0x80 && (p[3] & 0xC0) == 0x80) {
+    } else if ((c & 0xF8) == 0xF0 && end - p >= 4 && (p[1] & 0xC0) == 0x80 && (p[2] & 0xC0) == 0x80 &&
+               (p[3] & 0xC0) == 0x80) {
       cp = ((c & 0x07u) << 18) | ((p[1] & 0x3Fu) << 12) | ((p[2] & 0x3Fu) << 6) | (p[3] & 0x3Fu);
       len = 4;
       if (cp < 0x10000 || cp > 0x10FFFF) {
@@ -303,9 +304,12 @@ void AppendString(std::string_view s, std::string* out) {
 }
 
 void AppendFloat(double v, std::string* out) {
-  if (std::isnan(v)) out->append("NaN");
-  else if (std::isinf(v)) out->append(v < 0 ? "-Infinity" : "Infinity");
-  else AppendPythonFloat(v, out);
+  if (std::isnan(v))
+    out->append("NaN");
+  else if (std::isinf(v))
+    out->append(v < 0 ? "-Infinity" : "Infinity");
+  else
+    AppendPythonFloat(v, out);
 }
 
 void Append(const Value& v, std::string* out, int indent) {

@@ -81,7 +81,8 @@ Result<DerivedPythonEnv> DerivePythonEnv(const Value& conda_env, const std::stri
   DerivedPythonEnv out;
   if (const Value* deps = conda_env.Find("dependencies"); deps != nullptr && !deps->is_null()) {
     if (!deps->is_list()) {
-      return Status::InvalidArgument(std::string("conda environment: dependencies: expected a list, found ") + deps->TypeName());
+      return Status::InvalidArgument(std::string("conda environment: dependencies: expected a list, found ") +
+                                     deps->TypeName());
     }
     for (const Value& dep : deps->as_list()) {
       if (dep.is_string()) {
@@ -100,21 +101,25 @@ Result<DerivedPythonEnv> DerivePythonEnv(const Value& conda_env, const std::stri
         const Value* pip = dep.Find("pip");
         if (pip == nullptr) continue;
         if (!pip->is_list()) {
-          return Status::InvalidArgument(std::string("conda environment: dependencies.pip: expected a list, found ") + pip->TypeName());
+          return Status::InvalidArgument(std::string("conda environment: dependencies.pip: expected a list, found ") +
+                                         pip->TypeName());
         }
         for (const Value& req : pip->as_list()) {
           if (!req.is_string()) {
-            return Status::InvalidArgument(std::string("conda environment: dependencies.pip: expected strings, found ") + req.TypeName());
+            return Status::InvalidArgument(
+                std::string("conda environment: dependencies.pip: expected strings, found ") + req.TypeName());
           }
           out.requirements.push_back(req.as_string());
         }
       } else {
-        return Status::InvalidArgument(std::string("conda environment: dependencies: expected strings or {pip: [...]}, found ") + dep.TypeName());
+        return Status::InvalidArgument(
+            std::string("conda environment: dependencies: expected strings or {pip: [...]}, found ") + dep.TypeName());
       }
     }
   }
   if (python.empty()) {
-    return Status::InvalidArgument("conda environment: no python=<version> dependency, and no interpreter version to fall back on");
+    return Status::InvalidArgument(
+        "conda environment: no python=<version> dependency, and no interpreter version to fall back on");
   }
   Value::List build_list;
   for (const std::string& dep : build_dependencies) {
@@ -128,9 +133,8 @@ Result<DerivedPythonEnv> DerivePythonEnv(const Value& conda_env, const std::stri
   return out;
 }
 
-Status AddToModel(ModelSpec& model, const std::string& loader_module, const std::string& data,
-                  const std::string& code, const Value& env, const std::string& python_version,
-                  const Value::Map& extra) {
+Status AddToModel(ModelSpec& model, const std::string& loader_module, const std::string& data, const std::string& code,
+                  const Value& env, const std::string& python_version, const Value::Map& extra) {
   if (loader_module.empty()) return Status::InvalidArgument("add_to_model: loader_module is required");
   Value flavor(extra);
   flavor.Set("loader_module", loader_module);
@@ -139,7 +143,8 @@ Status AddToModel(ModelSpec& model, const std::string& loader_module, const std:
   if (!data.empty()) flavor.Set("data", data);
   if (env.truthy()) {
     if (!env.is_string() && !env.is_map()) {
-      return Status::InvalidArgument(std::string("add_to_model: env must be a path or a mapping, not ") + env.TypeName());
+      return Status::InvalidArgument(std::string("add_to_model: env must be a path or a mapping, not ") +
+                                     env.TypeName());
     }
     flavor.Set("env", env);
   }
@@ -204,8 +209,8 @@ Result<ModelSpec> SaveModel(const std::string& dst_path, const SaveModelOptions&
   Value env = Value::EmptyMap();
   env.Set("conda", kCondaFileName);
   env.Set("virtualenv", kPythonEnvFileName);
-  PYFUNC_RETURN_IF_ERROR(AddToModel(model, options.loader_module, data_rel, code_rel, env,
-                                    options.python_version, options.extra_flavor_keys));
+  PYFUNC_RETURN_IF_ERROR(AddToModel(model, options.loader_module, data_rel, code_rel, env, options.python_version,
+                                    options.extra_flavor_keys));
 
   // Build the directory next to its destination, then rename it into place.
   const fs::path dst = fs::path(dst_path).lexically_normal();
@@ -301,8 +306,7 @@ Status CheckSymlinksInsideModel(const std::string& path) {
   if (found.empty()) return Status::OK();
   std::string more = found.size() > 1 ? " (and " + std::to_string(found.size() - 1) + " more)" : "";
   return Status::InvalidArgument((root / found[0].first).string() +
-                                 ": symbolic link resolves outside the model directory, to " + found[0].second +
-                                 more);
+                                 ": symbolic link resolves outside the model directory, to " + found[0].second + more);
 }
 
 Result<std::vector<ValidationProblem>> ValidateModel(const std::string& path) {
@@ -353,13 +357,15 @@ Result<std::vector<ValidationProblem>> ValidateModel(const std::string& path) {
     std::string rel = v->as_string();
     if (std::string(key) == "model_path" && flavor->data && !fsys->Exists((root / rel).string())) {
       rel = *flavor->data + "/" + rel;
-      if (fsys->Exists((root / *flavor->data).string()) && !fsys->IsDirectory((root / *flavor->data).string())) continue;
+      if (fsys->Exists((root / *flavor->data).string()) && !fsys->IsDirectory((root / *flavor->data).string()))
+        continue;
     }
     check(key, rel, false);
   }
   if (const Value* arts = conf->Find("artifacts"); arts != nullptr && arts->is_map()) {
     for (const auto& [name, art] : arts->as_map()) {
-      if (const Value* p = art.Find("path"); p != nullptr && p->is_string()) check("artifacts." + name + ".path", p->as_string(), false);
+      if (const Value* p = art.Find("path"); p != nullptr && p->is_string())
+        check("artifacts." + name + ".path", p->as_string(), false);
     }
   }
   if (flavor->model_code_path) {
@@ -384,7 +390,8 @@ Result<std::string> ModuleLoaderSource(const std::string& src_path, const std::s
   std::string src;
   src += "\n\nimport importlib\nimport os\nimport sys\n\n";
   src += "def load_pyfunc():\n";
-  src += "    " + update_path + "return _loader(" + PyLiteral(flavor.loader_module) + ")(" + PyLiteral(data_path) + ")\n";
+  src +=
+      "    " + update_path + "return _loader(" + PyLiteral(flavor.loader_module) + ")(" + PyLiteral(data_path) + ")\n";
   src += "\n";
   src += "def _loader(module_name):\n";
   src += "    # MLflow >= 0.7 loader modules define _load_pyfunc; older ones load_pyfunc.\n";

@@ -16,8 +16,7 @@ namespace {
 namespace fs = std::filesystem;
 
 // "<source>:<line>:<column>: <field>: <message>", the position taken from `node`.
-Status FieldError(const std::string& source, const Value& node, const std::string& field,
-                  const std::string& message) {
+Status FieldError(const std::string& source, const Value& node, const std::string& field, const std::string& message) {
   std::string where = source;
   if (node.line() > 0) where += ":" + std::to_string(node.line()) + ":" + std::to_string(node.column());
   return Status::InvalidArgument(where + ": " + field + ": " + message);
@@ -27,8 +26,7 @@ Status ExpectKind(const std::string& source, const Value& node, const std::strin
                   std::initializer_list<Value::Kind> kinds, const char* expected) {
   for (Value::Kind k : kinds)
     if (node.kind() == k) return Status::OK();
-  return FieldError(source, node, field,
-                    std::string("expected ") + expected + ", found " + node.TypeName());
+  return FieldError(source, node, field, std::string("expected ") + expected + ", found " + node.TypeName());
 }
 
 constexpr auto kStr = Value::Kind::kString;
@@ -92,8 +90,8 @@ Status ValidatePyFunc(const std::string& source, const Value& flavor) {
     PYFUNC_RETURN_IF_ERROR(ValidatePathField(source, *v, f + "." + key));
   }
   if (const Value* env = flavor.Find("env"); env != nullptr && !env->is_null()) {
-    PYFUNC_RETURN_IF_ERROR(ExpectKind(source, *env, f + ".env", {kStr, kMap},
-                                      "a conda file path or a mapping {conda, virtualenv}"));
+    PYFUNC_RETURN_IF_ERROR(
+        ExpectKind(source, *env, f + ".env", {kStr, kMap}, "a conda file path or a mapping {conda, virtualenv}"));
     if (env->is_string()) {
       PYFUNC_RETURN_IF_ERROR(ValidatePathField(source, *env, f + ".env"));
     } else {
@@ -103,8 +101,8 @@ Status ValidatePyFunc(const std::string& source, const Value& flavor) {
       }
     }
   }
-  for (const char* key : {"python_version", "predict_fn", "predict_stream_fn", "python_model",
-                          "model_path", "model_code_path", "cloudpickle_version"}) {
+  for (const char* key : {"python_version", "predict_fn", "predict_stream_fn", "python_model", "model_path",
+                          "model_code_path", "cloudpickle_version"}) {
     const Value* v = flavor.Find(key);
     if (v == nullptr || v->is_null()) continue;
     PYFUNC_RETURN_IF_ERROR(ExpectKind(source, *v, f + "." + key, {kStr}, "a string"));
@@ -142,17 +140,19 @@ Status ValidateDocument(const std::string& source, const Value& doc) {
   }
   const Value* flavors = doc.Find("flavors");
   if (flavors == nullptr) {
-    return Status::InvalidArgument(doc_where + ": no 'flavors' mapping (and no python_function "
+    return Status::InvalidArgument(doc_where +
+                                   ": no 'flavors' mapping (and no python_function "
                                    "flavor in the flat form)");
   }
-  PYFUNC_RETURN_IF_ERROR(ExpectKind(source, *flavors, "flavors", {kMap}, "a mapping of flavor names to configurations"));
+  PYFUNC_RETURN_IF_ERROR(
+      ExpectKind(source, *flavors, "flavors", {kMap}, "a mapping of flavor names to configurations"));
   for (const auto& [name, config] : flavors->as_map()) {
     PYFUNC_RETURN_IF_ERROR(ExpectKind(source, config, "flavors." + name, {kMap}, "a mapping"));
   }
   if (const Value* pf = flavors->Find(kPyFuncFlavor)) PYFUNC_RETURN_IF_ERROR(ValidatePyFunc(source, *pf));
 
-  for (const char* key : {"artifact_path", "run_id", "mlflow_version", "model_uuid", "model_id",
-                          "databricks_runtime"}) {
+  for (const char* key :
+       {"artifact_path", "run_id", "mlflow_version", "model_uuid", "model_id", "databricks_runtime"}) {
     if (const Value* v = doc.Find(key)) PYFUNC_RETURN_IF_ERROR(ExpectKind(source, *v, key, {kStr, kNull}, "a string"));
   }
   if (const Value* v = doc.Find("utc_time_created")) {
@@ -168,7 +168,8 @@ Status ValidateDocument(const std::string& source, const Value& doc) {
     if (const Value* v = doc.Find(key)) PYFUNC_RETURN_IF_ERROR(ExpectKind(source, *v, key, {kList, kNull}, "a list"));
   }
   for (const char* key : {"is_signature_from_type_hint", "type_hint_from_example"}) {
-    if (const Value* v = doc.Find(key)) PYFUNC_RETURN_IF_ERROR(ExpectKind(source, *v, key, {kBool, kNull}, "true or false"));
+    if (const Value* v = doc.Find(key))
+      PYFUNC_RETURN_IF_ERROR(ExpectKind(source, *v, key, {kBool, kNull}, "true or false"));
   }
   if (const Value* sig = doc.Find("signature"); sig != nullptr && !sig->is_null()) {
     PYFUNC_RETURN_IF_ERROR(ExpectKind(source, *sig, "signature", {kMap}, "a mapping {inputs, outputs, params}"));
@@ -190,7 +191,8 @@ std::optional<std::string> OptString(const Value& map, const char* key) {
 Result<std::string> CheckModelRelativePath(const std::string& path) {
   if (path.empty()) return Status::InvalidArgument("empty path");
   fs::path p(path);
-  if (p.is_absolute()) return Status::InvalidArgument("path '" + path + "' is absolute; it must be relative to the model directory");
+  if (p.is_absolute())
+    return Status::InvalidArgument("path '" + path + "' is absolute; it must be relative to the model directory");
   fs::path normal = p.lexically_normal();
   if (!normal.empty() && *normal.begin() == "..") {
     return Status::InvalidArgument("path '" + path + "' leaves the model directory");
@@ -288,8 +290,8 @@ Result<PyFuncFlavor> ModelSpec::python_function() const {
   if (conf == nullptr) {
     std::string present;
     for (const std::string& name : flavor_names()) present += (present.empty() ? "" : ", ") + name;
-    return Status::InvalidArgument(source + ": the model has no python_function flavor (flavors: " +
-                                   (present.empty() ? "none" : present) + ")");
+    return Status::InvalidArgument(
+        source + ": the model has no python_function flavor (flavors: " + (present.empty() ? "none" : present) + ")");
   }
   PYFUNC_RETURN_IF_ERROR(ValidatePyFunc(source, *conf));
   PyFuncFlavor out;

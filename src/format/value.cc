@@ -67,20 +67,14 @@ Value::Map& Value::as_map() {
 
 bool Value::truthy() const {
   switch (kind_) {
-    case Kind::kNull:
-      return false;
+    case Kind::kNull: return false;
     case Kind::kBool:
-    case Kind::kInt:
-      return int_ != 0;
-    case Kind::kFloat:
-      return float_ != 0;
+    case Kind::kInt: return int_ != 0;
+    case Kind::kFloat: return float_ != 0;
     case Kind::kString:
-    case Kind::kTimestamp:
-      return !str_.empty();
-    case Kind::kList:
-      return !list_.empty();
-    case Kind::kMap:
-      return !map_.empty();
+    case Kind::kTimestamp: return !str_.empty();
+    case Kind::kList: return !list_.empty();
+    case Kind::kMap: return !map_.empty();
   }
   return false;
 }
@@ -93,9 +87,7 @@ const Value* Value::Find(std::string_view key) const {
   return nullptr;
 }
 
-Value* Value::Find(std::string_view key) {
-  return const_cast<Value*>(static_cast<const Value*>(this)->Find(key));
-}
+Value* Value::Find(std::string_view key) { return const_cast<Value*>(static_cast<const Value*>(this)->Find(key)); }
 
 void Value::Set(std::string_view key, Value value) {
   if (kind_ != Kind::kMap) WrongKind("dict", *this);
@@ -119,22 +111,14 @@ bool Value::Erase(std::string_view key) {
 
 const char* Value::TypeName() const {
   switch (kind_) {
-    case Kind::kNull:
-      return "NoneType";
-    case Kind::kBool:
-      return "bool";
-    case Kind::kInt:
-      return "int";
-    case Kind::kFloat:
-      return "float";
-    case Kind::kString:
-      return "str";
-    case Kind::kTimestamp:
-      return "datetime";
-    case Kind::kList:
-      return "list";
-    case Kind::kMap:
-      return "dict";
+    case Kind::kNull: return "NoneType";
+    case Kind::kBool: return "bool";
+    case Kind::kInt: return "int";
+    case Kind::kFloat: return "float";
+    case Kind::kString: return "str";
+    case Kind::kTimestamp: return "datetime";
+    case Kind::kList: return "list";
+    case Kind::kMap: return "dict";
   }
   return "?";
 }
@@ -142,20 +126,14 @@ const char* Value::TypeName() const {
 bool Value::operator==(const Value& other) const {
   if (kind_ != other.kind_) return false;
   switch (kind_) {
-    case Kind::kNull:
-      return true;
+    case Kind::kNull: return true;
     case Kind::kBool:
-    case Kind::kInt:
-      return int_ == other.int_;
-    case Kind::kFloat:
-      return float_ == other.float_ || (std::isnan(float_) && std::isnan(other.float_));
+    case Kind::kInt: return int_ == other.int_;
+    case Kind::kFloat: return float_ == other.float_ || (std::isnan(float_) && std::isnan(other.float_));
     case Kind::kString:
-    case Kind::kTimestamp:
-      return str_ == other.str_;
-    case Kind::kList:
-      return list_ == other.list_;
-    case Kind::kMap:
-      return map_ == other.map_;
+    case Kind::kTimestamp: return str_ == other.str_;
+    case Kind::kList: return list_ == other.list_;
+    case Kind::kMap: return map_ == other.map_;
   }
   return false;
 }

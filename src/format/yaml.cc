@@ -5,12 +5,12 @@
 #include "pyfunc/yaml.h"
 
 #include <algorithm>
-#include <charconv>
-#include <cerrno>
 #include <cctype>
+#include <cerrno>
+#include <charconv>
 #include <cmath>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <unordered_map>
 #include <vector>
@@ -107,8 +107,8 @@ class Scan {
 };
 
 bool IsYamlBool(std::string_view s) {
-  for (std::string_view w : {"yes", "Yes", "YES", "no", "No", "NO", "true", "True", "TRUE", "false", "False",
-                             "FALSE", "on", "On", "ON", "off", "Off", "OFF"}) {
+  for (std::string_view w : {"yes", "Yes", "YES", "no", "No", "NO", "true", "True", "TRUE", "false", "False", "FALSE",
+                             "on", "On", "ON", "off", "Off", "OFF"}) {
     if (s == w) return true;
   }
   return false;
@@ -171,10 +171,10 @@ bool IsYamlInt(std::string_view s) {
       if (!pred(c)) return false;
     return true;
   };
-  if (rest.substr(0, 2) == "0b" && all(rest.substr(2), [](char c) { return c == '0' || c == '1' || c == '_'; })) return true;
-  if (rest.substr(0, 2) == "0x" && all(rest.substr(2), [](char c) {
-        return std::isxdigit(static_cast<unsigned char>(c)) || c == '_';
-      })) {
+  if (rest.substr(0, 2) == "0b" && all(rest.substr(2), [](char c) { return c == '0' || c == '1' || c == '_'; }))
+    return true;
+  if (rest.substr(0, 2) == "0x" &&
+      all(rest.substr(2), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) || c == '_'; })) {
     return true;
   }
   if (rest[0] == '0') {
@@ -332,9 +332,7 @@ Result<Value> ConstructFloat(std::string_view text, const std::string& where) {
   }
   if (v == ".inf") return Value(sign * std::numeric_limits<double>::infinity());
   if (v == ".nan") return Value(std::numeric_limits<double>::quiet_NaN());
-  const auto bad = [&] {
-    return Status::InvalidArgument(where + ": cannot construct a float from " + Quoted(text));
-  };
+  const auto bad = [&] { return Status::InvalidArgument(where + ": cannot construct a float from " + Quoted(text)); };
   if (v.find(':') != std::string::npos) {
     // Base 60 ("1:30.5" is 90.5), each part read as a float as PyYAML does.
     double value = 0;
@@ -445,23 +443,17 @@ Result<Value> ConvertScalar(const YAML::Node& node, const std::string& source) {
   if (tag == "!" || tag == kCore + "str") return Value(text);
   if (tag == "?" || tag.empty()) {
     switch (ResolvePlain(text)) {
-      case Resolved::kStr:
-        return Value(text);
+      case Resolved::kStr: return Value(text);
       case Resolved::kBool: {
         const char c = text[0];
         return Value(c == 'y' || c == 'Y' || c == 't' || c == 'T' || text == "on" || text == "On" || text == "ON");
       }
-      case Resolved::kFloat:
-        return ConstructFloat(text, where());
-      case Resolved::kInt:
-        return ConstructInt(text, where());
-      case Resolved::kNull:
-        return Value();
-      case Resolved::kTimestamp:
-        return Value::Timestamp(text);
+      case Resolved::kFloat: return ConstructFloat(text, where());
+      case Resolved::kInt: return ConstructInt(text, where());
+      case Resolved::kNull: return Value();
+      case Resolved::kTimestamp: return Value::Timestamp(text);
       case Resolved::kMerge:
-      case Resolved::kValue:
-        return Status::InvalidArgument(where() + ": unsupported YAML value '" + text + "'");
+      case Resolved::kValue: return Status::InvalidArgument(where() + ": unsupported YAML value '" + text + "'");
     }
   }
   if (tag == kCore + "int") return ConstructInt(text, where());
@@ -476,11 +468,10 @@ Result<Value> ConvertScalar(const YAML::Node& node, const std::string& source) {
 }
 
 Status BudgetError(const ConvertState& state, const YAML::Mark& mark) {
-  return Status::InvalidArgument(Where(state.source, mark) + ": alias expansion exceeds " +
-                                 std::to_string(state.limit) +
-                                 " nodes: the document refers to its anchors too often (the limit is " +
-                                 std::to_string(kNodesPerByte) + " nodes per byte of the document plus " +
-                                 std::to_string(kNodeBudgetBase) + ")");
+  return Status::InvalidArgument(
+      Where(state.source, mark) + ": alias expansion exceeds " + std::to_string(state.limit) +
+      " nodes: the document refers to its anchors too often (the limit is " + std::to_string(kNodesPerByte) +
+      " nodes per byte of the document plus " + std::to_string(kNodeBudgetBase) + ")");
 }
 
 Result<Value> Convert(const YAML::Node& node, ConvertState& state, int depth) {
@@ -493,8 +484,7 @@ Result<Value> Convert(const YAML::Node& node, ConvertState& state, int depth) {
   Value out;
   switch (node.Type()) {
     case YAML::NodeType::Undefined:
-    case YAML::NodeType::Null:
-      break;
+    case YAML::NodeType::Null: break;
     case YAML::NodeType::Scalar: {
       PYFUNC_ASSIGN_OR_RETURN(out, ConvertScalar(node, state.source));
       break;
@@ -557,15 +547,9 @@ std::u32string DecodeUtf8(const std::string& s) {
         out.push_back(0xFFFD);
         i += 1;
         continue;
-      case 1:
-        out.push_back(p[0]);
-        break;
-      case 2:
-        out.push_back(((p[0] & 0x1Fu) << 6) | (p[1] & 0x3Fu));
-        break;
-      case 3:
-        out.push_back(((p[0] & 0x0Fu) << 12) | ((p[1] & 0x3Fu) << 6) | (p[2] & 0x3Fu));
-        break;
+      case 1: out.push_back(p[0]); break;
+      case 2: out.push_back(((p[0] & 0x1Fu) << 6) | (p[1] & 0x3Fu)); break;
+      case 3: out.push_back(((p[0] & 0x0Fu) << 12) | ((p[1] & 0x3Fu) << 6) | (p[2] & 0x3Fu)); break;
       default:
         out.push_back(((p[0] & 0x07u) << 18) | ((p[1] & 0x3Fu) << 12) | ((p[2] & 0x3Fu) << 6) | (p[3] & 0x3Fu));
         break;
@@ -576,9 +560,7 @@ std::u32string DecodeUtf8(const std::string& s) {
 }
 
 bool IsBreak(char32_t ch) { return ch == U'\n' || ch == 0x85 || ch == 0x2028 || ch == 0x2029; }
-bool IsSpaceOrBreakOrNul(char32_t ch) {
-  return ch == 0 || ch == U' ' || ch == U'\t' || ch == U'\r' || IsBreak(ch);
-}
+bool IsSpaceOrBreakOrNul(char32_t ch) { return ch == 0 || ch == U' ' || ch == U'\t' || ch == U'\r' || IsBreak(ch); }
 
 struct Analysis {
   bool empty = false;
@@ -684,8 +666,7 @@ class Emitter {
     }
   }
 
-  void WriteIndicator(const char* indicator, bool need_whitespace, bool whitespace = false,
-                      bool indention = false) {
+  void WriteIndicator(const char* indicator, bool need_whitespace, bool whitespace = false, bool indention = false) {
     std::string data = (whitespace_ || !need_whitespace) ? indicator : std::string(" ") + indicator;
     whitespace_ = whitespace;
     indention_ = indention_ && indention;
@@ -729,8 +710,7 @@ class Emitter {
       std::vector<const std::pair<std::string, Value>*> entries;
       for (const auto& entry : v.as_map()) entries.push_back(&entry);
       if (options_.sort_keys) {
-        std::stable_sort(entries.begin(), entries.end(),
-                         [](auto* a, auto* b) { return a->first < b->first; });
+        std::stable_sort(entries.begin(), entries.end(), [](auto* a, auto* b) { return a->first < b->first; });
       }
       for (const auto* entry : entries) {
         WriteIndent();
@@ -764,27 +744,16 @@ class Emitter {
     std::string text;
     bool is_str = false;
     switch (v.kind()) {
-      case Value::Kind::kNull:
-        text = "null";
-        break;
-      case Value::Kind::kBool:
-        text = v.as_bool() ? "true" : "false";
-        break;
-      case Value::Kind::kInt:
-        text = std::to_string(v.as_int());
-        break;
-      case Value::Kind::kFloat:
-        text = FloatText(v.as_float());
-        break;
-      case Value::Kind::kTimestamp:
-        text = v.as_string();
-        break;
+      case Value::Kind::kNull: text = "null"; break;
+      case Value::Kind::kBool: text = v.as_bool() ? "true" : "false"; break;
+      case Value::Kind::kInt: text = std::to_string(v.as_int()); break;
+      case Value::Kind::kFloat: text = FloatText(v.as_float()); break;
+      case Value::Kind::kTimestamp: text = v.as_string(); break;
       case Value::Kind::kString:
         text = v.as_string();
         is_str = true;
         break;
-      default:
-        break;
+      default: break;
     }
     const std::u32string u = DecodeUtf8(text);
     const Analysis a = AnalyzeScalar(u);
@@ -900,8 +869,8 @@ class Emitter {
     for (size_t end = 0; end <= text.size(); ++end) {
       const bool have = end < text.size();
       const char32_t ch = have ? text[end] : 0;
-      if (!have || ch == U'"' || ch == U'\\' || ch == 0x85 || ch == 0x2028 || ch == 0x2029 ||
-          ch == 0xFEFF || !(ch >= 0x20 && ch <= 0x7E)) {
+      if (!have || ch == U'"' || ch == U'\\' || ch == 0x85 || ch == 0x2028 || ch == 0x2029 || ch == 0xFEFF ||
+          !(ch >= 0x20 && ch <= 0x7E)) {
         if (start < end) {
           Write(text, start, end);
           start = end;
@@ -974,8 +943,6 @@ Result<Value> ParseYaml(std::string_view text, const std::string& source) {
   }
 }
 
-std::string DumpYaml(const Value& value, const DumpYamlOptions& options) {
-  return Emitter(options).Emit(value);
-}
+std::string DumpYaml(const Value& value, const DumpYamlOptions& options) { return Emitter(options).Emit(value); }
 
 }  // namespace pyfunc

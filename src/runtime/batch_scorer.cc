@@ -274,9 +274,9 @@ class ScoringThreads {
   const PredictOptions options_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::pair<int64_t, Table>> jobs_;     // GUARDED_BY(mu_)
-  std::map<int64_t, Result<Prediction>> done_;     // GUARDED_BY(mu_)
-  bool stop_ = false;                              // GUARDED_BY(mu_)
+  std::deque<std::pair<int64_t, Table>> jobs_;  // GUARDED_BY(mu_)
+  std::map<int64_t, Result<Prediction>> done_;  // GUARDED_BY(mu_)
+  bool stop_ = false;                           // GUARDED_BY(mu_)
   std::vector<std::thread> threads_;
 };
 
@@ -396,8 +396,8 @@ Result<ScoreFileSummary> ScoreFile(const std::string& model_dir, const LoadOptio
     }
     // At most `workers` batches scored or waiting to be written; the finished ones are
     // written as they come, in order.
-    while (failure.ok() && (next_batch - next_write >= load.workers || (next_write < next_batch &&
-                                                                        scoring->Done(next_write)))) {
+    while (failure.ok() &&
+           (next_batch - next_write >= load.workers || (next_write < next_batch && scoring->Done(next_write)))) {
       failure = write_next();
     }
     if (!failure.ok()) break;

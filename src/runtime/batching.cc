@@ -14,10 +14,8 @@ BatchingDecision DecideBatching(const ModelSpec& spec, BatchingMode requested) {
   if (requested == BatchingMode::kOff) return {false, "--batching off"};
   const Value* flavor = spec.flavor(kPyFuncFlavor);
   if (const Value* key = flavor ? flavor->Find("batching") : nullptr) {
-    if (key->is_string() && key->as_string() == "rows")
-      return {true, "the python_function flavor sets batching: rows"};
-    if (key->is_string() && key->as_string() == "off")
-      return {false, "the python_function flavor sets batching: off"};
+    if (key->is_string() && key->as_string() == "rows") return {true, "the python_function flavor sets batching: rows"};
+    if (key->is_string() && key->as_string() == "off") return {false, "the python_function flavor sets batching: off"};
     return {false, "the python_function flavor's batching key is neither rows nor off"};
   }
   Result<PyFuncFlavor> pf = spec.python_function();

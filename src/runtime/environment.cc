@@ -116,7 +116,8 @@ Result<std::vector<std::string>> StringList(const Value* v, const std::string& w
   return out;
 }
 
-Result<VenvSpec> ReadVenvSpec(const std::string& model_dir, const PyFuncFlavor& flavor, const std::string& local_version) {
+Result<VenvSpec> ReadVenvSpec(const std::string& model_dir, const PyFuncFlavor& flavor,
+                              const std::string& local_version) {
   FileSystem* fsys = FileSystem::Default();
   VenvSpec spec;
   const std::string fallback = flavor.python_version.value_or(local_version);
@@ -124,11 +125,13 @@ Result<VenvSpec> ReadVenvSpec(const std::string& model_dir, const PyFuncFlavor& 
     const std::string path = model_dir + "/" + *flavor.python_env;
     PYFUNC_ASSIGN_OR_RETURN(std::string text, fsys->ReadFile(path));
     PYFUNC_ASSIGN_OR_RETURN(Value doc, ParseYaml(text, path));
-    if (!doc.is_map()) return Status::InvalidArgument(path + ": expected a mapping {python, build_dependencies, dependencies}");
+    if (!doc.is_map())
+      return Status::InvalidArgument(path + ": expected a mapping {python, build_dependencies, dependencies}");
     const Value* python = doc.Find("python");
     spec.python = python ? ScalarText(*python) : fallback;
     if (spec.python.empty()) return Status::InvalidArgument(path + ": python: expected a version such as 3.11.7");
-    PYFUNC_ASSIGN_OR_RETURN(spec.build_dependencies, StringList(doc.Find("build_dependencies"), path + ": build_dependencies"));
+    PYFUNC_ASSIGN_OR_RETURN(spec.build_dependencies,
+                            StringList(doc.Find("build_dependencies"), path + ": build_dependencies"));
     PYFUNC_ASSIGN_OR_RETURN(spec.dependencies, StringList(doc.Find("dependencies"), path + ": dependencies"));
     return spec;
   }
@@ -185,8 +188,7 @@ void Expand(const std::vector<std::string>& lines, const std::string& base_dir, 
         inner.push_back(text->substr(start, end - start));
         start = end + 1;
       }
-      Expand(inner, fs::path(args[1]).parent_path().string(), depth + 1,
-             out, args[0] == "-r" ? names : nullptr);
+      Expand(inner, fs::path(args[1]).parent_path().string(), depth + 1, out, args[0] == "-r" ? names : nullptr);
     } else {
       *out += line + "\n";
       if (names) {
@@ -265,8 +267,8 @@ Status RunLogged(const std::vector<std::string>& argv, const std::vector<std::st
   o.stderr_fd = log_fd;
   PYFUNC_ASSIGN_OR_RETURN(int code, runtime::RunProcess(o));
   if (code != 0) {
-    return Status::Internal(what + " failed (exit status " + std::to_string(code) + "); log " + log_path +
-                            ":\n" + Tail(log_path, 2000));
+    return Status::Internal(what + " failed (exit status " + std::to_string(code) + "); log " + log_path + ":\n" +
+                            Tail(log_path, 2000));
   }
   return Status::OK();
 }
@@ -279,7 +281,8 @@ Result<PythonEnvironment> PrepareVirtualenv(const std::string& model_dir, const 
   if (base.empty()) {
     base = local;
     if (!options.quiet) {
-      std::fprintf(stderr, "pyfunc: warning: the model wants Python %s, which is not installed here; using %s (Python %s)\n",
+      std::fprintf(stderr,
+                   "pyfunc: warning: the model wants Python %s, which is not installed here; using %s (Python %s)\n",
                    spec.python.c_str(), local.c_str(), local_version.c_str());
     }
   }
@@ -327,9 +330,9 @@ Result<PythonEnvironment> PrepareVirtualenv(const std::string& model_dir, const 
   const std::vector<std::string> create =
       uv.empty() ? std::vector<std::string>{base, "-m", "venv", dir}
                  : std::vector<std::string>{uv, "venv", "--quiet", "--seed", "--python", base, dir};
-  const std::vector<std::string> install =
-      uv.empty() ? std::vector<std::string>{out.python, "-m", "pip", "install", "--quiet"}
-                 : std::vector<std::string>{uv, "pip", "install", "--python", out.python};
+  const std::vector<std::string> install = uv.empty()
+                                               ? std::vector<std::string>{out.python, "-m", "pip", "install", "--quiet"}
+                                               : std::vector<std::string>{uv, "pip", "install", "--python", out.python};
   auto install_all = [&](const std::vector<std::string>& packages, const char* what) {
     std::vector<std::string> argv = install;
     argv.insert(argv.end(), packages.begin(), packages.end());
@@ -357,10 +360,12 @@ Result<PythonEnvironment> PrepareConda(const std::string& model_dir, const PyFun
     conda = FindProgram(name);
     if (!conda.empty()) break;
   }
-  if (std::string home = GetEnv("MLFLOW_CONDA_HOME"); conda.empty() && !home.empty()) conda = FindProgram(home + "/bin/conda");
+  if (std::string home = GetEnv("MLFLOW_CONDA_HOME"); conda.empty() && !home.empty())
+    conda = FindProgram(home + "/bin/conda");
   if (conda.empty()) {
-    return Status::NotFound("env manager 'conda' needs conda, mamba or micromamba on PATH, and none was found "
-                            "(use --env-manager virtualenv or local)");
+    return Status::NotFound(
+        "env manager 'conda' needs conda, mamba or micromamba on PATH, and none was found "
+        "(use --env-manager virtualenv or local)");
   }
   if (!flavor.conda_env) return Status::InvalidArgument(model_dir + ": the model has no conda environment file");
   const std::string file = model_dir + "/" + *flavor.conda_env;
@@ -407,12 +412,9 @@ Result<EnvManager> ParseEnvManager(std::string_view name) {
 
 const char* EnvManagerName(EnvManager manager) {
   switch (manager) {
-    case EnvManager::kLocal:
-      return "local";
-    case EnvManager::kVirtualenv:
-      return "virtualenv";
-    case EnvManager::kConda:
-      return "conda";
+    case EnvManager::kLocal: return "local";
+    case EnvManager::kVirtualenv: return "virtualenv";
+    case EnvManager::kConda: return "conda";
   }
   return "?";
 }
@@ -456,10 +458,8 @@ Result<PythonEnvironment> PrepareEnvironment(const std::string& model_dir, const
       out.description = "local interpreter " + local + " (Python " + version + ")";
       return out;
     }
-    case EnvManager::kVirtualenv:
-      return PrepareVirtualenv(model_dir, flavor, options, local);
-    case EnvManager::kConda:
-      return PrepareConda(model_dir, flavor, options);
+    case EnvManager::kVirtualenv: return PrepareVirtualenv(model_dir, flavor, options, local);
+    case EnvManager::kConda: return PrepareConda(model_dir, flavor, options);
   }
   return Status::Internal("unknown env manager");
 }

@@ -7,8 +7,8 @@
 #include <cctype>
 #include <cerrno>
 #include <condition_variable>
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <thread>
@@ -50,14 +50,14 @@ struct Model::Impl {
   int workers = 0;
 
   std::mutex mu;
-  std::condition_variable cv;  // a worker became idle, or a restart ended
+  std::condition_variable cv;                          // a worker became idle, or a restart ended
   std::vector<std::unique_ptr<runtime::Worker>> idle;  // GUARDED_BY(mu)
-  int busy = 0;                 // workers lent to calls; GUARDED_BY(mu)
-  int dead = 0;                 // workers to replace; GUARDED_BY(mu)
-  Status restart_error;         // the last failed replacement; GUARDED_BY(mu)
-  int64_t restarts = 0;         // GUARDED_BY(mu)
-  bool stopping = false;        // GUARDED_BY(mu)
-  int wake_fd = -1;             // eventfd: a worker died, or stop
+  int busy = 0;                                        // workers lent to calls; GUARDED_BY(mu)
+  int dead = 0;                                        // workers to replace; GUARDED_BY(mu)
+  Status restart_error;                                // the last failed replacement; GUARDED_BY(mu)
+  int64_t restarts = 0;                                // GUARDED_BY(mu)
+  bool stopping = false;                               // GUARDED_BY(mu)
+  int wake_fd = -1;                                    // eventfd: a worker died, or stop
   std::thread supervisor;
 
   ~Impl() {
@@ -74,17 +74,15 @@ struct Model::Impl {
 
   void Wake() {
     const uint64_t one = 1;
-    while (::write(wake_fd, &one, sizeof(one)) < 0 && errno == EINTR) {
-    }
+    while (::write(wake_fd, &one, sizeof(one)) < 0 && errno == EINTR) {}
   }
 
   Result<std::unique_ptr<runtime::Worker>> Acquire() {
     std::unique_lock<std::mutex> lock(mu);
     // Waits while a worker is busy or being replaced; fails at once when none is alive
     // and the last replacement failed (it is retried meanwhile, with backoff).
-    const bool got = cv.wait_for(lock, predict_timeout, [this] {
-      return !idle.empty() || stopping || (busy == 0 && !restart_error.ok());
-    });
+    const bool got = cv.wait_for(lock, predict_timeout,
+                                 [this] { return !idle.empty() || stopping || (busy == 0 && !restart_error.ok()); });
     if (!idle.empty()) {
       std::unique_ptr<runtime::Worker> w = std::move(idle.back());
       idle.pop_back();
@@ -149,8 +147,8 @@ void Model::Impl::Supervise() {
     // left out of it; workers that become idle are watched from the next round.
     std::vector<struct pollfd> fds = {{wake_fd, POLLIN, 0}};
     for (const auto& w : idle) fds.push_back({w->socket_fd(), POLLIN, 0});
-    const Clock::time_point round_end = std::min(
-        Clock::now() + std::chrono::milliseconds(100), dead > 0 ? next_restart : Clock::time_point::max());
+    const Clock::time_point round_end =
+        std::min(Clock::now() + std::chrono::milliseconds(100), dead > 0 ? next_restart : Clock::time_point::max());
     lock.unlock();
     for (;;) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(round_end - Clock::now()).count();
@@ -225,10 +223,10 @@ Result<Model> Model::Load(const std::string& model_dir, const LoadOptions& optio
   w.env = impl->env.env;
   w.env.push_back("PYTHONUNBUFFERED=1");
   const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  const int threads = options.threads_per_worker > 0 ? options.threads_per_worker
-                                                     : std::max(1, cores / options.workers);
-  for (const char* name : {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                           "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS"}) {
+  const int threads =
+      options.threads_per_worker > 0 ? options.threads_per_worker : std::max(1, cores / options.workers);
+  for (const char* name : {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
+                           "NUMEXPR_NUM_THREADS"}) {
     const std::string prefix = std::string(name) + "=";
     bool set = false;
     for (const std::string& e : w.env) set = set || e.compare(0, prefix.size(), prefix) == 0;
@@ -266,8 +264,7 @@ Result<Prediction> Model::Predict(const Table& input, const Value& params, const
   Impl& impl = *impl_;
   PYFUNC_ASSIGN_OR_RETURN(std::unique_ptr<runtime::Worker> worker, impl.Acquire());
   const std::string params_json = params.is_null() ? "" : ToJson(params);
-  Result<Prediction> out =
-      worker->Predict(input, params_json, impl.predict_timeout, options);
+  Result<Prediction> out = worker->Predict(input, params_json, impl.predict_timeout, options);
   impl.Release(std::move(worker));
   return out;
 }

@@ -89,8 +89,8 @@ Result<std::unique_ptr<Worker>> Worker::Start(const WorkerOptions& options) {
     return base::PosixError("socketpair");
   }
   SpawnOptions spawn;
-  spawn.argv = {options.python, options.script, "--fd", std::to_string(fds[1]), "--protocol",
-                std::to_string(kWorkerProtocol)};
+  spawn.argv = {options.python,         options.script, "--fd",
+                std::to_string(fds[1]), "--protocol",   std::to_string(kWorkerProtocol)};
   spawn.env = options.env;
   spawn.keep_fds = {fds[1]};
   Result<std::unique_ptr<ChildProcess>> child = ChildProcess::Spawn(spawn);
@@ -108,16 +108,16 @@ Result<std::unique_ptr<Worker>> Worker::Start(const WorkerOptions& options) {
   PYFUNC_ASSIGN_OR_RETURN(Value hello, w->Receive(deadline, "starting"));
   if (StringField(hello, "op") == "error" && StringField(hello, "type") == "MissingDependency") {
     w->Kill();
-    return Status::NotFound(fmt::format(
-        "the Python at {} cannot run the model's worker ({}): install numpy and pandas into it, or choose "
-        "another interpreter with PYFUNC_PYTHON, or let pyfunc build one with --env-manager virtualenv",
-        options.python, StringField(hello, "message")));
+    return Status::NotFound(
+        fmt::format("the Python at {} cannot run the model's worker ({}): install numpy and pandas into it, or choose "
+                    "another interpreter with PYFUNC_PYTHON, or let pyfunc build one with --env-manager virtualenv",
+                    options.python, StringField(hello, "message")));
   }
   if (StringField(hello, "op") != "hello" || StringField(hello, "magic") != kMagic ||
       SizeField(hello, "protocol") != kWorkerProtocol) {
     w->Kill();
-    return Status::Unavailable("worker " + std::to_string(w->pid()) + " answered the handshake with " +
-                               ToJson(hello) + "; expected protocol " + std::to_string(kWorkerProtocol));
+    return Status::Unavailable("worker " + std::to_string(w->pid()) + " answered the handshake with " + ToJson(hello) +
+                               "; expected protocol " + std::to_string(kWorkerProtocol));
   }
   w->python_version_ = StringField(hello, "python");
   // The signature, parsed here once: the worker enforces it without parsing MLmodel's
@@ -245,8 +245,7 @@ Result<Value> Worker::Receive(Clock::time_point deadline, const char* doing, std
       // sleeping thread would be woken.
       const auto until = std::min(deadline, Clock::now() + busy_poll);
       busy_poll = std::chrono::microseconds(0);
-      for (struct pollfd q = {sock_, POLLIN, 0}; ::poll(&q, 1, 0) == 0 && Clock::now() < until;) {
-      }
+      for (struct pollfd q = {sock_, POLLIN, 0}; ::poll(&q, 1, 0) == 0 && Clock::now() < until;) {}
     }
     struct pollfd p = {sock_, POLLIN, 0};
     int r = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left, 1000)));
@@ -294,8 +293,7 @@ bool Worker::CheckIdle() {
 Status Worker::Map(size_t size) {
   size = std::max(Align64(size), kMinMapping);
   PYFUNC_ASSIGN_OR_RETURN(std::unique_ptr<SharedMemory> shm, SharedMemory::Create(size));
-  PYFUNC_RETURN_IF_ERROR(
-      Send(Value(Value::Map{{"op", "map"}, {"size", static_cast<int64_t>(size)}}), shm->fd()));
+  PYFUNC_RETURN_IF_ERROR(Send(Value(Value::Map{{"op", "map"}, {"size", static_cast<int64_t>(size)}}), shm->fd()));
   shm_ = std::move(shm);
   return Status::OK();
 }

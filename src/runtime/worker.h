@@ -24,12 +24,12 @@ namespace pyfunc::runtime {
 inline constexpr int kWorkerProtocol = 2;
 
 struct WorkerOptions {
-  std::string python;                 // interpreter of the model's environment
-  std::vector<std::string> env;       // the worker's whole environment ("NAME=value")
-  std::string script;                 // path of _worker.py
-  std::string model_root;             // the model directory
-  Value mlmodel;                      // the MLmodel document
-  Value model_config;                 // load_model's model_config (null when none)
+  std::string python;            // interpreter of the model's environment
+  std::vector<std::string> env;  // the worker's whole environment ("NAME=value")
+  std::string script;            // path of _worker.py
+  std::string model_root;        // the model directory
+  Value mlmodel;                 // the MLmodel document
+  Value model_config;            // load_model's model_config (null when none)
   std::chrono::milliseconds load_timeout{std::chrono::minutes(5)};
 };
 
@@ -63,8 +63,8 @@ class Worker {
   // Unavailable when the worker died.
   // `options`: busy polling, the input's shape and whether its types are exact (see
   // PredictOptions in model.h).
-  Result<Prediction> Predict(const Table& input, const std::string& params_json,
-                             std::chrono::milliseconds timeout, const PredictOptions& options = {});
+  Result<Prediction> Predict(const Table& input, const std::string& params_json, std::chrono::milliseconds timeout,
+                             const PredictOptions& options = {});
 
   bool alive() const { return alive_; }
   // The control socket: readable or hung up while idle only when the worker died.
@@ -84,7 +84,7 @@ class Worker {
   Status SendText(const std::string& data, int fd = -1);  // one message: a JSON object's text
   // The next message, a JSON object.
   Result<Value> Receive(Clock::time_point deadline, const char* doing,
-                                 std::chrono::microseconds busy_poll = std::chrono::microseconds(0));
+                        std::chrono::microseconds busy_poll = std::chrono::microseconds(0));
   Status Map(size_t size);
   Status Died(const char* doing);
 

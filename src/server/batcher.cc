@@ -63,20 +63,20 @@ struct Batcher::Impl {
   mutable std::mutex mu;
   std::condition_variable cv;
   std::condition_variable inline_done;  // a predict run on a caller's thread ended
-  std::deque<RequestPtr> queue;  // guarded by mu
-  bool shutdown = false;         // guarded by mu
-  int idle = 0;                  // predict calls that may start now; guarded by mu
+  std::deque<RequestPtr> queue;         // guarded by mu
+  bool shutdown = false;                // guarded by mu
+  int idle = 0;                         // predict calls that may start now; guarded by mu
   std::vector<std::thread> dispatchers;
   std::atomic<bool> batching_disabled{false};
-  size_t running = 0;            // requests in running batches; guarded by mu
+  size_t running = 0;  // requests in running batches; guarded by mu
 
   void DispatchLoop();
   std::vector<RequestPtr> TakeBatchLocked();
   void RunBatch(std::vector<RequestPtr>& batch);
   void RunAlone(const RequestPtr& r);
   static bool StartRunning(const RequestPtr& r);
-  static void Complete(const RequestPtr& r, Result<Prediction> prediction, double predict_seconds,
-                       int batch_requests, int64_t batch_rows);
+  static void Complete(const RequestPtr& r, Result<Prediction> prediction, double predict_seconds, int batch_requests,
+                       int64_t batch_rows);
 };
 
 bool Batcher::Impl::StartRunning(const RequestPtr& r) {
@@ -195,8 +195,7 @@ void Batcher::Impl::RunBatch(std::vector<RequestPtr>& batch) {
     // Whatever one request's rows made the model (or its signature) refuse, the
     // others still get their own answers.
     const StatusCode code = p.status().code();
-    if (code == StatusCode::kModelError || code == StatusCode::kSchemaMismatch ||
-        code == StatusCode::kInvalidParams) {
+    if (code == StatusCode::kModelError || code == StatusCode::kSchemaMismatch || code == StatusCode::kInvalidParams) {
       for (const RequestPtr& r : batch) RunAlone(r);
       return;
     }
@@ -227,8 +226,7 @@ void Batcher::Impl::RunBatch(std::vector<RequestPtr>& batch) {
   }
 }
 
-Batcher::Batcher(PredictFn predict, BatcherOptions options, BatchObserver observer)
-    : impl_(std::make_unique<Impl>()) {
+Batcher::Batcher(PredictFn predict, BatcherOptions options, BatchObserver observer) : impl_(std::make_unique<Impl>()) {
   impl_->predict = std::move(predict);
   impl_->options = options;
   impl_->observer = std::move(observer);

@@ -10,14 +10,14 @@
 #include "server/http_server.h"
 
 #include <poll.h>
-#include <sys/uio.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <algorithm>
-#include <cctype>
-#include <cerrno>
 #include <array>
 #include <atomic>
+#include <cctype>
+#include <cerrno>
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
@@ -29,6 +29,7 @@
 #include <malloc.h>
 #endif
 
+#include <fmt/core.h>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -41,7 +42,6 @@
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
-#include <fmt/core.h>
 
 namespace pyfunc::server {
 
@@ -55,9 +55,9 @@ using boost::system::error_code;
 namespace {
 
 constexpr size_t kInitialBuffer = 16 * 1024;
-constexpr size_t kBodyBuffer = 256 * 1024;   // reads while a large body streams in
+constexpr size_t kBodyBuffer = 256 * 1024;  // reads while a large body streams in
 constexpr size_t kMinRead = 4 * 1024;
-constexpr size_t kKeptBuffer = 64 * 1024;    // larger buffers are freed between requests
+constexpr size_t kKeptBuffer = 64 * 1024;  // larger buffers are freed between requests
 // Unconsumed bytes allowed while Beast waits for the end of a chunk-size line (a
 // chunk extension, or a trailer field, cannot grow without bound).
 constexpr size_t kMaxChunkLine = 16 * 1024;
@@ -158,14 +158,13 @@ std::vector<std::string> PathSegments(std::string_view target) {
   size_t start = 1;
   for (;;) {
     const size_t slash = target.find('/', start);
-    const std::string_view raw = target.substr(start, slash == std::string_view::npos ? std::string_view::npos
-                                                                                       : slash - start);
+    const std::string_view raw =
+        target.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
     std::string seg;
     seg.reserve(raw.size());
     for (size_t i = 0; i < raw.size(); ++i) {
       int hi, lo;
-      if (raw[i] == '%' && i + 2 < raw.size() && (hi = HexDigit(raw[i + 1])) >= 0 &&
-          (lo = HexDigit(raw[i + 2])) >= 0) {
+      if (raw[i] == '%' && i + 2 < raw.size() && (hi = HexDigit(raw[i + 1])) >= 0 && (lo = HexDigit(raw[i + 2])) >= 0) {
         seg.push_back(static_cast<char>(hi * 16 + lo));
         i += 2;
       } else {
@@ -495,8 +494,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
       }
       if (line_len == 0 && !request_line_ && (c == ' ' || c == '\t')) {
         r.status = 400;
-        r.message = "obsolete line folding (a header line starting with SP or HTAB) is not accepted (RFC 9112 "
-                    "section 5.2)";
+        r.message =
+            "obsolete line folding (a header line starting with SP or HTAB) is not accepted (RFC 9112 "
+            "section 5.2)";
         return r;
       }
       if ((c < 0x20 && c != '\t') || c == 0x7f || (request_line_ && c == '\t')) {
@@ -545,8 +545,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return false;
     }
     if (ec == bhttp::error::bad_content_length) {
-      Refuse(400, "invalid Content-Length: not a decimal number, several that differ, or with Transfer-Encoding "
-                  "(RFC 9112 section 6.3)");
+      Refuse(400,
+             "invalid Content-Length: not a decimal number, several that differ, or with Transfer-Encoding "
+             "(RFC 9112 section 6.3)");
       return false;
     }
     if (ec == bhttp::error::bad_transfer_encoding) {
@@ -558,8 +559,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
       const std::string_view head(data() - header_end, header_end);
       const std::string_view line = head.substr(0, head.find("\r\n"));
       const std::string_view v = line.substr(line.rfind(' ') + 1);
-      if (v.size() == 8 && v.substr(0, 5) == "HTTP/" && std::isdigit(static_cast<unsigned char>(v[5])) &&
-          v[6] == '.' && std::isdigit(static_cast<unsigned char>(v[7]))) {
+      if (v.size() == 8 && v.substr(0, 5) == "HTTP/" && std::isdigit(static_cast<unsigned char>(v[5])) && v[6] == '.' &&
+          std::isdigit(static_cast<unsigned char>(v[7]))) {
         Refuse(505, fmt::format("{} is not supported (HTTP/1.1 and HTTP/1.0 are)", v));
         return false;
       }
@@ -571,8 +572,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     const auto& msg = parser_->get();
     const unsigned version = msg.version();
     if (version != 10 && version != 11) {
-      Refuse(505, fmt::format("HTTP/{}.{} is not supported (HTTP/1.1 and HTTP/1.0 are)", version / 10,
-                              version % 10));
+      Refuse(505, fmt::format("HTTP/{}.{} is not supported (HTTP/1.1 and HTTP/1.0 are)", version / 10, version % 10));
       return false;
     }
     int hosts = 0, encodings = 0;
@@ -834,8 +834,8 @@ void HttpServer::Impl::Accept() {
       return;
     }
   }
-  acceptor.async_accept(asio::make_strand(io), asio::bind_executor(accept_strand, [this](const error_code& ec,
-                                                                                         tcp::socket socket) {
+  acceptor.async_accept(asio::make_strand(io),
+                        asio::bind_executor(accept_strand, [this](const error_code& ec, tcp::socket socket) {
                           OnAccept(ec, std::move(socket));
                         }));
 }

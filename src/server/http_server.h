@@ -51,9 +51,9 @@ struct HttpServerOptions {
   // connection idle longest between requests is closed to make room; when none is
   // idle, new connections wait in the listen backlog until one closes.
   size_t max_connections = 10000;
-  size_t max_request_line = 8 * 1024;    // 414 beyond
-  size_t max_header_line = 8 * 1024;     // 431 beyond (one field line)
-  size_t max_header_bytes = 64 * 1024;   // 431 beyond (request line and all fields)
+  size_t max_request_line = 8 * 1024;        // 414 beyond
+  size_t max_header_line = 8 * 1024;         // 431 beyond (one field line)
+  size_t max_header_bytes = 64 * 1024;       // 431 beyond (request line and all fields)
   size_t max_body_size = 100 * 1024 * 1024;  // 413 beyond, declared or chunked
   // From the first byte of a request to the end of its header; a slower client is
   // disconnected (slowloris).

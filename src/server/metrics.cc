@@ -68,9 +68,10 @@ std::string Metrics::Render(const Gauges& g) const {
     for (const auto& [key, n] : requests_)
       out += fmt::format("pyfunc_requests_total{{route=\"{}\",status=\"{}\"}} {}\n", key.first, key.second, n);
   }
-  out += "# HELP pyfunc_request_stage_seconds Latency of each stage of a scoring request "
-         "(parse: body to table; queue: waiting for a worker; predict: the batch's predict call; "
-         "serialize: prediction to body; total: arrival to response).\n";
+  out +=
+      "# HELP pyfunc_request_stage_seconds Latency of each stage of a scoring request "
+      "(parse: body to table; queue: waiting for a worker; predict: the batch's predict call; "
+      "serialize: prediction to body; total: arrival to response).\n";
   out += "# TYPE pyfunc_request_stage_seconds histogram\n";
   for (int i = 0; i < kNumStages; ++i)
     stages_[i]->Render("pyfunc_request_stage_seconds", fmt::format("stage=\"{}\"", StageName(i)), &out);
@@ -82,34 +83,40 @@ std::string Metrics::Render(const Gauges& g) const {
   batch_rows_.Render("pyfunc_batch_rows", "", &out);
   out += "# HELP pyfunc_queue_depth Requests waiting for a worker.\n# TYPE pyfunc_queue_depth gauge\n";
   out += fmt::format("pyfunc_queue_depth {}\n", g.queue_depth);
-  out += "# HELP pyfunc_requests_in_flight Scoring requests queued or running.\n"
-         "# TYPE pyfunc_requests_in_flight gauge\n";
+  out +=
+      "# HELP pyfunc_requests_in_flight Scoring requests queued or running.\n"
+      "# TYPE pyfunc_requests_in_flight gauge\n";
   out += fmt::format("pyfunc_requests_in_flight {}\n", g.in_flight);
   out += "# HELP pyfunc_workers Python worker processes serving the model.\n# TYPE pyfunc_workers gauge\n";
   out += fmt::format("pyfunc_workers {}\n", g.workers);
-  out += "# HELP pyfunc_workers_live Python worker processes running now (pyfunc_workers less those "
-         "that died and are being replaced).\n# TYPE pyfunc_workers_live gauge\n";
+  out +=
+      "# HELP pyfunc_workers_live Python worker processes running now (pyfunc_workers less those "
+      "that died and are being replaced).\n# TYPE pyfunc_workers_live gauge\n";
   out += fmt::format("pyfunc_workers_live {}\n", g.live_workers);
-  out += "# HELP pyfunc_worker_restarts_total Workers started to replace ones that died or timed out.\n"
-         "# TYPE pyfunc_worker_restarts_total counter\n";
+  out +=
+      "# HELP pyfunc_worker_restarts_total Workers started to replace ones that died or timed out.\n"
+      "# TYPE pyfunc_worker_restarts_total counter\n";
   out += fmt::format("pyfunc_worker_restarts_total {}\n", g.worker_restarts);
-  out += "# HELP pyfunc_ready 1 when the model is loaded and the server accepts scoring requests.\n"
-         "# TYPE pyfunc_ready gauge\n";
+  out +=
+      "# HELP pyfunc_ready 1 when the model is loaded and the server accepts scoring requests.\n"
+      "# TYPE pyfunc_ready gauge\n";
   out += fmt::format("pyfunc_ready {}\n", g.ready ? 1 : 0);
-  out += "# HELP pyfunc_batching_disabled 1 when merging was switched off because the model's output "
-         "is not one row per input row.\n# TYPE pyfunc_batching_disabled gauge\n";
+  out +=
+      "# HELP pyfunc_batching_disabled 1 when merging was switched off because the model's output "
+      "is not one row per input row.\n# TYPE pyfunc_batching_disabled gauge\n";
   out += fmt::format("pyfunc_batching_disabled {}\n", g.batching_disabled ? 1 : 0);
   if (!g.batching_reason.empty()) {
-    out += "# HELP pyfunc_batching_mode 1 for the batching mode in force (rows: concurrent requests may be "
-           "merged into one predict call; off: one request per call), with the reason.\n"
-           "# TYPE pyfunc_batching_mode gauge\n";
+    out +=
+        "# HELP pyfunc_batching_mode 1 for the batching mode in force (rows: concurrent requests may be "
+        "merged into one predict call; off: one request per call), with the reason.\n"
+        "# TYPE pyfunc_batching_mode gauge\n";
     std::string reason;
     for (const char c : g.batching_reason) {
       if (c == '\\' || c == '"') reason += '\\';
       reason += c == '\n' ? ' ' : c;
     }
-    out += fmt::format("pyfunc_batching_mode{{mode=\"{}\",reason=\"{}\"}} 1\n", g.batching_merge ? "rows" : "off",
-                       reason);
+    out +=
+        fmt::format("pyfunc_batching_mode{{mode=\"{}\",reason=\"{}\"}} 1\n", g.batching_merge ? "rows" : "off", reason);
   }
   return out;
 }

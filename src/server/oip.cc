@@ -86,7 +86,7 @@ Status AppendOipValue(dom::element v, ColumnBuilder* b, const std::string& where
       if (v.is_string()) {  // Python's NaN / Infinity literals
         const json::Special special = json::SpecialOf(v.get_string().value_unsafe());
         if (special == json::Special::kNone) break;
-        b->AppendFloat64(special == json::Special::kNaN ? std::nan("")
+        b->AppendFloat64(special == json::Special::kNaN   ? std::nan("")
                          : special == json::Special::kInf ? HUGE_VAL
                                                           : -HUGE_VAL);
         return Status::OK();
@@ -99,8 +99,8 @@ Status AppendOipValue(dom::element v, ColumnBuilder* b, const std::string& where
     default:  // requests are read into the wide types; the worker narrows them
       break;
   }
-  return Status::InvalidArgument(fmt::format("{}: expected {} data, found {}", where, DataTypeName(b->type()),
-                                             json::PyTypeName(v)));
+  return Status::InvalidArgument(
+      fmt::format("{}: expected {} data, found {}", where, DataTypeName(b->type()), json::PyTypeName(v)));
 }
 
 // A tensor's shape: [N] or [N, K] of non-negative integers whose product is computed
@@ -125,13 +125,13 @@ Result<Shape> ParseShape(dom::array shape, const std::string& where, const OipLi
   s.rows = dims[0];
   s.width = dims[1];
   if (static_cast<uint64_t>(s.width) > limits.max_columns) {
-    return Status::InvalidArgument(fmt::format("{}: shape [{}, {}] has more than {} columns", where, s.rows,
-                                               s.width, limits.max_columns));
+    return Status::InvalidArgument(
+        fmt::format("{}: shape [{}, {}] has more than {} columns", where, s.rows, s.width, limits.max_columns));
   }
   int64_t product = 0;
   if (__builtin_mul_overflow(s.rows, s.width, &product)) {
-    return Status::InvalidArgument(fmt::format("{}: shape [{}, {}] holds more values than any request can carry",
-                                               where, s.rows, s.width));
+    return Status::InvalidArgument(
+        fmt::format("{}: shape [{}, {}] holds more values than any request can carry", where, s.rows, s.width));
   }
   s.values = static_cast<size_t>(product);
   return s;
@@ -146,12 +146,8 @@ void AppendOipData(const Column& c, int64_t row, int64_t i, std::string* out) {
   }
   switch (c.type()) {
     case DataType::kInt64:
-    case DataType::kTimestamp:
-      AppendInt64(c.int64_data()[i], out);
-      return;
-    case DataType::kUInt64:
-      AppendUInt64(c.data_as<uint64_t>()[i], out);
-      return;
+    case DataType::kTimestamp: AppendInt64(c.int64_data()[i], out); return;
+    case DataType::kUInt64: AppendUInt64(c.data_as<uint64_t>()[i], out); return;
     case DataType::kFloat16:
     case DataType::kFloat32:
     case DataType::kFloat64: {
@@ -163,12 +159,8 @@ void AppendOipData(const Column& c, int64_t row, int64_t i, std::string* out) {
       }
       return;
     }
-    case DataType::kBool:
-      out->append(c.bool_value(i) ? "true" : "false");
-      return;
-    case DataType::kString:
-      json::AppendString(c.string_value(i), out);
-      return;
+    case DataType::kBool: out->append(c.bool_value(i) ? "true" : "false"); return;
+    case DataType::kString: json::AppendString(c.string_value(i), out); return;
     case DataType::kBinary: {  // BYTES in JSON: base64 text
       std::string text;
       AppendBase64(c.string_value(i), /*mime_lines=*/false, &text);
@@ -205,8 +197,7 @@ void AppendTensor(std::string_view name, const std::vector<int64_t>& shape, Data
 const char* OipDatatype(DataType t) {
   switch (t) {
     case DataType::kInt64:
-    case DataType::kTimestamp:
-      return "INT64";
+    case DataType::kTimestamp: return "INT64";
     case DataType::kInt8: return "INT8";
     case DataType::kInt16: return "INT16";
     case DataType::kInt32: return "INT32";
@@ -216,13 +207,10 @@ const char* OipDatatype(DataType t) {
     case DataType::kUInt64: return "UINT64";
     case DataType::kFloat16: return "FP16";
     case DataType::kFloat32: return "FP32";
-    case DataType::kFloat64:
-      return "FP64";
-    case DataType::kBool:
-      return "BOOL";
+    case DataType::kFloat64: return "FP64";
+    case DataType::kBool: return "BOOL";
     case DataType::kString:
-    case DataType::kBinary:
-      return "BYTES";
+    case DataType::kBinary: return "BYTES";
   }
   return "BYTES";
 }
@@ -233,8 +221,8 @@ Result<OipRequest> ParseOipRequest(std::string_view body, const OipLimits& limit
   json::Document doc(static_cast<size_t>(limits.max_depth));
   if (Status st = doc.Parse(body); !st.ok()) {
     if (doc.too_deep()) {
-      return Status::InvalidArgument(fmt::format("the body nests arrays or objects deeper than {} levels",
-                                                 limits.max_depth));
+      return Status::InvalidArgument(
+          fmt::format("the body nests arrays or objects deeper than {} levels", limits.max_depth));
     }
     return Status::InvalidArgument("the body is not a JSON object");
   }
@@ -277,8 +265,8 @@ Result<OipRequest> ParseOipRequest(std::string_view body, const OipLimits& limit
       return Status::InvalidArgument(where + ": a tensor of shape [N, K] with K > 1 must be the only input");
     const std::vector<dom::element> values = Leaves(data, shape.values);
     if (values.size() != shape.values) {
-      return Status::InvalidArgument(fmt::format("{}: shape [{}, {}] holds {} values, data has {}{}", where,
-                                                 shape.rows, shape.width, shape.values, values.size(),
+      return Status::InvalidArgument(fmt::format("{}: shape [{}, {}] holds {} values, data has {}{}", where, shape.rows,
+                                                 shape.width, shape.values, values.size(),
                                                  values.size() > shape.values ? " or more" : ""));
     }
     for (int64_t k = 0; k < shape.width; ++k) {
@@ -322,16 +310,15 @@ std::string OipResponse(const std::string& model_name, const std::optional<std::
       std::vector<int64_t> shape = {t.num_rows()};
       for (int64_t d : c.cell_shape()) shape.push_back(d);
       if (i) out.append(", ");
-      AppendTensor(t.column_name(i).empty() ? "predict" : t.column_name(i), shape, c.type(), &out,
-                   [&](std::string* o) {
-                     const int64_t cell = c.cell_size();
-                     for (int64_t r = 0; r < c.length(); ++r) {
-                       for (int64_t k = r * cell; k < (r + 1) * cell; ++k) {
-                         if (k) o->append(", ");
-                         AppendOipData(c, r, k, o);
-                       }
-                     }
-                   });
+      AppendTensor(t.column_name(i).empty() ? "predict" : t.column_name(i), shape, c.type(), &out, [&](std::string* o) {
+        const int64_t cell = c.cell_size();
+        for (int64_t r = 0; r < c.length(); ++r) {
+          for (int64_t k = r * cell; k < (r + 1) * cell; ++k) {
+            if (k) o->append(", ");
+            AppendOipData(c, r, k, o);
+          }
+        }
+      });
     }
   }
   out.append("]}");

@@ -84,8 +84,8 @@ Result<BodyFormat> CheckContentType(const std::string& header, std::optional<Htt
   size_t start = 0;
   for (;;) {
     size_t semi = header.find(';', start);
-    parts.push_back(Trim(std::string_view(header).substr(start, semi == std::string::npos ? std::string::npos
-                                                                                        : semi - start)));
+    parts.push_back(
+        Trim(std::string_view(header).substr(start, semi == std::string::npos ? std::string::npos : semi - start)));
     if (semi == std::string::npos) break;
     start = semi + 1;
   }
@@ -108,17 +108,17 @@ Result<BodyFormat> CheckContentType(const std::string& header, std::optional<Htt
   if (!unexpected.empty()) {
     std::string names;
     for (const std::string& k : unexpected) names += (names.empty() ? "" : ", ") + k;
-    *refusal = UnsupportedMediaType(
-        fmt::format("Unrecognized content type parameters: {}. {}", names, kProtocolChangeInfo));
+    *refusal =
+        UnsupportedMediaType(fmt::format("Unrecognized content type parameters: {}. {}", names, kProtocolChangeInfo));
     return Status::InvalidArgument("parameters");
   }
   if (parts[0] == "application/json") return BodyFormat::kJson;
   if (parts[0] == "text/csv") return BodyFormat::kCsv;
   if (parts[0] == "application/vnd.apache.parquet") return BodyFormat::kParquet;
-  *refusal = UnsupportedMediaType(fmt::format(
-      "This predictor only supports the following content types: Types: ['text/csv', 'application/json', "
-      "'application/vnd.apache.parquet']. Got '{}'.",
-      header.empty() ? "None" : header));
+  *refusal = UnsupportedMediaType(
+      fmt::format("This predictor only supports the following content types: Types: ['text/csv', 'application/json', "
+                  "'application/vnd.apache.parquet']. Got '{}'.",
+                  header.empty() ? "None" : header));
   return Status::InvalidArgument("content type");
 }
 
@@ -155,8 +155,8 @@ Result<Table> DropExtraColumns(const Table& table, const InputSchema& schema) {
 
 // Routes as metric labels: fixed strings, never the raw path (bounded cardinality).
 std::string RouteLabel(const std::string& path) {
-  static const char* kFixed[] = {"/invocations", "/ping", "/health", "/version", "/metrics",
-                                 "/v2/health/live", "/v2/health/ready", "/v2"};
+  static const char* kFixed[] = {"/invocations", "/ping",           "/health",          "/version",
+                                 "/metrics",     "/v2/health/live", "/v2/health/ready", "/v2"};
   for (const char* r : kFixed)
     if (path == r) return r;
   if (path.rfind("/v2/models/", 0) == 0) {
@@ -175,10 +175,10 @@ struct Server::Impl {
 
   Metrics metrics;
   std::mutex mu;
-  std::shared_ptr<Model> model;        // guarded by mu; set once
-  std::shared_ptr<Batcher> batcher;    // guarded by mu; set once
-  InputSchema input_schema;            // written once before `ready`
-  BatchingDecision batching;           // written once before `ready`
+  std::shared_ptr<Model> model;      // guarded by mu; set once
+  std::shared_ptr<Batcher> batcher;  // guarded by mu; set once
+  InputSchema input_schema;          // written once before `ready`
+  BatchingDecision batching;         // written once before `ready`
   // How request bodies are read (the signature's types and params): written once
   // before `ready`, so that a request copies nothing to parse.
   JsonReadOptions json_options;
@@ -188,7 +188,7 @@ struct Server::Impl {
   // Scoring requests received in full and not yet answered (what a drain waits for).
   std::mutex inflight_mu;
   std::condition_variable inflight_cv;
-  int inflight = 0;  // guarded by inflight_mu
+  int inflight = 0;                    // guarded by inflight_mu
   std::atomic<int> inflight_count{0};  // the same, readable without the lock
 
   struct InFlight {
@@ -283,7 +283,7 @@ struct Server::Impl {
     // A unified LLM body and a Parquet file are checked against the signature by the
     // model's own enforcement.
     Result<Table> enforced = unwrapped || shape == InputShape::kParquet ? Result<Table>(std::move(table))
-                                                                         : DropExtraColumns(table, input_schema);
+                                                                        : DropExtraColumns(table, input_schema);
     if (!enforced.ok()) return Reply(res, HttpErrorFromStatus(enforced.status()));
     metrics.ObserveStage(Stage::kParse, Seconds(Clock::now() - parse_start));
 
@@ -331,8 +331,8 @@ struct Server::Impl {
     }
     Value::List inputs;
     for (const auto& [col, type] : input_schema.typed) {
-      inputs.push_back(Value(Value::Map{
-          {"name", col}, {"datatype", OipDatatype(type)}, {"shape", Value(Value::List{Value(-1)})}}));
+      inputs.push_back(
+          Value(Value::Map{{"name", col}, {"datatype", OipDatatype(type)}, {"shape", Value(Value::List{Value(-1)})}}));
     }
     const Value out(Value::Map{{"name", options.model_name},
                                {"versions", Value::EmptyList()},
@@ -352,9 +352,8 @@ struct Server::Impl {
       res.status = ready.load() ? 200 : 404;
       res.SetContent("\n", kJson);
     });
-    http.Handle("GET", "/version", [](const HttpRequest&, HttpResponse& res) {
-      res.SetContent(PYFUNC_VERSION, kJson);
-    });
+    http.Handle("GET", "/version",
+                [](const HttpRequest&, HttpResponse& res) { res.SetContent(PYFUNC_VERSION, kJson); });
     http.Handle("GET", "/metrics", [this](const HttpRequest&, HttpResponse& res) {
       Metrics::Gauges g;
       g.ready = ready.load();
@@ -379,18 +378,17 @@ struct Server::Impl {
     });
     http.Handle("POST", "/invocations", [this](const HttpRequest& req, HttpResponse& res) { Invocations(req, res); });
 
-    http.Handle("GET", "/v2/health/live", [](const HttpRequest&, HttpResponse& res) {
-      res.SetContent(R"({"live": true})", kJson);
-    });
+    http.Handle("GET", "/v2/health/live",
+                [](const HttpRequest&, HttpResponse& res) { res.SetContent(R"({"live": true})", kJson); });
     http.Handle("GET", "/v2/health/ready", [this](const HttpRequest&, HttpResponse& res) {
       const bool r = ready.load();
       res.status = r ? 200 : 503;
       res.SetContent(r ? R"({"ready": true})" : R"({"ready": false})", kJson);
     });
     http.Handle("GET", "/v2", [](const HttpRequest&, HttpResponse& res) {
-      res.SetContent(
-          ToJson(Value(Value::Map{{"name", "pyfunc"}, {"version", PYFUNC_VERSION}, {"extensions", Value::EmptyList()}})),
-          kJson);
+      res.SetContent(ToJson(Value(Value::Map{
+                         {"name", "pyfunc"}, {"version", PYFUNC_VERSION}, {"extensions", Value::EmptyList()}})),
+                     kJson);
     });
     http.Handle("GET", "/v2/models/{name}/ready", [this](const HttpRequest& req, HttpResponse& res) {
       const std::string& name = req.params[0];
@@ -402,9 +400,9 @@ struct Server::Impl {
       res.SetContent(ToJson(Value(Value::Map{{"name", name}, {"ready", r}})), kJson);
     });
     http.Handle("GET", "/v2/models/{name}",
-             [this](const HttpRequest& req, HttpResponse& res) { OipModelMetadata(req, res); });
+                [this](const HttpRequest& req, HttpResponse& res) { OipModelMetadata(req, res); });
     http.Handle("POST", "/v2/models/{name}/infer",
-              [this](const HttpRequest& req, HttpResponse& res) { OipInfer(req, res); });
+                [this](const HttpRequest& req, HttpResponse& res) { OipInfer(req, res); });
 
     return http;
   }
@@ -491,8 +489,7 @@ void Server::SetModel(std::shared_ptr<Model> model) {
         }
         return m->Predict(t, p, po);
       },
-      bo,
-      [&s](int requests, int64_t rows, double) { s.metrics.ObserveBatch(requests, rows); });
+      bo, [&s](int requests, int64_t rows, double) { s.metrics.ObserveBatch(requests, rows); });
   {
     std::lock_guard<std::mutex> lock(s.mu);
     s.model = std::move(model);
@@ -515,8 +512,8 @@ Status Server::Drain(std::chrono::milliseconds grace) {
     // connections are not waited for: they would hold the drain for the keep-alive timeout.
     std::unique_lock<std::mutex> lock(s.inflight_mu);
     if (!s.inflight_cv.wait_for(lock, grace, [&] { return s.inflight == 0; })) {
-      return Status::DeadlineExceeded(fmt::format("{} requests were still running after the grace period of {} ms",
-                                                  s.inflight, grace.count()));
+      return Status::DeadlineExceeded(
+          fmt::format("{} requests were still running after the grace period of {} ms", s.inflight, grace.count()));
     }
   }
   std::shared_ptr<Batcher> b;

@@ -84,7 +84,8 @@ Status CreateParamFile(const std::string& path, const std::string& key, const st
                        const std::string& run_id) {
   FileSystem* fs = FileSystem::Default();
   std::filesystem::path p(path);
-  std::string tmp = (p.parent_path() / ("." + p.filename().string() + ".pyfunc-tmp-" + base::NewUuidHex().substr(0, 12))).string();
+  std::string tmp =
+      (p.parent_path() / ("." + p.filename().string() + ".pyfunc-tmp-" + base::NewUuidHex().substr(0, 12))).string();
   PYFUNC_RETURN_IF_ERROR(fs->WriteFile(tmp, value));
   int rc = ::link(tmp.c_str(), path.c_str());
   int err = errno;
@@ -302,8 +303,8 @@ class FileStore final : public TrackingStore {
       PYFUNC_RETURN_IF_ERROR(ValidateKey(k, "param"));
       auto old = fs_->ReadFile(dir + "/params/" + k);
       if (old.ok() && *old != v) {
-        return Status::InvalidArgument("param '" + k + "' of run " + run_id + ": already logged with value '" +
-                                       *old + "', cannot change it to '" + v + "'");
+        return Status::InvalidArgument("param '" + k + "' of run " + run_id + ": already logged with value '" + *old +
+                                       "', cannot change it to '" + v + "'");
       }
     }
     for (const auto& [k, v] : params) {
@@ -319,7 +320,8 @@ class FileStore final : public TrackingStore {
     }
     std::map<std::string, std::string> lines;
     for (const Metric& m : metrics) {
-      lines[m.key] += std::to_string(m.timestamp) + " " + PythonFloatRepr(m.value) + " " + std::to_string(m.step) + "\n";
+      lines[m.key] +=
+          std::to_string(m.timestamp) + " " + PythonFloatRepr(m.value) + " " + std::to_string(m.step) + "\n";
     }
     for (const auto& [k, text] : lines) {
       std::string path = dir + "/metrics/" + k;
@@ -351,9 +353,8 @@ class FileStore final : public TrackingStore {
         out.push_back(std::move(m).value());
       }
     }
-    std::sort(out.begin(), out.end(), [](const LoggedModel& a, const LoggedModel& b) {
-      return a.creation_timestamp > b.creation_timestamp;
-    });
+    std::sort(out.begin(), out.end(),
+              [](const LoggedModel& a, const LoggedModel& b) { return a.creation_timestamp > b.creation_timestamp; });
     return out;
   }
 
@@ -376,7 +377,8 @@ class FileStore final : public TrackingStore {
       PYFUNC_ASSIGN_OR_RETURN(std::vector<std::string> names, fs_->ListDir(dir));
       int64_t best = -1;
       for (const std::string& n : names) {
-        if (n.rfind("version-", 0) == 0 && AllDigits(n.substr(8))) best = std::max<int64_t>(best, std::stoll(n.substr(8)));
+        if (n.rfind("version-", 0) == 0 && AllDigits(n.substr(8)))
+          best = std::max<int64_t>(best, std::stoll(n.substr(8)));
       }
       if (best < 0) return Status::NotFound("registered model '" + name + "': has no versions");
       v = std::to_string(best);

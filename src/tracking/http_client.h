@@ -41,8 +41,7 @@ class HttpClient {
  private:
   enum class BodyKind { kString, kUploadFile, kDownloadFile };
   Result<HttpResponse> Perform(const std::string& method, const std::string& path, BodyKind kind,
-                               const std::string& body, const std::string& content_type,
-                               const std::string& local_file);
+                               const std::string& body, const std::string& content_type, const std::string& local_file);
 
   std::string base_;
   int max_retries_ = 4;

@@ -121,7 +121,9 @@ class Resolver {
   Result<std::string> ResolveModels(const std::string& uri, int depth) {
     std::string rest = uri.substr(std::strlen("models:"));
     while (!rest.empty() && rest[0] == '/') rest.erase(0, 1);
-    if (rest.empty()) return Status::InvalidArgument(uri + ": expected models:/<name>/<version>, models:/<name>@<alias> or models:/<model_id>");
+    if (rest.empty())
+      return Status::InvalidArgument(
+          uri + ": expected models:/<name>/<version>, models:/<name>@<alias> or models:/<model_id>");
     size_t slash = rest.find('/');
     std::string first = rest.substr(0, slash);
     std::string after = slash == std::string::npos ? "" : rest.substr(slash + 1);
@@ -201,8 +203,10 @@ Result<std::string> ResolveModelUri(const std::string& uri, const ResolveModelUr
   std::string cwd = std::filesystem::current_path().string();
   if (!out.ok() && out.status().code() == StatusCode::kNotFound && tracking_uri == "sqlite:///" + cwd + "/mlflow.db" &&
       FileSystem::Default()->Exists(cwd + "/mlruns/0/meta.yaml")) {
-    return Status::NotFound(out.status().message() + " (./mlruns holds a file store too; to read it, set "
-                            "MLFLOW_TRACKING_URI=file://" + cwd + "/mlruns)");
+    return Status::NotFound(out.status().message() +
+                            " (./mlruns holds a file store too; to read it, set "
+                            "MLFLOW_TRACKING_URI=file://" +
+                            cwd + "/mlruns)");
   }
   return out;
 }

@@ -2,10 +2,10 @@
 // the server's artifact proxy (/api/2.0/mlflow-artifacts/artifacts/...) for
 // `mlflow-artifacts:` URIs.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <atomic>
 
 #include <nlohmann/json.hpp>
 
@@ -49,8 +49,7 @@ Status ErrorOf(const std::string& what, const HttpResponse& r) {
     json j = json::parse(r.body);
     code = JStr(j, "error_code");
     message = JStr(j, "message");
-  } catch (...) {
-  }
+  } catch (...) {}
   if (message.empty()) message = r.body.substr(0, 300);
   std::string msg = what + ": " + (message.empty() ? "HTTP " + std::to_string(r.status) : message);
   if (code == "RESOURCE_DOES_NOT_EXIST" || code == "NOT_FOUND" || r.status == 404) return Status::NotFound(msg);
@@ -168,7 +167,8 @@ class ProxyArtifactRepository final : public ArtifactRepository {
     PYFUNC_ASSIGN_OR_RETURN(std::string norm, NormalizeArtifactPath(path));
     if (norm.empty()) return Status::InvalidArgument("artifact path '" + path + "': names the root, not a file");
     std::string full = JoinArtifactPath(base_, norm);
-    PYFUNC_ASSIGN_OR_RETURN(HttpResponse r, http_->UploadFile(std::string(kArtifactsApi) + "/" + UrlEncode(full, true), local_file));
+    PYFUNC_ASSIGN_OR_RETURN(HttpResponse r,
+                            http_->UploadFile(std::string(kArtifactsApi) + "/" + UrlEncode(full, true), local_file));
     if (r.status < 200 || r.status >= 300) return ErrorOf("upload artifact " + full, r);
     return Status::OK();
   }
@@ -196,7 +196,8 @@ class ProxyArtifactRepository final : public ArtifactRepository {
   Status DownloadFile(const std::string& path, const std::string& local_file) override {
     PYFUNC_ASSIGN_OR_RETURN(std::string norm, NormalizeArtifactPath(path));
     std::string full = JoinArtifactPath(base_, norm);
-    PYFUNC_ASSIGN_OR_RETURN(HttpResponse r, http_->DownloadToFile(std::string(kArtifactsApi) + "/" + UrlEncode(full, true), local_file));
+    PYFUNC_ASSIGN_OR_RETURN(
+        HttpResponse r, http_->DownloadToFile(std::string(kArtifactsApi) + "/" + UrlEncode(full, true), local_file));
     if (r.status != 200) return ErrorOf("download artifact " + full, r);
     return Status::OK();
   }
@@ -227,20 +228,22 @@ class RestStore final : public TrackingStore {
   }
 
   Result<Experiment> GetExperiment(const std::string& experiment_id) override {
-    PYFUNC_ASSIGN_OR_RETURN(json j, Call(*http_, "GET", Api("/experiments/get?experiment_id=" + UrlEncode(experiment_id, false)),
-                                         json::object(), "experiment '" + experiment_id + "'"));
+    PYFUNC_ASSIGN_OR_RETURN(
+        json j, Call(*http_, "GET", Api("/experiments/get?experiment_id=" + UrlEncode(experiment_id, false)),
+                     json::object(), "experiment '" + experiment_id + "'"));
     return ExperimentOf(j.value("experiment", json::object()));
   }
 
   Result<Experiment> GetExperimentByName(const std::string& name) override {
-    PYFUNC_ASSIGN_OR_RETURN(json j, Call(*http_, "GET", Api("/experiments/get-by-name?experiment_name=" + UrlEncode(name, false)),
-                                         json::object(), "experiment '" + name + "'"));
+    PYFUNC_ASSIGN_OR_RETURN(
+        json j, Call(*http_, "GET", Api("/experiments/get-by-name?experiment_name=" + UrlEncode(name, false)),
+                     json::object(), "experiment '" + name + "'"));
     return ExperimentOf(j.value("experiment", json::object()));
   }
 
   Result<std::string> CreateExperiment(const std::string& name) override {
-    PYFUNC_ASSIGN_OR_RETURN(json j, Call(*http_, "POST", Api("/experiments/create"), {{"name", name}},
-                                         "create experiment '" + name + "'"));
+    PYFUNC_ASSIGN_OR_RETURN(
+        json j, Call(*http_, "POST", Api("/experiments/create"), {{"name", name}}, "create experiment '" + name + "'"));
     return JStr(j, "experiment_id");
   }
 
@@ -273,7 +276,8 @@ class RestStore final : public TrackingStore {
 
   Result<Run> GetRun(const std::string& run_id) override {
     PYFUNC_RETURN_IF_ERROR(ValidateRunId(run_id));
-    PYFUNC_ASSIGN_OR_RETURN(json j, Call(*http_, "GET", Api("/runs/get?run_id=" + run_id), json::object(), "run '" + run_id + "'"));
+    PYFUNC_ASSIGN_OR_RETURN(
+        json j, Call(*http_, "GET", Api("/runs/get?run_id=" + run_id), json::object(), "run '" + run_id + "'"));
     return RunOf(j.value("run", json::object()));
   }
 
@@ -337,8 +341,8 @@ class RestStore final : public TrackingStore {
     std::vector<Metric> out;
     std::string token;
     do {
-      std::string path = Api("/metrics/get-history?run_id=" + run_id + "&metric_key=" + UrlEncode(key, false) +
-                             "&max_results=25000");
+      std::string path =
+          Api("/metrics/get-history?run_id=" + run_id + "&metric_key=" + UrlEncode(key, false) + "&max_results=25000");
       if (!token.empty()) path += "&page_token=" + UrlEncode(token, false);
       PYFUNC_ASSIGN_OR_RETURN(json j, Call(*http_, "GET", path, json::object(), "metric history '" + key + "'"));
       if (j.contains("metrics")) {
@@ -394,8 +398,7 @@ class RestStore final : public TrackingStore {
       std::string code;
       try {
         code = JStr(json::parse(r.body), "error_code");
-      } catch (...) {
-      }
+      } catch (...) {}
       supported = code == "RESOURCE_DOES_NOT_EXIST";  // the route exists; experiment 0 does not
     } else {
       return ErrorOf("search logged models", r);
@@ -405,7 +408,8 @@ class RestStore final : public TrackingStore {
   }
 
   Result<LoggedModel> CreateLoggedModel(const CreateLoggedModelRequest& request) override {
-    json body = {{"experiment_id", request.experiment_id}, {"params", KeyValues(request.params)},
+    json body = {{"experiment_id", request.experiment_id},
+                 {"params", KeyValues(request.params)},
                  {"tags", KeyValues(request.tags)}};
     if (!request.name.empty()) body["name"] = request.name;
     if (!request.model_type.empty()) body["model_type"] = request.model_type;
@@ -452,8 +456,8 @@ class RestStore final : public TrackingStore {
   Result<std::string> GetModelVersionDownloadUri(const std::string& name, const std::string& version) override {
     std::string v = version;
     if (v == "latest" || v == "LATEST" || v == "Latest") {
-      PYFUNC_ASSIGN_OR_RETURN(json j, Call(*http_, "POST", Api("/registered-models/get-latest-versions"), {{"name", name}},
-                                           "registered model '" + name + "'"));
+      PYFUNC_ASSIGN_OR_RETURN(json j, Call(*http_, "POST", Api("/registered-models/get-latest-versions"),
+                                           {{"name", name}}, "registered model '" + name + "'"));
       int64_t best = -1;
       if (j.contains("model_versions"))
         for (const json& mv : j["model_versions"]) best = std::max(best, JInt(mv, "version", -1));

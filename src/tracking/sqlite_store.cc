@@ -49,10 +49,10 @@ namespace {
 // 3.0). Older databases predate logged models; `mlflow db upgrade` brings them forward.
 constexpr const char* kOldestWritableRevision = "6953534de441";
 
-constexpr size_t kMaxParamValue = 6000;    // MLflow's MAX_PARAM_VAL_LENGTH
-constexpr size_t kMaxTagValue = 8000;      // MAX_TAG_VAL_LENGTH
+constexpr size_t kMaxParamValue = 6000;     // MLflow's MAX_PARAM_VAL_LENGTH
+constexpr size_t kMaxTagValue = 8000;       // MAX_TAG_VAL_LENGTH
 constexpr size_t kMaxExperimentName = 500;  // MAX_EXPERIMENT_NAME_LENGTH
-constexpr int kMaxAttempts = 8;            // transactions that found the database busy
+constexpr int kMaxAttempts = 8;             // transactions that found the database busy
 
 class Stmt {
  public:
@@ -149,20 +149,27 @@ struct TableSpec {
 
 const std::vector<TableSpec>& WrittenTables() {
   static const std::vector<TableSpec> specs = {
-      {"experiments", {"experiment_id", "name", "artifact_location", "lifecycle_stage", "creation_time", "last_update_time"}, {"workspace"}},
-      {"runs", {"run_uuid", "name", "source_type", "source_name", "entry_point_name", "user_id", "status", "start_time",
-                "end_time", "source_version", "lifecycle_stage", "artifact_uri", "experiment_id"}, {"deleted_time"}},
+      {"experiments",
+       {"experiment_id", "name", "artifact_location", "lifecycle_stage", "creation_time", "last_update_time"},
+       {"workspace"}},
+      {"runs",
+       {"run_uuid", "name", "source_type", "source_name", "entry_point_name", "user_id", "status", "start_time",
+        "end_time", "source_version", "lifecycle_stage", "artifact_uri", "experiment_id"},
+       {"deleted_time"}},
       {"params", {"key", "value", "run_uuid"}, {}},
       {"tags", {"key", "value", "run_uuid"}, {}},
       {"metrics", {"key", "value", "timestamp", "run_uuid", "step", "is_nan"}, {}},
       {"latest_metrics", {"key", "value", "timestamp", "step", "is_nan", "run_uuid"}, {}},
       {"inputs", {"input_uuid", "source_type", "source_id", "destination_type", "destination_id", "step"}, {}},
       {"input_tags", {"input_uuid", "name", "value"}, {}},
-      {"datasets", {"dataset_uuid", "experiment_id", "name", "digest", "dataset_source_type", "dataset_source",
-                    "dataset_schema", "dataset_profile"}, {}},
-      {"logged_models", {"model_id", "experiment_id", "name", "artifact_location", "creation_timestamp_ms",
-                         "last_updated_timestamp_ms", "status", "lifecycle_stage", "model_type", "source_run_id",
-                         "status_message"}, {}},
+      {"datasets",
+       {"dataset_uuid", "experiment_id", "name", "digest", "dataset_source_type", "dataset_source", "dataset_schema",
+        "dataset_profile"},
+       {}},
+      {"logged_models",
+       {"model_id", "experiment_id", "name", "artifact_location", "creation_timestamp_ms", "last_updated_timestamp_ms",
+        "status", "lifecycle_stage", "model_type", "source_run_id", "status_message"},
+       {}},
       {"logged_model_params", {"model_id", "experiment_id", "param_key", "param_value"}, {}},
       {"logged_model_tags", {"model_id", "experiment_id", "tag_key", "tag_value"}, {}},
   };
@@ -226,8 +233,8 @@ class SqliteStore final : public TrackingStore {
   Result<std::string> CreateExperiment(const std::string& name) override {
     if (name.empty()) return Status::InvalidArgument("create experiment: the name must not be empty");
     if (name.size() > kMaxExperimentName) {
-      return Status::InvalidArgument("create experiment: the name is longer than " + std::to_string(kMaxExperimentName) +
-                                     " characters");
+      return Status::InvalidArgument("create experiment: the name is longer than " +
+                                     std::to_string(kMaxExperimentName) + " characters");
     }
     std::string id;
     PYFUNC_RETURN_IF_ERROR(Write("create experiment '" + name + "'", [&]() -> Status {
@@ -236,12 +243,15 @@ class SqliteStore final : public TrackingStore {
       if (exists.Row()) return Status::AlreadyExists("experiment '" + name + "': already exists in " + uri_);
       PYFUNC_RETURN_IF_ERROR(Done(exists, "create experiment"));
       int64_t now = NowMillis();
-      std::string sql = "INSERT INTO experiments (name, artifact_location, lifecycle_stage, creation_time, last_update_time";
-      sql += has_workspace_ ? ", workspace) VALUES (?, NULL, 'active', ?, ?, 'default')" : ") VALUES (?, NULL, 'active', ?, ?)";
+      std::string sql =
+          "INSERT INTO experiments (name, artifact_location, lifecycle_stage, creation_time, last_update_time";
+      sql += has_workspace_ ? ", workspace) VALUES (?, NULL, 'active', ?, ?, 'default')"
+                            : ") VALUES (?, NULL, 'active', ?, ?)";
       Stmt ins(db_, sql);
       ins.Bind(1, name).Bind(2, now).Bind(3, now);
       if (ins.Step() != SQLITE_DONE) {
-        if (ins.rc() == SQLITE_CONSTRAINT) return Status::AlreadyExists("experiment '" + name + "': already exists in " + uri_);
+        if (ins.rc() == SQLITE_CONSTRAINT)
+          return Status::AlreadyExists("experiment '" + name + "': already exists in " + uri_);
         return DbError("create experiment", ins.rc());
       }
       id = std::to_string(sqlite3_last_insert_rowid(db_));
@@ -285,8 +295,9 @@ class SqliteStore final : public TrackingStore {
       std::string sql =
           "INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, user_id, status, "
           "start_time, end_time, source_version, lifecycle_stage, artifact_uri, experiment_id";
-      sql += has_deleted_time_ ? ", deleted_time) VALUES (?, ?, 'UNKNOWN', '', '', ?, 'RUNNING', ?, NULL, '', 'active', ?, ?, NULL)"
-                               : ") VALUES (?, ?, 'UNKNOWN', '', '', ?, 'RUNNING', ?, NULL, '', 'active', ?, ?)";
+      sql += has_deleted_time_
+                 ? ", deleted_time) VALUES (?, ?, 'UNKNOWN', '', '', ?, 'RUNNING', ?, NULL, '', 'active', ?, ?, NULL)"
+                 : ") VALUES (?, ?, 'UNKNOWN', '', '', ?, 'RUNNING', ?, NULL, '', 'active', ?, ?)";
       Stmt ins(db_, sql);
       ins.Bind(1, info.run_id).Bind(2, info.run_name).Bind(3, info.user_id).Bind(4, info.start_time);
       ins.Bind(5, info.artifact_uri).Bind(6, static_cast<int64_t>(std::stoll(exp.experiment_id)));
@@ -353,7 +364,8 @@ class SqliteStore final : public TrackingStore {
     }
     for (Run& r : out) PYFUNC_RETURN_IF_ERROR(FillData(&r));
     std::sort(out.begin(), out.end(), [](const Run& a, const Run& b) {
-      return a.info.start_time != b.info.start_time ? a.info.start_time > b.info.start_time : a.info.run_id < b.info.run_id;
+      return a.info.start_time != b.info.start_time ? a.info.start_time > b.info.start_time
+                                                    : a.info.run_id < b.info.run_id;
     });
     return out;
   }
@@ -395,8 +407,9 @@ class SqliteStore final : public TrackingStore {
         return Status::NotFound("run '" + run_id + "': no such run in " + uri_);
       }
     }
-    Stmt q(db_, "SELECT key, value, timestamp, step, is_nan FROM metrics WHERE run_uuid = ? AND key = ? "
-                "ORDER BY timestamp, step, rowid");
+    Stmt q(db_,
+           "SELECT key, value, timestamp, step, is_nan FROM metrics WHERE run_uuid = ? AND key = ? "
+           "ORDER BY timestamp, step, rowid");
     q.Bind(1, run_id).Bind(2, key);
     while (q.Row()) out.push_back(MetricRow(q));
     PYFUNC_RETURN_IF_ERROR(Done(q, "metric history"));
@@ -469,7 +482,8 @@ class SqliteStore final : public TrackingStore {
       ins.Bind(5, m.creation_timestamp).Bind(6, m.creation_timestamp).Bind(7, static_cast<int64_t>(m.status));
       ins.BindOrNull(8, m.model_type).BindOrNull(9, m.source_run_id);
       PYFUNC_RETURN_IF_ERROR(Exec(ins, "create logged model"));
-      Stmt param(db_, "INSERT INTO logged_model_params (model_id, experiment_id, param_key, param_value) VALUES (?, ?, ?, ?)");
+      Stmt param(
+          db_, "INSERT INTO logged_model_params (model_id, experiment_id, param_key, param_value) VALUES (?, ?, ?, ?)");
       for (const auto& [k, v] : request.params) {
         param.Reset();
         param.Bind(1, m.model_id).Bind(2, exp_id).Bind(3, k).Bind(4, v);
@@ -491,7 +505,8 @@ class SqliteStore final : public TrackingStore {
       Stmt upd(db_, "UPDATE logged_models SET status = ?, last_updated_timestamp_ms = ? WHERE model_id = ?");
       upd.Bind(1, static_cast<int64_t>(status)).Bind(2, NowMillis()).Bind(3, model_id);
       PYFUNC_RETURN_IF_ERROR(Exec(upd, "finalize logged model"));
-      if (sqlite3_changes(db_) == 0) return Status::NotFound("logged model '" + model_id + "': no such model in " + uri_);
+      if (sqlite3_changes(db_) == 0)
+        return Status::NotFound("logged model '" + model_id + "': no such model in " + uri_);
       return Status::OK();
     });
   }
@@ -502,8 +517,10 @@ class SqliteStore final : public TrackingStore {
     return Write("log outputs of run " + run_id, [&]() -> Status {
       PYFUNC_RETURN_IF_ERROR(CheckRunActive(run_id));
       for (const std::string& id : model_ids) PYFUNC_RETURN_IF_ERROR(GetLoggedModelLocked(id).status());
-      Stmt ins(db_, "INSERT OR IGNORE INTO inputs (input_uuid, source_type, source_id, destination_type, destination_id, step) "
-                    "VALUES (?, 'RUN_OUTPUT', ?, 'MODEL_OUTPUT', ?, ?)");
+      Stmt ins(
+          db_,
+          "INSERT OR IGNORE INTO inputs (input_uuid, source_type, source_id, destination_type, destination_id, step) "
+          "VALUES (?, 'RUN_OUTPUT', ?, 'MODEL_OUTPUT', ?, ?)");
       for (const std::string& id : model_ids) {
         ins.Reset();
         ins.Bind(1, base::NewUuidHex()).Bind(2, run_id).Bind(3, id).Bind(4, step);
@@ -517,7 +534,8 @@ class SqliteStore final : public TrackingStore {
                    const std::vector<std::string>& model_ids) override {
     PYFUNC_RETURN_IF_ERROR(ValidateRunId(run_id));
     for (const DatasetInput& d : datasets) {
-      if (d.name.empty() || d.name.size() > 500) return Status::InvalidArgument("dataset: the name must have 1 to 500 characters");
+      if (d.name.empty() || d.name.size() > 500)
+        return Status::InvalidArgument("dataset: the name must have 1 to 500 characters");
       if (d.digest.empty() || d.digest.size() > 36) {
         return Status::InvalidArgument("dataset '" + d.name + "': the digest must have 1 to 36 characters");
       }
@@ -551,20 +569,23 @@ class SqliteStore final : public TrackingStore {
         } else {
           PYFUNC_RETURN_IF_ERROR(Done(find, "log inputs"));
           dataset_uuid = base::NewUuidHex();
-          Stmt ins(db_, "INSERT INTO datasets (dataset_uuid, experiment_id, name, digest, dataset_source_type, "
-                        "dataset_source, dataset_schema, dataset_profile) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+          Stmt ins(db_,
+                   "INSERT INTO datasets (dataset_uuid, experiment_id, name, digest, dataset_source_type, "
+                   "dataset_source, dataset_schema, dataset_profile) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
           ins.Bind(1, dataset_uuid).Bind(2, exp_id).Bind(3, d.name).Bind(4, d.digest).Bind(5, d.source_type);
           ins.Bind(6, d.source).BindOrNull(7, d.schema).BindOrNull(8, d.profile);
           PYFUNC_RETURN_IF_ERROR(Exec(ins, "log inputs"));
         }
-        Stmt have(db_, "SELECT 1 FROM inputs WHERE source_type = 'DATASET' AND source_id = ? AND "
-                       "destination_type = 'RUN' AND destination_id = ?");
+        Stmt have(db_,
+                  "SELECT 1 FROM inputs WHERE source_type = 'DATASET' AND source_id = ? AND "
+                  "destination_type = 'RUN' AND destination_id = ?");
         have.Bind(1, dataset_uuid).Bind(2, run_id);
         if (have.Row()) continue;  // MLflow keeps the first input of a dataset and its tags
         PYFUNC_RETURN_IF_ERROR(Done(have, "log inputs"));
         std::string input_uuid = base::NewUuidHex();
-        Stmt ins(db_, "INSERT INTO inputs (input_uuid, source_type, source_id, destination_type, destination_id, step) "
-                      "VALUES (?, 'DATASET', ?, 'RUN', ?, 0)");
+        Stmt ins(db_,
+                 "INSERT INTO inputs (input_uuid, source_type, source_id, destination_type, destination_id, step) "
+                 "VALUES (?, 'DATASET', ?, 'RUN', ?, 0)");
         ins.Bind(1, input_uuid).Bind(2, dataset_uuid).Bind(3, run_id);
         PYFUNC_RETURN_IF_ERROR(Exec(ins, "log inputs"));
         Stmt tag(db_, "INSERT INTO input_tags (input_uuid, name, value) VALUES (?, ?, ?)");
@@ -574,8 +595,10 @@ class SqliteStore final : public TrackingStore {
           PYFUNC_RETURN_IF_ERROR(Exec(tag, "log inputs"));
         }
       }
-      Stmt model(db_, "INSERT OR IGNORE INTO inputs (input_uuid, source_type, source_id, destination_type, destination_id, step) "
-                      "VALUES (?, 'RUN_INPUT', ?, 'MODEL_INPUT', ?, 0)");
+      Stmt model(
+          db_,
+          "INSERT OR IGNORE INTO inputs (input_uuid, source_type, source_id, destination_type, destination_id, step) "
+          "VALUES (?, 'RUN_INPUT', ?, 'MODEL_INPUT', ?, 0)");
       for (const std::string& id : model_ids) {
         PYFUNC_RETURN_IF_ERROR(GetLoggedModelLocked(id).status());
         model.Reset();
@@ -640,7 +663,8 @@ class SqliteStore final : public TrackingStore {
   static constexpr const char* kRunColumns =
       "SELECT run_uuid, experiment_id, name, user_id, artifact_uri, lifecycle_stage, status, start_time, end_time";
   static constexpr const char* kModelColumns =
-      "SELECT model_id, name, experiment_id, source_run_id, artifact_location, creation_timestamp_ms, status, model_type";
+      "SELECT model_id, name, experiment_id, source_run_id, artifact_location, creation_timestamp_ms, status, "
+      "model_type";
 
   // --- opening, errors, transactions -------------------------------------------------
 
@@ -715,8 +739,7 @@ class SqliteStore final : public TrackingStore {
     switch (rc) {
       case SQLITE_NOTADB:
         return Status::InvalidArgument(what + ": " + where + " is not an SQLite database (" + msg + ")");
-      case SQLITE_CORRUPT:
-        return Status::IOError(what + ": " + where + ": the database file is corrupt (" + msg + ")");
+      case SQLITE_CORRUPT: return Status::IOError(what + ": " + where + ": the database file is corrupt (" + msg + ")");
       case SQLITE_READONLY:
         return Status::IOError(what + ": " + where + ": the database is read-only (" + msg +
                                "): pyfunc can read it but not log to it");
@@ -728,10 +751,8 @@ class SqliteStore final : public TrackingStore {
         return Status::IOError(what + ": " + where + ": the database stayed locked by another writer (" + msg +
                                ") for longer than the busy timeout of " + std::to_string(BusyTimeoutMs() / 1000) +
                                " s ($PYFUNC_SQLITE_BUSY_TIMEOUT)");
-      case SQLITE_FULL:
-        return Status::IOError(what + ": " + where + ": the disk is full (" + msg + ")");
-      default:
-        return Status::IOError(what + ": " + where + ": " + msg + " (is this an MLflow tracking database?)");
+      case SQLITE_FULL: return Status::IOError(what + ": " + where + ": the disk is full (" + msg + ")");
+      default: return Status::IOError(what + ": " + where + ": " + msg + " (is this an MLflow tracking database?)");
     }
   }
 
@@ -848,8 +869,10 @@ class SqliteStore final : public TrackingStore {
       Stmt q(db_, "SELECT version_num FROM alembic_version");
       if (!q.Row()) {
         PYFUNC_RETURN_IF_ERROR(Done(q, what));
-        return Status::InvalidArgument(what + ": " + uri_ + ": the database has no schema revision (alembic_version is "
-                                              "empty): a migration did not finish; run `mlflow db upgrade " + uri_ + "`");
+        return Status::InvalidArgument(what + ": " + uri_ +
+                                       ": the database has no schema revision (alembic_version is "
+                                       "empty): a migration did not finish; run `mlflow db upgrade " +
+                                       uri_ + "`");
       }
       revision = q.Text(0);
     }
@@ -859,17 +882,19 @@ class SqliteStore final : public TrackingStore {
     std::string known = std::string(kOldestWritableRevision) + " to " + kMlflowSchemaRevision + " (MLflow 3.0 to " +
                         kMlflowSchemaMlflowVersion + ")";
     if (at == chain.end()) {
-      return Status::InvalidArgument(
-          what + ": " + uri_ + ": the database's schema is at revision " + revision +
-          ", which pyfunc does not know (the newest it knows is " + kMlflowSchemaRevision + ", MLflow " +
-          kMlflowSchemaMlflowVersion + "); a newer MLflow made or upgraded it. Nothing was written; log through "
-          "that MLflow's server (mlflow server --backend-store-uri " + uri_ + ") or use a pyfunc that knows it");
+      return Status::InvalidArgument(what + ": " + uri_ + ": the database's schema is at revision " + revision +
+                                     ", which pyfunc does not know (the newest it knows is " + kMlflowSchemaRevision +
+                                     ", MLflow " + kMlflowSchemaMlflowVersion +
+                                     "); a newer MLflow made or upgraded it. Nothing was written; log through "
+                                     "that MLflow's server (mlflow server --backend-store-uri " +
+                                     uri_ + ") or use a pyfunc that knows it");
     }
     if (at < oldest) {
-      return Status::InvalidArgument(
-          what + ": " + uri_ + ": the database's schema is at revision " + revision +
-          ", older than any pyfunc writes (" + known + "). Nothing was written; upgrade it, after a backup, with "
-          "`mlflow db upgrade " + uri_ + "`");
+      return Status::InvalidArgument(what + ": " + uri_ + ": the database's schema is at revision " + revision +
+                                     ", older than any pyfunc writes (" + known +
+                                     "). Nothing was written; upgrade it, after a backup, with "
+                                     "`mlflow db upgrade " +
+                                     uri_ + "`");
     }
     // The columns of the tables written must be those pyfunc fills.
     for (const TableSpec& spec : WrittenTables()) {
@@ -882,7 +907,8 @@ class SqliteStore final : public TrackingStore {
       }
       PYFUNC_RETURN_IF_ERROR(Done(q, what));
       if (cols.empty()) {
-        return Status::InvalidArgument(what + ": " + uri_ + ": table " + spec.table + " is missing at revision " + revision);
+        return Status::InvalidArgument(what + ": " + uri_ + ": table " + spec.table + " is missing at revision " +
+                                       revision);
       }
       std::set<std::string> filled;
       for (const char* c : spec.required) {
@@ -895,8 +921,8 @@ class SqliteStore final : public TrackingStore {
       for (const char* c : spec.optional) filled.insert(c);
       for (const auto& [name, flags] : cols) {
         if (flags.first && !flags.second && filled.count(name) == 0) {
-          return Status::InvalidArgument(what + ": " + uri_ + ": table " + spec.table + " has a required column " + name +
-                                         " that pyfunc does not fill (revision " + revision + ")");
+          return Status::InvalidArgument(what + ": " + uri_ + ": table " + spec.table + " has a required column " +
+                                         name + " that pyfunc does not fill (revision " + revision + ")");
         }
       }
       if (std::string(spec.table) == "experiments") has_workspace_ = cols.count("workspace") != 0;
@@ -908,8 +934,11 @@ class SqliteStore final : public TrackingStore {
     if (q.Row()) return Status::OK();
     PYFUNC_RETURN_IF_ERROR(Done(q, what));
     int64_t now = NowMillis();
-    std::string sql = "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time";
-    sql += has_workspace_ ? ", workspace) VALUES (0, ?, ?, 'active', ?, ?, 'default')" : ") VALUES (0, ?, ?, 'active', ?, ?)";
+    std::string sql =
+        "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time, "
+        "last_update_time";
+    sql += has_workspace_ ? ", workspace) VALUES (0, ?, ?, 'active', ?, ?, 'default')"
+                          : ") VALUES (0, ?, ?, 'active', ?, ?)";
     Stmt ins(db_, sql);
     ins.Bind(1, std::string(kDefaultExperimentName)).Bind(2, JoinUri(artifact_root_, "0")).Bind(3, now).Bind(4, now);
     return Exec(ins, what + " (the Default experiment)");
@@ -965,7 +994,8 @@ class SqliteStore final : public TrackingStore {
 
   Status WriteMetrics(const std::string& run_id, const std::vector<Metric>& metrics) {
     if (metrics.empty()) return Status::OK();
-    Stmt ins(db_, "INSERT OR IGNORE INTO metrics (key, value, timestamp, run_uuid, step, is_nan) VALUES (?, ?, ?, ?, ?, ?)");
+    Stmt ins(db_,
+             "INSERT OR IGNORE INTO metrics (key, value, timestamp, run_uuid, step, is_nan) VALUES (?, ?, ?, ?, ?, ?)");
     // The latest point of each key in this batch: the largest (step, timestamp, value).
     struct Point {
       double value;
@@ -992,9 +1022,10 @@ class SqliteStore final : public TrackingStore {
       }
     }
     Stmt get(db_, "SELECT value, timestamp, step FROM latest_metrics WHERE run_uuid = ? AND key = ?");
-    Stmt put(db_, "INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) VALUES (?, ?, ?, ?, ?, ?) "
-                  "ON CONFLICT (key, run_uuid) DO UPDATE SET value = excluded.value, timestamp = excluded.timestamp, "
-                  "step = excluded.step, is_nan = excluded.is_nan");
+    Stmt put(db_,
+             "INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) VALUES (?, ?, ?, ?, ?, ?) "
+             "ON CONFLICT (key, run_uuid) DO UPDATE SET value = excluded.value, timestamp = excluded.timestamp, "
+             "step = excluded.step, is_nan = excluded.is_nan");
     for (const auto& [key, p] : latest) {
       get.Reset();
       get.Bind(1, run_id).Bind(2, key);
@@ -1012,8 +1043,9 @@ class SqliteStore final : public TrackingStore {
   }
 
   Status WriteTags(const std::string& run_id, const std::map<std::string, std::string>& tags) {
-    Stmt put(db_, "INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?) "
-                  "ON CONFLICT (key, run_uuid) DO UPDATE SET value = excluded.value");
+    Stmt put(db_,
+             "INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?) "
+             "ON CONFLICT (key, run_uuid) DO UPDATE SET value = excluded.value");
     for (const auto& [k, v] : tags) {
       put.Reset();
       put.Bind(1, k).Bind(2, v).Bind(3, run_id);
@@ -1054,7 +1086,8 @@ class SqliteStore final : public TrackingStore {
   Result<LoggedModel> GetLoggedModelLocked(const std::string& model_id) {
     PYFUNC_ASSIGN_OR_RETURN(bool have, ReadableLocked());
     if (have && HasTableLocked("logged_models")) {
-      Stmt q(db_, std::string(kModelColumns) + " FROM logged_models WHERE model_id = ? AND lifecycle_stage != 'deleted'");
+      Stmt q(db_,
+             std::string(kModelColumns) + " FROM logged_models WHERE model_id = ? AND lifecycle_stage != 'deleted'");
       q.Bind(1, model_id);
       if (q.Row()) return ModelRow(q);
       PYFUNC_RETURN_IF_ERROR(Done(q, "logged model '" + model_id + "'"));

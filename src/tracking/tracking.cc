@@ -48,8 +48,8 @@ const char* LoggedModelStatusName(LoggedModelStatus status) {
 }
 
 Result<RunStatus> ParseRunStatus(const std::string& name) {
-  for (RunStatus s : {RunStatus::kRunning, RunStatus::kScheduled, RunStatus::kFinished,
-                      RunStatus::kFailed, RunStatus::kKilled}) {
+  for (RunStatus s :
+       {RunStatus::kRunning, RunStatus::kScheduled, RunStatus::kFinished, RunStatus::kFailed, RunStatus::kKilled}) {
     if (name == RunStatusName(s)) return s;
   }
   return Status::InvalidArgument("run status: unknown status '" + name +
@@ -222,10 +222,11 @@ std::string LocalPathOfUri(const std::string& uri) {
 
 Status ValidateKey(const std::string& key, const char* what) {
   if (key.empty()) return Status::InvalidArgument(std::string(what) + " key: must not be empty");
-  if (key.size() > 250) return Status::InvalidArgument(std::string(what) + " key '" + key + "': longer than 250 characters");
+  if (key.size() > 250)
+    return Status::InvalidArgument(std::string(what) + " key '" + key + "': longer than 250 characters");
   for (char c : key) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.' || c == ' ' ||
-          c == '/' || c == ':')) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.' || c == ' ' || c == '/' ||
+          c == ':')) {
       return Status::InvalidArgument(std::string(what) + " key '" + key +
                                      "': only letters, digits, '_', '-', '.', ' ', ':' and '/' are allowed");
     }
@@ -248,10 +249,10 @@ Status ValidateRunId(const std::string& run_id) {
 }
 
 std::string NewRunName() {
-  static const char* kAdjectives[] = {"bright", "calm", "clever", "bold", "gentle", "honest",
-                                      "lively", "quiet", "rare", "swift", "wise", "able"};
+  static const char* kAdjectives[] = {"bright", "calm",  "clever", "bold",  "gentle", "honest",
+                                      "lively", "quiet", "rare",   "swift", "wise",   "able"};
   static const char* kNouns[] = {"otter", "heron", "lynx", "finch", "badger", "crane",
-                                 "fox", "hare", "owl", "seal", "wren", "yak"};
+                                 "fox",   "hare",  "owl",  "seal",  "wren",   "yak"};
   std::string hex = base::NewUuidHex();
   unsigned v = static_cast<unsigned>(std::stoul(hex.substr(0, 8), nullptr, 16));
   return std::string(kAdjectives[v % 12]) + "-" + kNouns[(v / 12) % 12] + "-" + std::to_string(v % 1000);
@@ -432,7 +433,8 @@ Status DownloadTree(ArtifactRepository& repo, const std::string& path, const std
 }
 
 // Returns dst for a directory, dst/<basename> for a single file.
-Result<std::string> tracking_internal::DownloadTreeImpl(ArtifactRepository& repo, const std::string& path, const std::string& dst) {
+Result<std::string> tracking_internal::DownloadTreeImpl(ArtifactRepository& repo, const std::string& path,
+                                                        const std::string& dst) {
   PYFUNC_ASSIGN_OR_RETURN(std::string norm, NormalizeArtifactPath(path));
   FileSystem* fs = FileSystem::Default();
   // Is it a directory (has children), a file (listed in its parent), or nothing?
@@ -553,7 +555,8 @@ Result<std::string> TrackingStore::DownloadArtifacts(const std::string& run_id, 
   PYFUNC_ASSIGN_OR_RETURN(std::string norm, NormalizeArtifactPath(path));
   PYFUNC_ASSIGN_OR_RETURN(Run run, GetRun(run_id));
   PYFUNC_ASSIGN_OR_RETURN(std::unique_ptr<ArtifactRepository> repo, OpenArtifacts(run.info.artifact_uri));
-  std::string base = norm.empty() ? "artifacts" : norm.substr(norm.rfind('/') == std::string::npos ? 0 : norm.rfind('/') + 1);
+  std::string base =
+      norm.empty() ? "artifacts" : norm.substr(norm.rfind('/') == std::string::npos ? 0 : norm.rfind('/') + 1);
   std::string dst = std::filesystem::absolute(dst_dir).lexically_normal().string() + "/" + base;
   PYFUNC_ASSIGN_OR_RETURN(std::string out, DownloadTreeImpl(*repo, norm, dst));
   // A single file lands as dst_dir/<name>, not dst_dir/<name>/<name>.

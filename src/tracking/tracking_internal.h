@@ -8,7 +8,7 @@
 
 #include "pyfunc/model_spec.h"
 #include "pyfunc/tracking.h"
-#include "pyfunc/value.h"       // PythonFloatRepr
+#include "pyfunc/value.h"  // PythonFloatRepr
 
 namespace pyfunc::tracking_internal {
 
@@ -35,8 +35,7 @@ class HttpClient;
 
 // Artifacts behind an MLflow server's artifact proxy: `base` is the part after
 // `mlflow-artifacts:/` (e.g. "1/<run_id>/artifacts").
-std::unique_ptr<ArtifactRepository> NewProxyArtifactRepository(std::shared_ptr<HttpClient> http,
-                                                               std::string base);
+std::unique_ptr<ArtifactRepository> NewProxyArtifactRepository(std::shared_ptr<HttpClient> http, std::string base);
 
 std::unique_ptr<TrackingStore> NewFileStore(std::string root, std::string uri);
 Result<std::unique_ptr<TrackingStore>> NewRestStore(const std::string& uri);

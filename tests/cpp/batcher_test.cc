@@ -88,7 +88,8 @@ std::vector<BatchedResult> QueueBehindBlocker(Batcher& batcher, FakeModel& model
   model.WaitStarted(1);
   std::vector<std::future<BatchedResult>> futures;
   for (size_t i = 0; i < tables.size(); ++i) {
-    futures.push_back(std::async(std::launch::async, [&, i] { return batcher.Predict(tables[i], params[i], Later()); }));
+    futures.push_back(
+        std::async(std::launch::async, [&, i] { return batcher.Predict(tables[i], params[i], Later()); }));
     while (batcher.queue_depth() < i + 1) std::this_thread::sleep_for(1ms);
   }
   model.Open();
@@ -116,8 +117,7 @@ TEST(BatcherTest, QueuedRequestsAreMergedIntoOneCallAndSplitBack) {
   std::vector<BatchedResult> results = QueueBehindBlocker(batcher, model, tables, std::vector<Value>(4, Value()));
   for (size_t i = 0; i < tables.size(); ++i) {
     PYFUNC_ASSERT_OK(results[i].prediction);
-    EXPECT_TRUE(results[i].prediction->table.Equals(tables[i])) << i << "\n"
-                                                                << results[i].prediction->table.ToString();
+    EXPECT_TRUE(results[i].prediction->table.Equals(tables[i])) << i << "\n" << results[i].prediction->table.ToString();
     EXPECT_EQ(results[i].batch_requests, 4);
     EXPECT_EQ(results[i].batch_rows, 6);
   }
@@ -403,9 +403,11 @@ TEST(BatcherTest, OnlyRequestsOfTheSameInputShapeMergeAndScalarsNever) {
     PYFUNC_ASSERT_OK(r.prediction);
     EXPECT_TRUE(r.prediction->table.Equals(Rows(static_cast<int64_t>(i), 1)));
   }
-  const std::vector<std::pair<InputShape, int64_t>> want = {
-      {InputShape::kDataFrame, 1}, {InputShape::kDataFrame, 2}, {InputShape::kArray2D, 2},
-      {InputShape::kScalar, 1},    {InputShape::kScalar, 1}};
+  const std::vector<std::pair<InputShape, int64_t>> want = {{InputShape::kDataFrame, 1},
+                                                            {InputShape::kDataFrame, 2},
+                                                            {InputShape::kArray2D, 2},
+                                                            {InputShape::kScalar, 1},
+                                                            {InputShape::kScalar, 1}};
   EXPECT_EQ(calls, want);
 }
 

@@ -6,12 +6,12 @@
 
 #include <chrono>
 #include <cstdio>
-#include <thread>
-#include <utility>
-#include <vector>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
+#include <utility>
+#include <vector>
 
 namespace pyfunc {
 namespace {
@@ -43,8 +43,7 @@ TEST(CsvTest, TypedColumnErrorNamesLineAndField) {
   CsvReadOptions o;
   o.source_name = "input.csv";
   o.column_types = {{"b", DataType::kInt64}};
-  EXPECT_EQ(ErrorOf("a,b\n1,2\n\"x\ny\",3\n4,five\n", o),
-            "input.csv:5:2: cannot parse \"five\" as int64 (column 'b')");
+  EXPECT_EQ(ErrorOf("a,b\n1,2\n\"x\ny\",3\n4,five\n", o), "input.csv:5:2: cannot parse \"five\" as int64 (column 'b')");
 }
 
 TEST(CsvTest, LongFields) {
@@ -160,8 +159,7 @@ TEST(CsvTest, MissingFileIsNotFound) {
 
 TEST(CsvTest, WriterMatchesPandasToCsv) {
   Table t = MustRead("i,f,s,b\n1,1.0,\"a,b\",True\n,1e16,\"q\"\"x\",\n3,,\"l1\nl2\",False\n");
-  EXPECT_EQ(WriteCsvString(t),
-            "i,f,s,b\n1,1.0,\"a,b\",True\n,1e+16,\"q\"\"x\",\n3,,\"l1\nl2\",False\n");
+  EXPECT_EQ(WriteCsvString(t), "i,f,s,b\n1,1.0,\"a,b\",True\n,1e+16,\"q\"\"x\",\n3,,\"l1\nl2\",False\n");
   Table one = MustRead("s\nx\n\"\"\n");
   EXPECT_EQ(WriteCsvString(one), "s\nx\n\"\"\n");
 }
@@ -225,7 +223,8 @@ TEST(CsvTest, DuplicateNamesAreRenamedAsPandasDoes) {
       {"a.2,,a.1", "a.2|Unnamed: 1|a.1"},
       {",a.3,a.3,a", "Unnamed: 0|a.3|a.3.1|a"},
       {"Unnamed: 0,a.1,,Unnamed: 0,,Unnamed: 1.1", "Unnamed: 0|a.1|Unnamed: 2|Unnamed: 0.1|Unnamed: 4|Unnamed: 1.1"},
-      {"Unnamed: 0,a.2,Unnamed: 1.1,Unnamed: 1.1,a.2,a,", "Unnamed: 0|a.2|Unnamed: 1.1|Unnamed: 1.1.1|a.2.1|a|Unnamed: 6"},
+      {"Unnamed: 0,a.2,Unnamed: 1.1,Unnamed: 1.1,a.2,a,",
+       "Unnamed: 0|a.2|Unnamed: 1.1|Unnamed: 1.1.1|a.2.1|a|Unnamed: 6"},
       {"b,Unnamed: 1", "b|Unnamed: 1"},
       {"Unnamed: 1,a.3,a,Unnamed: 1.1", "Unnamed: 1|a.3|a|Unnamed: 1.1"},
       {"a.2,a.3", "a.2|a.3"},
@@ -242,7 +241,8 @@ TEST(CsvTest, DuplicateNamesAreRenamedAsPandasDoes) {
       {"a.1.1,a.2,a.3,a.2", "a.1.1|a.2|a.3|a.2.1"},
       {"Unnamed: 1,a.1,a.2,Unnamed: 1,Unnamed: 0,a.2,a", "Unnamed: 1|a.1|a.2|Unnamed: 1.1|Unnamed: 0|a.2.1|a"},
       {",a.2,Unnamed: 1.1,a.3,a.2", "Unnamed: 0|a.2|Unnamed: 1.1|a.3|a.2.1"},
-      {"Unnamed: 1.1,Unnamed: 1.1,Unnamed: 0,Unnamed: 1.1,,", "Unnamed: 1.1|Unnamed: 1.1.1|Unnamed: 0|Unnamed: 1.1.2|Unnamed: 4|Unnamed: 5"},
+      {"Unnamed: 1.1,Unnamed: 1.1,Unnamed: 0,Unnamed: 1.1,,",
+       "Unnamed: 1.1|Unnamed: 1.1.1|Unnamed: 0|Unnamed: 1.1.2|Unnamed: 4|Unnamed: 5"},
       {"Unnamed: 1,a.2,a.1,Unnamed: 1,b", "Unnamed: 1|a.2|a.1|Unnamed: 1.1|b"},
       {"Unnamed: 1.1,Unnamed: 0,a.2", "Unnamed: 1.1|Unnamed: 0|a.2"},
       {"Unnamed: 1.1,", "Unnamed: 1.1|Unnamed: 1"},
@@ -250,7 +250,8 @@ TEST(CsvTest, DuplicateNamesAreRenamedAsPandasDoes) {
       {"a,,Unnamed: 0,b,,Unnamed: 1.1,", "a|Unnamed: 1|Unnamed: 0|b|Unnamed: 4|Unnamed: 1.1|Unnamed: 6"},
       {",Unnamed: 0,a.2,a.3,a,Unnamed: 1.1,b", "Unnamed: 0.1|Unnamed: 0|a.2|a.3|a|Unnamed: 1.1|b"},
       {"Unnamed: 0,,Unnamed: 1.1,", "Unnamed: 0|Unnamed: 1|Unnamed: 1.1|Unnamed: 3"},
-      {"Unnamed: 0,Unnamed: 0,,Unnamed: 0,Unnamed: 1,Unnamed: 0", "Unnamed: 0|Unnamed: 0.1|Unnamed: 2|Unnamed: 0.2|Unnamed: 1|Unnamed: 0.3"},
+      {"Unnamed: 0,Unnamed: 0,,Unnamed: 0,Unnamed: 1,Unnamed: 0",
+       "Unnamed: 0|Unnamed: 0.1|Unnamed: 2|Unnamed: 0.2|Unnamed: 1|Unnamed: 0.3"},
       {"Unnamed: 1.1,Unnamed: 0,Unnamed: 0", "Unnamed: 1.1|Unnamed: 0|Unnamed: 0.1"},
   };
   for (const auto& [header, want] : cases) {
@@ -310,7 +311,9 @@ TEST(CsvTest, ByteOrderMarkSplitAcrossReads) {
   int fds[2];
   ASSERT_EQ(::pipe(fds), 0);
   std::thread writer([fd = fds[1]] {
-    const std::string data = "\xEF\xBB\xBF" "a,b\n1,2\n";
+    const std::string data =
+        "\xEF\xBB\xBF"
+        "a,b\n1,2\n";
     EXPECT_EQ(::write(fd, data.data(), 1), 1);
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     EXPECT_EQ(::write(fd, data.data() + 1, 1), 1);

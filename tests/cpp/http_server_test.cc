@@ -71,8 +71,7 @@ class Client {
   // after any data it still sends.
   bool Closed(milliseconds timeout = milliseconds(3000)) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (Fill(deadline)) {
-    }
+    while (Fill(deadline)) {}
     return eof_;
   }
 
@@ -222,8 +221,9 @@ TEST_F(HttpServerTest, BodyLimitHoldsForDeclaredAndChunkedBodies) {
   ExpectRefused(chunked, 413, "larger than the limit");
   // A chunked body within the limit, with an extension and a trailer, is decoded.
   Client c(server_->port());
-  c.Send("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
-         "5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n");
+  c.Send(
+      "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n");
   const std::string r = c.ReadResponse();
   EXPECT_EQ(StatusOf(r), 200) << r;
   EXPECT_EQ(BodyOf(r), "hello world");

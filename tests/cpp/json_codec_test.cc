@@ -4,8 +4,8 @@
 
 #include <chrono>
 #include <cmath>
-#include <string>
 #include <limits>
+#include <string>
 
 namespace pyfunc {
 namespace {
@@ -48,15 +48,14 @@ TEST(JsonCodecTest, SeriesAndDataFramePredictionsAreRecords) {
   });
   EXPECT_EQ(PredictionsToJson(p), "{\"predictions\": [{\"0\": 1}, {\"0\": 2}]}");
   p.shape = PredictionShape::kDataFrame;
-  p.table = Build({{"a", DataType::kInt64}, {"s", DataType::kString}, {"f", DataType::kFloat64}},
-                  [](TableBuilder& b) {
-                    b.column(0).AppendInt64(1);
-                    b.column(1).AppendString("\xc3\xa9");
-                    b.column(2).AppendNull();
-                    b.column(0).AppendInt64(2);
-                    b.column(1).AppendString("\xf0\x9f\x98\x80\n");
-                    b.column(2).AppendFloat64(0.5);
-                  });
+  p.table = Build({{"a", DataType::kInt64}, {"s", DataType::kString}, {"f", DataType::kFloat64}}, [](TableBuilder& b) {
+    b.column(0).AppendInt64(1);
+    b.column(1).AppendString("\xc3\xa9");
+    b.column(2).AppendNull();
+    b.column(0).AppendInt64(2);
+    b.column(1).AppendString("\xf0\x9f\x98\x80\n");
+    b.column(2).AppendFloat64(0.5);
+  });
   EXPECT_EQ(PredictionsToJson(p),
             "{\"predictions\": [{\"a\": 1, \"s\": \"\\u00e9\", \"f\": NaN}, "
             "{\"a\": 2, \"s\": \"\\ud83d\\ude00\\n\", \"f\": 0.5}]}");
@@ -67,12 +66,11 @@ TEST(JsonCodecTest, SeriesAndDataFramePredictionsAreRecords) {
 TEST(JsonCodecTest, NullsAreSpelledAsTheModelsMissingValues) {
   Prediction p;
   p.shape = PredictionShape::kDataFrame;
-  p.table = Build({{"s", DataType::kString}, {"t", DataType::kTimestamp}, {"b", DataType::kBool}},
-                  [](TableBuilder& b) {
-                    b.column(0).AppendNull();
-                    b.column(1).AppendNull();
-                    b.column(2).AppendNull();
-                  });
+  p.table = Build({{"s", DataType::kString}, {"t", DataType::kTimestamp}, {"b", DataType::kBool}}, [](TableBuilder& b) {
+    b.column(0).AppendNull();
+    b.column(1).AppendNull();
+    b.column(2).AppendNull();
+  });
   EXPECT_EQ(PredictionsToJson(p), R"({"predictions": [{"s": null, "t": null, "b": null}]})");
   p.nulls = {NullSpelling::kNaN, NullSpelling::kNaT, NullSpelling::kDefault};
   EXPECT_EQ(PredictionsToJson(p), R"({"predictions": [{"s": NaN, "t": "NaT", "b": null}]})");
@@ -99,8 +97,8 @@ TEST(JsonCodecTest, PredictionRoundTripsThroughTheRequestParser) {
 
 TEST(JsonCodecTest, SchemaTypesConvertAsTheServerCasts) {
   JsonReadOptions o;
-  o.schema = {{"a", DataType::kFloat64}, {"b", DataType::kInt64}, {"c", DataType::kString},
-              {"d", DataType::kTimestamp}};
+  o.schema = {
+      {"a", DataType::kFloat64}, {"b", DataType::kInt64}, {"c", DataType::kString}, {"d", DataType::kTimestamp}};
   Result<ScoringRequest> req = ParseScoringRequest(
       R"({"dataframe_split": {"columns": ["a", "b", "c", "d"],
           "data": [[1, 2.0, 3, "2024-05-06"], [null, 7, true, null]]}})",
@@ -122,8 +120,7 @@ TEST(JsonCodecTest, SchemaTypesConvertAsTheServerCasts) {
             "nan | -2\n");
   Result<ScoringRequest> bad = ParseScoringRequest(R"({"dataframe_records": [{"a": 1}, {"a": "abc"}]})", o);
   ASSERT_FALSE(bad.ok());
-  EXPECT_EQ(bad.status().message(),
-            "$.dataframe_records[1].a: could not convert string to float: 'abc' (column 'a')");
+  EXPECT_EQ(bad.status().message(), "$.dataframe_records[1].a: could not convert string to float: 'abc' (column 'a')");
   bad = ParseScoringRequest(R"({"dataframe_records": [{"b": "7.5"}]})", o);
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().message(),
@@ -131,8 +128,7 @@ TEST(JsonCodecTest, SchemaTypesConvertAsTheServerCasts) {
 }
 
 TEST(JsonCodecTest, ParamsComeBackAsValues) {
-  Result<ScoringRequest> req =
-      ParseScoringRequest(R"({"inputs": [1], "params": {"t": 0.5, "n": [1, "x"], "z": NaN}})");
+  Result<ScoringRequest> req = ParseScoringRequest(R"({"inputs": [1], "params": {"t": 0.5, "n": [1, "x"], "z": NaN}})");
   ASSERT_TRUE(req.ok()) << req.status().ToString();
   ASSERT_TRUE(req->params.is_map());
   EXPECT_EQ(req->params.Find("t")->as_float(), 0.5);
@@ -193,8 +189,7 @@ TEST(JsonCodecTest, NonFiniteLiteralsInsideStringsAreText) {
   Result<ScoringRequest> req =
       ParseScoringRequest(R"({"inputs": {"s": ["NaN", "a \"Infinity\" b"], "f": [NaN, 1.5]}})");
   ASSERT_TRUE(req.ok()) << req.status().ToString();
-  EXPECT_EQ(req->table.ToString(),
-            "s:string | f:float64\n\"NaN\" | nan\n\"a \\\"Infinity\\\" b\" | 1.5\n");
+  EXPECT_EQ(req->table.ToString(), "s:string | f:float64\n\"NaN\" | nan\n\"a \\\"Infinity\\\" b\" | 1.5\n");
 }
 
 TEST(JsonCodecTest, KeyPathsQuoteOddNames) {
@@ -242,7 +237,8 @@ TEST(JsonCodecTest, JsonLines) {
 }
 
 TEST(JsonCodecTest, TruncatedBodiesFailCleanly) {
-  std::string body = R"({"dataframe_split": {"columns": ["a", "b"], "data": [[1, "x"], [NaN, "y"]]}, "params": {"k": [1, 2]}})";
+  std::string body =
+      R"({"dataframe_split": {"columns": ["a", "b"], "data": [[1, "x"], [NaN, "y"]]}, "params": {"k": [1, 2]}})";
   for (size_t n = 0; n < body.size(); ++n) {
     Result<ScoringRequest> r = ParseScoringRequest(body.substr(0, n));
     EXPECT_FALSE(r.ok()) << n;
@@ -328,7 +324,8 @@ TEST(JsonHostileTest, NonFiniteLiteralsAsKeysStayErrors) {
 
 TEST(JsonHostileTest, NumbersBeyondTheDoubleRangeAreInfinite) {
   // 1e400 was refused; Python's json.loads reads it as inf (and MLflow scores it).
-  ScoringRequest r = MustParse(R"({"dataframe_split": {"columns": ["a"], "data": [[1e400], [-1e400], [1.5], [1e-400]]}})");
+  ScoringRequest r =
+      MustParse(R"({"dataframe_split": {"columns": ["a"], "data": [[1e400], [-1e400], [1.5], [1e-400]]}})");
   ASSERT_EQ(r.table.column(0).type(), DataType::kFloat64);
   EXPECT_EQ(r.table.column(0).float64_data()[0], HUGE_VAL);
   EXPECT_EQ(r.table.column(0).float64_data()[1], -HUGE_VAL);
@@ -359,7 +356,8 @@ TEST(JsonHostileTest, ShortSplitRowsArePaddedAsMlflowDoes) {
   // "2 columns passed, passed data had 3 columns".
   ScoringRequest r = MustParse(R"({"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2], [3]]}})");
   EXPECT_EQ(r.table.ToString(), "a:int64 | b:int64\n1 | 2\n3 | null\n");
-  Result<ScoringRequest> wide = ParseScoringRequest(R"({"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2], [3, 4, 5]]}})");
+  Result<ScoringRequest> wide =
+      ParseScoringRequest(R"({"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2], [3, 4, 5]]}})");
   ASSERT_FALSE(wide.ok());
   EXPECT_NE(wide.status().message().find("row has 3 values, but there are 2 columns"), std::string::npos);
 }
@@ -400,9 +398,9 @@ namespace {
 // string, boolean or null, found array"); they travel whole, as JSON, to be made into
 // ndarrays in the worker as MLflow makes them.
 TEST(JsonCodecTest, NestedTensorInputsTravelAsJson) {
-  for (const char* body : {R"({"inputs": {"a": [[1, 2]], "b": [[3]]}})",
-                           R"({"instances": [{"a": [1, 2]}, {"a": [3, 4]}]})",
-                           R"({"inputs": [[[1], [2]], [[3], [4]]]})"}) {
+  for (const char* body :
+       {R"({"inputs": {"a": [[1, 2]], "b": [[3]]}})", R"({"instances": [{"a": [1, 2]}, {"a": [3, 4]}]})",
+        R"({"inputs": [[[1], [2]], [[3], [4]]]})"}) {
     Result<ScoringRequest> req = ParseScoringRequest(body);
     ASSERT_TRUE(req.ok()) << body << ": " << req.status().ToString();
     EXPECT_EQ(req->shape, InputShape::kTensorsJson) << body;

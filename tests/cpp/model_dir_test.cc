@@ -95,8 +95,9 @@ TEST(SaveModelTest, DefaultEnvironmentWithoutCondaFile) {
   options.python_version = "3.11.7";
   options.pip_requirements = {"numpy==2.0.0"};
   PYFUNC_ASSERT_OK(SaveModel(dir.Join("model"), options));
-  EXPECT_EQ(ReadText(dir.Join("model/conda.yaml")),
-            "channels:\n- conda-forge\ndependencies:\n- python=3.11.7\n- pip\n- pip:\n  - numpy==2.0.0\nname: mlflow-env\n");
+  EXPECT_EQ(
+      ReadText(dir.Join("model/conda.yaml")),
+      "channels:\n- conda-forge\ndependencies:\n- python=3.11.7\n- pip\n- pip:\n  - numpy==2.0.0\nname: mlflow-env\n");
   EXPECT_EQ(ReadText(dir.Join("model/requirements.txt")), "numpy==2.0.0");
   Result<ModelSpec> spec = ModelSpec::Load(dir.Join("model"));
   PYFUNC_ASSERT_OK(spec);
@@ -228,9 +229,11 @@ TEST(ValidateModelTest, ReportsEveryProblem) {
   PYFUNC_ASSERT_OK(problems);
   std::vector<std::string> wheres;
   for (const auto& p : *problems) wheres.push_back(p.where + ": " + p.message);
-  EXPECT_THAT(wheres, ElementsAre("flavors.python_function.code: 'code' is not a directory",
-                                  "flavors.python_function.data: 'data/model.pkl' does not exist in the model directory",
-                                  "flavors.python_function.env.virtualenv: 'python_env.yaml' does not exist in the model directory"));
+  EXPECT_THAT(
+      wheres,
+      ElementsAre("flavors.python_function.code: 'code' is not a directory",
+                  "flavors.python_function.data: 'data/model.pkl' does not exist in the model directory",
+                  "flavors.python_function.env.virtualenv: 'python_env.yaml' does not exist in the model directory"));
 }
 
 TEST(ValidateModelTest, SymlinkOutOfTheModelIsAProblem) {

@@ -19,8 +19,10 @@ template <typename T>
 Column FixedColumn(DataType type, const std::vector<T>& values, int null_row = -1) {
   ColumnBuilder b(type);
   for (size_t i = 0; i < values.size(); ++i) {
-    if (static_cast<int>(i) == null_row) b.AppendNull();
-    else b.AppendFixed(&values[i]);
+    if (static_cast<int>(i) == null_row)
+      b.AppendNull();
+    else
+      b.AppendFixed(&values[i]);
   }
   return b.Finish();
 }
@@ -220,7 +222,8 @@ TEST(NarrowTypesTest, ColumnsPredictionsAreADictOfLists) {
 
 // pandas' to_csv of a float32 column writes numpy's str() of each value.
 TEST(NarrowTypesTest, CsvWritesFloat32AsPandasDoes) {
-  Result<Table> t = Table::Make({"f32"}, {FixedColumn<float>(DataType::kFloat32, {0.1f, 1e-5f, 1e6f, 123456.7f, -0.0f})});
+  Result<Table> t =
+      Table::Make({"f32"}, {FixedColumn<float>(DataType::kFloat32, {0.1f, 1e-5f, 1e6f, 123456.7f, -0.0f})});
   ASSERT_TRUE(t.ok());
   EXPECT_EQ(WriteCsvString(*t), "f32\n0.1\n1e-05\n1e+06\n123456.7\n-0.0\n");
 }

@@ -17,9 +17,9 @@ std::string Nested(int depth, const std::string& leaf) {
 }
 
 TEST(OipTest, ParsesColumnsAndTwoDimensionalTensors) {
-  Result<OipRequest> r = ParseOipRequest(
-      R"({"id":"7","inputs":[{"name":"x","shape":[2,2],"datatype":"FP64","data":[[1,2],[3,4]]}],)"
-      R"("parameters":{"k":3,"content_type":"np"}})");
+  Result<OipRequest> r =
+      ParseOipRequest(R"({"id":"7","inputs":[{"name":"x","shape":[2,2],"datatype":"FP64","data":[[1,2],[3,4]]}],)"
+                      R"("parameters":{"k":3,"content_type":"np"}})");
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_EQ(r->id, "7");
   ASSERT_EQ(r->table.num_columns(), 2);
@@ -31,11 +31,11 @@ TEST(OipTest, ParsesColumnsAndTwoDimensionalTensors) {
 // A shape whose product overflows int64 (1024 * 2^54 wraps to 0) matched empty data,
 // and the server then indexed the empty vector: SIGSEGV.
 TEST(OipTest, ParsesEveryDatatypeFamily) {
-  Result<OipRequest> r = ParseOipRequest(
-      R"({"inputs":[{"name":"i","shape":[3],"datatype":"INT64","data":[1,-2,9223372036854775807]},)"
-      R"({"name":"f","shape":[3],"datatype":"FP32","data":[0.5,NaN,-Infinity]},)"
-      R"({"name":"b","shape":[3],"datatype":"BOOL","data":[true,false,null]},)"
-      R"({"name":"s","shape":[3],"datatype":"BYTES","data":["x","\u00e9",""]}]})");
+  Result<OipRequest> r =
+      ParseOipRequest(R"({"inputs":[{"name":"i","shape":[3],"datatype":"INT64","data":[1,-2,9223372036854775807]},)"
+                      R"({"name":"f","shape":[3],"datatype":"FP32","data":[0.5,NaN,-Infinity]},)"
+                      R"({"name":"b","shape":[3],"datatype":"BOOL","data":[true,false,null]},)"
+                      R"({"name":"s","shape":[3],"datatype":"BYTES","data":["x","\u00e9",""]}]})");
   ASSERT_TRUE(r.ok()) << r.status().message();
   ASSERT_EQ(r->table.num_columns(), 4);
   EXPECT_EQ(r->table.column(0).int64_data()[2], INT64_MAX);
@@ -51,8 +51,8 @@ TEST(OipTest, ParsesEveryDatatypeFamily) {
 }
 
 TEST(OipTest, ShapeProductOverflowIsRefused) {
-  Result<OipRequest> r = ParseOipRequest(
-      R"({"inputs":[{"name":"x","shape":[1024,18014398509481984],"datatype":"FP64","data":[]}]})");
+  Result<OipRequest> r =
+      ParseOipRequest(R"({"inputs":[{"name":"x","shape":[1024,18014398509481984],"datatype":"FP64","data":[]}]})");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
   EXPECT_THAT(r.status().message(), ::testing::HasSubstr("columns"));
@@ -96,22 +96,21 @@ TEST(OipTest, DeeplyNestedDataIsRefusedWithoutRecursion) {
 // `parameters` nested 200,000 deep overflowed the stack converting them to a Value.
 TEST(OipTest, DeeplyNestedParametersAreRefused) {
   const std::string body = R"({"inputs":[{"name":"x","shape":[1],"datatype":"FP64","data":[1]}],)"
-                           R"("parameters":{"p":)" + Nested(200000, "") + "}}";
+                           R"("parameters":{"p":)" +
+                           Nested(200000, "") + "}}";
   Result<OipRequest> r = ParseOipRequest(body);
   ASSERT_FALSE(r.ok());
   EXPECT_THAT(r.status().message(), ::testing::HasSubstr("deeper than"));
 }
 
 TEST(OipTest, DataLengthMustMatchTheShape) {
-  Result<OipRequest> r =
-      ParseOipRequest(R"({"inputs":[{"name":"x","shape":[3],"datatype":"INT64","data":[1,2]}]})");
+  Result<OipRequest> r = ParseOipRequest(R"({"inputs":[{"name":"x","shape":[3],"datatype":"INT64","data":[1,2]}]})");
   ASSERT_FALSE(r.ok());
   EXPECT_THAT(r.status().message(), ::testing::HasSubstr("holds 3 values, data has 2"));
   r = ParseOipRequest(R"({"inputs":[{"name":"x","shape":[1],"datatype":"INT64","data":[1,2,3,4]}]})");
   ASSERT_FALSE(r.ok());
   EXPECT_THAT(r.status().message(), ::testing::HasSubstr("data has 2 or more"));
-  r = ParseOipRequest(
-      R"({"inputs":[{"name":"x","shape":[1],"datatype":"INT64","data":[18446744073709551615]}]})");
+  r = ParseOipRequest(R"({"inputs":[{"name":"x","shape":[1],"datatype":"INT64","data":[18446744073709551615]}]})");
   ASSERT_FALSE(r.ok());
   EXPECT_THAT(r.status().message(), ::testing::HasSubstr("does not fit a 64-bit integer"));
 }

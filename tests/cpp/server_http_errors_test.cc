@@ -14,9 +14,8 @@ TEST(HttpErrorsTest, InvalidArgumentIsBadRequest400) {
   HttpError e = HttpErrorFromStatus(Status::InvalidArgument("Invalid input. bad"));
   EXPECT_EQ(e.status, 400);
   EXPECT_EQ(e.content_type, "application/json");
-  EXPECT_EQ(e.Body(),
-            R"({"error_code": "BAD_REQUEST", "message": "Invalid input. bad", "sqlstate": "KAM00", )"
-            R"("error_class": "INVALID_PARAMETER_VALUE"})");
+  EXPECT_EQ(e.Body(), R"({"error_code": "BAD_REQUEST", "message": "Invalid input. bad", "sqlstate": "KAM00", )"
+                      R"("error_class": "INVALID_PARAMETER_VALUE"})");
 }
 
 TEST(HttpErrorsTest, NotFoundIs404) {
@@ -43,8 +42,8 @@ TEST(HttpErrorsTest, ModelErrorIsMlflowsUnexpectedErrorWithTheTraceAsStackTrace)
 }
 
 TEST(HttpErrorsTest, SchemaEnforcementFailureIsMlflowsInvalidParameterValue) {
-  HttpError e = HttpErrorFromStatus(
-      Status::SchemaMismatch("Failed to enforce schema of data 'x' with schema 'y'. Error: z"));
+  HttpError e =
+      HttpErrorFromStatus(Status::SchemaMismatch("Failed to enforce schema of data 'x' with schema 'y'. Error: z"));
   EXPECT_EQ(e.status, 400);
   nlohmann::json j = Body(e);
   EXPECT_EQ(j["error_code"], "INVALID_PARAMETER_VALUE");
@@ -58,7 +57,7 @@ TEST(HttpErrorsTest, InvalidParametersAreMlflowsPlainInvalidParameterValue) {
   HttpError e = HttpErrorFromStatus(Status::InvalidParams("Invalid parameters found: {x}"));
   EXPECT_EQ(e.status, 400);
   EXPECT_EQ(e.Body(), R"({"error_code": "INVALID_PARAMETER_VALUE", "message": "Invalid parameters found: {x}", )"
-                    R"("sqlstate": "KAM00", "error_class": "INVALID_PARAMETER_VALUE"})");
+                      R"("sqlstate": "KAM00", "error_class": "INVALID_PARAMETER_VALUE"})");
 }
 
 // A model's exception text of any length is cut, so that one request cannot make the
@@ -108,9 +107,8 @@ TEST(HttpErrorsTest, PayloadTooLargeIs413NamingTheLimit) {
 
 TEST(HttpErrorsTest, MessagesAreEscapedAsPythonJsonDumps) {
   HttpError e = HttpErrorFromStatus(Status::InvalidArgument("caf\xc3\xa9 \"q\", a: b"));
-  EXPECT_EQ(e.Body(),
-            R"({"error_code": "BAD_REQUEST", "message": "caf\u00e9 \"q\", a: b", "sqlstate": "KAM00", )"
-            R"("error_class": "INVALID_PARAMETER_VALUE"})");
+  EXPECT_EQ(e.Body(), R"({"error_code": "BAD_REQUEST", "message": "caf\u00e9 \"q\", a: b", "sqlstate": "KAM00", )"
+                      R"("error_class": "INVALID_PARAMETER_VALUE"})");
 }
 
 }  // namespace

@@ -15,11 +15,22 @@ Table SampleTable() {
                   {"s", DataType::kString},
                   {"t", DataType::kTimestamp}});
   for (int r = 0; r < 21; ++r) {
-    if (r % 5 == 3) b.column(0).AppendNull(); else b.column(0).AppendInt64(r * 10);
-    if (r % 7 == 1) b.column(1).AppendNull(); else b.column(1).AppendFloat64(r / 4.0);
-    if (r % 6 == 2) b.column(2).AppendNull(); else b.column(2).AppendBool(r % 3 == 0);
-    if (r % 4 == 0) b.column(3).AppendNull();
-    else b.column(3).AppendString(std::string("s") + std::string(static_cast<size_t>(r), 'x') + std::string(1, '\0'));
+    if (r % 5 == 3)
+      b.column(0).AppendNull();
+    else
+      b.column(0).AppendInt64(r * 10);
+    if (r % 7 == 1)
+      b.column(1).AppendNull();
+    else
+      b.column(1).AppendFloat64(r / 4.0);
+    if (r % 6 == 2)
+      b.column(2).AppendNull();
+    else
+      b.column(2).AppendBool(r % 3 == 0);
+    if (r % 4 == 0)
+      b.column(3).AppendNull();
+    else
+      b.column(3).AppendString(std::string("s") + std::string(static_cast<size_t>(r), 'x') + std::string(1, '\0'));
     b.column(4).AppendTimestamp(int64_t{1700000000} * 1000000000 + r);
   }
   Result<Table> t = b.Finish();
@@ -103,7 +114,9 @@ TEST(TableTest, MakeChecksLengths) {
 TEST(TableTest, ColumnMakeValidatesBuffers) {
   auto offsets = Buffer::Allocate(3 * 8);
   auto* o = reinterpret_cast<int64_t*>(offsets->mutable_data());
-  o[0] = 0; o[1] = 5; o[2] = 3;
+  o[0] = 0;
+  o[1] = 5;
+  o[2] = 3;
   EXPECT_FALSE(Column::Make(DataType::kString, 2, nullptr, offsets, Buffer::Allocate(5)).ok());
   o[2] = 9;
   EXPECT_FALSE(Column::Make(DataType::kString, 2, nullptr, offsets, Buffer::Allocate(5)).ok());
@@ -172,8 +185,14 @@ TEST(TableTest, ArrowImportHonoursOffsetsAndNarrowTypes) {
   static const void* int_buffers[] = {validity, ints};
   static const void* str_buffers[] = {nullptr, offsets, chars};
   static bool released[4];
-  auto release_array = [](ArrowArray* a) { released[reinterpret_cast<intptr_t>(a->private_data)] = true; a->release = nullptr; };
-  auto release_schema = [](ArrowSchema* s) { released[reinterpret_cast<intptr_t>(s->private_data)] = true; s->release = nullptr; };
+  auto release_array = [](ArrowArray* a) {
+    released[reinterpret_cast<intptr_t>(a->private_data)] = true;
+    a->release = nullptr;
+  };
+  auto release_schema = [](ArrowSchema* s) {
+    released[reinterpret_cast<intptr_t>(s->private_data)] = true;
+    s->release = nullptr;
+  };
   ArrowSchema child_schemas[2] = {
       {"i", "n", nullptr, 2, 0, nullptr, nullptr, release_schema, reinterpret_cast<void*>(0)},
       {"u", "s", nullptr, 2, 0, nullptr, nullptr, release_schema, reinterpret_cast<void*>(1)}};
@@ -183,16 +202,31 @@ TEST(TableTest, ArrowImportHonoursOffsetsAndNarrowTypes) {
       {4, 0, 0, 3, 0, str_buffers, nullptr, nullptr, release_array, reinterpret_cast<void*>(3)}};
   ArrowArray* array_children[] = {&child_arrays[0], &child_arrays[1]};
   static const void* struct_buffers[] = {nullptr};
-  ArrowSchema schema = {"+s", "", nullptr, 0, 2, schema_children, nullptr,
+  ArrowSchema schema = {"+s",
+                        "",
+                        nullptr,
+                        0,
+                        2,
+                        schema_children,
+                        nullptr,
                         [](ArrowSchema* s) {
                           for (int i = 0; i < 2; ++i) s->children[i]->release(s->children[i]);
                           s->release = nullptr;
-                        }, nullptr};
-  ArrowArray array = {3, 0, 1, 1, 2, struct_buffers, array_children, nullptr,
+                        },
+                        nullptr};
+  ArrowArray array = {3,
+                      0,
+                      1,
+                      1,
+                      2,
+                      struct_buffers,
+                      array_children,
+                      nullptr,
                       [](ArrowArray* a) {
                         for (int i = 0; i < 2; ++i) a->children[i]->release(a->children[i]);
                         a->release = nullptr;
-                      }, nullptr};
+                      },
+                      nullptr};
   Result<Table> t = ImportTable(&schema, &array);
   ASSERT_TRUE(t.ok()) << t.status().ToString();
   EXPECT_EQ(t->ToString(), "n:int32 | s:string\nnull | \"bb\"\n9 | \"ccc\"\n10 | \"dddd\"\n");

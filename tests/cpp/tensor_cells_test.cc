@@ -106,14 +106,30 @@ TEST(TensorCellsTest, FramesCarryTheCellShapeBothWays) {
     EXPECT_NE(bad.status().message().find(fragment), std::string::npos) << bad.status().message();
   };
   corrupt([](uint8_t*, uint8_t* desc) { desc[15] = 200; }, "dimensions");
-  corrupt([&](uint8_t*, uint8_t* desc) { uint64_t far = size; std::memcpy(desc + 48, &far, 8); },
-          "tensor dimensions out of bounds");
-  corrupt([&](uint8_t* f, uint8_t*) { int64_t neg = -3; std::memcpy(f + dims_at, &neg, 8); },
-          "tensor dimension -3");
-  corrupt([&](uint8_t* f, uint8_t*) { int64_t huge = INT64_MAX; std::memcpy(f + dims_at + 8, &huge, 8); },
-          "column 1");  // a cell too large for its values: overflow or out of bounds
-  corrupt([&](uint8_t* f, uint8_t*) { int64_t four = 4; std::memcpy(f + dims_at + 8, &four, 8); },
-          "values out of bounds");
+  corrupt(
+      [&](uint8_t*, uint8_t* desc) {
+        uint64_t far = size;
+        std::memcpy(desc + 48, &far, 8);
+      },
+      "tensor dimensions out of bounds");
+  corrupt(
+      [&](uint8_t* f, uint8_t*) {
+        int64_t neg = -3;
+        std::memcpy(f + dims_at, &neg, 8);
+      },
+      "tensor dimension -3");
+  corrupt(
+      [&](uint8_t* f, uint8_t*) {
+        int64_t huge = INT64_MAX;
+        std::memcpy(f + dims_at + 8, &huge, 8);
+      },
+      "column 1");  // a cell too large for its values: overflow or out of bounds
+  corrupt(
+      [&](uint8_t* f, uint8_t*) {
+        int64_t four = 4;
+        std::memcpy(f + dims_at + 8, &four, 8);
+      },
+      "values out of bounds");
   corrupt([](uint8_t*, uint8_t* desc) { desc[12] = 4; }, "cells");  // a string column with cells
 }
 

@@ -16,17 +16,15 @@
 namespace pyfunc::testing {
 
 // EXPECT_OK(status_or_result): prints the Status message on failure.
-#define PYFUNC_EXPECT_OK(expr)                                      \
-  do {                                                              \
-    const auto& _st = (expr);                                       \
-    EXPECT_TRUE(::pyfunc::testing::StatusOf(_st).ok())              \
-        << ::pyfunc::testing::StatusOf(_st).ToString();             \
+#define PYFUNC_EXPECT_OK(expr)                                                                         \
+  do {                                                                                                 \
+    const auto& _st = (expr);                                                                          \
+    EXPECT_TRUE(::pyfunc::testing::StatusOf(_st).ok()) << ::pyfunc::testing::StatusOf(_st).ToString(); \
   } while (0)
-#define PYFUNC_ASSERT_OK(expr)                                      \
-  do {                                                              \
-    const auto& _st = (expr);                                       \
-    ASSERT_TRUE(::pyfunc::testing::StatusOf(_st).ok())              \
-        << ::pyfunc::testing::StatusOf(_st).ToString();             \
+#define PYFUNC_ASSERT_OK(expr)                                                                         \
+  do {                                                                                                 \
+    const auto& _st = (expr);                                                                          \
+    ASSERT_TRUE(::pyfunc::testing::StatusOf(_st).ok()) << ::pyfunc::testing::StatusOf(_st).ToString(); \
   } while (0)
 
 inline const Status& StatusOf(const Status& s) { return s; }
@@ -54,11 +52,10 @@ inline Result<ModelSpec> SaveBehaveModel(const std::string& dst) {
   options.code_paths = {TestDataDir() + "/models/behave/behave_model.py"};
   options.python_version = "3.11.7";
   ModelSpec model = ModelSpec::New();
-  model.SetField("signature", Value(Value::Map{
-                                  {"inputs", Value()},
-                                  {"outputs", Value()},
-                                  {"params", Value("[{\"name\": \"mode\", \"type\": \"string\", "
-                                                   "\"default\": \"echo\", \"shape\": null}]")}}));
+  model.SetField("signature", Value(Value::Map{{"inputs", Value()},
+                                               {"outputs", Value()},
+                                               {"params", Value("[{\"name\": \"mode\", \"type\": \"string\", "
+                                                                "\"default\": \"echo\", \"shape\": null}]")}}));
   return SaveModel(dst, options, model);
 }
 

@@ -52,8 +52,8 @@ TEST(TrackingFileStore, WritesMlflowLayout) {
   EXPECT_EQ(exp_meta->Find("experiment_id")->as_string(), "0");
   EXPECT_EQ(exp_meta->Find("artifact_location")->as_string(), "file://" + root + "/0");
 
-  PYFUNC_ASSERT_OK(store->LogBatch(run->run_id, {{"loss", 0.5, 1000, 0}, {"loss", 0.25, 1001, 1}},
-                                   {{"alpha", "0.1"}}, {{"team", "ml"}}));
+  PYFUNC_ASSERT_OK(store->LogBatch(run->run_id, {{"loss", 0.5, 1000, 0}, {"loss", 0.25, 1001, 1}}, {{"alpha", "0.1"}},
+                                   {{"team", "ml"}}));
   EXPECT_EQ(Slurp(run_dir + "/params/alpha"), "0.1");
   EXPECT_EQ(Slurp(run_dir + "/tags/team"), "ml");
   EXPECT_EQ(Slurp(run_dir + "/tags/mlflow.runName"), "first");
@@ -84,14 +84,16 @@ TEST(TrackingFileStore, ReadsMlflowWrittenRun) {
   TempDir dir;
   std::string root = dir.Join("mlruns");
   std::string run_id = "0123456789abcdef0123456789abcdef";
-  Spit(root + "/0/meta.yaml",
-       "artifact_location: file://" + root + "/0\ncreation_time: 1\nexperiment_id: '0'\nlast_update_time: 1\n"
-       "lifecycle_stage: active\nname: Default\nworkspace: default\n");
+  Spit(root + "/0/meta.yaml", "artifact_location: file://" + root +
+                                  "/0\ncreation_time: 1\nexperiment_id: '0'\nlast_update_time: 1\n"
+                                  "lifecycle_stage: active\nname: Default\nworkspace: default\n");
   Spit(root + "/0/" + run_id + "/meta.yaml",
-       "artifact_uri: file://" + root + "/0/" + run_id + "/artifacts\nend_time: null\nentry_point_name: ''\n"
-       "experiment_id: 0\nlifecycle_stage: active\nrun_id: " + run_id + "\nrun_uuid: " + run_id +
-       "\nrun_name: r\nsource_name: ''\nsource_type: 4\nsource_version: ''\nstart_time: 5\nstatus: 1\ntags: []\n"
-       "user_id: u\n");
+       "artifact_uri: file://" + root + "/0/" + run_id +
+           "/artifacts\nend_time: null\nentry_point_name: ''\n"
+           "experiment_id: 0\nlifecycle_stage: active\nrun_id: " +
+           run_id + "\nrun_uuid: " + run_id +
+           "\nrun_name: r\nsource_name: ''\nsource_type: 4\nsource_version: ''\nstart_time: 5\nstatus: 1\ntags: []\n"
+           "user_id: u\n");
   Spit(root + "/0/" + run_id + "/metrics/m", "1 2.0\n3 1.0 4 ds digest\n");
   Spit(root + "/0/" + run_id + "/params/nested/key", "v\n");
   auto store = Open(dir);
@@ -200,8 +202,10 @@ TEST(TrackingModelUri, ResolvesRunsAndRegistry) {
   // MLflow 3: a logged model of the run, and the registry pointing at it.
   std::string root = dir.Join("mlruns");
   std::string mdir = root + "/0/models/m-abc";
-  Spit(mdir + "/meta.yaml", "artifact_location: file://" + mdir + "/artifacts\nexperiment_id: '0'\nmodel_id: m-abc\n"
-                            "name: clf\nsource_run_id: " + run->run_id + "\nstatus: 2\n");
+  Spit(mdir + "/meta.yaml", "artifact_location: file://" + mdir +
+                                "/artifacts\nexperiment_id: '0'\nmodel_id: m-abc\n"
+                                "name: clf\nsource_run_id: " +
+                                run->run_id + "\nstatus: 2\n");
   Spit(mdir + "/artifacts/MLmodel", "flavors: {}\n");
   auto fallback = ResolveModelUri("runs:/" + run->run_id + "/clf", opts);
   PYFUNC_ASSERT_OK(fallback);
@@ -211,7 +215,8 @@ TEST(TrackingModelUri, ResolvesRunsAndRegistry) {
   EXPECT_EQ(*by_id, mdir + "/artifacts");
 
   Spit(root + "/models/reg/meta.yaml", "name: reg\n");
-  Spit(root + "/models/reg/version-1/meta.yaml", "name: reg\nsource: models:/m-abc\nstorage_location: null\nversion: 1\n");
+  Spit(root + "/models/reg/version-1/meta.yaml",
+       "name: reg\nsource: models:/m-abc\nstorage_location: null\nversion: 1\n");
   Spit(root + "/models/reg/aliases/champ", "1");
   for (const char* u : {"models:/reg/1", "models:/reg/latest", "models:/reg@champ"}) {
     auto p = ResolveModelUri(u, opts);

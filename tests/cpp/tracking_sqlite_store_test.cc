@@ -77,7 +77,8 @@ TEST(SqliteStore, NewDatabaseIsMlflowsSchemaStamped) {
   std::string root = std::filesystem::current_path().string() + "/mlruns/0";
   EXPECT_EQ(db.One("SELECT artifact_location FROM experiments WHERE experiment_id = 0"), root);
   EXPECT_EQ(run->artifact_uri, root + "/" + run->run_id + "/artifacts");
-  EXPECT_EQ(db.One("SELECT status || '|' || source_type || '|' || lifecycle_stage FROM runs"), "RUNNING|UNKNOWN|active");
+  EXPECT_EQ(db.One("SELECT status || '|' || source_type || '|' || lifecycle_stage FROM runs"),
+            "RUNNING|UNKNOWN|active");
 }
 
 TEST(SqliteStore, RunsParamsMetricsTags) {
@@ -96,8 +97,12 @@ TEST(SqliteStore, RunsParamsMetricsTags) {
   PYFUNC_ASSERT_OK(run);
   const std::string id = run->run_id;
   double inf = std::numeric_limits<double>::infinity();
-  PYFUNC_ASSERT_OK(store->LogBatch(id, {{"loss", 3.0, 100, 0}, {"loss", 2.0, 200, 1}, {"loss", 9.0, 50, 1},
-                                        {"nan", std::nan(""), 1, 0}, {"inf", inf, 1, 0}},
+  PYFUNC_ASSERT_OK(store->LogBatch(id,
+                                   {{"loss", 3.0, 100, 0},
+                                    {"loss", 2.0, 200, 1},
+                                    {"loss", 9.0, 50, 1},
+                                    {"nan", std::nan(""), 1, 0},
+                                    {"inf", inf, 1, 0}},
                                    {{"alpha", "0.5"}}, {{"team", "core"}}));
   // Latest metric: the largest (step, timestamp, value), whatever the order of logging.
   PYFUNC_ASSERT_OK(store->LogBatch(id, {{"loss", 1.0, 150, 0}}, {{"alpha", "0.5"}}, {}));
@@ -140,7 +145,8 @@ TEST(SqliteStore, RunsParamsMetricsTags) {
   PYFUNC_ASSERT_OK(runs);
   ASSERT_EQ(runs->size(), 1u);
   EXPECT_EQ(store->SearchRuns({"77"}).status().code(), StatusCode::kNotFound);
-  EXPECT_EQ(store->LogBatch("0123456789abcdef0123456789abcdef", {{"m", 1, 1, 0}}, {}, {}).code(), StatusCode::kNotFound);
+  EXPECT_EQ(store->LogBatch("0123456789abcdef0123456789abcdef", {{"m", 1, 1, 0}}, {}, {}).code(),
+            StatusCode::kNotFound);
 }
 
 TEST(SqliteStore, LoggedModelsOutputsAndInputs) {
@@ -179,13 +185,17 @@ TEST(SqliteStore, LoggedModelsOutputsAndInputs) {
   EXPECT_EQ(store->FinalizeLoggedModel("m-nope", LoggedModelStatus::kReady).code(), StatusCode::kNotFound);
   EXPECT_EQ(store->LogOutputs(run->run_id, {"m-nope"}, 0).code(), StatusCode::kNotFound);
 
-  DatasetInput ds{"iris", "abc123", "local", R"({"uri": "/data/iris.csv"})", "", "", {{"mlflow.data.context", "training"}}};
+  DatasetInput ds{
+      "iris", "abc123", "local", R"({"uri": "/data/iris.csv"})", "", "", {{"mlflow.data.context", "training"}}};
   PYFUNC_ASSERT_OK(store->LogInputs(run->run_id, {ds, ds}, {}));
   PYFUNC_ASSERT_OK(store->LogInputs(run->run_id, {ds}, {}));  // logged once
   EXPECT_EQ(db.One("SELECT count(*) FROM datasets"), "1");
-  EXPECT_EQ(db.One("SELECT count(*) FROM inputs WHERE source_type = 'DATASET' AND destination_id = '" + run->run_id + "'"), "1");
+  EXPECT_EQ(
+      db.One("SELECT count(*) FROM inputs WHERE source_type = 'DATASET' AND destination_id = '" + run->run_id + "'"),
+      "1");
   EXPECT_EQ(db.One("SELECT value FROM input_tags WHERE name = 'mlflow.data.context'"), "training");
-  EXPECT_EQ(store->LogInputs(run->run_id, {DatasetInput{"x", "", "local", "{}"}}, {}).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(store->LogInputs(run->run_id, {DatasetInput{"x", "", "local", "{}"}}, {}).code(),
+            StatusCode::kInvalidArgument);
 }
 
 // A database at another revision than pyfunc writes: read, never written.
@@ -230,9 +240,7 @@ TEST(SqliteStore, DatabasesThatAreNotMlflowsAreRefused) {
   EXPECT_EQ(store->ListExperiments().status().code(), StatusCode::kInvalidArgument);
   // An SQLite database of something else.
   std::string other = dir.Join("other.db");
-  {
-    Db db(other);
-  }
+  { Db db(other); }
   {
     sqlite3* raw = nullptr;
     sqlite3_open(other.c_str(), &raw);
@@ -293,8 +301,9 @@ TEST(SqliteStore, WritersInSeveralThreadsLoseNothing) {
     threads.emplace_back([&, t] {
       auto store = Open(path);  // its own connection, as another process would have
       for (int i = 0; i < kPoints && errors[t].ok(); ++i) {
-        errors[t] = store->LogBatch(run->run_id, {{"loss", double(t * 1000 + i), 1000 + i, i}},
-                                    {{"p" + std::to_string(t), "v"}}, {{"last" + std::to_string(t), std::to_string(i)}});
+        errors[t] =
+            store->LogBatch(run->run_id, {{"loss", double(t * 1000 + i), 1000 + i, i}},
+                            {{"p" + std::to_string(t), "v"}}, {{"last" + std::to_string(t), std::to_string(i)}});
       }
     });
   }

@@ -19,8 +19,9 @@ Value Parse(const std::string& text) {
 }
 
 TEST(YamlTest, ResolvesPlainScalarsAsYaml11) {
-  Value v = Parse("a: yes\nb: Off\nc: 0x1F\nd: 017\ne: 1_000\nf: 1:20\ng: 1.5\nh: .5\ni: 1e5\n"
-                  "j: .inf\nk: ~\nl:\nm: 2023-01-01\nn: '1'\no: \"true\"\np: -.inf\nq: .NaN\n");
+  Value v = Parse(
+      "a: yes\nb: Off\nc: 0x1F\nd: 017\ne: 1_000\nf: 1:20\ng: 1.5\nh: .5\ni: 1e5\n"
+      "j: .inf\nk: ~\nl:\nm: 2023-01-01\nn: '1'\no: \"true\"\np: -.inf\nq: .NaN\n");
   EXPECT_EQ(v.Find("a")->as_bool(), true);
   EXPECT_EQ(v.Find("b")->as_bool(), false);
   EXPECT_EQ(v.Find("c")->as_int(), 31);
@@ -42,7 +43,8 @@ TEST(YamlTest, ResolvesPlainScalarsAsYaml11) {
 
 TEST(YamlTest, EmitsLikeSafeDump) {
   Value::Map m;
-  m.emplace_back("z", Value(Value::List{Value("conda-forge"), Value(Value::Map{{"pip", Value(Value::List{Value("a==1")})}})}));
+  m.emplace_back(
+      "z", Value(Value::List{Value("conda-forge"), Value(Value::Map{{"pip", Value(Value::List{Value("a==1")})}})}));
   m.emplace_back("a", Value("2023-12-07 02:46:07.555576"));
   m.emplace_back("n", Value("1.0"));
   m.emplace_back("e", Value(""));
@@ -70,7 +72,8 @@ TEST(YamlTest, EmitsLikeSafeDump) {
 
 TEST(YamlTest, FoldsLongStringsAt80Columns) {
   Value::Map sig;
-  sig.emplace_back("inputs", Value("[{\"name\": \"sepal length (cm)\", \"type\": \"double\"}, {\"name\": \"sepal width (cm)\", \"type\": \"double\"}]"));
+  sig.emplace_back("inputs", Value("[{\"name\": \"sepal length (cm)\", \"type\": \"double\"}, {\"name\": \"sepal width "
+                                   "(cm)\", \"type\": \"double\"}]"));
   Value::Map doc;
   doc.emplace_back("signature", Value(sig));
   EXPECT_EQ(DumpYaml(Value(doc)),
@@ -155,9 +158,9 @@ TEST(YamlHostileTest, InvalidUtf8IsRefusedWhereItIs) {
   // JSON writer then threw in `pyfunc info --json` and in model loading. PyYAML (MLflow)
   // refuses the file: it reads MLmodel as UTF-8 text.
   EXPECT_EQ(ErrorOf("flavors:\n \xe0\x8f\x86:\n  e:"), "MLmodel:2:2: not valid UTF-8 (byte 0xE0)");
-  EXPECT_EQ(ErrorOf("a: \xed\xa0\x80\n"), "MLmodel:1:4: not valid UTF-8 (byte 0xED)");  // a surrogate
+  EXPECT_EQ(ErrorOf("a: \xed\xa0\x80\n"), "MLmodel:1:4: not valid UTF-8 (byte 0xED)");      // a surrogate
   EXPECT_EQ(ErrorOf("a: \xf4\x90\x80\x80\n"), "MLmodel:1:4: not valid UTF-8 (byte 0xF4)");  // > U+10FFFF
-  EXPECT_EQ(ErrorOf("a: b\xc3"), "MLmodel:1:5: not valid UTF-8 (byte 0xC3)");  // truncated
+  EXPECT_EQ(ErrorOf("a: b\xc3"), "MLmodel:1:5: not valid UTF-8 (byte 0xC3)");               // truncated
 }
 
 TEST(YamlHostileTest, ControlCharactersAreRefusedAsPyYamlDoes) {
@@ -210,21 +213,18 @@ TEST(YamlHostileTest, DeepNestingIsAnError) {
 // on short random strings (std::regex is fine on test input of a few bytes).
 std::string RegexKind(const std::string& s) {
   static const std::regex kBool("^(?:yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$");
-  static const std::regex kFloat(
-      R"(^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?)"
-      R"(|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?)"
-      R"(|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*)"
-      R"(|[-+]?\.(?:inf|Inf|INF))"
-      R"(|\.(?:nan|NaN|NAN))$)");
-  static const std::regex kInt(
-      R"(^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*))"
-      R"(|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$)");
+  static const std::regex kFloat(R"(^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?)"
+                                 R"(|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?)"
+                                 R"(|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*)"
+                                 R"(|[-+]?\.(?:inf|Inf|INF))"
+                                 R"(|\.(?:nan|NaN|NAN))$)");
+  static const std::regex kInt(R"(^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*))"
+                               R"(|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$)");
   static const std::regex kNull("^(?:~|null|Null|NULL|)$");
-  static const std::regex kTimestamp(
-      R"(^(?:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9])"
-      R"(|[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?)"
-      R"((?:[Tt]|[ \t]+)[0-9][0-9]?:[0-9][0-9]:[0-9][0-9](?:\.[0-9]*)?)"
-      R"((?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)$)");
+  static const std::regex kTimestamp(R"(^(?:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9])"
+                                     R"(|[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?)"
+                                     R"((?:[Tt]|[ \t]+)[0-9][0-9]?:[0-9][0-9]:[0-9][0-9](?:\.[0-9]*)?)"
+                                     R"((?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)$)");
   const char c = s[0];
   const auto in = [c](const char* set) { return std::string_view(set).find(c) != std::string_view::npos; };
   if (in("yYnNtTfFoO") && std::regex_match(s, kBool)) return "bool";
@@ -238,8 +238,19 @@ std::string RegexKind(const std::string& s) {
 TEST(YamlTest, ScalarResolutionMatchesPyYamlExpressions) {
   std::mt19937 rng(11);
   const std::string alphabet = "0123456789_.:-+eExbafinNIFTtZ ";
-  const std::vector<std::string> seeds = {"2001-12-14", "2001-1-2 3:04:05", "1:20", "0x1F", "0b10", "1.5e+3",
-                                          ".inf", "-.Inf", ".NaN", "012", "1_000", "+1", "2001-12-14t21:59:43.10-05"};
+  const std::vector<std::string> seeds = {"2001-12-14",
+                                          "2001-1-2 3:04:05",
+                                          "1:20",
+                                          "0x1F",
+                                          "0b10",
+                                          "1.5e+3",
+                                          ".inf",
+                                          "-.Inf",
+                                          ".NaN",
+                                          "012",
+                                          "1_000",
+                                          "+1",
+                                          "2001-12-14t21:59:43.10-05"};
   int compared = 0;
   for (int n = 0; n < 60000; ++n) {
     std::string s;
@@ -276,7 +287,9 @@ TEST(YamlHostileTest, WrittenDocumentsReadBack) {
   Value::Map m;
   m.emplace_back("bad4", Value(std::string("\xf7\xbf\xbf\xbf")));
   m.emplace_back("overlong", Value(std::string("\xe0\x8f\x86")));
-  m.emplace_back("nel", Value(std::string("a\xc2\x85" "b\xc2\xa0" "c")));
+  m.emplace_back("nel", Value(std::string("a\xc2\x85"
+                                          "b\xc2\xa0"
+                                          "c")));
   m.emplace_back("ctl", Value(std::string("x\x01\x7f\0", 4)));
   m.emplace_back("astral", Value(std::string("\xf0\x9f\x98\x80")));
   const std::string written = DumpYaml(Value(m));
@@ -285,7 +298,10 @@ TEST(YamlHostileTest, WrittenDocumentsReadBack) {
   ASSERT_TRUE(back.ok()) << back.status().ToString() << "\n" << written;
   EXPECT_EQ(back->Find("bad4")->as_string(), "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
   EXPECT_EQ(back->Find("overlong")->as_string(), "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
-  EXPECT_EQ(back->Find("nel")->as_string(), "a\xc2\x85" "b\xc2\xa0" "c");
+  EXPECT_EQ(back->Find("nel")->as_string(),
+            "a\xc2\x85"
+            "b\xc2\xa0"
+            "c");
   EXPECT_EQ(back->Find("ctl")->as_string(), std::string("x\x01\x7f\0", 4));
   EXPECT_EQ(back->Find("astral")->as_string(), "\xf0\x9f\x98\x80");
   EXPECT_EQ(DumpYaml(*back), written);
