@@ -194,6 +194,19 @@ nb::tuple PredictionToPython(const Prediction& p) {
   return nb::make_tuple(static_cast<int>(p.shape), columns, n);
 }
 
+// The LoadOptions of a Python call's arguments (timeouts in seconds).
+LoadOptions LoadOptionsOf(const std::string& env_manager, int workers, const std::string& python,
+                          const std::string& env_root, double predict_timeout, bool quiet) {
+  LoadOptions options;
+  options.env_manager = Unwrap(ParseEnvManager(env_manager));
+  options.workers = workers;
+  options.python = python;
+  options.env_root = env_root;
+  options.predict_timeout = std::chrono::milliseconds(static_cast<int64_t>(predict_timeout * 1000));
+  options.quiet = quiet;
+  return options;
+}
+
 }  // namespace
 
 void BindRuntime(nb::module_& m) {
@@ -204,15 +217,9 @@ void BindRuntime(nb::module_& m) {
           [](const std::string& path, const std::string& env_manager, int workers, const std::string& python,
              const std::string& env_root, double load_timeout, double predict_timeout, nb::handle model_config,
              bool quiet) {
-            LoadOptions options;
-            options.env_manager = Unwrap(ParseEnvManager(env_manager));
-            options.workers = workers;
-            options.python = python;
-            options.env_root = env_root;
+            LoadOptions options = LoadOptionsOf(env_manager, workers, python, env_root, predict_timeout, quiet);
             options.load_timeout = std::chrono::milliseconds(static_cast<int64_t>(load_timeout * 1000));
-            options.predict_timeout = std::chrono::milliseconds(static_cast<int64_t>(predict_timeout * 1000));
             options.model_config = ToValue(model_config, "model_config");
-            options.quiet = quiet;
             Result<Model> model = [&] {
               nb::gil_scoped_release release;
               return Model::Load(path, options);
@@ -256,13 +263,7 @@ void BindRuntime(nb::module_& m) {
          const std::string& batching, const std::string& env_manager, int workers, const std::string& python,
          const std::string& env_root, double predict_timeout, bool quiet) {
         if (batch_rows < 1) Unwrap(Result<int>(Status::InvalidArgument("batch_rows must be at least 1")));
-        LoadOptions load;
-        load.env_manager = Unwrap(ParseEnvManager(env_manager));
-        load.workers = workers;
-        load.python = python;
-        load.env_root = env_root;
-        load.predict_timeout = std::chrono::milliseconds(static_cast<int64_t>(predict_timeout * 1000));
-        load.quiet = quiet;
+        const LoadOptions load = LoadOptionsOf(env_manager, workers, python, env_root, predict_timeout, quiet);
         ScoreFileOptions options;
         options.input = input;
         options.output = output;

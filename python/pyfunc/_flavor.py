@@ -117,12 +117,7 @@ def load_pyfunc(path, run_id=None, *, model_config=None, suppress_warnings=False
     from pyfunc._uri import resolve_model_uri
 
     local = resolve_model_uri(path, run_id)
-    mlmodel = _core.read_model(local)
-    if FLAVOR_NAME not in (mlmodel.get("flavors") or {}):
-        names = ", ".join(sorted(mlmodel.get("flavors") or {})) or "none"
-        raise InvalidArgumentError(
-            '{}: Model does not have the "python_function" flavor (flavors: {})'.format(local, names)
-        )
+    mlmodel = read_pyfunc_mlmodel(local)
     if isinstance(model_config, (str, os.PathLike)):
         with open(model_config, encoding="utf-8") as f:
             model_config = _core.parse_yaml(f.read(), os.fspath(model_config))
@@ -138,3 +133,15 @@ def get_module_loader_src(src_path, dst_path):
     """Python source of a standalone loader for the model at ``src_path`` once deployed
     at ``dst_path``: its ``load_pyfunc()`` needs neither pyfunc, MLflow nor a YAML parser."""
     return _core.module_loader_src(os.fspath(src_path), os.fspath(dst_path))
+
+
+def read_pyfunc_mlmodel(local_dir):
+    """The MLmodel of the model in ``local_dir`` as a dict; InvalidArgumentError naming
+    its flavors when it has no python_function flavor."""
+    mlmodel = _core.read_model(local_dir)
+    if FLAVOR_NAME not in (mlmodel.get("flavors") or {}):
+        names = ", ".join(sorted(mlmodel.get("flavors") or {})) or "none"
+        raise InvalidArgumentError(
+            '{}: Model does not have the "python_function" flavor (flavors: {})'.format(local_dir, names)
+        )
+    return mlmodel

@@ -70,8 +70,7 @@ def spark_udf(spark, path, run_id=None, result_type="double", *, env_manager="lo
     from pyspark.sql.functions import pandas_udf
     from pyspark.sql.types import StructType
 
-    from pyfunc import _core
-    from pyfunc._flavor import FLAVOR_NAME
+    from pyfunc._flavor import read_pyfunc_mlmodel
     from pyfunc._uri import resolve_model_uri
     from pyfunc.model import Model
 
@@ -80,12 +79,7 @@ def spark_udf(spark, path, run_id=None, result_type="double", *, env_manager="lo
             "spark_udf: unknown env_manager {!r} (choose {})".format(env_manager, ", ".join(_ENV_MANAGERS))
         )
     local_dir = resolve_model_uri(path, run_id)
-    mlmodel = _core.read_model(local_dir)
-    if FLAVOR_NAME not in (mlmodel.get("flavors") or {}):
-        names = ", ".join(sorted(mlmodel.get("flavors") or {})) or "none"
-        raise InvalidArgumentError(
-            '{}: Model does not have the "python_function" flavor (flavors: {})'.format(local_dir, names)
-        )
+    mlmodel = read_pyfunc_mlmodel(local_dir)
     return_type = _infer_result_type(mlmodel) if result_type is None else parse_result_type(result_type)
     params = _validate_params(params, mlmodel)
     input_names, required_names = _signature_input_names(mlmodel)

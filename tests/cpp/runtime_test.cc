@@ -439,6 +439,12 @@ TEST_F(RuntimeTest, WorkersExitWhenTheParentIsKilled) {
 TEST_F(RuntimeTest, LoadErrorsAreClear) {
   Result<Model> missing = Model::Load(dir_->Join("nope"));
   EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  // Model URIs are the caller's to resolve (model_uri.h): the runtime takes directories.
+  for (const char* uri : {"runs:/0123/model", "models:/m/1", "file:///tmp/model"}) {
+    Result<Model> unresolved = Model::Load(uri);
+    EXPECT_EQ(unresolved.status().code(), StatusCode::kInvalidArgument) << uri;
+    EXPECT_THAT(unresolved.status().message(), HasSubstr("resolve it first (ResolveModelUri")) << uri;
+  }
 
   SaveModelOptions options;
   options.loader_module = "no_such_module_anywhere";
