@@ -269,27 +269,16 @@ void AppendString(std::string_view s, std::string* out) {
       ++p;
       continue;
     }
+    // A well-formed sequence (value.h's Utf8SequenceLength) is escaped as its code
+    // point; a byte that starts none becomes U+FFFD.
+    const size_t len = Utf8SequenceLength(std::string_view(reinterpret_cast<const char*>(p), end - p));
     uint32_t cp = 0xFFFD;
-    int len = 1;
-    if ((c & 0xE0) == 0xC0 && end - p >= 2 && (p[1] & 0xC0) == 0x80) {
+    if (len == 2) {
       cp = ((c & 0x1Fu) << 6) | (p[1] & 0x3Fu);
-      len = cp >= 0x80 ? 2 : 1;
-      if (len == 1) cp = 0xFFFD;
-    } else if ((c & 0xF0) == 0xE0 && end - p >= 3 && (p[1] & 0xC0) == 0x80 && (p[2] & 0xC0) == 0x80) {
+    } else if (len == 3) {
       cp = ((c & 0x0Fu) << 12) | ((p[1] & 0x3Fu) << 6) | (p[2] & 0x3Fu);
-      len = 3;
-      if (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)) {
-        cp = 0xFFFD;
-        len = 1;
-      }
-    } else if ((c & 0xF8) == 0xF0 && end - p >= 4 && (p[1] & 0xC0) == 0x80 && (p[2] & 0xC0) == 0x80 &&
-               (p[3] & 0xC0) == 0x80) {
+    } else if (len == 4) {
       cp = ((c & 0x07u) << 18) | ((p[1] & 0x3Fu) << 12) | ((p[2] & 0x3Fu) << 6) | (p[3] & 0x3Fu);
-      len = 4;
-      if (cp < 0x10000 || cp > 0x10FFFF) {
-        cp = 0xFFFD;
-        len = 1;
-      }
     }
     if (cp >= 0x10000) {
       cp -= 0x10000;
@@ -298,7 +287,7 @@ void AppendString(std::string_view s, std::string* out) {
     } else {
       u_escape(cp);
     }
-    p += len;
+    p += len == 0 ? 1 : len;
   }
   out->push_back('"');
 }

@@ -357,6 +357,14 @@ TEST(ValueJsonTest, LayoutIsPythonJsonDumps) {
             "    \"z\": {}\n  },\n  \"f\": 1e+16,\n  \"n\": NaN\n}");
 }
 
+TEST(ValueJsonTest, StringsAreEscapedAsJsonDumpsWithEnsureAscii) {
+  // json.dumps("\U0001F600\u00e9\u20ac") in Python; an overlong form and a surrogate are not
+  // UTF-8, so each of their bytes becomes U+FFFD.
+  EXPECT_EQ(ToJson(Value(std::string("\xf0\x9f\x98\x80\xc3\xa9\xe2\x82\xac"))), R"("\ud83d\ude00\u00e9\u20ac")");
+  EXPECT_EQ(ToJson(Value(std::string("\xc0\xaf|\xed\xa0\x80|\xf4\x90\x80\x80"))),
+            R"("\ufffd\ufffd|\ufffd\ufffd\ufffd|\ufffd\ufffd\ufffd\ufffd")");
+}
+
 TEST(ValueJsonTest, ManyKeysAreLinear) {
   // An ordered JSON map that looks each key up linearly made a 400,000-key map quadratic.
   Value::Map m;
