@@ -9,7 +9,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <optional>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include <fmt/core.h>
 
@@ -25,10 +27,11 @@ namespace {
 
 struct PredictArgs {
   std::string model;
-  std::string input;         // empty or "-": stdin
-  std::string output;        // empty or "-": stdout
-  std::string content_type;  // json | csv; empty: from the input's extension, else json
-  std::string output_format = "json";
+  std::string input;          // empty or "-": stdin
+  std::string output;         // empty or "-": stdout
+  std::string content_type;   // json | csv | parquet | arrow; empty: from the extension, else json
+  std::string output_format;  // json | csv | parquet | arrow | arrow-stream; empty: by extension
+  std::vector<std::string> carry_columns;
   std::string env_manager = "virtualenv";
   int workers = 1;
   int64_t batch_rows = 65536;
@@ -95,6 +98,7 @@ int Predict(const PredictArgs& a) {
   options.output = a.output;
   options.input_format = a.content_type;
   options.output_format = a.output_format;
+  options.carry_columns = a.carry_columns;
   options.batch_rows = a.batch_rows;
   options.batching = *batching;
   const bool show_progress = !a.no_progress && ::isatty(2);
@@ -137,18 +141,25 @@ int PrepareEnv(const std::string& model_uri, const std::string& env_manager) {
 
 void RegisterPredictCommands(CLI::App& app, int* exit_code) {
   auto a = std::make_shared<PredictArgs>();
-  auto* predict = app.add_subcommand("predict", "Score a CSV or JSON file (or stdin) with a model, in batches");
+  auto* predict =
+      app.add_subcommand("predict", "Score a CSV, JSON, Parquet or Arrow file (or stdin) with a model, in batches");
   predict->add_option("-m,--model-uri", a->model, "Model directory or URI")->required();
   predict->add_option("-i,--input-path", a->input, "Input file (default: stdin)");
   predict->add_option("-o,--output-path", a->output, "Output file, written atomically (default: stdout)");
   predict
       ->add_option("-t,--content-type", a->content_type,
-                   "Input format: json (an MLflow scoring request) or csv (default: from the file "
-                   "extension, else json)")
-      ->check(CLI::IsMember({"json", "csv"}));
-  predict->add_option("--output-format", a->output_format, "json ({\"predictions\": ...} as MLflow writes it) or csv")
-      ->check(CLI::IsMember({"json", "csv"}))
-      ->capture_default_str();
+                   "Input format: json (an MLflow scoring request), csv, parquet or arrow (an Arrow IPC "
+                   "file or stream) (default: from the file extension, else json)")
+      ->check(CLI::IsMember({"json", "csv", "parquet", "arrow"}));
+  predict
+      ->add_option("--output-format", a->output_format,
+                   "json ({\"predictions\": ...} as MLflow writes it), csv, parquet, arrow (an Arrow IPC file) or "
+                   "arrow-stream (default: parquet or arrow by the output's extension, else json)")
+      ->check(CLI::IsMember({"json", "csv", "parquet", "arrow", "arrow-stream"}));
+  predict
+      ->add_option("--carry-columns", a->carry_columns,
+                   "Input columns (an id, a key) written beside the predictions in csv, parquet or arrow output")
+      ->delimiter(',');
   predict->add_option("--env-manager", a->env_manager, "local, virtualenv (or uv), conda")->capture_default_str();
   predict->add_option("-w,--workers", a->workers, "Worker processes scoring batches in parallel")
       ->capture_default_str();

@@ -261,7 +261,8 @@ void BindRuntime(nb::module_& m) {
       [](const std::string& model_dir, const std::string& input, const std::string& output,
          const std::string& input_format, const std::string& output_format, int64_t batch_rows,
          const std::string& batching, const std::string& env_manager, int workers, const std::string& python,
-         const std::string& env_root, double predict_timeout, bool quiet) {
+         const std::string& env_root, double predict_timeout, bool quiet,
+         const std::vector<std::string>& carry_columns) {
         if (batch_rows < 1) Unwrap(Result<int>(Status::InvalidArgument("batch_rows must be at least 1")));
         const LoadOptions load = LoadOptionsOf(env_manager, workers, python, env_root, predict_timeout, quiet);
         ScoreFileOptions options;
@@ -269,6 +270,7 @@ void BindRuntime(nb::module_& m) {
         options.output = output;
         options.input_format = input_format;
         options.output_format = output_format;
+        options.carry_columns = carry_columns;
         options.batch_rows = batch_rows;
         options.batching = Unwrap(ParseBatchingMode(batching));
         Result<ScoreFileSummary> summary = [&] {
@@ -284,10 +286,12 @@ void BindRuntime(nb::module_& m) {
         return out;
       },
       nb::arg("model_dir"), nb::arg("input"), nb::arg("output"), nb::arg("input_format") = "",
-      nb::arg("output_format") = "json", nb::arg("batch_rows") = 65536, nb::arg("batching") = "auto",
+      nb::arg("output_format") = "", nb::arg("batch_rows") = 65536, nb::arg("batching") = "auto",
       nb::arg("env_manager") = "local", nb::arg("workers") = 1, nb::arg("python") = "", nb::arg("env_root") = "",
       nb::arg("predict_timeout") = 60.0, nb::arg("quiet") = false,
-      "Scores a CSV file or an MLflow scoring request (JSON) with the model in model_dir, writing "
+      nb::arg("carry_columns") = std::vector<std::string>(),
+      "Scores a CSV, Parquet or Arrow IPC file or an MLflow scoring request (JSON) with the model in "
+      "model_dir, writing "
       "predictions atomically (batch_scorer.h). Returns {rows, batches, batched, batching_reason}.");
 
   m.def(

@@ -13,18 +13,25 @@ import sys
 from pyfunc import _core
 
 
-def score_file(model_uri, input_path, output_path, *, input_format=None, output_format="json",
-               batch_rows=65536, batching="auto", env_manager="local", workers=1, python=None,
-               env_root=None, predict_timeout=60.0, quiet=True):
+def score_file(model_uri, input_path, output_path, *, input_format=None, output_format=None,
+               carry_columns=(), batch_rows=65536, batching="auto", env_manager="local", workers=1,
+               python=None, env_root=None, predict_timeout=60.0, quiet=True):
     """Scores ``input_path`` with the model at ``model_uri`` into ``output_path``.
 
     :param model_uri: a model directory or URI (``runs:/``, ``models:/``, ...).
-    :param input_path: a CSV file, or an MLflow scoring request (JSON: ``dataframe_split``,
-        ``dataframe_records``, ``instances``, ``inputs``); ``"-"`` reads standard input.
+    :param input_path: a CSV, Parquet or Arrow IPC (file or stream) file, or an MLflow
+        scoring request (JSON: ``dataframe_split``, ``dataframe_records``, ``instances``,
+        ``inputs``); ``"-"`` reads standard input.
     :param output_path: where the predictions go; ``"-"`` writes standard output.
-    :param input_format: ``"csv"`` or ``"json"``; by default ``"csv"`` for a name ending in
-        ``.csv``, else ``"json"``.
-    :param output_format: ``"json"`` (``{"predictions": ...}`` as MLflow writes it) or ``"csv"``.
+    :param input_format: ``"csv"``, ``"parquet"``, ``"arrow"`` or ``"json"``; by default from
+        the name's extension (``.csv``; ``.parquet``, ``.pq``; ``.arrow``, ``.arrows``,
+        ``.feather``, ``.ipc``), else ``"json"``.
+    :param output_format: ``"json"`` (``{"predictions": ...}`` as MLflow writes it), ``"csv"``,
+        ``"parquet"``, ``"arrow"`` (an IPC file) or ``"arrow-stream"``; by default Parquet or
+        Arrow by the output's extension, else ``"json"``.
+    :param carry_columns: input columns (an id, a key) written in front of the predictions
+        in csv, parquet or arrow output; the model is not given them unless its signature
+        names them.
     :param batch_rows: rows per predict call when the model's rows may be scored apart.
     :param batching: ``"auto"`` (batch models known to predict each row on its own),
         ``"rows"`` (batch whatever the model) or ``"off"`` (the whole input in one call,
@@ -41,6 +48,6 @@ def score_file(model_uri, input_path, output_path, *, input_format=None, output_
     model_dir = resolve_model_uri(os.fspath(model_uri))
     return _core.score_file(
         model_dir, os.fspath(input_path), os.fspath(output_path), input_format=input_format or "",
-        output_format=output_format, batch_rows=int(batch_rows), batching=batching, env_manager=env_manager,
+        output_format=output_format or "", carry_columns=list(carry_columns), batch_rows=int(batch_rows), batching=batching, env_manager=env_manager,
         workers=int(workers), python=python or os.environ.get("PYFUNC_PYTHON") or sys.executable, env_root=os.fspath(env_root) if env_root else "",
         predict_timeout=float(predict_timeout), quiet=bool(quiet))

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "base/posix_error.h"
+#include "files/table_files.h"
 #include "pyfunc/csv.h"
 #include "pyfunc/file_system.h"
 #include "pyfunc/json_codec.h"
@@ -50,6 +51,16 @@ class CsvSource : public BatchSource {
  private:
   std::unique_ptr<CsvReader> reader_;
   int fd_;
+};
+
+class FileSource : public BatchSource {
+ public:
+  explicit FileSource(std::unique_ptr<TableFileReader> r) : reader_(std::move(r)) {}
+  Result<std::optional<Table>> Next() override { return reader_->Next(); }
+  int64_t bytes_done() const override { return reader_->bytes_done(); }
+
+ private:
+  std::unique_ptr<TableFileReader> reader_;
 };
 
 class JsonSource : public BatchSource {
@@ -151,26 +162,61 @@ class ReadAhead {
   std::thread thread_;
 };
 
-// Formats each batch's predictions: one MLflow body for the whole input, or CSV rows
-// under one header.
+// The predictions of a batch as a table of named columns (a single unnamed column is
+// "prediction"), with the input columns carried beside them in front.
+Result<Table> OutputTable(const Prediction& p, const Table& carried) {
+  Table t = p.table;
+  if (t.num_columns() == 1 && t.column_name(0).empty()) t = *Table::Make({"prediction"}, {t.column(0)});
+  if (carried.num_columns() == 0) return t;
+  if (t.num_rows() != carried.num_rows()) {
+    return Status::InvalidArgument("the model returned " + std::to_string(t.num_rows()) + " rows for " +
+                                   std::to_string(carried.num_rows()) +
+                                   " input rows, so input columns cannot be carried beside them");
+  }
+  std::vector<std::string> names;
+  std::vector<Column> columns;
+  for (const Table* part : {&carried, static_cast<const Table*>(&t)}) {
+    for (int i = 0; i < part->num_columns(); ++i) {
+      if (std::find(names.begin(), names.end(), part->column_name(i)) != names.end()) {
+        return Status::InvalidArgument("the carried input column '" + part->column_name(i) +
+                                       "' has the name of a prediction column");
+      }
+      names.push_back(part->column_name(i));
+      columns.push_back(part->column(i));
+    }
+  }
+  return Table::Make(std::move(names), std::move(columns));
+}
+
+// Formats each batch's predictions: one MLflow body for the whole input, CSV rows under
+// one header, or a Parquet / Arrow IPC file of record batches.
 class PredictionWriter {
  public:
-  PredictionWriter(OutputFile* out, bool csv, bool unwrapped) : out_(out), csv_(csv), json_(unwrapped) {}
-  Status Write(const Prediction& p) {
-    std::string text;
-    if (csv_) {
-      Table t = p.table;
-      if (t.num_columns() == 1 && t.column_name(0).empty()) t = *Table::Make({"prediction"}, {t.column(0)});
+  PredictionWriter(OutputFile* out, const std::string& format, bool unwrapped)
+      : out_(out), csv_(format == "csv"), json_(unwrapped) {}
+  Status Open(const std::string& format) {
+    if (format != "parquet" && format != "arrow" && format != "arrow-stream") return Status::OK();
+    const TableFileFormat f = format == "parquet" ? TableFileFormat::kParquet
+                              : format == "arrow" ? TableFileFormat::kArrowFile
+                                                  : TableFileFormat::kArrowStream;
+    PYFUNC_ASSIGN_OR_RETURN(table_, OpenTableFileWriter(f, out_));
+    return Status::OK();
+  }
+  Status Write(const Prediction& p, const Table& carried) {
+    if (table_ || csv_) {
+      PYFUNC_ASSIGN_OR_RETURN(Table t, OutputTable(p, carried));
+      if (table_) return table_->Write(t);
       CsvWriteOptions o;
       o.header = !header_written_;
       header_written_ = true;
-      text = WriteCsvString(t, o);
-    } else {
-      PYFUNC_RETURN_IF_ERROR(json_.Append(p, &text));
+      return out_->Write(WriteCsvString(t, o));
     }
+    std::string text;
+    PYFUNC_RETURN_IF_ERROR(json_.Append(p, &text));
     return out_->Write(text);
   }
   Status Finish() {
+    if (table_) return table_->Finish();
     if (csv_) return Status::OK();
     std::string text;
     json_.Finish(&text);
@@ -181,8 +227,63 @@ class PredictionWriter {
   OutputFile* out_;
   bool csv_;
   PredictionStreamWriter json_;
+  std::unique_ptr<TableFileWriter> table_;
   bool header_written_ = false;
 };
+
+// The input columns `names` of a batch (an empty table when none are asked for).
+Result<Table> Carried(const Table& batch, const std::vector<std::string>& names, const std::string& input) {
+  std::vector<Column> columns;
+  for (const std::string& name : names) {
+    const Column* c = batch.FindColumn(name);
+    if (c == nullptr) {
+      std::string have;
+      for (const std::string& n : batch.column_names()) have += (have.empty() ? "'" : ", '") + n + "'";
+      return Status::InvalidArgument(input + " has no column '" + name + "' to carry into the output (it has " +
+                                     (have.empty() ? "none" : have) + ")");
+    }
+    columns.push_back(*c);
+  }
+  if (columns.empty()) return Table::Empty(batch.num_rows());
+  return Table::Make(names, std::move(columns));
+}
+
+// Columns `names` of a batch, in that order.
+Result<Table> SelectColumns(const Table& batch, const std::vector<std::string>& names) {
+  std::vector<Column> columns;
+  for (const std::string& name : names) {
+    const Column* c = batch.FindColumn(name);
+    if (c == nullptr) return Status::InvalidArgument("a batch has no column '" + name + "'");
+    columns.push_back(*c);
+  }
+  if (columns.empty()) return Table::Empty(batch.num_rows());
+  return Table::Make(names, std::move(columns));
+}
+
+bool EndsWith(const std::string& s, std::string_view suffix) {
+  return s.size() > suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// The input's format from its name: csv, parquet, arrow, else json (an MLflow request).
+std::string InputFormatOf(const std::string& path) {
+  if (EndsWith(path, ".csv")) return "csv";
+  for (const char* ext : {".parquet", ".pq", ".parq"}) {
+    if (EndsWith(path, ext)) return "parquet";
+  }
+  for (const char* ext : {".arrow", ".arrows", ".feather", ".ipc"}) {
+    if (EndsWith(path, ext)) return "arrow";
+  }
+  return "json";
+}
+
+// The output's: parquet and Arrow by extension, else json, as MLflow writes whatever the
+// name (a .csv output too: CSV is asked for with output_format).
+std::string OutputFormatOf(const std::string& path) {
+  const std::string in = InputFormatOf(path);
+  if (in == "parquet") return in;
+  if (in == "arrow") return EndsWith(path, ".arrows") ? "arrow-stream" : "arrow";
+  return "json";
+}
 
 Result<std::string> ReadAll(int fd, const std::string& name) {
   std::string data;
@@ -286,14 +387,22 @@ Result<ScoreFileSummary> ScoreFile(const std::string& model_dir, const LoadOptio
                                    const ScoreFileOptions& options) {
   if (load.workers < 1) return Status::InvalidArgument("workers must be at least 1");
   if (options.batch_rows < 1) return Status::InvalidArgument("batch rows must be at least 1");
-  std::string type = options.input_format;
+  std::string type = options.input_format.empty() ? InputFormatOf(options.input) : options.input_format;
   const std::string& input = options.input;
-  if (type.empty()) type = input.size() > 4 && input.compare(input.size() - 4, 4, ".csv") == 0 ? "csv" : "json";
-  if (type != "csv" && type != "json") {
-    return Status::InvalidArgument("input format must be csv or json, not '" + type + "'");
+  if (type != "csv" && type != "json" && type != "parquet" && type != "arrow") {
+    return Status::InvalidArgument("input format must be csv, json, parquet or arrow, not '" + type + "'");
   }
-  if (options.output_format != "csv" && options.output_format != "json") {
-    return Status::InvalidArgument("output format must be csv or json, not '" + options.output_format + "'");
+  const std::string out_format = options.output_format.empty() ? OutputFormatOf(options.output) : options.output_format;
+  if (out_format != "csv" && out_format != "json" && out_format != "parquet" && out_format != "arrow" &&
+      out_format != "arrow-stream") {
+    return Status::InvalidArgument("output format must be json, csv, parquet, arrow or arrow-stream, not '" +
+                                   out_format + "'");
+  }
+  if (!options.carry_columns.empty() && out_format == "json") {
+    return Status::InvalidArgument("carried input columns need an output of columns (csv, parquet, arrow), not json");
+  }
+  if (!options.carry_columns.empty() && type == "json") {
+    return Status::InvalidArgument("input columns are carried from csv, parquet or arrow input, not json");
   }
 
   // Open the input before loading the model: a missing file should not cost a model load.
@@ -307,6 +416,9 @@ Result<ScoreFileSummary> ScoreFile(const std::string& model_dir, const LoadOptio
     if (::fstat(fd, &st) == 0) total = st.st_size;
   }
   FdCloser closer{fd};
+  if (type == "parquet" && fd == 0) {
+    return Status::InvalidArgument("parquet input is read from a file (by row group), not from standard input");
+  }
 
   PYFUNC_ASSIGN_OR_RETURN(ModelSpec spec, ModelSpec::Load(model_dir));
   PYFUNC_RETURN_IF_ERROR(spec.python_function().status());
@@ -314,6 +426,21 @@ Result<ScoreFileSummary> ScoreFile(const std::string& model_dir, const LoadOptio
   summary.batching = DecideBatching(spec, options.batching);
   const bool split = summary.batching.merge;
   const InputSchema input_schema = ReadInputSchema(spec);
+  // A Parquet or Arrow file is opened (its footer and schema checked) before the workers
+  // start, and so is the output: neither failure should cost a model load.
+  std::unique_ptr<BatchSource> source;
+  auto open_table_file = [&]() -> Status {
+    const int64_t rows = split ? options.batch_rows : 0;
+    Result<std::unique_ptr<TableFileReader>> reader =
+        type == "parquet" ? OpenParquetReader(fd, input_name, rows) : OpenArrowReader(fd, input_name, rows);
+    if (!reader.ok()) return reader.status();
+    source = std::make_unique<FileSource>(std::move(reader).value());
+    return Status::OK();
+  };
+  const bool table_file = type == "parquet" || type == "arrow";
+  if (table_file && fd != 0) PYFUNC_RETURN_IF_ERROR(open_table_file());
+  PYFUNC_ASSIGN_OR_RETURN(OutputFile output, OutputFile::Open(options.output));
+
   // The workers start (Python and the model's imports take a second or more) while the
   // first batch is read and parsed.
   std::future<Result<Model>> loading =
@@ -334,15 +461,16 @@ Result<ScoreFileSummary> ScoreFile(const std::string& model_dir, const LoadOptio
     }
   } joiner{&loading};
 
-  std::unique_ptr<BatchSource> source;
-  if (type == "csv") {
+  if (table_file && fd == 0) {
+    PYFUNC_RETURN_IF_ERROR(open_table_file());
+  } else if (type == "csv") {
     CsvReadOptions o;
     o.batch_rows = split ? options.batch_rows : 0;  // 0: all rows
     o.schema = input_schema.typed;
     o.source_name = input_name;
     PYFUNC_ASSIGN_OR_RETURN(std::unique_ptr<CsvReader> reader, CsvReader::FromFd(fd, o));
     source = std::make_unique<CsvSource>(std::move(reader), fd);
-  } else {
+  } else if (type == "json") {
     PYFUNC_ASSIGN_OR_RETURN(std::string body, ReadAll(fd, input_name));
     JsonReadOptions o;
     o.schema = input_schema.typed;
@@ -358,25 +486,37 @@ Result<ScoreFileSummary> ScoreFile(const std::string& model_dir, const LoadOptio
     source = std::move(json);
   }
 
-  PYFUNC_ASSIGN_OR_RETURN(OutputFile output, OutputFile::Open(options.output));
-  PredictionWriter writer(&output, options.output_format == "csv", source->unwrapped);
+  PredictionWriter writer(&output, out_format, source->unwrapped);
+  PYFUNC_RETURN_IF_ERROR(writer.Open(out_format));
 
-  std::map<int64_t, std::pair<int64_t, int64_t>> spans;  // batch -> (first row, rows), until written
+  struct Span {
+    int64_t first, rows;
+    Table carried;  // the input columns written beside the predictions
+  };
+  std::map<int64_t, Span> spans;  // batch -> its rows, until written
   std::optional<ScoringThreads> scoring;
   int64_t next_batch = 0, next_write = 0, rows_read = 0;
   // Writes the next batch's result (waiting for it).
   auto write_next = [&]() -> Status {
     Result<Prediction> result = scoring->Take(next_write);
-    const auto [first, rows] = spans.at(next_write);
+    Span span = std::move(spans.at(next_write));
     spans.erase(next_write);
     ++next_write;
-    if (!result.ok()) {
-      return result.status().WithContext("rows " + std::to_string(first) + "-" + std::to_string(first + rows - 1));
-    }
-    PYFUNC_RETURN_IF_ERROR(writer.Write(*result));
-    summary.rows += rows;
+    const std::string where = "rows " + std::to_string(span.first) + "-" + std::to_string(span.first + span.rows - 1);
+    if (!result.ok()) return result.status().WithContext(where);
+    Status written = writer.Write(*result, span.carried);
+    if (!written.ok()) return written.WithContext(where);
+    summary.rows += span.rows;
     return Status::OK();
   };
+
+  // Carried columns bypass the model unless its signature names them.
+  std::vector<std::string> bypass;
+  for (const std::string& name : options.carry_columns) {
+    const auto& named = input_schema.all_names;
+    if (std::find(named.begin(), named.end(), name) == named.end()) bypass.push_back(name);
+  }
+  std::optional<std::vector<std::string>> model_input;  // unset: every column
 
   Status failure;
   ReadAhead ahead(source.get());
@@ -402,8 +542,27 @@ Result<ScoreFileSummary> ScoreFile(const std::string& model_dir, const LoadOptio
     }
     if (!failure.ok()) break;
     const int64_t rows = (*batch)->num_rows();
-    spans[next_batch] = {rows_read, rows};
+    if (!bypass.empty() && !model_input) {
+      model_input.emplace();
+      for (const std::string& name : (*batch)->column_names()) {
+        if (std::find(bypass.begin(), bypass.end(), name) == bypass.end()) model_input->push_back(name);
+      }
+    }
+    Result<Table> carried = Carried(**batch, options.carry_columns, input_name);
+    if (!carried.ok()) {
+      failure = carried.status();
+      break;
+    }
+    spans[next_batch] = {rows_read, rows, std::move(carried).value()};
     rows_read += rows;
+    if (model_input) {
+      Result<Table> features = SelectColumns(**batch, *model_input);
+      if (!features.ok()) {
+        failure = features.status();
+        break;
+      }
+      **batch = std::move(features).value();
+    }
     scoring->Add(next_batch++, std::move(**batch));
     if (options.progress) options.progress(summary.rows, source->bytes_done(), total);
   }
