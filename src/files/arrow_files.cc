@@ -381,6 +381,36 @@ class OutputFileStream : public arrow::io::OutputStream {
   bool closed_ = false;
 };
 
+// Timestamps as the unit they had in pandas (pyfunc holds nanoseconds), without a zone,
+// as numpy's datetime64 has none.
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> WithTimeUnits(const std::shared_ptr<arrow::RecordBatch>& batch,
+                                                                 const Table& table) {
+  std::vector<std::shared_ptr<arrow::Array>> columns = batch->columns();
+  std::vector<std::shared_ptr<arrow::Field>> fields = batch->schema()->fields();
+  bool changed = false;
+  for (int i = 0; i < table.num_columns(); ++i) {
+    const Column& c = table.column(i);
+    if (c.type() != DataType::kTimestamp || c.is_tensor()) continue;
+    static constexpr arrow::TimeUnit::type kUnits[] = {arrow::TimeUnit::NANO, arrow::TimeUnit::MICRO,
+                                                       arrow::TimeUnit::MILLI, arrow::TimeUnit::SECOND};
+    static constexpr int64_t kScale[] = {1, 1000, 1000000, 1000000000};
+    const int u = static_cast<int>(c.time_unit());
+    ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::Buffer> values, arrow::AllocateBuffer(c.length() * 8));
+    auto* out = reinterpret_cast<int64_t*>(values->mutable_data());
+    const int64_t* in = c.int64_data();
+    for (int64_t r = 0; r < c.length(); ++r) out[r] = in[r] / kScale[u];
+    auto type = arrow::timestamp(kUnits[u]);
+    auto data = columns[i]->data()->Copy();
+    data->type = type;
+    data->buffers[1] = values;
+    columns[i] = arrow::MakeArray(data);
+    fields[i] = fields[i]->WithType(type);
+    changed = true;
+  }
+  if (!changed) return batch;
+  return arrow::RecordBatch::Make(arrow::schema(fields), batch->num_rows(), columns);
+}
+
 struct ColumnKind {
   std::string name;
   DataType type;
@@ -398,7 +428,9 @@ class ArrowWriter : public TableFileWriter {
     ArrowSchema c_schema;
     ArrowArray c_array;
     PYFUNC_RETURN_IF_ERROR(ExportTable(t, &c_schema, &c_array));
-    auto batch = arrow::ImportRecordBatch(&c_array, &c_schema);
+    auto imported = arrow::ImportRecordBatch(&c_array, &c_schema);
+    PYFUNC_RETURN_IF_ERROR(FromArrow(imported.status(), name));
+    auto batch = WithTimeUnits(*imported, t);
     PYFUNC_RETURN_IF_ERROR(FromArrow(batch.status(), name));
     if (!started_) PYFUNC_RETURN_IF_ERROR(Start((*batch)->schema()));
     return Catching(name, [&]() -> Status {
