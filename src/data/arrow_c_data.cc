@@ -253,16 +253,24 @@ Result<Column> ImportChild(const ArrowSchema* schema, const ArrowArray* array, c
       }
       break;
     }
-    default: {  // fixed-width numbers, copied as they are
+    default: {  // fixed-width numbers: one copy of the values, null slots zeroed
       const auto* values = static_cast<const uint8_t*>(array->buffers[1]);
-      const int64_t w = ByteWidth(type);
-      for (int64_t i = 0; i < n; ++i) {
-        if (!valid(i))
-          b.AppendNull();
-        else
-          b.AppendFixed(values + (off + i) * w);
+      const size_t w = static_cast<size_t>(ByteWidth(type));
+      std::shared_ptr<Buffer> out = Buffer::Allocate(static_cast<size_t>(n) * w);
+      std::memcpy(out->mutable_data(), values + static_cast<size_t>(off) * w, static_cast<size_t>(n) * w);
+      std::shared_ptr<Buffer> bits;
+      if (validity != nullptr) {
+        bits = Buffer::Allocate(static_cast<size_t>((n + 7) / 8));
+        uint8_t* dst = bits->mutable_data();
+        for (int64_t i = 0; i < n; ++i) {
+          if (valid(i)) {
+            dst[i >> 3] |= static_cast<uint8_t>(1u << (i & 7));
+          } else {
+            std::memset(out->mutable_data() + static_cast<size_t>(i) * w, 0, w);
+          }
+        }
       }
-      break;
+      return Column::Make(type, n, std::move(bits), std::move(out));
     }
   }
   return b.Finish();
