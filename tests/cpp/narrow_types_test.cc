@@ -11,21 +11,12 @@
 #include "pyfunc/json_codec.h"
 #include "pyfunc/table.h"
 #include "runtime/frame.h"
+#include "test_util.h"
 
 namespace pyfunc {
 namespace {
 
-template <typename T>
-Column FixedColumn(DataType type, const std::vector<T>& values, int null_row = -1) {
-  ColumnBuilder b(type);
-  for (size_t i = 0; i < values.size(); ++i) {
-    if (static_cast<int>(i) == null_row)
-      b.AppendNull();
-    else
-      b.AppendFixed(&values[i]);
-  }
-  return b.Finish();
-}
+using ::pyfunc::testing::FixedColumn;
 
 // One column of every type, 5 rows, a null in most.
 Table EveryType() {

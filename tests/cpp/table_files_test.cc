@@ -17,17 +17,7 @@ namespace {
 using ::pyfunc::testing::TempDir;
 using ::testing::HasSubstr;
 
-template <typename T>
-Column Fixed(DataType type, const std::vector<T>& values, int null_row = -1) {
-  ColumnBuilder b(type);
-  for (size_t i = 0; i < values.size(); ++i) {
-    if (static_cast<int>(i) == null_row)
-      b.AppendNull();
-    else
-      b.AppendFixed(&values[i]);
-  }
-  return b.Finish();
-}
+using ::pyfunc::testing::FixedColumn;
 
 // Four rows of every column type pyfunc has, nulls in most, offset `k` in the values.
 Table Rows(int64_t k) {
@@ -37,13 +27,13 @@ Table Rows(int64_t k) {
     names.push_back(name);
     cols.push_back(std::move(c));
   };
-  add("i8", Fixed<int8_t>(DataType::kInt8, {int8_t(k), -1, 0, 127}, 2));
-  add("i32", Fixed<int32_t>(DataType::kInt32, {int32_t(k), 1, 2, 3}));
-  add("i64", Fixed<int64_t>(DataType::kInt64, {k, -5, 1ll << 60, 3}, 3));
-  add("u64", Fixed<uint64_t>(DataType::kUInt64, {uint64_t(k), 1, 2, 18446744073709551615ull}));
-  add("f16", Fixed<uint16_t>(DataType::kFloat16, {0x3c00, 0x2e66, 0x7c00, 0x7e00}));
-  add("f32", Fixed<float>(DataType::kFloat32, {0.1f, float(k), 1e6f, -0.0f}, 1));
-  add("f64", Fixed<double>(DataType::kFloat64, {0.5, double(k), 2.5, 3.5}));
+  add("i8", FixedColumn<int8_t>(DataType::kInt8, {int8_t(k), -1, 0, 127}, 2));
+  add("i32", FixedColumn<int32_t>(DataType::kInt32, {int32_t(k), 1, 2, 3}));
+  add("i64", FixedColumn<int64_t>(DataType::kInt64, {k, -5, 1ll << 60, 3}, 3));
+  add("u64", FixedColumn<uint64_t>(DataType::kUInt64, {uint64_t(k), 1, 2, 18446744073709551615ull}));
+  add("f16", FixedColumn<uint16_t>(DataType::kFloat16, {0x3c00, 0x2e66, 0x7c00, 0x7e00}));
+  add("f32", FixedColumn<float>(DataType::kFloat32, {0.1f, float(k), 1e6f, -0.0f}, 1));
+  add("f64", FixedColumn<double>(DataType::kFloat64, {0.5, double(k), 2.5, 3.5}));
   ColumnBuilder b(DataType::kBool), s(DataType::kString), bin(DataType::kBinary), ts(DataType::kTimestamp);
   for (int i = 0; i < 4; ++i) {
     if (i == 1) {
@@ -127,8 +117,8 @@ TEST_P(TableFilesTest, BatchesAreSplitToBatchRowsInOrder) {
 }
 
 TEST_P(TableFilesTest, LaterBatchesAreCastToTheFirstBatchsTypes) {
-  Table ints = *Table::Make({"p"}, {Fixed<int64_t>(DataType::kInt64, {1, 2})});
-  Table floats = *Table::Make({"p"}, {Fixed<double>(DataType::kFloat64, {0.5, 1.5})});
+  Table ints = *Table::Make({"p"}, {FixedColumn<int64_t>(DataType::kInt64, {1, 2})});
+  Table floats = *Table::Make({"p"}, {FixedColumn<double>(DataType::kFloat64, {0.5, 1.5})});
   Table nulls = *Table::Make({"p"}, {Column::Nulls(DataType::kString, 2)});
   const std::string path = Write({floats, ints, nulls});
   Table got = *Table::Concat(ReadAll(path, 0));

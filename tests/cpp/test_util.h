@@ -6,12 +6,14 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "pyfunc/model_dir.h"
 #include "pyfunc/status.h"
+#include "pyfunc/table.h"
 
 namespace pyfunc::testing {
 
@@ -34,6 +36,20 @@ const Status& StatusOf(const Result<T>& r) {
 }
 
 inline std::string TestDataDir() { return PYFUNC_TEST_DATA_DIR; }
+
+// A column of a fixed-width `type` holding `values` (T of the type's width), null at
+// row `null_row` (-1: none).
+template <typename T>
+Column FixedColumn(DataType type, const std::vector<T>& values, int null_row = -1) {
+  ColumnBuilder b(type);
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (static_cast<int>(i) == null_row)
+      b.AppendNull();
+    else
+      b.AppendFixed(&values[i]);
+  }
+  return b.Finish();
+}
 
 // The whole content of a file ("" when it cannot be read).
 inline std::string ReadFile(const std::filesystem::path& path) {
