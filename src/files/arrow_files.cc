@@ -81,7 +81,6 @@ Status CheckSchema(const arrow::Schema& schema, const std::string& name) {
 // A dictionary of strings as the plain strings it encodes (pandas reads it as a
 // categorical, whose values a model sees).
 arrow::Result<std::shared_ptr<arrow::Array>> Decode(const arrow::DictionaryArray& dict) {
-  const auto& indices = *dict.indices();
   const auto& values = *dict.dictionary();
   arrow::LargeStringBuilder b;
   ARROW_RETURN_NOT_OK(b.Reserve(dict.length()));
@@ -91,8 +90,8 @@ arrow::Result<std::shared_ptr<arrow::Array>> Decode(const arrow::DictionaryArray
       continue;
     }
     const int64_t k = dict.GetValueIndex(i);
-    if (k < 0 || k >= values.length() || values.IsNull(k)) {
-      if (k < 0 || k >= values.length()) return arrow::Status::Invalid("dictionary index out of range");
+    if (k < 0 || k >= values.length()) return arrow::Status::Invalid("dictionary index out of range");
+    if (values.IsNull(k)) {
       ARROW_RETURN_NOT_OK(b.AppendNull());
       continue;
     }
@@ -101,7 +100,6 @@ arrow::Result<std::shared_ptr<arrow::Array>> Decode(const arrow::DictionaryArray
                              : static_cast<const arrow::LargeStringArray&>(values).GetView(k);
     ARROW_RETURN_NOT_OK(b.Append(v));
   }
-  (void)indices;
   return b.Finish();
 }
 

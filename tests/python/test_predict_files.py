@@ -193,12 +193,7 @@ def test_types_reach_the_model_as_pandas_read_parquet_gives_them(tmp_path):
     assert proc.returncode == 0, proc.stderr
     got = pd.read_parquet(tmp_path / "out.parquet")["dtypes"][0]
     read = pd.read_parquet(tmp_path / "in.parquet")
-    want = M_dtypes(read)
-    assert got == want
-
-
-def M_dtypes(df):
-    return ",".join(str(df[c].dtype) for c in df.columns)
+    assert got == ",".join(str(read[c].dtype) for c in read.columns)
 
 
 # --- bad input: one clear line naming the file, row group or column; no output left ---
