@@ -181,10 +181,7 @@ class ParquetReader : public TableFileReader {
       std::shared_ptr<arrow::Schema> schema;
       PYFUNC_RETURN_IF_ERROR(FromArrow(reader->reader_->GetSchema(&schema), name));
       PYFUNC_RETURN_IF_ERROR(CheckSchema(*schema, name));
-      auto metadata = reader->reader_->parquet_reader()->metadata();
-      reader->row_groups_ = metadata->num_row_groups();
-      reader->rows_ = metadata->num_rows();
-      for (int i = 0; i < reader->row_groups_; ++i) reader->total_ += metadata->RowGroup(i)->total_compressed_size();
+      reader->row_groups_ = reader->reader_->parquet_reader()->metadata()->num_row_groups();
       return Status::OK();
     }));
     return std::unique_ptr<TableFileReader>(std::move(reader));
@@ -213,7 +210,6 @@ class ParquetReader : public TableFileReader {
     return std::optional<Table>();
   }
   int64_t bytes_done() const override { return done_; }
-  int64_t num_rows() const override { return rows_; }
 
  private:
   explicit ParquetReader(std::string name) : name_(std::move(name)) {}
@@ -222,7 +218,7 @@ class ParquetReader : public TableFileReader {
   std::unique_ptr<parquet::arrow::FileReader> reader_;
   std::unique_ptr<arrow::RecordBatchReader> batches_;  // of row_group_
   int row_groups_ = 0, row_group_ = 0;
-  int64_t rows_ = 0, total_ = 0, done_ = 0;
+  int64_t done_ = 0;
 };
 
 // A pipe (standard input, say) as Arrow's input stream; ReadableFile needs to seek.
@@ -292,8 +288,6 @@ class ArrowReader : public TableFileReader {
       PYFUNC_RETURN_IF_ERROR(FromArrow(r.status(), name + ": not an Arrow IPC file"));
       reader->file_reader_ = *r;
       reader->schema_ = reader->file_reader_->schema();
-      auto rows = reader->file_reader_->CountRows();
-      reader->rows_ = rows.ok() ? *rows : -1;
       struct stat st;
       if (::fstat(fd, &st) == 0) reader->total_ = st.st_size;
     } else {
@@ -339,7 +333,6 @@ class ArrowReader : public TableFileReader {
     auto pos = input_->Tell();
     return pos.ok() ? *pos : 0;
   }
-  int64_t num_rows() const override { return rows_; }
 
  private:
   ArrowReader(std::string name, int64_t batch_rows) : name_(std::move(name)), batch_rows_(batch_rows) {}
@@ -352,7 +345,7 @@ class ArrowReader : public TableFileReader {
   std::shared_ptr<arrow::Schema> schema_;
   std::shared_ptr<arrow::RecordBatch> batch_;
   int index_ = 0;
-  int64_t offset_ = 0, rows_ = -1, total_ = 0;
+  int64_t offset_ = 0, total_ = 0;
   bool emitted_ = false;
 };
 

@@ -33,10 +33,8 @@ class TableFileReader {
   // The next batch of at most the reader's batch rows, or nullopt at the end. Errors
   // name the file and, for Parquet, the row group.
   virtual Result<std::optional<Table>> Next() = 0;
-  // The file's bytes consumed so far (an estimate: the row groups read), and in all.
+  // The file's bytes consumed so far (an estimate: the row groups read).
   virtual int64_t bytes_done() const = 0;
-  // Rows in the file, -1 when unknown (an IPC stream).
-  virtual int64_t num_rows() const = 0;
 };
 
 // Opens a Parquet file on `fd` (the reader takes a duplicate; `name` is for messages).

@@ -53,14 +53,32 @@ class CsvSource : public BatchSource {
   int fd_;
 };
 
+// Batches of a Parquet or Arrow file; with `whole`, the file's batches as one table (a
+// model whose rows may depend on each other gets the whole input in one call).
 class FileSource : public BatchSource {
  public:
-  explicit FileSource(std::unique_ptr<TableFileReader> r) : reader_(std::move(r)) {}
-  Result<std::optional<Table>> Next() override { return reader_->Next(); }
+  FileSource(std::unique_ptr<TableFileReader> r, bool whole) : reader_(std::move(r)), whole_(whole) {}
+  Result<std::optional<Table>> Next() override {
+    if (!whole_) return reader_->Next();
+    if (done_) return std::optional<Table>();
+    done_ = true;
+    std::vector<Table> parts;
+    for (;;) {
+      PYFUNC_ASSIGN_OR_RETURN(std::optional<Table> part, reader_->Next());
+      if (!part) break;
+      parts.push_back(std::move(*part));
+    }
+    if (parts.empty()) return std::optional<Table>();
+    if (parts.size() == 1) return std::optional<Table>(std::move(parts[0]));
+    PYFUNC_ASSIGN_OR_RETURN(Table all, Table::Concat(parts));
+    return std::optional<Table>(std::move(all));
+  }
   int64_t bytes_done() const override { return reader_->bytes_done(); }
 
  private:
   std::unique_ptr<TableFileReader> reader_;
+  const bool whole_;
+  bool done_ = false;
 };
 
 class JsonSource : public BatchSource {
@@ -193,12 +211,12 @@ Result<Table> OutputTable(const Prediction& p, const Table& carried) {
 class PredictionWriter {
  public:
   PredictionWriter(OutputFile* out, const std::string& format, bool unwrapped)
-      : out_(out), csv_(format == "csv"), json_(unwrapped) {}
-  Status Open(const std::string& format) {
-    if (format != "parquet" && format != "arrow" && format != "arrow-stream") return Status::OK();
-    const TableFileFormat f = format == "parquet" ? TableFileFormat::kParquet
-                              : format == "arrow" ? TableFileFormat::kArrowFile
-                                                  : TableFileFormat::kArrowStream;
+      : out_(out), format_(format), csv_(format == "csv"), json_(unwrapped) {}
+  Status Open() {
+    if (format_ != "parquet" && format_ != "arrow" && format_ != "arrow-stream") return Status::OK();
+    const TableFileFormat f = format_ == "parquet" ? TableFileFormat::kParquet
+                              : format_ == "arrow" ? TableFileFormat::kArrowFile
+                                                   : TableFileFormat::kArrowStream;
     PYFUNC_ASSIGN_OR_RETURN(table_, OpenTableFileWriter(f, out_));
     return Status::OK();
   }
@@ -225,14 +243,15 @@ class PredictionWriter {
 
  private:
   OutputFile* out_;
+  const std::string format_;
   bool csv_;
   PredictionStreamWriter json_;
   std::unique_ptr<TableFileWriter> table_;
   bool header_written_ = false;
 };
 
-// The input columns `names` of a batch (an empty table when none are asked for).
-Result<Table> Carried(const Table& batch, const std::vector<std::string>& names, const std::string& input) {
+// Columns `names` of a batch, in that order (an empty table of its rows for none).
+Result<Table> SelectColumns(const Table& batch, const std::vector<std::string>& names, const std::string& input) {
   std::vector<Column> columns;
   for (const std::string& name : names) {
     const Column* c = batch.FindColumn(name);
@@ -242,18 +261,6 @@ Result<Table> Carried(const Table& batch, const std::vector<std::string>& names,
       return Status::InvalidArgument(input + " has no column '" + name + "' to carry into the output (it has " +
                                      (have.empty() ? "none" : have) + ")");
     }
-    columns.push_back(*c);
-  }
-  if (columns.empty()) return Table::Empty(batch.num_rows());
-  return Table::Make(names, std::move(columns));
-}
-
-// Columns `names` of a batch, in that order.
-Result<Table> SelectColumns(const Table& batch, const std::vector<std::string>& names) {
-  std::vector<Column> columns;
-  for (const std::string& name : names) {
-    const Column* c = batch.FindColumn(name);
-    if (c == nullptr) return Status::InvalidArgument("a batch has no column '" + name + "'");
     columns.push_back(*c);
   }
   if (columns.empty()) return Table::Empty(batch.num_rows());
@@ -434,7 +441,7 @@ Result<ScoreFileSummary> ScoreFile(const std::string& model_dir, const LoadOptio
     Result<std::unique_ptr<TableFileReader>> reader =
         type == "parquet" ? OpenParquetReader(fd, input_name, rows) : OpenArrowReader(fd, input_name, rows);
     if (!reader.ok()) return reader.status();
-    source = std::make_unique<FileSource>(std::move(reader).value());
+    source = std::make_unique<FileSource>(std::move(reader).value(), !split);
     return Status::OK();
   };
   const bool table_file = type == "parquet" || type == "arrow";
@@ -487,7 +494,7 @@ Result<ScoreFileSummary> ScoreFile(const std::string& model_dir, const LoadOptio
   }
 
   PredictionWriter writer(&output, out_format, source->unwrapped);
-  PYFUNC_RETURN_IF_ERROR(writer.Open(out_format));
+  PYFUNC_RETURN_IF_ERROR(writer.Open());
 
   struct Span {
     int64_t first, rows;
@@ -548,7 +555,7 @@ Result<ScoreFileSummary> ScoreFile(const std::string& model_dir, const LoadOptio
         if (std::find(bypass.begin(), bypass.end(), name) == bypass.end()) model_input->push_back(name);
       }
     }
-    Result<Table> carried = Carried(**batch, options.carry_columns, input_name);
+    Result<Table> carried = SelectColumns(**batch, options.carry_columns, input_name);
     if (!carried.ok()) {
       failure = carried.status();
       break;
@@ -556,7 +563,7 @@ Result<ScoreFileSummary> ScoreFile(const std::string& model_dir, const LoadOptio
     spans[next_batch] = {rows_read, rows, std::move(carried).value()};
     rows_read += rows;
     if (model_input) {
-      Result<Table> features = SelectColumns(**batch, *model_input);
+      Result<Table> features = SelectColumns(**batch, *model_input, input_name);
       if (!features.ok()) {
         failure = features.status();
         break;

@@ -314,3 +314,48 @@ def test_a_build_without_arrow_says_so(mlflow_model, tmp_path):
                           timeout=60, env=ENV)
     assert proc.returncode != 0
     assert "this build of pyfunc has no Parquet or Arrow support" in proc.stderr, proc.stderr
+
+
+def save_code_model(tmp_path, name, source, **kwargs):
+    (tmp_path / (name + ".py")).write_text(source)
+    model = tmp_path / name
+    pyfunc.save_model(str(model), loader_module=name, code_path=[str(tmp_path / (name + ".py"))], **kwargs)
+    return model
+
+
+def test_a_model_whose_rows_depend_on_each_other_gets_the_whole_file_in_one_call(tmp_path):
+    # A normalizer: each output depends on every row. Not known to be row-wise, so the
+    # whole file (4 row groups, or 3 record batches) is one predict call, as from MLflow.
+    model = save_code_model(tmp_path, "norm_model",
+                            "class M:\n"
+                            "    def predict(self, df):\n"
+                            "        return df['x'] / df['x'].sum()\n"
+                            "def _load_pyfunc(path):\n"
+                            "    return M()\n")
+    df = pd.DataFrame({"x": np.arange(1, 1001, dtype=float)})
+    df.to_parquet(tmp_path / "in.parquet", row_group_size=250)
+    feather.write_feather(df, tmp_path / "in.arrow", chunksize=400)
+    want = (df["x"] / df["x"].sum()).to_numpy()
+    for src in ("in.parquet", "in.arrow"):
+        summary = batch.score_file(model, tmp_path / src, tmp_path / "out.parquet", batch_rows=100)
+        assert summary["batches"] == 1 and not summary["batched"], summary
+        got = pd.read_parquet(tmp_path / "out.parquet")
+        assert list(got.columns) == ["x"]  # the Series keeps its name
+        np.testing.assert_allclose(got["x"], want, rtol=1e-15)
+
+
+def test_carried_columns_need_one_prediction_per_row_and_a_name_of_their_own(tmp_path):
+    model = save_code_model(tmp_path, "first_model",
+                            "class M:\n"
+                            "    def predict(self, df):\n"
+                            "        return df['x'].head(int(df['x'].iloc[0])).to_numpy()\n"
+                            "def _load_pyfunc(path):\n"
+                            "    return M()\n", batching="rows")
+    pd.DataFrame({"x": [3.0, 5.0, 7.0], "prediction": [1, 2, 3]}).to_parquet(tmp_path / "in.parquet")
+    out = tmp_path / "out.parquet"
+    assert_fails(run("predict", "-m", model, "-i", tmp_path / "in.parquet", "-o", out, "--env-manager", "local",
+                     "--carry-columns", "prediction"), "rows 0-2", "carried input column 'prediction' has the name",
+                 out=out)
+    pd.DataFrame({"x": [2.0, 5.0, 7.0], "id": [1, 2, 3]}).to_parquet(tmp_path / "in.parquet")
+    assert_fails(run("predict", "-m", model, "-i", tmp_path / "in.parquet", "-o", out, "--env-manager", "local",
+                     "--carry-columns", "id"), "the model returned 2 rows for 3 input rows", out=out)
