@@ -4,7 +4,8 @@
 // json.loads on the same files and prints the ratios)
 //
 // Generates <dir>/bench.csv (1M rows: int64, float64, short string, int64 with nulls)
-// and <dir>/bench.json (a dataframe_split request of 300k rows with the same columns),
+// <dir>/wide.csv (500k rows x 20 float64, as pandas writes numpy's rand()) and
+// <dir>/bench.json (a dataframe_split request of 300k rows with the same columns),
 // parses each several times and prints the best time as "<name> <bytes> <seconds>".
 #include <chrono>
 #include <cstdio>
@@ -19,6 +20,8 @@
 #include "pyfunc/json_codec.h"
 
 namespace {
+
+constexpr int kWideRows = 500000;
 
 double Best(int reps, const std::function<void()>& fn) {
   double best = 1e30;
@@ -56,7 +59,21 @@ int main(int argc, char** argv) {
             (i % 10 == 0 ? std::string("null") : std::to_string(rng() % 100000)) + "]";
   }
   json += "]}}";
+  // What batch scoring reads: 20 float64 columns as pandas writes numpy's rand().
+  std::uniform_real_distribution<double> unit(0, 1);
+  std::string wide;
+  for (int j = 0; j < 20; ++j) wide += (j ? ",f" : "f") + std::to_string(j);
+  wide += "\n";
+  for (int i = 0; i < kWideRows; ++i) {
+    for (int j = 0; j < 20; ++j) {
+      char buf[32];
+      std::snprintf(buf, sizeof(buf), j ? ",%.17g" : "%.17g", unit(rng));
+      wide += buf;
+    }
+    wide += "\n";
+  }
   std::ofstream(dir + "/bench.csv", std::ios::binary) << csv;
+  std::ofstream(dir + "/wide.csv", std::ios::binary) << wide;
   std::ofstream(dir + "/bench.json", std::ios::binary) << json;
 
   double csv_s = Best(5, [&] {
@@ -76,12 +93,34 @@ int main(int argc, char** argv) {
     }
     if (rows != 1000000) std::abort();
   });
+  const auto stream = [&](const std::string& file, int threads, int64_t want_rows) {
+    pyfunc::CsvReadOptions o;
+    o.batch_rows = 65536;
+    o.threads = threads;
+    return Best(5, [&] {
+      auto r = pyfunc::CsvReader::OpenFile(dir + "/" + file, o);
+      int64_t rows = 0;
+      for (;;) {
+        auto b = (*r)->Next();
+        if (!b.ok()) std::abort();
+        if (!*b) break;
+        rows += (*b)->num_rows();
+      }
+      if (rows != want_rows) std::abort();
+    });
+  };
+  double csv_stream2_s = stream("bench.csv", 2, 1000000);
+  double wide1_s = stream("wide.csv", 1, kWideRows);
+  double wide2_s = stream("wide.csv", 2, kWideRows);
   double json_s = Best(5, [&] {
     auto req = pyfunc::ParseScoringRequest(json);
     if (!req.ok() || req->table.num_rows() != 300000) std::abort();
   });
   std::printf("csv %zu %.6f\n", csv.size(), csv_s);
   std::printf("csv_stream %zu %.6f\n", csv.size(), csv_stream_s);
+  std::printf("csv_stream2 %zu %.6f\n", csv.size(), csv_stream2_s);
+  std::printf("wide %zu %.6f\n", wide.size(), wide1_s);
+  std::printf("wide2 %zu %.6f\n", wide.size(), wide2_s);
   std::printf("json %zu %.6f\n", json.size(), json_s);
   return 0;
 }

@@ -23,6 +23,7 @@ csv_path, json_path = f"{out}/bench.csv", f"{out}/bench.json"
 body = open(json_path).read()
 py = {
     "csv": best(lambda: pd.read_csv(csv_path)),
+    "wide": best(lambda: pd.read_csv(f"{out}/wide.csv")),
     "json": best(lambda: json.loads(body)),
 }
 py["json_df"] = best(lambda: pd.DataFrame(**{k: v for k, v in json.loads(body)["dataframe_split"].items()}))
@@ -35,8 +36,15 @@ size = cpp["csv"][0]
 print(f"CSV  ({size/1e6:.1f} MB, 1M rows x 4 cols)")
 print(f"  pyfunc ReadCsvFile (whole file)     {mbs(*cpp['csv']):8.1f} MB/s")
 print(f"  pyfunc CsvReader (65536-row batches) {mbs(*cpp['csv_stream']):7.1f} MB/s")
+print(f"  pyfunc CsvReader, 2 threads         {mbs(*cpp['csv_stream2']):8.1f} MB/s")
 print(f"  pandas.read_csv                     {mbs(size, py['csv']):8.1f} MB/s")
 print(f"  ratio pyfunc/pandas                 {py['csv']/cpp['csv'][1]:8.2f}x")
+size = cpp["wide"][0]
+print(f"CSV  ({size/1e6:.1f} MB, 500k rows x 20 float64 cols)")
+print(f"  pyfunc CsvReader, 1 thread          {mbs(*cpp['wide']):8.1f} MB/s")
+print(f"  pyfunc CsvReader, 2 threads         {mbs(*cpp['wide2']):8.1f} MB/s")
+print(f"  pandas.read_csv                     {mbs(size, py['wide']):8.1f} MB/s")
+print(f"  ratio pyfunc (2 threads)/pandas     {py['wide']/cpp['wide2'][1]:8.2f}x")
 size = cpp["json"][0]
 print(f"JSON ({size/1e6:.1f} MB dataframe_split, 300k rows x 4 cols)")
 print(f"  pyfunc ParseScoringRequest -> Table {mbs(*cpp['json']):8.1f} MB/s")

@@ -42,8 +42,8 @@
 // "...T...Z", "...+02:00", converted to UTC); string anything.
 //
 // Streaming: a CsvReader yields Tables of at most `batch_rows` rows and holds only one
-// batch in memory. Inferred types are decided by the first batch and then kept, so
-// every batch has the same schema, with two exceptions a user would expect:
+// batch in memory (`threads` batches when it converts on threads). Inferred types are decided by the first batch and
+// then kept, so every batch has the same schema, with two exceptions a user would expect:
 //   * an inferred int64 column meeting a non-integer number in a later batch widens to
 //     float64 from that batch on (earlier batches stay int64; Column::CastTo converts);
 //   * a column that had only nulls so far is inferred again from the next batch that
@@ -62,6 +62,7 @@
 #define PYFUNC_CSV_H_
 
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <memory>
 #include <optional>
@@ -74,6 +75,19 @@
 #include "pyfunc/table.h"
 
 namespace pyfunc {
+
+// How the reader turns decimal text into doubles. MLflow reads CSV with
+// pandas.read_csv, whose C parser rounds correctly from pandas 3.1 on; before that it
+// keeps the first 17 digits (leading zeros included) in a double and scales it by a
+// double power of ten, which puts about half of all 17-digit values one bit away from
+// the correctly rounded double. A caller that knows the pandas of the model's
+// environment reads numbers as that pandas does, so predictions match MLflow's bit for
+// bit.
+enum class FloatRounding { kCorrect, kBeforePandas31 };
+
+// The rounding of pandas `version` ("2.3.3", "3.1.0rc1"); kCorrect when the version
+// is empty or unreadable.
+FloatRounding FloatRoundingOfPandas(std::string_view version);
 
 struct CsvReadOptions {
   // Field separator (a single byte, not `"`, CR or LF).
@@ -88,6 +102,15 @@ struct CsvReadOptions {
   Schema column_types;
   // Name used in error messages; defaults to the path, or "<input>".
   std::string source_name;
+  // Chunks of `batch_rows` rows tokenized and converted at once, each on a thread of
+  // the reader's own while the caller uses earlier batches; 1 converts on the calling
+  // thread. The batches are the same for every value. Ignored by ReadCsv.
+  int threads = 1;
+  FloatRounding float_rounding = FloatRounding::kCorrect;
+  // When set, called once, on the thread calling Next, before the first value is
+  // converted; its answer replaces `float_rounding`. (The batch scorer waits there for
+  // its workers to say which pandas they import, while the input is already read.)
+  std::function<FloatRounding()> float_rounding_source;
 };
 
 class CsvReader {

@@ -26,6 +26,7 @@
 #define PYFUNC_MODEL_H_
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -61,6 +62,11 @@ struct LoadOptions {
   int threads_per_worker = 0;
   // Suppress progress messages (environment creation) on stderr.
   bool quiet = false;
+  // Called for each worker started (replacements too), on the thread starting it, once
+  // the worker has imported pandas and before it loads the model, with that pandas'
+  // version ("2.3.3"). The batch scorer learns there how pandas would read the input's
+  // numbers (csv.h, FloatRounding) while the model is still loading.
+  std::function<void(const std::string& pandas_version)> on_worker_started;
 };
 
 // Per-call options of Model::Predict.
@@ -99,6 +105,8 @@ class Model {
   const ModelSpec& spec() const;
   const std::string& path() const;  // the local model directory
   const std::string& environment_description() const;
+  // The pandas version the model's workers import ("2.3.3").
+  const std::string& pandas_version() const;
   int num_workers() const;
   // Workers running now: num_workers() less those that died and are being replaced.
   int live_workers() const;

@@ -8,13 +8,23 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <fstream>
+#include <future>
 #include <istream>
 #include <limits>
+#include <new>
 #include <ostream>
 #include <random>
+#include <system_error>
 #include <unordered_map>
+#include <utility>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include <simdjson.h>
 
@@ -24,8 +34,6 @@
 namespace pyfunc {
 
 namespace {
-
-constexpr size_t kChunkBytes = 1 << 20;
 
 // --- Byte sources --------------------------------------------------------------------
 
@@ -170,333 +178,431 @@ std::vector<std::string> DedupHeader(std::vector<std::string> header) {
 }
 
 // --- The reader --------------------------------------------------------------------
+//
+// Reading goes in two stages. A scan, on the caller's thread, cuts the input into
+// chunks of whole rows: it follows quoted fields exactly as the tokenizer reads them,
+// 64 bytes at a time where a block holds no quote and no CR, and counts rows and
+// physical lines. Each chunk is then tokenized and converted to columns by itself, on
+// up to `threads` threads, and the batches are handed out in input order. Column types
+// follow the chunks in order: a chunk converted with types that a batch before it has
+// since changed is converted again, so every `threads` value gives the same batches.
 
-class CsvReaderImpl : public CsvReader {
+// Bytes followed by kPad readable bytes (searches read whole 64-byte blocks).
+class Bytes {
  public:
-  CsvReaderImpl(std::unique_ptr<ByteSource> source, CsvReadOptions options, std::string name)
-      : source_(std::move(source)), options_(std::move(options)), name_(std::move(name)) {
-    buf_.reset(new char[kChunkBytes]);
-    std::memset(unquoted_special_, 0, sizeof(unquoted_special_));
-    std::memset(quoted_special_, 0, sizeof(quoted_special_));
-    unquoted_special_[static_cast<unsigned char>(options_.delimiter)] = 1;
-    unquoted_special_[static_cast<unsigned char>('\n')] = 1;
-    unquoted_special_[static_cast<unsigned char>('\r')] = 1;
-    quoted_special_[static_cast<unsigned char>('"')] = 1;
-    quoted_special_[static_cast<unsigned char>('\n')] = 1;
-    quoted_special_[static_cast<unsigned char>('\r')] = 1;
-  }
-
-  Result<std::vector<std::string>> ColumnNames() override {
-    PYFUNC_RETURN_IF_ERROR(EnsureHeader());
-    return names_;
-  }
-
-  Result<std::optional<Table>> Next() override {
-    PYFUNC_RETURN_IF_ERROR(EnsureHeader());
-    if (done_) return std::optional<Table>();
-    Status st = ReadBatch();
-    if (!st.ok()) return Fail(st);
-    if (batch_rows_ == 0) {
-      done_ = true;
-      if (yielded_) return std::optional<Table>();
-      yielded_ = true;
-      Schema schema;
-      for (int j = 0; j < ncols_; ++j) {
-        schema.emplace_back(names_[j], fixed_[j] ? types_[j] : DataType::kString);
-      }
-      return std::optional<Table>(Table::EmptyWithSchema(schema));
+  static constexpr size_t kPad = 64;
+  Bytes() = default;
+  ~Bytes() { std::free(data_); }
+  Bytes(Bytes&& o) noexcept
+      : data_(std::exchange(o.data_, nullptr)),
+        size_(std::exchange(o.size_, 0)),
+        capacity_(std::exchange(o.capacity_, 0)) {}
+  Bytes& operator=(Bytes&& o) noexcept {
+    if (this != &o) {
+      std::free(data_);
+      data_ = std::exchange(o.data_, nullptr);
+      size_ = std::exchange(o.size_, 0);
+      capacity_ = std::exchange(o.capacity_, 0);
     }
-    Result<Table> t = BuildBatch();
-    if (!t.ok()) return Fail(t.status());
-    yielded_ = true;
-    return std::optional<Table>(std::move(t).value());
+    return *this;
   }
-
-  int64_t lines_read() const override { return line_ - 1; }
+  char* data() { return data_; }
+  const char* data() const { return data_; }
+  size_t size() const { return size_; }
+  void Reserve(size_t n) {
+    if (n <= capacity_ && data_ != nullptr) return;
+    void* p = std::realloc(data_, n + kPad);
+    if (p == nullptr) throw std::bad_alloc();
+    data_ = static_cast<char*>(p);
+    capacity_ = n;
+  }
+  // Room for `n` more bytes after size(); Commit(k) then takes k of them.
+  char* Grow(size_t n) {
+    if (size_ + n > capacity_ || data_ == nullptr) Reserve(std::max({capacity_ * 2, size_ + n, size_t{4096}}));
+    return data_ + size_;
+  }
+  void Commit(size_t n) { size_ += n; }
+  void Truncate(size_t n) { size_ = std::min(size_, n); }
+  // Fills the padding with LF, where every search for a row end stops.
+  void Seal() {
+    Grow(0);
+    std::memset(data_ + size_, '\n', kPad);
+  }
 
  private:
-  Status Fail(Status st) {
-    error_ = st;
-    return st;
-  }
+  char* data_ = nullptr;
+  size_t size_ = 0;
+  size_t capacity_ = 0;
+};
 
-  Status Error(int64_t line, int64_t field, const std::string& msg) const {
-    return Status::InvalidArgument(name_ + ":" + std::to_string(line) + ":" + std::to_string(field) + ": " + msg);
+// Bit i set when p[i] is a, b or c; p[0, 64) must be readable.
+inline uint64_t Mask64(const char* p, char a, char b, char c) {
+#if defined(__SSE2__)
+  const __m128i va = _mm_set1_epi8(a), vb = _mm_set1_epi8(b), vc = _mm_set1_epi8(c);
+  uint64_t m = 0;
+  for (int k = 0; k < 4; ++k) {
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * k));
+    const __m128i e = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, va), _mm_cmpeq_epi8(x, vb)), _mm_cmpeq_epi8(x, vc));
+    m |= static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(e))) << (16 * k);
   }
+  return m;
+#else
+  uint64_t m = 0;
+  for (int i = 0; i < 64; ++i) m |= static_cast<uint64_t>(p[i] == a || p[i] == b || p[i] == c) << i;
+  return m;
+#endif
+}
 
-  // Byte access across chunk boundaries. Returns -1 at the end of the input.
-  Status Refill() {
-    if (eof_) return Status::OK();
-    buf_pos_ = 0;
-    buf_len_ = 0;
-    PYFUNC_ASSIGN_OR_RETURN(size_t got, source_->Read(buf_.get(), kChunkBytes));
-    if (got == 0) eof_ = true;
-    buf_len_ = got;
-    return Status::OK();
-  }
+// Cuts the input into whole rows. The states are the tokenizer's: at the start of a
+// field, in an unquoted field (a quote there is an ordinary byte), in a quoted field,
+// and just after a quote inside a quoted field (a second quote is an escaped one).
+class RowScanner {
+ public:
+  explicit RowScanner(char delimiter) : delimiter_(delimiter) {}
 
-  int NextByte() {
-    if (buf_pos_ == buf_len_) {
-      Status st = Refill();
-      if (!st.ok()) {
-        io_error_ = st;
-        return -1;
-      }
-      if (buf_len_ == 0) return -1;
-    }
-    return static_cast<unsigned char>(buf_[buf_pos_++]);
-  }
-
-  int PeekByte() {
-    int c = NextByte();
-    if (c >= 0) --buf_pos_;
-    return c;
-  }
-
-  // Appends the run of ordinary bytes at the read position to the arena.
-  void ConsumeRun(const uint8_t* special) {
-    size_t start = buf_pos_;
-    const char* b = buf_.get();
-    while (buf_pos_ < buf_len_ && !special[static_cast<unsigned char>(b[buf_pos_])]) ++buf_pos_;
-    arena_.append(b + start, buf_pos_ - start);
-  }
-
-  void EndField() {
-    field_end_.push_back(arena_.size());
-    ++row_fields_;
-  }
-
-  // Tokenizes one row, appending its fields. Returns false when the input ended
-  // before any byte of a new row.
-  Result<bool> ReadRow() {
-    for (;;) {
-      row_line_ = line_;
-      row_fields_ = 0;
-      size_t row_first_field = field_end_.size();
-      size_t row_arena_start = arena_.size();
-      bool any_quoted = false;
-      bool row_done = false;
-      bool saw_any = false;
-      while (!row_done) {
-        // Start of a field.
-        int c = NextByte();
-        if (!io_error_.ok()) return io_error_;
-        if (c < 0) {
-          if (!saw_any) return false;
-          EndField();
-          break;
+  // Scans d[i, scan_end) until `*found` reaches `want` row ends; d[scan_end] must be
+  // readable when scan_end < data_end (a CR there may be followed by LF). Returns where
+  // the next scan starts: just past the last row end found, or about scan_end.
+  size_t Scan(const char* d, size_t i, size_t scan_end, size_t data_end, int64_t want, int64_t* found) {
+    while (i < scan_end && *found < want) {
+      if (i + 64 <= scan_end && (state_ == kFieldStart || state_ == kUnquoted) && Mask64(d + i, '"', '\r', '\r') == 0) {
+        uint64_t lf = Mask64(d + i, '\n', '\n', '\n');
+        const int64_t k = __builtin_popcountll(lf);
+        if (*found + k < want) {
+          *found += k;
+          lines_ += k;
+          const char last = d[i + 63];
+          state_ = last == delimiter_ || last == '\n' ? kFieldStart : kUnquoted;
+          i += 64;
+          continue;
         }
-        saw_any = true;
-        if (c == '"') {
-          any_quoted = true;
-          int64_t field_line = line_;
-          for (;;) {
-            ConsumeRun(quoted_special_);
-            c = NextByte();
-            if (!io_error_.ok()) return io_error_;
-            if (c < 0) {
-              return Error(field_line, row_fields_ + 1, "unterminated quoted field");
-            }
+        const int64_t need = want - *found;
+        for (int64_t n = 1; n < need; ++n) lf &= lf - 1;
+        *found = want;
+        lines_ += need;
+        state_ = kFieldStart;
+        return i + static_cast<size_t>(__builtin_ctzll(lf)) + 1;
+      }
+      const size_t stop = std::min(scan_end, i + 64);
+      while (i < stop) {
+        const char c = d[i++];
+        const bool row_end = c == '\n' || c == '\r';
+        if (row_end && c == '\r' && i < data_end && d[i] == '\n') ++i;
+        switch (state_) {
+          case kQuoted:
+            if (c == '"') state_ = kQuoteInQuoted;
+            if (row_end) ++lines_;
+            continue;
+          case kQuoteInQuoted:
             if (c == '"') {
-              if (PeekByte() == '"') {
-                NextByte();
-                arena_.push_back('"');
-                continue;
-              }
-              break;
+              state_ = kQuoted;
+              continue;
             }
-            arena_.push_back(static_cast<char>(c));
-            if (c == '\n') {
-              ++line_;
-            } else if (c == '\r') {
-              if (PeekByte() == '\n') arena_.push_back(static_cast<char>(NextByte()));
-              ++line_;
+            [[fallthrough]];
+          case kFieldStart:
+            if (c == '"' && state_ == kFieldStart) {
+              state_ = kQuoted;
+              continue;
             }
-          }
-          c = NextByte();  // what follows the closing quote
-        }
-        // Unquoted content (or what follows a closing quote).
-        for (;;) {
-          if (c < 0) {
-            if (!io_error_.ok()) return io_error_;
-            EndField();
-            row_done = true;
-            break;
-          }
-          if (c == options_.delimiter) {
-            EndField();
-            break;
-          }
-          if (c == '\n' || c == '\r') {
-            if (c == '\r' && PeekByte() == '\n') NextByte();
-            ++line_;
-            EndField();
-            row_done = true;
-            break;
-          }
-          arena_.push_back(static_cast<char>(c));
-          ConsumeRun(unquoted_special_);
-          c = NextByte();
+            [[fallthrough]];
+          case kUnquoted:
+            if (c == delimiter_) {
+              state_ = kFieldStart;
+            } else if (row_end) {
+              ++lines_;
+              state_ = kFieldStart;
+              if (++*found == want) return i;
+            } else {
+              state_ = kUnquoted;
+            }
+            continue;
         }
       }
-      // Blank line: one unquoted field of only spaces and tabs.
-      if (row_fields_ == 1 && !any_quoted && arena_.find_first_not_of(" \t", row_arena_start) == std::string::npos) {
-        arena_.resize(row_arena_start);
-        field_end_.resize(row_first_field);
-        if (!saw_any) return false;
-        continue;
-      }
-      return true;
     }
+    return i;
   }
+
+  // Line ends seen so far.
+  int64_t lines() const { return lines_; }
+
+ private:
+  enum State : uint8_t { kFieldStart, kUnquoted, kQuoted, kQuoteInQuoted };
+  const char delimiter_;
+  State state_ = kFieldStart;
+  int64_t lines_ = 0;
+};
+
+// Finds the next delimiter, LF or CR at or after a position, 64 bytes at a time. The
+// bytes must be followed by padding that holds an LF.
+class SpecialFinder {
+ public:
+  SpecialFinder(const char* d, char delimiter) : d_(d), delimiter_(delimiter) { Load(0); }
+  size_t Next(size_t pos) {
+    if (pos < base_ || pos >= base_ + 64) {
+      Load(pos);
+    } else {
+      mask_ &= ~uint64_t{0} << (pos - base_);
+    }
+    while (mask_ == 0) Load(base_ + 64);
+    return base_ + static_cast<size_t>(__builtin_ctzll(mask_));
+  }
+
+ private:
+  void Load(size_t base) {
+    base_ = base;
+    mask_ = Mask64(d_ + base, delimiter_, '\n', '\r');
+  }
+  const char* d_;
+  const char delimiter_;
+  size_t base_ = 0;
+  uint64_t mask_ = 0;
+};
+
+// Line ends in [p, e) as the tokenizer counts them (CRLF once).
+int64_t CountLines(const char* p, const char* e) {
+  int64_t k = 0;
+  for (; p < e; ++p) k += *p == '\n' || (*p == '\r' && !(p + 1 < e && p[1] == '\n'));
+  return k;
+}
+
+// Whole rows of the input and, once tokenized, their fields.
+struct Chunk {
+  struct Span {
+    size_t begin, end;
+  };
+  Bytes bytes;             // the rows; quoted fields are unquoted in place
+  int64_t first_line = 1;  // line of the first byte
+  int64_t end_line = 1;    // line after the last row (set by Tokenize)
+  std::vector<Span> fields;
+  std::vector<int64_t> row_lines;  // line where each row starts
+  int64_t rows = 0;
 
   std::string_view Cell(size_t k) const {
-    size_t start = k == 0 ? 0 : field_end_[k - 1];
-    return std::string_view(arena_.data() + start, field_end_[k] - start);
+    return std::string_view(bytes.data() + fields[k].begin, fields[k].end - fields[k].begin);
   }
-  std::string_view Cell(int64_t r, int j) const {
-    return Cell(static_cast<size_t>(r) * static_cast<size_t>(ncols_) + static_cast<size_t>(j));
-  }
+};
 
-  Status EnsureHeader() {
-    if (!error_.ok()) return error_;
-    if (header_read_) return Status::OK();
-    header_read_ = true;
-    // Skip a UTF-8 byte order mark. A pipe may deliver fewer than its 3 bytes in one
-    // read, so read until there are 3 bytes or the input ends.
-    Status st = Refill();
-    if (!st.ok()) return Fail(st);
-    while (buf_len_ < 3 && buf_len_ > 0) {
-      Result<size_t> got = source_->Read(buf_.get() + buf_len_, kChunkBytes - buf_len_);
-      if (!got.ok()) return Fail(got.status());
-      if (*got == 0) break;  // the end; the next Refill sees it again
-      buf_len_ += *got;
-    }
-    if (buf_len_ >= 3 && std::memcmp(buf_.get(), "\xEF\xBB\xBF", 3) == 0) buf_pos_ = 3;
-    Result<bool> got = ReadRow();
-    if (!got.ok()) return Fail(got.status());
-    if (!*got) return Fail(Status::InvalidArgument(name_ + ": no columns to parse"));
-    if (!simdjson::validate_utf8(arena_.data(), arena_.size())) {
-      return Fail(Error(row_line_, 1, "header is not valid UTF-8"));
-    }
-    ncols_ = row_fields_;
-    std::vector<std::string> header;
-    header.reserve(static_cast<size_t>(ncols_));
-    for (int j = 0; j < ncols_; ++j) header.emplace_back(Cell(static_cast<size_t>(j)));
-    names_ = DedupHeader(std::move(header));
-    arena_.clear();
-    field_end_.clear();
-    types_.assign(ncols_, DataType::kFloat64);
-    fixed_.assign(ncols_, false);
-    locked_.assign(ncols_, false);
-    std::unordered_map<std::string_view, DataType> given;  // column_types win over schema
-    for (const auto& [n, t] : options_.schema) given[n] = t;
-    for (const auto& [n, t] : options_.column_types) given[n] = t;
-    if (!given.empty()) {
-      for (int j = 0; j < ncols_; ++j) {
-        auto it = given.find(names_[j]);
-        if (it == given.end()) continue;
-        types_[j] = it->second;
-        fixed_[j] = true;
-      }
-    }
-    return Status::OK();
-  }
+Status CsvError(const std::string& name, int64_t line, int64_t field, const std::string& msg) {
+  return Status::InvalidArgument(name + ":" + std::to_string(line) + ":" + std::to_string(field) + ": " + msg);
+}
 
-  Status ReadBatch() {
-    arena_.clear();
-    field_end_.clear();
-    row_lines_.clear();
-    batch_rows_ = 0;
-    int64_t limit = options_.batch_rows > 0 ? options_.batch_rows : std::numeric_limits<int64_t>::max();
-    while (batch_rows_ < limit) {
-      PYFUNC_ASSIGN_OR_RETURN(bool got, ReadRow());
-      if (!got) break;
-      if (row_fields_ > ncols_) {
-        return Error(row_line_, ncols_ + 1,
-                     "row has " + std::to_string(row_fields_) + " fields, header has " + std::to_string(ncols_));
-      }
-      for (int j = row_fields_; j < ncols_; ++j) field_end_.push_back(arena_.size());
-      row_lines_.push_back(row_line_);
-      ++batch_rows_;
-    }
-    if (!simdjson::validate_utf8(arena_.data(), arena_.size())) {
-      for (int64_t r = 0; r < batch_rows_; ++r) {
-        for (int j = 0; j < ncols_; ++j) {
-          std::string_view cell = Cell(r, j);
-          if (!simdjson::validate_utf8(cell.data(), cell.size())) {
-            return Error(row_lines_[r], j + 1, "field is not valid UTF-8");
+// Splits a chunk into rows of fields. Rows with fewer than `ncols` fields are padded
+// with empty ones; more is an error. `ncols` < 0 takes any number (the header). Blank
+// rows are dropped.
+Status Tokenize(Chunk* chunk, char delimiter, int ncols, const std::string& name) {
+  char* d = chunk->bytes.data();
+  const size_t n = chunk->bytes.size();
+  const bool utf8 = simdjson::validate_utf8(d, n);
+  SpecialFinder find(d, delimiter);
+  std::vector<Chunk::Span>& fields = chunk->fields;
+  size_t pos = 0;
+  int64_t line = chunk->first_line;
+  while (pos < n) {
+    const size_t row_first = fields.size();
+    const int64_t row_line = line;
+    bool quoted = false;
+    for (;;) {
+      const size_t begin = pos;
+      size_t end, next;
+      if (pos < n && d[pos] == '"') {
+        quoted = true;
+        const int64_t field_line = line;
+        size_t w = pos, r = pos + 1;
+        for (;;) {
+          const void* q = std::memchr(d + r, '"', n - r);
+          if (q == nullptr) {
+            return CsvError(name, field_line, static_cast<int64_t>(fields.size() - row_first) + 1,
+                            "unterminated quoted field");
           }
+          const size_t qi = static_cast<size_t>(static_cast<const char*>(q) - d);
+          line += CountLines(d + r, d + qi);
+          std::memmove(d + w, d + r, qi - r);
+          w += qi - r;
+          if (qi + 1 < n && d[qi + 1] == '"') {
+            d[w++] = '"';
+            r = qi + 2;
+            continue;
+          }
+          r = qi + 1;
+          break;
         }
+        next = find.Next(r);  // bytes after the closing quote belong to the field
+        std::memmove(d + w, d + r, next - r);
+        end = w + (next - r);
+      } else {
+        next = find.Next(pos);
+        end = next;
+      }
+      fields.push_back({begin, end});
+      if (next >= n) {
+        pos = n;
+        break;
+      }
+      const char c = d[next];
+      pos = next + 1;
+      if (c == delimiter) continue;
+      if (c == '\r' && pos < n && d[pos] == '\n') ++pos;
+      ++line;
+      break;
+    }
+    const size_t nf = fields.size() - row_first;
+    if (nf == 1 && !quoted) {
+      const std::string_view only = chunk->Cell(row_first);
+      if (only.find_first_not_of(" \t") == std::string_view::npos) {
+        fields.resize(row_first);
+        continue;
       }
     }
-    return Status::OK();
+    if (ncols >= 0) {
+      if (nf > static_cast<size_t>(ncols)) {
+        return CsvError(name, row_line, ncols + 1,
+                        "row has " + std::to_string(nf) + " fields, header has " + std::to_string(ncols));
+      }
+      fields.resize(row_first + static_cast<size_t>(ncols), Chunk::Span{0, 0});
+    }
+    chunk->row_lines.push_back(row_line);
+    ++chunk->rows;
   }
+  chunk->end_line = line;
+  if (!utf8) {
+    const size_t per_row = ncols >= 0 ? static_cast<size_t>(ncols) : fields.size();
+    for (size_t k = 0; k < fields.size(); ++k) {
+      const std::string_view cell = chunk->Cell(k);
+      if (!simdjson::validate_utf8(cell.data(), cell.size())) {
+        const size_t r = per_row == 0 ? 0 : k / per_row;
+        return CsvError(name, chunk->row_lines[r], static_cast<int64_t>(k - r * per_row) + 1,
+                        ncols >= 0 ? "field is not valid UTF-8" : "header is not valid UTF-8");
+      }
+    }
+  }
+  return Status::OK();
+}
 
-  // Appends one cell's value to `b`, of `type`; false when it does not parse as that.
-  static bool AppendCell(std::string_view s, DataType type, ColumnBuilder* b) {
-    if (IsNullToken(s)) {
-      b->AppendNull();
+// Appends one cell's value to `b`, of `type`; false when it does not parse as that.
+bool AppendCell(std::string_view s, DataType type, FloatRounding rounding, ColumnBuilder* b) {
+  if (IsNullToken(s)) {
+    b->AppendNull();
+    return true;
+  }
+  switch (type) {
+    case DataType::kInt64: {
+      int64_t v;
+      if (!ParseInt64(s, &v)) return false;
+      b->AppendInt64(v);
       return true;
     }
-    switch (type) {
-      case DataType::kInt64: {
-        int64_t v;
-        if (!ParseInt64(s, &v)) return false;
-        b->AppendInt64(v);
-        return true;
-      }
-      case DataType::kFloat64: {
-        double v;
-        if (!ParseFloat64(s, &v)) return false;
-        b->AppendFloat64(v);
-        return true;
-      }
-      case DataType::kBool: {
-        int v = BoolToken(s);
-        if (v < 0) return false;
-        b->AppendBool(v == 1);
-        return true;
-      }
-      case DataType::kTimestamp: {
-        int64_t ns;
-        if (!ParseIsoTimestamp(s, &ns)) return false;
-        b->AppendTimestamp(ns);
-        return true;
-      }
-      case DataType::kString: b->AppendString(s); return true;
-      default:  // the reader's types are the five wide ones (ReadOptions refuses others)
+    case DataType::kFloat64: {
+      double v;
+      if (!(rounding == FloatRounding::kCorrect ? ParseFloat64(s, &v) : ParseFloat64BeforePandas31(s, &v))) {
         return false;
+      }
+      b->AppendFloat64(v);
+      return true;
     }
-    return false;
+    case DataType::kBool: {
+      int v = BoolToken(s);
+      if (v < 0) return false;
+      b->AppendBool(v == 1);
+      return true;
+    }
+    case DataType::kTimestamp: {
+      int64_t ns;
+      if (!ParseIsoTimestamp(s, &ns)) return false;
+      b->AppendTimestamp(ns);
+      return true;
+    }
+    case DataType::kString: b->AppendString(s); return true;
+    default:  // the reader's types are the five wide ones (ReadOptions refuses others)
+      return false;
+  }
+  return false;
+}
+
+// What the reader knows of its columns; the same for every chunk.
+struct Layout {
+  std::string name;  // for messages
+  std::vector<std::string> names;
+  std::vector<bool> fixed;  // typed by the caller
+  FloatRounding rounding = FloatRounding::kCorrect;
+  int ncols() const { return static_cast<int>(names.size()); }
+};
+
+// Column types as the batches so far left them.
+struct ColumnTypes {
+  std::vector<DataType> types;
+  std::vector<bool> locked;  // inferred from a value in an earlier batch
+  bool operator==(const ColumnTypes& o) const { return types == o.types && locked == o.locked; }
+};
+
+// Converts a tokenized chunk to a Table with the types in `state`, and updates them
+// as the documented rules say (inference, int64 widening to float64).
+class ChunkConverter {
+ public:
+  ChunkConverter(const Chunk& chunk, const Layout& layout)
+      : chunk_(chunk), layout_(layout), ncols_(layout.ncols()), rows_(chunk.rows) {}
+
+  Result<Table> Build(ColumnTypes* state) const {
+    std::vector<Column> columns(ncols_);
+    bool all_typed = true;
+    for (int j = 0; j < ncols_; ++j) all_typed = all_typed && (layout_.fixed[j] || state->locked[j]);
+    if (all_typed && ConvertAll(state->types, &columns)) return Table::Make(layout_.names, std::move(columns));
+    for (int j = 0; j < ncols_; ++j) {
+      DataType& type = state->types[j];
+      if (layout_.fixed[j] || state->locked[j]) {
+        int64_t bad = Convert(j, type, &columns[j]);
+        if (bad < 0) continue;
+        std::string_view s = Cell(bad, j);
+        double dv;
+        if (!layout_.fixed[j] && type == DataType::kInt64 && ParseFloat64(s, &dv) &&
+            Convert(j, DataType::kFloat64, &columns[j]) < 0) {
+          type = DataType::kFloat64;  // documented widening, from this batch on
+          continue;
+        }
+        const int64_t line = chunk_.row_lines[bad];
+        if (layout_.fixed[j]) {
+          return CsvError(
+              layout_.name, line, j + 1,
+              "cannot parse " + Excerpt(s) + " as " + DataTypeName(type) + " (column '" + layout_.names[j] + "')");
+        }
+        return CsvError(layout_.name, line, j + 1,
+                        "value " + Excerpt(s) + " does not fit column '" + layout_.names[j] + "' of type " +
+                            DataTypeName(type) + " inferred from the first batch of rows; pass a type for this column");
+      }
+      if (Infer(j, &columns[j], &type)) state->locked[j] = true;
+    }
+    return Table::Make(layout_.names, std::move(columns));
   }
 
-  // Converts column j of the batch to `type`. Returns -1, or the first row that does
-  // not parse as `type`.
+ private:
+  std::string_view Cell(int64_t r, int j) const {
+    return chunk_.Cell(static_cast<size_t>(r) * static_cast<size_t>(ncols_) + static_cast<size_t>(j));
+  }
+
+  // Converts column j to `type`. Returns -1, or the first row that does not parse.
   int64_t Convert(int j, DataType type, Column* out) const {
     ColumnBuilder b(type);
-    b.Reserve(batch_rows_);
-    for (int64_t r = 0; r < batch_rows_; ++r) {
-      if (!AppendCell(Cell(r, j), type, &b)) return r;
+    b.Reserve(rows_);
+    for (int64_t r = 0; r < rows_; ++r) {
+      if (!AppendCell(Cell(r, j), type, layout_.rounding, &b)) return r;
     }
     *out = b.Finish();
     return -1;
   }
 
-  // Converts every column to its type in one pass over the arena in row order (a pass
-  // per column would stride through the whole batch once per column, a cache miss per
-  // cell). False when a cell does not parse: the caller then goes column by column.
-  bool ConvertAll(std::vector<Column>* out) const {
+  // Converts every column in one pass in row order (a pass per column would stride
+  // through the whole chunk once per column). False when a cell does not parse: the
+  // caller then goes column by column.
+  bool ConvertAll(const std::vector<DataType>& types, std::vector<Column>* out) const {
     std::vector<ColumnBuilder> builders;
     builders.reserve(ncols_);
     for (int j = 0; j < ncols_; ++j) {
-      builders.emplace_back(types_[j]);
-      builders.back().Reserve(batch_rows_);
+      builders.emplace_back(types[j]);
+      builders.back().Reserve(rows_);
     }
     size_t k = 0;
-    for (int64_t r = 0; r < batch_rows_; ++r) {
+    for (int64_t r = 0; r < rows_; ++r) {
       for (int j = 0; j < ncols_; ++j, ++k) {
-        if (!AppendCell(Cell(k), types_[j], &builders[j])) return false;
+        if (!AppendCell(chunk_.Cell(k), types[j], layout_.rounding, &builders[j])) return false;
       }
     }
     for (int j = 0; j < ncols_; ++j) (*out)[j] = builders[j].Finish();
@@ -507,10 +613,10 @@ class CsvReaderImpl : public CsvReader {
   // Returns false when the column has no value at all.
   bool Infer(int j, Column* out, DataType* type) const {
     int64_t first = 0;
-    while (first < batch_rows_ && IsNullToken(Cell(first, j))) ++first;
-    if (first == batch_rows_) {
-      *type = batch_rows_ == 0 ? DataType::kString : DataType::kFloat64;
-      *out = Column::Nulls(*type, batch_rows_);
+    while (first < rows_ && IsNullToken(Cell(first, j))) ++first;
+    if (first == rows_) {
+      *type = rows_ == 0 ? DataType::kString : DataType::kFloat64;
+      *out = Column::Nulls(*type, rows_);
       return false;
     }
     std::string_view s = Cell(first, j);
@@ -533,70 +639,235 @@ class CsvReaderImpl : public CsvReader {
     return true;
   }
 
-  Result<Table> BuildBatch() {
-    std::vector<Column> columns(ncols_);
-    bool all_typed = true;
-    for (int j = 0; j < ncols_; ++j) all_typed = all_typed && (fixed_[j] || locked_[j]);
-    if (all_typed && ConvertAll(&columns)) return Table::Make(names_, std::move(columns));
-    for (int j = 0; j < ncols_; ++j) {
-      if (fixed_[j] || locked_[j]) {
-        int64_t bad = Convert(j, types_[j], &columns[j]);
-        if (bad < 0) continue;
-        std::string_view s = Cell(bad, j);
-        double dv;
-        if (!fixed_[j] && types_[j] == DataType::kInt64 && ParseFloat64(s, &dv) &&
-            Convert(j, DataType::kFloat64, &columns[j]) < 0) {
-          types_[j] = DataType::kFloat64;  // documented widening, from this batch on
+  const Chunk& chunk_;
+  const Layout& layout_;
+  const int ncols_;
+  const int64_t rows_;
+};
+
+// One chunk on its way to becoming a batch.
+struct ChunkWork {
+  Chunk chunk;
+  ColumnTypes before, after;  // the types it was converted with, and what they became
+  Status tokenized;
+  Result<Table> table = Status::Internal("chunk not converted");
+
+  void Run(char delimiter, const Layout& layout) {
+    tokenized = Tokenize(&chunk, delimiter, layout.ncols(), layout.name);
+    if (!tokenized.ok() || chunk.rows == 0) return;
+    after = before;
+    table = ChunkConverter(chunk, layout).Build(&after);
+  }
+};
+
+constexpr size_t kReadBytes = 1 << 20;
+
+class CsvReaderImpl : public CsvReader {
+ public:
+  CsvReaderImpl(std::unique_ptr<ByteSource> source, CsvReadOptions options, std::string name)
+      : source_(std::move(source)), options_(std::move(options)), scanner_(options_.delimiter) {
+    layout_.name = std::move(name);
+    layout_.rounding = options_.float_rounding;
+    threads_ = options_.threads < 1 ? 1 : options_.threads;
+  }
+
+  ~CsvReaderImpl() override {
+    // The pending chunks' futures wait for their threads before their work is freed.
+    pending_.clear();
+  }
+
+  Result<std::vector<std::string>> ColumnNames() override {
+    PYFUNC_RETURN_IF_ERROR(EnsureHeader());
+    return layout_.names;
+  }
+
+  Result<std::optional<Table>> Next() override {
+    PYFUNC_RETURN_IF_ERROR(EnsureHeader());
+    for (;;) {
+      Status st = Fill();
+      if (!st.ok()) return Fail(st);
+      if (pending_.empty()) {
+        if (yielded_) return std::optional<Table>();
+        yielded_ = true;
+        Schema schema;
+        for (int j = 0; j < layout_.ncols(); ++j) {
+          schema.emplace_back(layout_.names[j], layout_.fixed[j] ? types_.types[j] : DataType::kString);
+        }
+        return std::optional<Table>(Table::EmptyWithSchema(schema));
+      }
+      Pending p = std::move(pending_.front());
+      pending_.pop_front();
+      if (p.done.valid()) p.done.wait();
+      ChunkWork& w = *p.work;
+      if (!w.tokenized.ok()) return Fail(w.tokenized);
+      lines_done_ = w.chunk.end_line;
+      if (w.chunk.rows == 0) continue;
+      if (!(w.before == types_)) {  // converted before an earlier batch changed the types
+        w.after = types_;
+        w.table = ChunkConverter(w.chunk, layout_).Build(&w.after);
+      }
+      if (!w.table.ok()) return Fail(w.table.status());
+      types_ = std::move(w.after);
+      yielded_ = true;
+      Table t = std::move(w.table).value();
+      p = Pending();
+      st = Fill();  // keep the threads busy while the caller uses this batch
+      if (!st.ok()) return Fail(st);
+      return std::optional<Table>(std::move(t));
+    }
+  }
+
+  int64_t lines_read() const override { return lines_done_ - 1; }
+
+ private:
+  struct Pending {
+    std::unique_ptr<ChunkWork> work;
+    std::future<void> done;  // declared last: destroyed (waited for) first
+  };
+
+  Status Fail(Status st) {
+    pending_.clear();
+    error_ = st;
+    return st;
+  }
+
+  // Starts chunks until `threads_` are pending. Until the first batch has set the
+  // inferred types, one chunk at a time.
+  Status Fill() {
+    const size_t limit = yielded_ ? static_cast<size_t>(threads_) : 1;
+    while (pending_.size() < limit && !input_done_) {
+      PYFUNC_ASSIGN_OR_RETURN(std::optional<Chunk> chunk, ReadChunk(options_.batch_rows > 0 ? options_.batch_rows : 0));
+      if (!chunk) {
+        input_done_ = true;
+        break;
+      }
+      if (options_.float_rounding_source) {  // before the first conversion starts
+        layout_.rounding = options_.float_rounding_source();
+        options_.float_rounding_source = nullptr;
+      }
+      Pending p;
+      p.work = std::make_unique<ChunkWork>();
+      p.work->chunk = std::move(*chunk);
+      p.work->before = types_;
+      ChunkWork* w = p.work.get();
+      if (threads_ > 1) {
+        try {
+          p.done = std::async(std::launch::async, [w, this] { w->Run(options_.delimiter, layout_); });
+        } catch (const std::system_error&) {
+          w->Run(options_.delimiter, layout_);  // no thread to be had: convert here
+        }
+      } else {
+        w->Run(options_.delimiter, layout_);
+      }
+      pending_.push_back(std::move(p));
+    }
+    return Status::OK();
+  }
+
+  // The next chunk of `want_rows` rows (0: the rest of the input), or nullopt at the end.
+  Result<std::optional<Chunk>> ReadChunk(int64_t want_rows) {
+    Chunk c;
+    c.bytes = std::move(carry_);
+    c.bytes.Reserve(std::max(c.bytes.size(), last_chunk_bytes_) + kReadBytes);
+    c.first_line = scanner_.lines() + 1;
+    size_t scanned = 0;
+    int64_t found = 0;
+    for (;;) {
+      const size_t avail = c.bytes.size();
+      if (!bom_checked_ && (avail >= 3 || eof_)) {
+        bom_checked_ = true;
+        if (avail >= 3 && std::memcmp(c.bytes.data(), "\xEF\xBB\xBF", 3) == 0) {
+          std::memmove(c.bytes.data(), c.bytes.data() + 3, avail - 3);
+          c.bytes.Truncate(avail - 3);
           continue;
         }
-        if (fixed_[j]) {
-          return Error(
-              row_lines_[bad], j + 1,
-              "cannot parse " + Excerpt(s) + " as " + DataTypeName(types_[j]) + " (column '" + names_[j] + "')");
-        }
-        return Error(row_lines_[bad], j + 1,
-                     "value " + Excerpt(s) + " does not fit column '" + names_[j] + "' of type " +
-                         DataTypeName(types_[j]) +
-                         " inferred from the first batch of rows; pass a type for this column");
       }
-      DataType t;
-      if (Infer(j, &columns[j], &t)) locked_[j] = true;
-      types_[j] = t;
+      if (want_rows > 0 && bom_checked_) {
+        const size_t scan_end = eof_ ? avail : (avail > 0 ? avail - 1 : 0);
+        if (scanned < scan_end) {
+          scanned = scanner_.Scan(c.bytes.data(), scanned, scan_end, avail, want_rows, &found);
+          if (found == want_rows) {
+            carry_ = Bytes();
+            carry_.Reserve(avail - scanned + kReadBytes);
+            std::memcpy(carry_.Grow(avail - scanned), c.bytes.data() + scanned, avail - scanned);
+            carry_.Commit(avail - scanned);
+            c.bytes.Truncate(scanned);
+            break;
+          }
+        }
+      }
+      if (eof_) break;
+      char* p = c.bytes.Grow(kReadBytes);
+      PYFUNC_ASSIGN_OR_RETURN(size_t got, source_->Read(p, kReadBytes));
+      if (got == 0) {
+        eof_ = true;
+      } else {
+        c.bytes.Commit(got);
+      }
     }
-    return Table::Make(names_, std::move(columns));
+    if (c.bytes.size() == 0) return std::optional<Chunk>();
+    last_chunk_bytes_ = c.bytes.size();
+    c.bytes.Seal();
+    return std::optional<Chunk>(std::move(c));
+  }
+
+  Status EnsureHeader() {
+    if (!error_.ok()) return error_;
+    if (header_read_) return Status::OK();
+    header_read_ = true;
+    // The first non-blank row.
+    std::optional<Chunk> header;
+    for (;;) {
+      Result<std::optional<Chunk>> chunk = ReadChunk(1);
+      if (!chunk.ok()) return Fail(chunk.status());
+      if (!*chunk) return Fail(Status::InvalidArgument(layout_.name + ": no columns to parse"));
+      Status st = Tokenize(&**chunk, options_.delimiter, -1, layout_.name);
+      if (!st.ok()) return Fail(st);
+      lines_done_ = (*chunk)->end_line;
+      if ((*chunk)->rows == 1) {
+        header = std::move(*chunk);
+        break;
+      }
+    }
+    const int ncols = static_cast<int>(header->fields.size());
+    std::vector<std::string> names;
+    names.reserve(static_cast<size_t>(ncols));
+    for (int j = 0; j < ncols; ++j) names.emplace_back(header->Cell(static_cast<size_t>(j)));
+    layout_.names = DedupHeader(std::move(names));
+    types_.types.assign(ncols, DataType::kFloat64);
+    types_.locked.assign(ncols, false);
+    layout_.fixed.assign(ncols, false);
+    std::unordered_map<std::string_view, DataType> given;  // column_types win over schema
+    for (const auto& [n, t] : options_.schema) given[n] = t;
+    for (const auto& [n, t] : options_.column_types) given[n] = t;
+    if (!given.empty()) {
+      for (int j = 0; j < ncols; ++j) {
+        auto it = given.find(layout_.names[j]);
+        if (it == given.end()) continue;
+        types_.types[j] = it->second;
+        layout_.fixed[j] = true;
+      }
+    }
+    return Status::OK();
   }
 
   std::unique_ptr<ByteSource> source_;
   CsvReadOptions options_;
-  std::string name_;
+  RowScanner scanner_;
+  int threads_ = 1;
+  Layout layout_;
+  ColumnTypes types_;
 
-  std::unique_ptr<char[]> buf_;
-  size_t buf_pos_ = 0;
-  size_t buf_len_ = 0;
+  Bytes carry_;  // bytes read past the last chunk's end
+  size_t last_chunk_bytes_ = 0;
   bool eof_ = false;
-  Status io_error_;
-  uint8_t unquoted_special_[256];
-  uint8_t quoted_special_[256];
-
-  int64_t line_ = 1;
-  int64_t row_line_ = 1;
-  int row_fields_ = 0;
-
+  bool bom_checked_ = false;
+  bool input_done_ = false;
   bool header_read_ = false;
-  bool done_ = false;
   bool yielded_ = false;
   Status error_;
-  int ncols_ = 0;
-  std::vector<std::string> names_;
-  std::vector<DataType> types_;
-  std::vector<bool> fixed_;   // typed by the caller
-  std::vector<bool> locked_;  // inferred from a value in an earlier batch
-
-  // The current batch: all fields' bytes back to back; field k ends at field_end_[k].
-  std::string arena_;
-  std::vector<size_t> field_end_;
-  std::vector<int64_t> row_lines_;
-  int64_t batch_rows_ = 0;
+  int64_t lines_done_ = 1;
+  std::deque<Pending> pending_;
 };
 
 std::string NameOr(const CsvReadOptions& o, const std::string& fallback) {
@@ -606,6 +877,17 @@ std::string NameOr(const CsvReadOptions& o, const std::string& fallback) {
 }  // namespace
 
 CsvReader::~CsvReader() = default;
+
+FloatRounding FloatRoundingOfPandas(std::string_view version) {
+  int major = 0, minor = 0;
+  const char* p = version.data();
+  const char* end = p + version.size();
+  auto r = std::from_chars(p, end, major);
+  if (r.ec != std::errc() || r.ptr == end || *r.ptr != '.') return FloatRounding::kCorrect;
+  r = std::from_chars(r.ptr + 1, end, minor);
+  if (r.ec != std::errc()) return FloatRounding::kCorrect;
+  return major < 3 || (major == 3 && minor < 1) ? FloatRounding::kBeforePandas31 : FloatRounding::kCorrect;
+}
 
 Result<std::unique_ptr<CsvReader>> CsvReader::OpenFile(const std::string& path, CsvReadOptions options) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);

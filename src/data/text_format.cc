@@ -1,5 +1,6 @@
 #include "data/text_format.h"
 
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -264,6 +265,89 @@ bool ParseFloat64(std::string_view text, double* out) {
     return false;
   }
   *out = negative ? -v : v;
+  return true;
+}
+
+namespace {
+
+// 1e0 .. 1e308, each the double nearest the power (as the literal "1e<k>" is).
+const double* PowersOfTen() {
+  static const std::array<double, 309> table = [] {
+    std::array<double, 309> t{};
+    for (int k = 0; k <= 308; ++k) {
+      const std::string text = "1e" + std::to_string(k);
+      std::from_chars(text.data(), text.data() + text.size(), t[static_cast<size_t>(k)]);
+    }
+    return t;
+  }();
+  return table.data();
+}
+
+}  // namespace
+
+bool ParseFloat64BeforePandas31(std::string_view text, double* out) {
+  std::string_view s = text;
+  if (s.empty()) return false;
+  if (s.front() == ' ' || s.back() == ' ' || s.front() == '\t' || s.back() == '\t') s = TrimSpaces(s);
+  bool negative = false;
+  if (!s.empty() && (s[0] == '+' || s[0] == '-')) {
+    negative = s[0] == '-';
+    s.remove_prefix(1);
+  }
+  if (s.empty()) return false;
+  if (s[0] == 'i' || s[0] == 'I') return ParseFloat64(text, out);  // inf, infinity
+  constexpr int kMaxDigits = 17;
+  const auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  size_t i = 0;
+  double number = 0;
+  int digits = 0;
+  int64_t exponent = 0;
+  for (; i < s.size() && digit(s[i]); ++i) {
+    if (digits < kMaxDigits) {
+      number = number * 10. + (s[i] - '0');
+      ++digits;
+    } else {
+      ++exponent;
+    }
+  }
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    int decimals = 0;
+    for (; i < s.size() && digit(s[i]) && digits < kMaxDigits; ++i) {
+      number = number * 10. + (s[i] - '0');
+      ++digits;
+      ++decimals;
+    }
+    while (i < s.size() && digit(s[i])) ++i;
+    exponent -= decimals;
+  }
+  if (digits == 0) return false;
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    bool minus = false;
+    if (i < s.size() && (s[i] == '+' || s[i] == '-')) minus = s[i++] == '-';
+    if (i == s.size() || !digit(s[i])) return false;
+    int64_t n = 0;
+    for (; i < s.size() && digit(s[i]); ++i) n = std::min<int64_t>(n * 10 + (s[i] - '0'), 1 << 20);
+    exponent += minus ? -n : n;
+  }
+  if (i != s.size()) return false;
+  const double* e = PowersOfTen();
+  if (exponent > 308) {
+    number = number == 0 ? 0 : HUGE_VAL;
+  } else if (exponent > 0) {
+    number *= e[exponent];
+  } else if (exponent < -308) {  // subnormal, in two steps
+    if (exponent < -616) {
+      number = 0;
+    } else {
+      number /= e[-308 - exponent];
+      number /= e[308];
+    }
+  } else {
+    number /= e[-exponent];
+  }
+  *out = negative ? -number : number;
   return true;
 }
 

@@ -41,6 +41,12 @@ void AppendCQuoted(std::string_view s, std::string* out);
 // Returns false when the text is not such a number or an int overflows.
 bool ParseInt64(std::string_view text, int64_t* out);
 bool ParseFloat64(std::string_view text, double* out);
+// As ParseFloat64, with the value rounded as pandas' C parser rounds it before pandas
+// 3.1 (precise_xstrtod): the first 17 digits, leading zeros included, accumulated in a
+// double (later digits dropped), then one multiplication or division by the double
+// nearest a power of ten. For 17-digit values this differs from the correctly rounded
+// double in the last bit about half the time.
+bool ParseFloat64BeforePandas31(std::string_view text, double* out);
 
 // Writes a tensor of `shape` as nested lists, "[[a, b], [c, d]]" (as numpy's tolist()
 // and json.dumps write it), calling `leaf(out)` once per value, in C order.

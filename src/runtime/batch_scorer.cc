@@ -267,6 +267,35 @@ Result<Table> SelectColumns(const Table& batch, const std::vector<std::string>& 
   return Table::Make(names, std::move(columns));
 }
 
+// A value set once by whichever thread comes first, and waited for by others.
+template <typename T>
+class Once {
+ public:
+  void Set(T value) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (value_) return;
+    value_ = value;
+    cv_.notify_all();
+  }
+  T Get() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return value_.has_value(); });
+    return *value_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::optional<T> value_;
+};
+
+// Threads the CSV reader converts on: one per core (at most 4). While the input is
+// parsed the workers mostly wait for batches, so parsing may take every core.
+int CsvThreads() {
+  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  return std::max(1, std::min(cores, 4));
+}
+
 bool EndsWith(const std::string& s, std::string_view suffix) {
   return s.size() > suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
@@ -449,9 +478,20 @@ Result<ScoreFileSummary> ScoreFile(const std::string& model_dir, const LoadOptio
   PYFUNC_ASSIGN_OR_RETURN(OutputFile output, OutputFile::Open(options.output));
 
   // The workers start (Python and the model's imports take a second or more) while the
-  // first batch is read and parsed.
-  std::future<Result<Model>> loading =
-      std::async(std::launch::async, [model_dir, load] { return Model::Load(model_dir, load); });
+  // first batch is read. Its numbers are converted once the first worker has said which
+  // pandas it imports (MLflow's answer follows that pandas' reading of the CSV), or the
+  // load has ended without one.
+  auto rounding = std::make_shared<Once<FloatRounding>>();
+  LoadOptions load_options = load;
+  load_options.on_worker_started = [rounding, user = load.on_worker_started](const std::string& pandas_version) {
+    rounding->Set(FloatRoundingOfPandas(pandas_version));
+    if (user) user(pandas_version);
+  };
+  std::future<Result<Model>> loading = std::async(std::launch::async, [model_dir, load_options, rounding] {
+    Result<Model> m = Model::Load(model_dir, load_options);
+    rounding->Set(FloatRounding::kCorrect);  // no effect once a worker has set it
+    return m;
+  });
   std::optional<Model> model;
   auto ready = [&]() -> Status {
     if (model) return Status::OK();
@@ -475,6 +515,8 @@ Result<ScoreFileSummary> ScoreFile(const std::string& model_dir, const LoadOptio
     o.batch_rows = split ? options.batch_rows : 0;  // 0: all rows
     o.schema = input_schema.typed;
     o.source_name = input_name;
+    o.threads = CsvThreads();
+    o.float_rounding_source = [rounding] { return rounding->Get(); };
     PYFUNC_ASSIGN_OR_RETURN(std::unique_ptr<CsvReader> reader, CsvReader::FromFd(fd, o));
     source = std::make_unique<CsvSource>(std::move(reader), fd);
   } else if (type == "json") {

@@ -45,6 +45,7 @@ struct Model::Impl {
   std::string path;
   ModelSpec spec;
   PythonEnvironment env;
+  std::string pandas_version;  // of the first worker started
   runtime::WorkerOptions worker_options;
   std::chrono::milliseconds predict_timeout{0};
   int workers = 0;
@@ -237,6 +238,7 @@ Result<Model> Model::Load(const std::string& model_dir, const LoadOptions& optio
   w.mlmodel = spec.document();
   w.model_config = options.model_config;
   w.load_timeout = options.load_timeout;
+  w.on_started = options.on_worker_started;
   impl->workers = options.workers;
   // Workers start in parallel: each spends most of its start importing the model's
   // libraries, which is CPU-bound and single-threaded.
@@ -252,6 +254,7 @@ Result<Model> Model::Load(const std::string& model_dir, const LoadOptions& optio
   }
   for (auto& worker : started) {
     if (!worker.ok()) return worker.status().WithContext("loading " + path + " in " + impl->env.description);
+    if (impl->pandas_version.empty()) impl->pandas_version = (*worker)->pandas_version();
     impl->idle.push_back(std::move(worker).value());
   }
   impl->wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -273,6 +276,7 @@ const ModelSpec& Model::spec() const { return impl_->spec; }
 const std::string& Model::path() const { return impl_->path; }
 std::chrono::milliseconds Model::predict_timeout() const { return impl_->predict_timeout; }
 const std::string& Model::environment_description() const { return impl_->env.description; }
+const std::string& Model::pandas_version() const { return impl_->pandas_version; }
 int Model::num_workers() const { return impl_->workers; }
 int Model::live_workers() const {
   std::lock_guard<std::mutex> lock(impl_->mu);

@@ -120,6 +120,8 @@ Result<std::unique_ptr<Worker>> Worker::Start(const WorkerOptions& options) {
                                "; expected protocol " + std::to_string(kWorkerProtocol));
   }
   w->python_version_ = StringField(hello, "python");
+  w->pandas_version_ = StringField(hello, "pandas");
+  if (options.on_started) options.on_started(w->pandas_version_);
   // The signature, parsed here once: the worker enforces it without parsing MLmodel's
   // JSON text again. A part that does not parse is left out (the worker names the error).
   Value::Map schema;

@@ -8,6 +8,7 @@
 #define PYFUNC_SRC_RUNTIME_WORKER_H_
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -31,6 +32,9 @@ struct WorkerOptions {
   Value mlmodel;                 // the MLmodel document
   Value model_config;            // load_model's model_config (null when none)
   std::chrono::milliseconds load_timeout{std::chrono::minutes(5)};
+  // Called once the worker has imported pandas, before it loads the model, with that
+  // pandas' version (LoadOptions::on_worker_started).
+  std::function<void(const std::string& pandas_version)> on_started;
 };
 
 // A memfd mapped read-write in this process; shared with the worker by descriptor.
@@ -74,6 +78,7 @@ class Worker {
   bool CheckIdle();
   pid_t pid() const { return child_ ? child_->pid() : -1; }
   const std::string& python_version() const { return python_version_; }
+  const std::string& pandas_version() const { return pandas_version_; }
   // Kills the process (SIGKILL) and reaps it.
   void Kill();
 
@@ -94,6 +99,7 @@ class Worker {
   uint64_t seq_ = 0;
   bool alive_ = false;
   std::string python_version_;
+  std::string pandas_version_;
   std::string recv_buf_;
 };
 

@@ -468,6 +468,7 @@ void Server::SetModel(std::shared_ptr<Model> model) {
   s.json_options.params_keys = ReadParamNames(model->spec());
   s.csv_options.schema = s.input_schema.typed;
   s.csv_options.source_name = "<request body>";
+  s.csv_options.float_rounding = FloatRoundingOfPandas(model->pandas_version());  // as MLflow's read_csv
   s.batching = DecideBatching(model->spec(), s.options.batching);
   BatcherOptions bo;
   bo.dispatchers = model->num_workers();

@@ -6,8 +6,11 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <random>
 #include <sstream>
 #include <thread>
 #include <utility>
@@ -335,6 +338,194 @@ TEST(CsvTest, ShortInputsAfterAPartialByteOrderMark) {
   EXPECT_NE(ErrorOf("\xEF\xBB").find("header is not valid UTF-8"), std::string::npos);
   EXPECT_EQ(Names(MustRead("a")), "a");
   EXPECT_NE(ErrorOf("\xEF\xBB\xBF").find("no columns to parse"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace pyfunc
+
+namespace pyfunc {
+namespace {
+
+uint64_t Bits(double v) {
+  uint64_t b;
+  std::memcpy(&b, &v, sizeof b);
+  return b;
+}
+
+TEST(CsvFloatRoundingTest, ReadsNumbersAsEachPandasDoes) {
+  // What pandas 2.3.3's read_csv gives for these (legacy), and the correctly rounded
+  // double (pandas >= 3.1, float(text)).
+  struct Case {
+    const char* text;
+    uint64_t legacy, correct;
+  };
+  const Case cases[] = {
+      {"0.5488135039273248", 0x3fe18fe1565f12a8ULL, 0x3fe18fe1565f12a8ULL},
+      {"0.71518936637241929", 0x3fe6e2d4cf608731ULL, 0x3fe6e2d4cf608731ULL},
+      {"0.12345678901234567", 0x3fbf9add3746f659ULL, 0x3fbf9add3746f65eULL},
+      {"123456789012345678901", 0x441ac53a7e04bcdaULL, 0x441ac53a7e04bcdaULL},
+      {"1.7976931348623157e308", 0x7fefffffffffffffULL, 0x7fefffffffffffffULL},
+      {"4.9406564584124654e-324", 0x0000000000000001ULL, 0x0000000000000001ULL},
+      {"2.2250738585072014e-308", 0x0010000000000000ULL, 0x0010000000000000ULL},
+      {"0.000123456789012345678", 0x3f202e85be1804dfULL, 0x3f202e85be180b74ULL},
+      {"9007199254740993", 0x4340000000000000ULL, 0x4340000000000000ULL},
+      {"1e23", 0x44b52d02c7e14af6ULL, 0x44b52d02c7e14af6ULL},
+      {"8.589973e9", 0x42000004b0400000ULL, 0x42000004b0400000ULL},
+      {"-0.30000000000000004", 0xbfd3333333333333ULL, 0xbfd3333333333334ULL},
+      {"3.141592653589793238", 0x400921fb54442d17ULL, 0x400921fb54442d18ULL},
+      {"1.5e-310", 0x00001b9cd1295941ULL, 0x00001b9cd1295941ULL},
+  };
+  std::string csv = "x\n";
+  for (const Case& c : cases) csv += std::string(c.text) + "\n";
+  for (FloatRounding rounding : {FloatRounding::kBeforePandas31, FloatRounding::kCorrect}) {
+    CsvReadOptions o;
+    o.float_rounding = rounding;
+    Table t = MustRead(csv, o);
+    ASSERT_EQ(t.column(0).type(), DataType::kFloat64);
+    for (size_t i = 0; i < std::size(cases); ++i) {
+      const uint64_t want = rounding == FloatRounding::kCorrect ? cases[i].correct : cases[i].legacy;
+      EXPECT_EQ(Bits(t.column(0).float64_data()[i]), want) << cases[i].text;
+    }
+  }
+}
+
+TEST(CsvFloatRoundingTest, PandasVersions) {
+  EXPECT_EQ(FloatRoundingOfPandas("2.3.3"), FloatRounding::kBeforePandas31);
+  EXPECT_EQ(FloatRoundingOfPandas("1.5.3"), FloatRounding::kBeforePandas31);
+  EXPECT_EQ(FloatRoundingOfPandas("3.0.6"), FloatRounding::kBeforePandas31);
+  EXPECT_EQ(FloatRoundingOfPandas("3.1.0"), FloatRounding::kCorrect);
+  EXPECT_EQ(FloatRoundingOfPandas("3.1.0rc1"), FloatRounding::kCorrect);
+  EXPECT_EQ(FloatRoundingOfPandas("3.10.1"), FloatRounding::kCorrect);
+  EXPECT_EQ(FloatRoundingOfPandas("4.0.0"), FloatRounding::kCorrect);
+  EXPECT_EQ(FloatRoundingOfPandas(""), FloatRounding::kCorrect);
+  EXPECT_EQ(FloatRoundingOfPandas("unknown"), FloatRounding::kCorrect);
+}
+
+TEST(CsvFloatRoundingTest, ASourceDecidesBeforeTheFirstValueAndOnce) {
+  int calls = 0;
+  CsvReadOptions o;
+  o.batch_rows = 1;
+  o.float_rounding_source = [&calls] {
+    ++calls;
+    return FloatRounding::kBeforePandas31;
+  };
+  auto reader = CsvReader::FromString("x\n0.12345678901234567\n0.12345678901234567\n", o);
+  ASSERT_TRUE(reader.ok());
+  ASSERT_TRUE((*reader)->ColumnNames().ok());
+  EXPECT_EQ(calls, 0);  // the header needs no rounding
+  for (int i = 0; i < 2; ++i) {
+    auto b = (*reader)->Next();
+    ASSERT_TRUE(b.ok() && *b);
+    EXPECT_EQ(Bits((*b)->column(0).float64_data()[0]), 0x3fbf9add3746f659ULL);
+  }
+  EXPECT_EQ(calls, 1);
+}
+
+// Random hostile CSV: quoted fields with delimiters, quotes and line breaks, CRLF and
+// lone CR, blank lines, short rows, quotes inside unquoted fields, type changes late.
+std::string RandomCsv(std::mt19937_64& rng, int rows) {
+  const char* cells[] = {"1",          "-7",         "2.5",   "",       "NA", "True", "x",    "\"a,b\"", "\"q\"\"q\"",
+                         "\"l1\nl2\"", "\"c\r\nd\"", "ab\"c", "\"x\"y", "  ", "1e5",  "\"\"", "\"\r\"",  "é"};
+  const char* ends[] = {"\n", "\r\n", "\r", "\n\n", "\n \t\n"};
+  std::string csv = "a,b,c,d\n";
+  for (int r = 0; r < rows; ++r) {
+    const int n = 1 + static_cast<int>(rng() % 4);
+    for (int j = 0; j < n; ++j) {
+      if (j) csv += ',';
+      csv += cells[rng() % std::size(cells)];
+    }
+    csv += ends[rng() % std::size(ends)];
+  }
+  return csv;
+}
+
+std::vector<std::string> Batches(const std::string& csv, int64_t batch_rows, int threads, std::string* error) {
+  CsvReadOptions o;
+  o.batch_rows = batch_rows;
+  o.threads = threads;
+  o.column_types = {{"d", DataType::kString}};
+  std::vector<std::string> out;
+  auto reader = CsvReader::FromString(csv, o);
+  if (!reader.ok()) {
+    *error = reader.status().message();
+    return out;
+  }
+  for (;;) {
+    auto b = (*reader)->Next();
+    if (!b.ok()) {
+      *error = b.status().message();
+      return out;
+    }
+    if (!*b) break;
+    out.push_back((*b)->ToString());
+  }
+  out.push_back("lines " + std::to_string((*reader)->lines_read()));
+  return out;
+}
+
+TEST(CsvThreadsTest, EveryThreadCountGivesTheSameBatches) {
+  std::mt19937_64 rng(7);
+  for (int round = 0; round < 60; ++round) {
+    const std::string csv = RandomCsv(rng, 1 + static_cast<int>(rng() % 300));
+    for (int64_t batch_rows : {1, 7, 64}) {
+      std::string e1, e3;
+      const std::vector<std::string> one = Batches(csv, batch_rows, 1, &e1);
+      const std::vector<std::string> three = Batches(csv, batch_rows, 3, &e3);
+      ASSERT_EQ(e1, e3) << "round " << round << " batch " << batch_rows;
+      ASSERT_EQ(one, three) << "round " << round << " batch " << batch_rows;
+    }
+  }
+}
+
+TEST(CsvThreadsTest, BatchesAddUpToTheWholeRead) {
+  // The chunk scan and the tokenizer agree on every row boundary: the batches of any
+  // size hold exactly the rows of a whole-input read, on the same lines.
+  std::mt19937_64 rng(11);
+  for (int round = 0; round < 40; ++round) {
+    const std::string csv = RandomCsv(rng, 1 + static_cast<int>(rng() % 200));
+    CsvReadOptions whole;
+    whole.column_types = {
+        {"a", DataType::kString}, {"b", DataType::kString}, {"c", DataType::kString}, {"d", DataType::kString}};
+    Result<Table> all = ReadCsv(csv, whole);
+    ASSERT_TRUE(all.ok()) << all.status().ToString();
+    for (int64_t batch_rows : {1, 3, 50}) {
+      CsvReadOptions o = whole;
+      o.batch_rows = batch_rows;
+      o.threads = 2;
+      auto reader = CsvReader::FromString(csv, o);
+      ASSERT_TRUE(reader.ok());
+      std::vector<Table> parts;
+      for (;;) {
+        auto b = (*reader)->Next();
+        ASSERT_TRUE(b.ok()) << b.status().ToString();
+        if (!*b) break;
+        ASSERT_LE((*b)->num_rows(), batch_rows);
+        parts.push_back(std::move(**b));
+      }
+      Result<Table> joined = Table::Concat(parts);
+      ASSERT_TRUE(joined.ok());
+      ASSERT_EQ(joined->ToString(), all->ToString()) << "round " << round << " batch " << batch_rows;
+    }
+  }
+}
+
+TEST(CsvThreadsTest, ErrorsComeInInputOrderAndNameTheLine) {
+  // Batch 3 (lines 6-7) has a row too long, batch 5 an unterminated quote; with threads,
+  // later chunks are parsed first, and still the first error in the input is reported,
+  // after the batches before it.
+  std::string csv = "a,b\n1,2\n3,4\n5,6\n7,8\n9,10,11\n12,13\n14,15\n16,17\n\"open,18\n";
+  CsvReadOptions o;
+  o.batch_rows = 2;
+  o.threads = 4;
+  o.source_name = "in.csv";
+  auto reader = CsvReader::FromString(csv, o);
+  ASSERT_TRUE(reader.ok());
+  ASSERT_TRUE((*reader)->Next().ok());
+  ASSERT_TRUE((*reader)->Next().ok());
+  auto bad = (*reader)->Next();
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(), "in.csv:6:3: row has 3 fields, header has 2");
+  EXPECT_FALSE((*reader)->Next().ok());
 }
 
 }  // namespace
