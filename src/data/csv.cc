@@ -253,6 +253,25 @@ inline uint64_t Mask64(const char* p, char a, char b, char c) {
 #endif
 }
 
+// Bits of the LFs of p[0, 64), and whether the block holds a quote or a CR.
+inline uint64_t LineFeeds64(const char* p, bool* quote_or_cr) {
+#if defined(__SSE2__)
+  const __m128i lf = _mm_set1_epi8('\n'), cr = _mm_set1_epi8('\r'), quote = _mm_set1_epi8('"');
+  uint64_t m = 0;
+  __m128i other = _mm_setzero_si128();
+  for (int k = 0; k < 4; ++k) {
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * k));
+    m |= static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(x, lf)))) << (16 * k);
+    other = _mm_or_si128(other, _mm_or_si128(_mm_cmpeq_epi8(x, cr), _mm_cmpeq_epi8(x, quote)));
+  }
+  *quote_or_cr = _mm_movemask_epi8(other) != 0;
+  return m;
+#else
+  *quote_or_cr = Mask64(p, '"', '\r', '\r') != 0;
+  return Mask64(p, '\n', '\n', '\n');
+#endif
+}
+
 // Cuts the input into whole rows. The states are the tokenizer's: at the start of a
 // field, in an unquoted field (a quote there is an ordinary byte), in a quoted field,
 // and just after a quote inside a quoted field (a second quote is an escaped one).
@@ -265,8 +284,10 @@ class RowScanner {
   // the next scan starts: just past the last row end found, or about scan_end.
   size_t Scan(const char* d, size_t i, size_t scan_end, size_t data_end, int64_t want, int64_t* found) {
     while (i < scan_end && *found < want) {
-      if (i + 64 <= scan_end && (state_ == kFieldStart || state_ == kUnquoted) && Mask64(d + i, '"', '\r', '\r') == 0) {
-        uint64_t lf = Mask64(d + i, '\n', '\n', '\n');
+      bool slow = true;
+      uint64_t lf = 0;
+      if (i + 64 <= scan_end && (state_ == kFieldStart || state_ == kUnquoted)) lf = LineFeeds64(d + i, &slow);
+      if (!slow) {
         const int64_t k = __builtin_popcountll(lf);
         if (*found + k < want) {
           *found += k;
@@ -376,6 +397,7 @@ struct Chunk {
   std::vector<Span> fields;
   std::vector<int64_t> row_lines;  // line where each row starts
   int64_t rows = 0;
+  int64_t row_ends = 0;  // counted by the scan (blank rows too); 0 when not scanned
 
   std::string_view Cell(size_t k) const {
     return std::string_view(bytes.data() + fields[k].begin, fields[k].end - fields[k].begin);
@@ -386,96 +408,135 @@ Status CsvError(const std::string& name, int64_t line, int64_t field, const std:
   return Status::InvalidArgument(name + ":" + std::to_string(line) + ":" + std::to_string(field) + ": " + msg);
 }
 
-// Splits a chunk into rows of fields. Rows with fewer than `ncols` fields are padded
-// with empty ones; more is an error. `ncols` < 0 takes any number (the header). Blank
-// rows are dropped.
-Status Tokenize(Chunk* chunk, char delimiter, int ncols, const std::string& name) {
-  char* d = chunk->bytes.data();
-  const size_t n = chunk->bytes.size();
-  const bool utf8 = simdjson::validate_utf8(d, n);
-  SpecialFinder find(d, delimiter);
-  std::vector<Chunk::Span>& fields = chunk->fields;
-  size_t pos = 0;
-  int64_t line = chunk->first_line;
-  while (pos < n) {
-    const size_t row_first = fields.size();
-    const int64_t row_line = line;
-    bool quoted = false;
-    for (;;) {
-      const size_t begin = pos;
-      size_t end, next;
-      if (pos < n && d[pos] == '"') {
-        quoted = true;
-        const int64_t field_line = line;
-        size_t w = pos, r = pos + 1;
-        for (;;) {
-          const void* q = std::memchr(d + r, '"', n - r);
-          if (q == nullptr) {
-            return CsvError(name, field_line, static_cast<int64_t>(fields.size() - row_first) + 1,
-                            "unterminated quoted field");
+// Splits a chunk into rows of fields, some rows at a time. Rows with fewer than `ncols`
+// fields are padded with empty ones; more is an error. `ncols` < 0 takes any number
+// (the header). Blank rows are dropped.
+class Tokenizer {
+ public:
+  Tokenizer(Chunk* chunk, char delimiter, int ncols, const std::string& name)
+      : chunk_(chunk),
+        d_(chunk->bytes.data()),
+        n_(chunk->bytes.size()),
+        delimiter_(delimiter),
+        ncols_(ncols),
+        name_(name),
+        find_(d_, delimiter),
+        line_(chunk->first_line) {}
+
+  bool done() const { return pos_ >= n_; }
+
+  // Tokenizes up to `max_rows` more rows (all with a negative count).
+  Status Rows(int64_t max_rows) {
+    char* d = d_;
+    const size_t n = n_;
+    std::vector<Chunk::Span>& fields = chunk_->fields;
+    const size_t first_byte = pos_;
+    for (int64_t got = 0; pos_ < n && (max_rows < 0 || got < max_rows);) {
+      const size_t row_first = fields.size();
+      const int64_t row_line = line_;
+      bool quoted = false;
+      for (;;) {
+        const size_t begin = pos_;
+        size_t end, next;
+        if (pos_ < n && d[pos_] == '"') {
+          quoted = true;
+          const int64_t field_line = line_;
+          size_t w = pos_, r = pos_ + 1;
+          for (;;) {
+            const void* q = std::memchr(d + r, '"', n - r);
+            if (q == nullptr) {
+              return CsvError(name_, field_line, static_cast<int64_t>(fields.size() - row_first) + 1,
+                              "unterminated quoted field");
+            }
+            const size_t qi = static_cast<size_t>(static_cast<const char*>(q) - d);
+            line_ += CountLines(d + r, d + qi);
+            std::memmove(d + w, d + r, qi - r);
+            w += qi - r;
+            if (qi + 1 < n && d[qi + 1] == '"') {
+              d[w++] = '"';
+              r = qi + 2;
+              continue;
+            }
+            r = qi + 1;
+            break;
           }
-          const size_t qi = static_cast<size_t>(static_cast<const char*>(q) - d);
-          line += CountLines(d + r, d + qi);
-          std::memmove(d + w, d + r, qi - r);
-          w += qi - r;
-          if (qi + 1 < n && d[qi + 1] == '"') {
-            d[w++] = '"';
-            r = qi + 2;
-            continue;
-          }
-          r = qi + 1;
+          next = find_.Next(r);  // bytes after the closing quote belong to the field
+          std::memmove(d + w, d + r, next - r);
+          end = w + (next - r);
+        } else {
+          next = find_.Next(pos_);
+          end = next;
+        }
+        fields.push_back({begin, end});
+        if (next >= n) {
+          pos_ = n;
           break;
         }
-        next = find.Next(r);  // bytes after the closing quote belong to the field
-        std::memmove(d + w, d + r, next - r);
-        end = w + (next - r);
-      } else {
-        next = find.Next(pos);
-        end = next;
-      }
-      fields.push_back({begin, end});
-      if (next >= n) {
-        pos = n;
+        const char c = d[next];
+        pos_ = next + 1;
+        if (c == delimiter_) continue;
+        if (c == '\r' && pos_ < n && d[pos_] == '\n') ++pos_;
+        ++line_;
         break;
       }
-      const char c = d[next];
-      pos = next + 1;
-      if (c == delimiter) continue;
-      if (c == '\r' && pos < n && d[pos] == '\n') ++pos;
-      ++line;
-      break;
-    }
-    const size_t nf = fields.size() - row_first;
-    if (nf == 1 && !quoted) {
-      const std::string_view only = chunk->Cell(row_first);
-      if (only.find_first_not_of(" \t") == std::string_view::npos) {
-        fields.resize(row_first);
-        continue;
+      const size_t nf = fields.size() - row_first;
+      if (nf == 1 && !quoted) {
+        const std::string_view only = chunk_->Cell(row_first);
+        if (only.find_first_not_of(" \t") == std::string_view::npos) {
+          fields.resize(row_first);
+          continue;
+        }
       }
-    }
-    if (ncols >= 0) {
-      if (nf > static_cast<size_t>(ncols)) {
-        return CsvError(name, row_line, ncols + 1,
-                        "row has " + std::to_string(nf) + " fields, header has " + std::to_string(ncols));
+      if (ncols_ >= 0) {
+        if (nf > static_cast<size_t>(ncols_)) {
+          return CsvError(name_, row_line, ncols_ + 1,
+                          "row has " + std::to_string(nf) + " fields, header has " + std::to_string(ncols_));
+        }
+        fields.resize(row_first + static_cast<size_t>(ncols_), Chunk::Span{0, 0});
       }
-      fields.resize(row_first + static_cast<size_t>(ncols), Chunk::Span{0, 0});
+      chunk_->row_lines.push_back(row_line);
+      ++chunk_->rows;
+      ++got;
     }
-    chunk->row_lines.push_back(row_line);
-    ++chunk->rows;
+    // The bytes just tokenized, while they are in cache (unquoting moved only ASCII).
+    utf8_ = utf8_ && simdjson::validate_utf8(d + first_byte, pos_ - first_byte);
+    return Status::OK();
   }
-  chunk->end_line = line;
-  if (!utf8) {
-    const size_t per_row = ncols >= 0 ? static_cast<size_t>(ncols) : fields.size();
+
+  // After the last rows: names the first field that is not UTF-8.
+  Status Finish() {
+    chunk_->end_line = line_;
+    if (utf8_) return Status::OK();
+    const std::vector<Chunk::Span>& fields = chunk_->fields;
+    const size_t per_row = ncols_ >= 0 ? static_cast<size_t>(ncols_) : fields.size();
     for (size_t k = 0; k < fields.size(); ++k) {
-      const std::string_view cell = chunk->Cell(k);
+      const std::string_view cell = chunk_->Cell(k);
       if (!simdjson::validate_utf8(cell.data(), cell.size())) {
         const size_t r = per_row == 0 ? 0 : k / per_row;
-        return CsvError(name, chunk->row_lines[r], static_cast<int64_t>(k - r * per_row) + 1,
-                        ncols >= 0 ? "field is not valid UTF-8" : "header is not valid UTF-8");
+        return CsvError(name_, chunk_->row_lines[r], static_cast<int64_t>(k - r * per_row) + 1,
+                        ncols_ >= 0 ? "field is not valid UTF-8" : "header is not valid UTF-8");
       }
     }
+    return Status::OK();
   }
-  return Status::OK();
+
+ private:
+  Chunk* chunk_;
+  char* d_;
+  const size_t n_;
+  const char delimiter_;
+  const int ncols_;
+  const std::string& name_;
+  SpecialFinder find_;
+  size_t pos_ = 0;
+  int64_t line_;
+  bool utf8_ = true;
+};
+
+Status Tokenize(Chunk* chunk, char delimiter, int ncols, const std::string& name) {
+  Tokenizer t(chunk, delimiter, ncols, name);
+  PYFUNC_RETURN_IF_ERROR(t.Rows(-1));
+  return t.Finish();
 }
 
 // Appends one cell's value to `b`, of `type`; false when it does not parse as that.
@@ -645,6 +706,48 @@ class ChunkConverter {
   const int64_t rows_;
 };
 
+// Converts rows of a chunk as they are tokenized, every column of a known type.
+class RowConverter {
+ public:
+  static bool Applies(const Layout& layout, const ColumnTypes& types) {
+    for (int j = 0; j < layout.ncols(); ++j) {
+      if (!layout.fixed[j] && !types.locked[j]) return false;
+    }
+    return true;
+  }
+  RowConverter(const Layout& layout, const std::vector<DataType>& types, int64_t rows)
+      : types_(types), rounding_(layout.rounding) {
+    builders_.reserve(types.size());
+    for (DataType t : types) {
+      builders_.emplace_back(t);
+      builders_.back().Reserve(rows);
+    }
+  }
+  // Rows [first, end) of the chunk; false when a value does not parse as its type.
+  bool Append(const Chunk& chunk, int64_t first, int64_t end) {
+    const size_t ncols = builders_.size();
+    for (ColumnBuilder& b : builders_) b.Reserve(end - first);
+    size_t k = static_cast<size_t>(first) * ncols;
+    for (int64_t r = first; r < end; ++r) {
+      for (size_t j = 0; j < ncols; ++j, ++k) {
+        if (!AppendCell(chunk.Cell(k), types_[j], rounding_, &builders_[j])) return false;
+      }
+    }
+    return true;
+  }
+  Result<Table> Finish(const Layout& layout) {
+    std::vector<Column> columns;
+    columns.reserve(builders_.size());
+    for (ColumnBuilder& b : builders_) columns.push_back(b.Finish());
+    return Table::Make(layout.names, std::move(columns));
+  }
+
+ private:
+  const std::vector<DataType>& types_;
+  const FloatRounding rounding_;
+  std::vector<ColumnBuilder> builders_;
+};
+
 // One chunk on its way to becoming a batch.
 struct ChunkWork {
   Chunk chunk;
@@ -652,11 +755,25 @@ struct ChunkWork {
   Status tokenized;
   Result<Table> table = Status::Internal("chunk not converted");
 
+  // Tokenizes, and converts rows in slices as they are tokenized (still in cache) when
+  // every column's type is known; else, or when a value does not parse, converts the
+  // whole chunk afterwards by the rules.
   void Run(char delimiter, const Layout& layout) {
-    tokenized = Tokenize(&chunk, delimiter, layout.ncols(), layout.name);
+    constexpr int64_t kSliceRows = 512;
+    Tokenizer tokenizer(&chunk, delimiter, layout.ncols(), layout.name);
+    std::optional<RowConverter> rows;
+    if (RowConverter::Applies(layout, before)) rows.emplace(layout, before.types, chunk.row_ends);
+    chunk.fields.reserve(static_cast<size_t>(chunk.row_ends) * static_cast<size_t>(layout.ncols()));
+    while (!tokenizer.done()) {
+      const int64_t first = chunk.rows;
+      tokenized = tokenizer.Rows(kSliceRows);
+      if (!tokenized.ok()) return;
+      if (rows && !rows->Append(chunk, first, chunk.rows)) rows.reset();
+    }
+    tokenized = tokenizer.Finish();
     if (!tokenized.ok() || chunk.rows == 0) return;
     after = before;
-    table = ChunkConverter(chunk, layout).Build(&after);
+    table = rows ? rows->Finish(layout) : ChunkConverter(chunk, layout).Build(&after);
   }
 };
 
@@ -710,6 +827,7 @@ class CsvReaderImpl : public CsvReader {
       types_ = std::move(w.after);
       yielded_ = true;
       Table t = std::move(w.table).value();
+      Recycle(std::move(w.chunk));
       p = Pending();
       st = Fill();  // keep the threads busy while the caller uses this batch
       if (!st.ok()) return Fail(st);
@@ -764,10 +882,27 @@ class CsvReaderImpl : public CsvReader {
     return Status::OK();
   }
 
+  // Chunks whose batches were handed out keep their buffers for later ones: a fresh
+  // buffer of a batch's size costs a page fault per 4 KiB on first touch.
+  Chunk TakeChunk() {
+    if (spare_.empty()) return Chunk();
+    Chunk c = std::move(spare_.back());
+    spare_.pop_back();
+    c.bytes.Truncate(0);
+    c.fields.clear();
+    c.row_lines.clear();
+    c.rows = 0;
+    c.row_ends = 0;
+    return c;
+  }
+  void Recycle(Chunk c) {
+    if (!eof_ && spare_.size() < static_cast<size_t>(threads_) + 1) spare_.push_back(std::move(c));
+  }
+
   // The next chunk of `want_rows` rows (0: the rest of the input), or nullopt at the end.
   Result<std::optional<Chunk>> ReadChunk(int64_t want_rows) {
-    Chunk c;
-    c.bytes = std::move(carry_);
+    Chunk c = TakeChunk();
+    std::swap(c.bytes, carry_);  // the chunk starts with the bytes read past the last one
     c.bytes.Reserve(std::max(c.bytes.size(), last_chunk_bytes_) + kReadBytes);
     c.first_line = scanner_.lines() + 1;
     size_t scanned = 0;
@@ -787,7 +922,6 @@ class CsvReaderImpl : public CsvReader {
         if (scanned < scan_end) {
           scanned = scanner_.Scan(c.bytes.data(), scanned, scan_end, avail, want_rows, &found);
           if (found == want_rows) {
-            carry_ = Bytes();
             carry_.Reserve(avail - scanned + kReadBytes);
             std::memcpy(carry_.Grow(avail - scanned), c.bytes.data() + scanned, avail - scanned);
             carry_.Commit(avail - scanned);
@@ -806,6 +940,7 @@ class CsvReaderImpl : public CsvReader {
       }
     }
     if (c.bytes.size() == 0) return std::optional<Chunk>();
+    c.row_ends = found;
     last_chunk_bytes_ = c.bytes.size();
     c.bytes.Seal();
     return std::optional<Chunk>(std::move(c));
@@ -859,6 +994,7 @@ class CsvReaderImpl : public CsvReader {
   ColumnTypes types_;
 
   Bytes carry_;  // bytes read past the last chunk's end
+  std::vector<Chunk> spare_;
   size_t last_chunk_bytes_ = 0;
   bool eof_ = false;
   bool bom_checked_ = false;
