@@ -298,30 +298,13 @@ bool ParseFloat64BeforePandas31(std::string_view text, double* out) {
   if (s[0] == 'i' || s[0] == 'I') return ParseFloat64(text, out);  // inf, infinity
   constexpr int kMaxDigits = 17;
   const auto digit = [](char c) { return c >= '0' && c <= '9'; };
-  // pandas accumulates `number = number * 10. + digit` in doubles. While the exact value
-  // stays below 2^53 every step is exact, so it is summed as an integer; from the digit
-  // that would pass 2^53 on (the 16th or 17th), it goes on in doubles as pandas does.
-  constexpr uint64_t kExact = uint64_t{1} << 53;
-  uint64_t exact = 0;
-  double number = 0;
-  bool inexact = false;
-  const auto take = [&](int d) {
-    if (!inexact) {
-      if (exact <= (kExact - 9) / 10) {
-        exact = exact * 10 + static_cast<uint64_t>(d);
-        return;
-      }
-      inexact = true;
-      number = static_cast<double>(exact);
-    }
-    number = number * 10. + d;
-  };
   size_t i = 0;
+  double number = 0;
   int digits = 0;
   int64_t exponent = 0;
   for (; i < s.size() && digit(s[i]); ++i) {
     if (digits < kMaxDigits) {
-      take(s[i] - '0');
+      number = number * 10. + (s[i] - '0');
       ++digits;
     } else {
       ++exponent;
@@ -331,14 +314,13 @@ bool ParseFloat64BeforePandas31(std::string_view text, double* out) {
     ++i;
     int decimals = 0;
     for (; i < s.size() && digit(s[i]) && digits < kMaxDigits; ++i) {
-      take(s[i] - '0');
+      number = number * 10. + (s[i] - '0');
       ++digits;
       ++decimals;
     }
     while (i < s.size() && digit(s[i])) ++i;
     exponent -= decimals;
   }
-  if (!inexact) number = static_cast<double>(exact);
   if (digits == 0) return false;
   if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
     ++i;
