@@ -738,11 +738,17 @@ class RowConverter {
     for (int64_t r = first; r < end; ++r) {
       for (size_t j = 0; j < ncols; ++j, ++k) {
         const std::string_view cell = chunk.Cell(k);
-        if (types_[j] == DataType::kFloat64 && rounding_ == FloatRounding::kCorrect && PlainNumber(cell)) {
+        if (types_[j] == DataType::kFloat64 && PlainNumber(cell)) {
           // Most cells of a float column: a number from its first byte to its last.
           double v;
-          const auto res = std::from_chars(cell.data(), cell.data() + cell.size(), v);
-          if (res.ec == std::errc() && res.ptr == cell.data() + cell.size()) {
+          bool parsed;
+          if (rounding_ == FloatRounding::kCorrect) {
+            const auto res = std::from_chars(cell.data(), cell.data() + cell.size(), v);
+            parsed = res.ec == std::errc() && res.ptr == cell.data() + cell.size();
+          } else {
+            parsed = ParseFloat64BeforePandas31(cell, &v);
+          }
+          if (parsed) {
             builders_[j].AppendFloat64(v);
             continue;
           }

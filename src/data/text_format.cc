@@ -285,6 +285,27 @@ const double* PowersOfTen() {
 
 }  // namespace
 
+namespace {
+
+// Whether p[0, 8) are all digits, and if so their value (the SWAR method: subtract '0'
+// from each byte, then combine pairs, quads and the two halves by multiplication).
+inline bool EightDigits(const char* p, uint32_t* value) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  if (((v & 0xF0F0F0F0F0F0F0F0ULL) | (((v + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL) >> 4)) !=
+      0x3333333333333333ULL) {
+    return false;
+  }
+  v -= 0x3030303030303030ULL;
+  v = v * 10 + (v >> 8);  // byte k: digit k * 10 + digit k+1 (little-endian pairs)
+  const uint64_t mask = 0x000000FF000000FFULL;
+  v = ((v & mask) * (100 + (1000000ULL << 32)) + ((v >> 16) & mask) * (1 + (10000ULL << 32))) >> 32;
+  *value = static_cast<uint32_t>(v);
+  return true;
+}
+
+}  // namespace
+
 bool ParseFloat64BeforePandas31(std::string_view text, double* out) {
   std::string_view s = text;
   if (s.empty()) return false;
@@ -297,30 +318,55 @@ bool ParseFloat64BeforePandas31(std::string_view text, double* out) {
   if (s.empty()) return false;
   if (s[0] == 'i' || s[0] == 'I') return ParseFloat64(text, out);  // inf, infinity
   constexpr int kMaxDigits = 17;
-  const auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  const auto digit = [](char c) { return static_cast<unsigned char>(c - '0') < 10; };
+  // pandas sums `number * 10. + digit` in doubles over the first 17 digits (leading zeros
+  // included); integer digits past them raise the exponent, decimal ones are dropped.
+  // The first 15 digits stay below 10^15 < 2^53, where each double step is exact, so
+  // they are summed as an integer; the 16th and 17th in doubles, as pandas does.
   size_t i = 0;
-  double number = 0;
   int digits = 0;
   int64_t exponent = 0;
-  for (; i < s.size() && digit(s[i]); ++i) {
+  uint64_t exact = 0;
+  double number = 0;
+  bool dot = false;
+  for (; i < s.size(); ++i) {
+    // Eight digits at once where they are all integer digits, or are the 10th to 17th.
+    uint32_t eight;
+    while (i + 8 <= s.size() && (digits <= 7 || digits == 9) && EightDigits(s.data() + i, &eight)) {
+      if (digits <= 7) {
+        exact = exact * 100000000 + eight;
+      } else {
+        exact = exact * 1000000 + eight / 100;
+        number = static_cast<double>(exact);
+        number = number * 10. + static_cast<int>(eight / 10 % 10);
+        number = number * 10. + static_cast<int>(eight % 10);
+      }
+      digits += 8;
+      if (dot) exponent -= 8;
+      i += 8;
+    }
+    if (i == s.size()) break;
+    const char c = s[i];
+    if (c == '.') {
+      if (dot) break;
+      dot = true;
+      continue;
+    }
+    if (!digit(c)) break;
     if (digits < kMaxDigits) {
-      number = number * 10. + (s[i] - '0');
+      if (digits < 15) {
+        exact = exact * 10 + static_cast<uint64_t>(c - '0');
+      } else {
+        if (digits == 15) number = static_cast<double>(exact);
+        number = number * 10. + (c - '0');
+      }
       ++digits;
+      exponent -= dot;
     } else {
-      ++exponent;
+      exponent += !dot;
     }
   }
-  if (i < s.size() && s[i] == '.') {
-    ++i;
-    int decimals = 0;
-    for (; i < s.size() && digit(s[i]) && digits < kMaxDigits; ++i) {
-      number = number * 10. + (s[i] - '0');
-      ++digits;
-      ++decimals;
-    }
-    while (i < s.size() && digit(s[i])) ++i;
-    exponent -= decimals;
-  }
+  if (digits <= 15) number = static_cast<double>(exact);
   if (digits == 0) return false;
   if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
     ++i;
