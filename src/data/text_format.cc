@@ -235,16 +235,28 @@ bool ParseInt64(std::string_view text, int64_t* out) {
   return res.ec == std::errc() && res.ptr == s.data() + s.size();
 }
 
-bool ParseFloat64(std::string_view text, double* out) {
-  std::string_view s = text;
-  if (s.empty()) return false;
+namespace {
+
+// A number's text without surrounding spaces and its sign (`*negative`); empty when
+// nothing is left or a second sign follows.
+std::string_view UnsignedPart(std::string_view s, bool* negative) {
+  if (s.empty()) return s;
   if (s.front() == ' ' || s.back() == ' ' || s.front() == '\t' || s.back() == '\t') s = TrimSpaces(s);
-  bool negative = false;
+  *negative = false;
   if (!s.empty() && (s[0] == '+' || s[0] == '-')) {
-    negative = s[0] == '-';
+    *negative = s[0] == '-';
     s.remove_prefix(1);
   }
-  if (s.empty() || s[0] == '+' || s[0] == '-') return false;
+  if (!s.empty() && (s[0] == '+' || s[0] == '-')) return std::string_view();
+  return s;
+}
+
+}  // namespace
+
+bool ParseFloat64(std::string_view text, double* out) {
+  bool negative = false;
+  const std::string_view s = UnsignedPart(text, &negative);
+  if (s.empty()) return false;
   char c0 = s[0];
   if (c0 == 'i' || c0 == 'I') {
     if (EqualsIgnoreCase(s, "inf") || EqualsIgnoreCase(s, "infinity")) {
@@ -307,14 +319,8 @@ inline bool EightDigits(const char* p, uint32_t* value) {
 }  // namespace
 
 bool ParseFloat64BeforePandas31(std::string_view text, double* out) {
-  std::string_view s = text;
-  if (s.empty()) return false;
-  if (s.front() == ' ' || s.back() == ' ' || s.front() == '\t' || s.back() == '\t') s = TrimSpaces(s);
   bool negative = false;
-  if (!s.empty() && (s[0] == '+' || s[0] == '-')) {
-    negative = s[0] == '-';
-    s.remove_prefix(1);
-  }
+  const std::string_view s = UnsignedPart(text, &negative);
   if (s.empty()) return false;
   if (s[0] == 'i' || s[0] == 'I') return ParseFloat64(text, out);  // inf, infinity
   constexpr int kMaxDigits = 17;
