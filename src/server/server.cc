@@ -25,6 +25,7 @@
 
 #include <fmt/core.h>
 
+#include "format/json.h"
 #include "pyfunc/batcher.h"
 #include "pyfunc/csv.h"
 #include "pyfunc/json_codec.h"
@@ -159,11 +160,17 @@ std::string RouteLabel(const std::string& path) {
                                  "/metrics",     "/v2/health/live", "/v2/health/ready", "/v2"};
   for (const char* r : kFixed)
     if (path == r) return r;
+  const auto ends_with = [&](std::string_view tail) {
+    return path.size() > tail.size() && path.compare(path.size() - tail.size(), tail.size(), tail) == 0;
+  };
   if (path.rfind("/v2/models/", 0) == 0) {
-    if (path.size() > 6 && path.compare(path.size() - 6, 6, "/infer") == 0) return "/v2/models/{name}/infer";
-    if (path.size() > 6 && path.compare(path.size() - 6, 6, "/ready") == 0) return "/v2/models/{name}/ready";
+    if (ends_with("/infer")) return "/v2/models/{name}/infer";
+    if (ends_with("/ready")) return "/v2/models/{name}/ready";
     return "/v2/models/{name}";
   }
+  if (path == "/v1/models") return path;
+  if (path.rfind("/v1/models/", 0) == 0)
+    return ends_with(":predict") ? "/v1/models/{name}:predict" : "/v1/models/{name}";
   return "other";
 }
 
@@ -324,6 +331,55 @@ struct Server::Impl {
     metrics.ObserveStage(Stage::kSerialize, Seconds(Clock::now() - ser_start));
   }
 
+  // KServe's V1 protocol: `POST /v1/models/NAME:predict` with `{"instances": [...]}` (or
+  // `{"inputs": ...}`), answered `{"predictions": [...]}` — MLflow's JSON request formats
+  // and answer, so it is /invocations with JSON by default and errors as `{"error": ...}`.
+  void V1Predict(const HttpRequest& req, HttpResponse& res) {
+    const std::string& target = req.params[0];
+    const size_t colon = target.rfind(':');
+    const std::string name = colon == std::string::npos ? target : target.substr(0, colon);
+    const std::string verb = colon == std::string::npos ? "" : target.substr(colon + 1);
+    if (name != options.model_name) {
+      return ReplyOip(res, HttpErrorFromStatus(Status::NotFound("Model with name " + name + " does not exist.")));
+    }
+    if (verb != "predict") {
+      HttpError e = HttpErrorFromStatus(
+          Status::NotFound(verb == "explain" ? "this server has no explainer for model " + name
+                                             : "unknown verb '" + verb + "'; use " + name + ":predict"));
+      if (verb == "explain") e.status = 501;
+      return ReplyOip(res, e);
+    }
+    HttpRequest json = req;
+    if (req.Header("Content-Type").empty()) json.headers.emplace_back("Content-Type", kJson);
+    Invocations(json, res);
+    if (res.status == 200) return;
+    Result<Value> error = json::ParseValue(res.body);
+    const Value* message = error.ok() ? error->Find("message") : nullptr;
+    res.SetContent(
+        ToJson(Value(Value::Map{{"error", message != nullptr && message->is_string() ? *message : Value(res.body)}})),
+        kJson);
+  }
+
+  void V1ModelReady(const HttpRequest& req, HttpResponse& res) {
+    const std::string& name = req.params[0];
+    if (name != options.model_name) {
+      return ReplyOip(res, HttpErrorFromStatus(Status::NotFound("Model with name " + name + " does not exist.")));
+    }
+    const bool r = ready.load();
+    res.status = r ? 200 : 503;
+    res.SetContent(ToJson(Value(Value::Map{{"name", name}, {"ready", r}})), kJson);
+  }
+
+  void OipModelReady(const HttpRequest& req, HttpResponse& res) {
+    const std::string& name = req.params[0];
+    if (name != options.model_name) {
+      return ReplyOip(res, HttpErrorFromStatus(Status::NotFound("Model " + name + " not found")));
+    }
+    const bool r = ready.load();
+    res.status = r ? 200 : 503;
+    res.SetContent(ToJson(Value(Value::Map{{"name", name}, {"ready", r}})), kJson);
+  }
+
   void OipModelMetadata(const HttpRequest& req, HttpResponse& res) {
     const std::string& name = req.params[0];
     if (name != options.model_name) {
@@ -390,19 +446,27 @@ struct Server::Impl {
                          {"name", "pyfunc"}, {"version", PYFUNC_VERSION}, {"extensions", Value::EmptyList()}})),
                      kJson);
     });
-    http.Handle("GET", "/v2/models/{name}/ready", [this](const HttpRequest& req, HttpResponse& res) {
-      const std::string& name = req.params[0];
-      if (name != options.model_name) {
-        return ReplyOip(res, HttpErrorFromStatus(Status::NotFound("Model " + name + " not found")));
-      }
-      const bool r = ready.load();
-      res.status = r ? 200 : 503;
-      res.SetContent(ToJson(Value(Value::Map{{"name", name}, {"ready", r}})), kJson);
-    });
+    http.Handle("GET", "/v2/models/{name}/ready",
+                [this](const HttpRequest& req, HttpResponse& res) { OipModelReady(req, res); });
     http.Handle("GET", "/v2/models/{name}",
                 [this](const HttpRequest& req, HttpResponse& res) { OipModelMetadata(req, res); });
     http.Handle("POST", "/v2/models/{name}/infer",
                 [this](const HttpRequest& req, HttpResponse& res) { OipInfer(req, res); });
+    // The same with a model version (one model is served: any version names it).
+    http.Handle("GET", "/v2/models/{name}/versions/{version}/ready",
+                [this](const HttpRequest& req, HttpResponse& res) { OipModelReady(req, res); });
+    http.Handle("GET", "/v2/models/{name}/versions/{version}",
+                [this](const HttpRequest& req, HttpResponse& res) { OipModelMetadata(req, res); });
+    http.Handle("POST", "/v2/models/{name}/versions/{version}/infer",
+                [this](const HttpRequest& req, HttpResponse& res) { OipInfer(req, res); });
+
+    http.Handle("GET", "/v1/models", [this](const HttpRequest&, HttpResponse& res) {
+      res.SetContent(ToJson(Value(Value::Map{{"models", Value(Value::List{Value(options.model_name)})}})), kJson);
+    });
+    http.Handle("GET", "/v1/models/{name}",
+                [this](const HttpRequest& req, HttpResponse& res) { V1ModelReady(req, res); });
+    http.Handle("POST", "/v1/models/{name}",
+                [this](const HttpRequest& req, HttpResponse& res) { V1Predict(req, res); });
 
     return http;
   }
@@ -429,7 +493,9 @@ struct Server::Impl {
       const double total = Seconds(Clock::now() - req.start);
       const std::string route = RouteLabel(req.path);
       metrics.CountRequest(route, res.status);
-      if (route == "/invocations" || route == "/v2/models/{name}/infer") metrics.ObserveStage(Stage::kTotal, total);
+      if (route == "/invocations" || route == "/v2/models/{name}/infer" || route == "/v1/models/{name}:predict") {
+        metrics.ObserveStage(Stage::kTotal, total);
+      }
       if (options.access_log) {
         fmt::print(stderr, "{} \"{} {} HTTP/{}.{}\" {} {} {:.3f}ms\n", req.remote_addr,
                    req.method.empty() ? "-" : req.method, req.path.empty() ? "-" : req.path, req.version / 10,

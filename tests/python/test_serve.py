@@ -334,6 +334,45 @@ def test_open_inference_protocol(server):
     assert r.status_code == 400 and "error" in r.json()
 
 
+def test_open_inference_protocol_with_a_model_version(server):
+    # KServe's clients put the version in the path; the one model answers to any version.
+    base = server.url + "/v2/models/model/versions/3"
+    assert requests.get(base + "/ready").json() == {"name": "model", "ready": True}
+    assert requests.get(base).json()["name"] == "model"
+    req = {"parameters": {"mode": "sum"}, "inputs": [{"name": "a", "shape": [2], "datatype": "FP64", "data": [1, 2]}]}
+    r = server.post("/v2/models/model/versions/3/infer", req)
+    assert r.status_code == 200, r.text
+    assert r.json()["outputs"][0]["data"] == [1.0, 2.0]
+    r = server.post("/v2/models/other/versions/3/infer", req)
+    assert r.status_code == 404 and "other" in r.json()["error"]
+
+
+def test_kserve_v1_protocol_answers_as_mlflow_does(server, mlflow_reference):
+    assert requests.get(server.url + "/v1/models").json() == {"models": ["model"]}
+    assert requests.get(server.url + "/v1/models/model").json() == {"name": "model", "ready": True}
+    r = requests.get(server.url + "/v1/models/other")
+    assert r.status_code == 404 and r.json() == {"error": "Model with name other does not exist."}
+    # `instances` and `inputs`, answered {"predictions": ...} exactly as MLflow's /invocations.
+    for body in ({"instances": [{"a": 1, "b": 2.5}, {"a": 3, "b": 4.5}]}, {"inputs": {"a": [1, 2], "b": [0.5, 1]}},
+                 {"instances": [[1, 2], [3, 4]], "params": {"mode": "sum"}}):
+        want_status, want_body = mlflow_reference(body)
+        for headers in ({"Content-Type": "application/json"}, {}):  # KServe clients send JSON, curl may not say so
+            r = requests.post(server.url + "/v1/models/model:predict", data=json.dumps(body), headers=headers)
+            assert (r.status_code, r.text) == (want_status, want_body), body
+    # Errors in V1's shape, with MLflow's message; the service stays up.
+    bad = requests.post(server.url + "/v1/models/model:predict", data="{not json",
+                        headers={"Content-Type": "application/json"})
+    assert bad.status_code == 400 and set(bad.json()) == {"error"} and bad.json()["error"]
+    assert requests.post(server.url + "/v1/models/model:explain", json={"instances": []}).status_code == 501
+    assert requests.post(server.url + "/v1/models/model:train", json={}).status_code == 404
+    assert requests.post(server.url + "/v1/models/other:predict", json={"instances": [[1]]}).status_code == 404
+    assert requests.post(server.url + "/v1/models/model:predict", json={"instances": [[5, 6]],
+                                                                        "params": {"mode": "sum"}}).json() == \
+        {"predictions": [11]}
+    metrics = requests.get(server.url + "/metrics").text
+    assert 'route="/v1/models/{name}:predict"' in metrics
+
+
 # --- Robustness -------------------------------------------------------------------------
 
 
