@@ -213,7 +213,8 @@ void RegisterServeCommand(CLI::App& app, int* exit_code) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   cmd->add_flag("--access-log", args->access_log, "Log one line per request to stderr");
-  cmd->add_option("--name", args->name, "The model's name in Open Inference Protocol paths (/v2/models/NAME)")
+  cmd->add_option("--name", args->name,
+                  "The model's name in Open Inference Protocol and KServe V1 paths (/v2/models/NAME, /v1/models/NAME)")
       ->capture_default_str();
   cmd->add_option("--http-threads", args->http_threads,
                   "Threads for HTTP I/O and request handlers: scoring requests in progress at once "
