@@ -18,6 +18,7 @@ cd "$(dirname "$0")/.."
 # and the server.
 LATEST_TESTS=(tests/python/test_mlflow_compat.py tests/python/test_code_models.py tests/python/test_schema.py
   tests/python/test_remote.py tests/python/test_api.py tests/python/test_spark.py
+  tests/python/test_spark_arrow.py
   tests/python/test_predict_cli.py tests/python/test_predict_files.py tests/python/test_serve.py)
 
 stack() {

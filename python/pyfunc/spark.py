@@ -1,16 +1,53 @@
-"""``spark_udf``: scores a pyfunc model on Apache Spark.
+"""Scoring a pyfunc model on Apache Spark: ``spark_udf`` and ``score_dataframe``.
 
 The driver resolves the model URI to a local directory, packs it into a tar archive and
 ships it with ``SparkContext.addFile``; nothing assumes a filesystem shared by the driver
-and the executors. The UDF is a Spark pandas UDF in iterator form over Arrow batches:
-each Python worker fetches the archive with ``SparkFiles.get``, unpacks it once per
-executor, loads the model once per worker process and keeps it in a module-level cache
-(keyed by the archive and the environment manager) for every later batch and task.
+and the executors. Each Python worker fetches the archive with ``SparkFiles.get``,
+unpacks it once per executor, loads the model once per worker process and keeps it in a
+module-level cache (keyed by the archive and the environment manager) for every later
+batch and task.
 
-``env_manager="local"`` loads the model inside the Spark Python worker. Any other
-manager (``virtualenv``, ``uv``, ``conda``) loads it with the pyfunc runtime: the model
-runs in a worker process of its own environment (built once per machine, cached by the
-runtime) and batches travel to it through shared memory — no scoring server, no JSON.
+Two ways to score, with the same answers as ``mlflow.pyfunc.spark_udf`` (batch for
+batch: a row's last bit can depend on the Arrow batch it is scored in, since BLAS
+kernels treat the last rows of an array apart, in MLflow as here):
+
+* :func:`spark_udf` gives a column function, ``df.withColumn("p", udf(*cols))``: a Spark
+  pandas UDF in iterator form. Spark sends it only the argument columns, as pandas
+  Series of each Arrow batch.
+* :func:`score_dataframe` returns the DataFrame with a prediction column added. For a
+  model that takes arrays it runs on Arrow batches: an Arrow UDF (``arrow_udf``, pyspark
+  >= 4.1) or ``DataFrame.mapInArrow`` (pyspark 3.3 to 4.0); each batch goes to numpy and
+  back to Arrow, and no pandas object is built. For any other model it is
+  ``df.withColumn(output_col, spark_udf(...)(*cols))``.
+
+**The numpy path.** Two kinds of model take arrays: a model whose signature is one
+unnamed tensor (MLflow itself turns the batch into that array and checks its dtype and
+shape), and an MLflow scikit-learn model whose inputs are numeric columns of one dtype
+(the estimator turns the DataFrame it is given into that array before anything else).
+With ``env_manager="local"``, both functions give such a model the array directly: the
+batch's columns stacked into the array the model would have made, with the same dtype
+and the same memory layout (column-major, as a pandas block), so the arithmetic is the
+same. Each Python worker checks the path on its first batch: it scores that batch both
+ways and keeps the numpy path only if the answers are identical, so a model that
+refuses arrays (a pipeline that selects columns by name, say) or answers differently
+keeps the DataFrame. A batch the path cannot take (a null, another dtype, another
+number of columns) goes the DataFrame way; so does every error, which therefore has
+MLflow's message.
+
+**Environments.** ``env_manager="local"`` loads the model inside the Spark Python
+worker. ``virtualenv``/``uv``/``conda`` run it with the pyfunc runtime: the model runs in
+a worker process of its own environment and batches travel to it through shared memory
+(no scoring server, no JSON). The environment is built once, on the driver, before any
+task runs. With a local master (``local``, ``local[N]``, ``local-cluster[...]``) the
+executors run on the driver's machine and use that directory, and a build error fails
+``spark_udf`` itself. With a cluster master a virtualenv is packed into a tar archive and
+shipped with ``addFile``; each executor unpacks it once and runs its interpreter from
+there (a virtualenv runs from any directory as long as its base interpreter is at the
+same path, as on a cluster whose machines share one image). An executor of another
+platform than the driver's, or where the shipped interpreter does not start, builds the
+environment itself and says so in its log; so does every executor when the driver
+cannot build it (a warning on the driver). Conda environments hold their absolute path
+in many files and are not moved: on a cluster master each machine builds its own.
 
 Executors need pyfunc and pyspark installed, as they need Spark itself. The output
 conversion rules (``result_type``) are documented on :func:`spark_udf`.
@@ -20,7 +57,10 @@ import atexit
 import functools
 import json
 import os
+import platform
 import shutil
+import subprocess
+import sys
 import tarfile
 import tempfile
 import threading
@@ -47,13 +87,17 @@ def spark_udf(spark, path, run_id=None, result_type="double", *, env_manager="lo
     None takes it from the signature's outputs as MLflow does (one output: its type;
     several: a struct; none: ``double``).
     ``env_manager``: ``local`` (in the Spark Python worker) or ``virtualenv``/``uv``/
-    ``conda`` (in the model's own environment, through the pyfunc runtime). ``params``:
-    inference parameters, checked once against the signature's params schema.
+    ``conda`` (in the model's own environment, through the pyfunc runtime, built once on
+    the driver; see the module docstring). ``params``: inference parameters, checked once
+    against the signature's params schema.
 
     Columns passed to the UDF reach the model as a pandas DataFrame whose columns are
     named ``"0"``, ``"1"``, ... — or by the model signature's input names when it has a
     column signature; a single struct column gives its field names. Called with no
-    columns, the UDF uses the signature's input names as column names.
+    columns, the UDF uses the signature's input names as column names. A model that
+    takes arrays (a tensor signature, or an MLflow scikit-learn model over numeric
+    columns) is given the array directly, with the same answers (the module docstring's
+    "numpy path").
 
     The prediction becomes the result as follows. A scalar type takes the leftmost
     output column whose values can be represented (``double``/``float``: any numeric;
@@ -65,9 +109,92 @@ def spark_udf(spark, path, run_id=None, result_type="double", *, env_manager="lo
 
     Returns a function ``udf(*cols)`` giving a Spark Column; ``udf.metadata`` is the
     model's :class:`pyfunc.Model`. InvalidArgumentError for a bad argument,
-    NotFoundError for a missing model.
+    NotFoundError for a missing model. To add the prediction to a whole DataFrame with
+    Arrow batches going straight to numpy, see :func:`score_dataframe`.
     """
-    from pyspark.sql.functions import pandas_udf
+    job, local_dir, metadata = _prepare_job(spark, path, run_id, result_type, env_manager, params)
+    return _column_udf(job, local_dir, metadata)
+
+
+def score_dataframe(df, path, input_cols=None, *, output_col="prediction", result_type="double", run_id=None,
+                    env_manager="local", params=None):
+    """``df`` with a column ``output_col`` holding the predictions of the pyfunc model at
+    ``path``: the answers of ``df.withColumn(output_col, spark_udf(...)(*input_cols))``.
+
+    ``input_cols``: the names of the columns the model is given, matched to the signature
+    by position as :func:`spark_udf` matches them; None: the signature's input names.
+    ``output_col`` replaces a column of that name, as ``withColumn`` does. ``path``,
+    ``run_id``, ``result_type``, ``env_manager`` and ``params`` are :func:`spark_udf`'s.
+
+    When the model takes arrays (a tensor signature, or an MLflow scikit-learn model over
+    numeric columns), ``env_manager`` is ``local``, ``result_type`` is ``double``,
+    ``float``, ``int``, ``long`` or ``boolean`` and the input columns are top-level
+    numeric columns (or, for a tensor, one array column of numbers), it scores Arrow
+    batches: each goes to numpy, the model gets the array (see the module docstring's
+    numpy path), and the predictions go back as an Arrow column; no pandas object is
+    built. On pyspark >= 4.1 that is an Arrow UDF (``pyspark.sql.functions.arrow_udf``)
+    added with ``withColumn``: only the input columns go to Python. On pyspark 3.3 to 4.0
+    it is ``DataFrame.mapInArrow``, which sends whole rows to Python and back: every
+    column of ``df`` crosses twice (where a column UDF sends only its arguments) and
+    Spark cannot prune columns through it, so on a wide DataFrame select the inputs and
+    a key first. Otherwise (another model, input or result type) it adds
+    ``spark_udf(...)(*input_cols)`` with ``withColumn``.
+
+    Use it instead of :func:`spark_udf` to score a model that takes arrays: the answers
+    are the same, and Spark does not convert each batch to pandas and back, which is
+    most of what a pandas UDF costs once the model is given arrays (see
+    bench/spark/README.md). ``spark_udf`` remains the way to get a Column to use in any
+    expression.
+
+    InvalidArgumentError for a bad argument (a column name that is not a string, too few
+    columns for the signature), NotFoundError for a missing model; an unknown column is
+    Spark's AnalysisException.
+    """
+    from pyspark.sql.types import StructField, StructType
+
+    if not isinstance(output_col, str) or not output_col:
+        raise InvalidArgumentError("score_dataframe: output_col must be a column name, not {!r}".format(output_col))
+    if isinstance(input_cols, str):
+        input_cols = [input_cols]
+    cols = tuple(input_cols or ())
+    bad = [c for c in cols if not isinstance(c, str)]
+    if bad:
+        raise InvalidArgumentError(
+            "score_dataframe: input_cols must be column names; {!r} is a {} (compute it with withColumn first, "
+            "or use spark_udf)".format(bad[0], type(bad[0]).__name__)
+        )
+    job, local_dir, metadata = _prepare_job(df.sparkSession, path, run_id, result_type, env_manager, params)
+    cols = _udf_columns(job, cols, stacklevel=3)
+    indices = _arrow_input_indices(job, df.schema, cols) if hasattr(df, "mapInArrow") else None  # pyspark >= 3.3
+    if indices is None:
+        return df.withColumn(output_col, _column_udf(job, local_dir, metadata)(*cols))
+    from pyspark.sql import functions as F
+
+    if hasattr(F, "arrow_udf"):  # pyspark >= 4.1: a column UDF of Arrow arrays
+        udf = F.arrow_udf(_make_arrow_udf_function(job), returnType=job.return_type)
+        names = df.schema.names
+        return df.withColumn(output_col, udf(*[F.col("`{}`".format(names[i].replace("`", "``"))) for i in indices]))
+    fields = list(df.schema.fields)
+    out_index = _field_index([f.name for f in fields], output_col)
+    out_field = StructField(output_col, job.return_type, True)
+    if out_index is None:
+        fields.append(out_field)
+    else:
+        fields[out_index] = out_field
+    names = [f.name for f in fields]
+    return df.mapInArrow(_make_arrow_function(job, indices, out_index, names), StructType(fields))
+
+
+class _Job:
+    """What the executors need to score one model, decided once on the driver."""
+
+    def __init__(self, **fields):
+        self.__dict__.update(fields)
+
+
+def _prepare_job(spark, path, run_id, result_type, env_manager, params):
+    """Checks the arguments, resolves and ships the model (and, for a non-local
+    env_manager, its environment); returns (job, local model directory, Model)."""
     from pyspark.sql.types import StructType
 
     from pyfunc._flavor import read_pyfunc_mlmodel
@@ -90,56 +217,100 @@ def spark_udf(spark, path, run_id=None, result_type="double", *, env_manager="lo
         sc = None
     if sc is None:
         raise InvalidArgumentError("spark_udf: needs a SparkSession with a SparkContext (Spark Connect is not supported)")
-    if env_manager != "local" and str(sc.master).startswith("local"):
-        # Executors share this machine: build the environment once here, so that a build
-        # error fails fast on the driver and tasks do not all wait on the same build.
-        _prepare_environment(local_dir, env_manager)
-    archive_name = _ship_model(sc, local_dir)
-
-    is_struct = isinstance(return_type, StructType)
-    udf_fn = _make_udf_function(
-        archive_name, env_manager, return_type, input_names, required_names, params, is_struct
+    env_spec = _environment_for_executors(sc, local_dir, env_manager) if env_manager != "local" else None
+    job = _Job(
+        archive_name=_ship_model(sc, local_dir),
+        env_manager=env_manager,
+        env_spec=env_spec,
+        return_type=return_type,
+        is_struct=isinstance(return_type, StructType),
+        input_names=input_names,
+        required_names=required_names,
+        params=params,
+        numpy_plan=_numpy_plan(mlmodel, env_manager, params, return_type),
     )
-    udf = pandas_udf(udf_fn, returnType=return_type)
-    metadata = Model.from_dict(mlmodel)
+    return job, local_dir, Model.from_dict(mlmodel)
+
+
+def _column_udf(job, local_dir, metadata):
+    from pyspark.sql.functions import pandas_udf
+
+    udf = pandas_udf(_make_udf_function(job), returnType=job.return_type)
 
     @functools.wraps(udf)
     def udf_with_default_cols(*cols):
-        if not cols:
-            if input_names is None:
-                raise InvalidArgumentError(
-                    "spark_udf: called with no columns, but the model has no column signature whose input "
-                    "names could be used; pass the input columns explicitly"
-                )
-            if len(required_names) != len(input_names):
-                raise InvalidArgumentError(
-                    "spark_udf: called with no columns, but the model signature has optional inputs ({}); "
-                    "pass the input columns explicitly".format(
-                        ", ".join(n for n in input_names if n not in required_names)
-                    )
-                )
-            return udf(*input_names)
-        # A single column may be a struct whose fields name the inputs: its type is only
-        # known on the executors, which check it there (input_frame).
-        if input_names is not None and len(cols) > 1:
-            if len(cols) < len(required_names):
-                raise InvalidArgumentError(
-                    "spark_udf: model input is missing required columns: the signature has {} required "
-                    "inputs ({}) but the UDF got {} unnamed column(s); columns are matched to the "
-                    "signature by position".format(len(required_names), ", ".join(required_names), len(cols))
-                )
-            if len(cols) > len(input_names):
-                warnings.warn(
-                    "spark_udf: {} columns given, the model signature has {} inputs ({}); the extra "
-                    "columns are ignored".format(len(cols), len(input_names), ", ".join(input_names)),
-                    stacklevel=2,
-                )
-                cols = cols[: len(input_names)]
-        return udf(*cols)
+        return udf(*_udf_columns(job, cols, stacklevel=3))
 
     udf_with_default_cols.metadata = metadata
     udf_with_default_cols.model_path = local_dir
     return udf_with_default_cols
+
+
+def _udf_columns(job, cols, stacklevel):
+    """The columns a UDF call gives the model: the signature's input names when ``cols``
+    is empty, else ``cols`` checked against the signature (extra ones dropped)."""
+    input_names, required_names = job.input_names, job.required_names
+    if not cols:
+        if input_names is None:
+            raise InvalidArgumentError(
+                "spark_udf: called with no columns, but the model has no column signature whose input "
+                "names could be used; pass the input columns explicitly"
+            )
+        if len(required_names) != len(input_names):
+            raise InvalidArgumentError(
+                "spark_udf: called with no columns, but the model signature has optional inputs ({}); "
+                "pass the input columns explicitly".format(
+                    ", ".join(n for n in input_names if n not in required_names)
+                )
+            )
+        return tuple(input_names)
+    # A single column may be a struct whose fields name the inputs: its type is only
+    # known on the executors, which check it there (input_frame).
+    if input_names is not None and len(cols) > 1:
+        if len(cols) < len(required_names):
+            raise InvalidArgumentError(
+                "spark_udf: model input is missing required columns: the signature has {} required "
+                "inputs ({}) but the UDF got {} unnamed column(s); columns are matched to the "
+                "signature by position".format(len(required_names), ", ".join(required_names), len(cols))
+            )
+        if len(cols) > len(input_names):
+            warnings.warn(
+                "spark_udf: {} columns given, the model signature has {} inputs ({}); the extra "
+                "columns are ignored".format(len(cols), len(input_names), ", ".join(input_names)),
+                stacklevel=stacklevel,
+            )
+            cols = cols[: len(input_names)]
+    return tuple(cols)
+
+
+def _field_index(names, name):
+    """The index of column ``name`` among ``names``: the exact name, else the one name
+    equal to it ignoring case (Spark's default resolution); None if there is none."""
+    if name in names:
+        return names.index(name)
+    folded = [i for i, n in enumerate(names) if n.lower() == name.lower()]
+    return folded[0] if len(folded) == 1 else None
+
+
+def _arrow_input_indices(job, schema, cols):
+    """Where ``cols`` are in ``schema`` when score_dataframe can run on mapInArrow with
+    them (see score_dataframe), else None."""
+    from pyspark.sql import types as T
+
+    if job.numpy_plan is None:
+        return None
+    names = schema.names
+    indices = [_field_index(names, c) for c in cols]
+    if any(i is None for i in indices):
+        return None  # a nested field or an unknown name: withColumn resolves or refuses it
+    numeric = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType)
+    types = [schema.fields[i].dataType for i in indices]
+    if all(type(t) in numeric for t in types):
+        return indices
+    if (job.numpy_plan["input"] == "tensor" and len(types) == 1 and isinstance(types[0], T.ArrayType)
+            and type(types[0].elementType) in numeric):
+        return indices
+    return None
 
 
 def parse_result_type(result_type):
@@ -199,7 +370,7 @@ def _infer_result_type(mlmodel):
             raise InvalidArgumentError("spark_udf: the model's signature.outputs is not valid JSON: {}".format(e))
     if not specs:
         warnings.warn("spark_udf: no result_type and no output schema in the model signature; using double",
-                      stacklevel=3)
+                      stacklevel=4)
         return DoubleType()
 
     def ddl(spec):
@@ -280,7 +451,7 @@ def _validate_params(params, mlmodel):
         if params:
             warnings.warn(
                 "spark_udf: params {} ignored: the model signature defines no params schema".format(sorted(params)),
-                stacklevel=3,
+                stacklevel=4,
             )
         return None
     from pyfunc._loading import apply_params_schema
@@ -288,77 +459,195 @@ def _validate_params(params, mlmodel):
     return apply_params_schema(params, schema, context="spark_udf: ")
 
 
-def _prepare_environment(local_dir, env_manager):
-    """Builds (or finds in the runtime's cache) the model's environment."""
-    import sys
+_NUMERIC_COLUMN_DTYPES = {"double": "float64", "float": "float32", "long": "int64", "integer": "int32"}
+_NUMERIC_TENSOR_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float16",
+                          "float32", "float64")
+_NUMPY_PATH_RESULTS = ("double", "float", "long", "int", "boolean")
 
+
+def _numpy_plan(mlmodel, env_manager, params, return_type):
+    """How the model can be given arrays (the module docstring's numpy path), as a dict
+    for the executors, or None when it cannot:
+
+    {"input": "tensor", "dtype", "shape", "result"}: one unnamed tensor input of a numeric
+    dtype and shape (-1,), (-1, 1) or (-1, k); {"input": "columns", "dtypes", "result"}:
+    an MLflow scikit-learn model without a signature (dtypes None) or with one of
+    required numeric columns. "result" is the primitive result type.
+    """
+    kind = _primitive_kind(return_type)
+    if env_manager != "local" or kind not in _NUMPY_PATH_RESULTS:
+        return None
+    conf = (mlmodel.get("flavors") or {}).get("python_function") or {}
+    if conf.get("model_code_path") or mlmodel.get("is_signature_from_type_hint") is True:
+        return None
+    from pyfunc import _schema
+
+    try:
+        specs = _schema.parse_input_schema(mlmodel)
+    except _schema.SchemaError:
+        return None
+    if specs and any(s.get("type") == "tensor" for s in specs):
+        if len(specs) != 1 or specs[0].get("name") is not None:
+            return None
+        tensor = specs[0].get("tensor-spec") or {}
+        dtype, shape = str(tensor.get("dtype")), list(tensor.get("shape") or [])
+        if dtype not in _NUMERIC_TENSOR_DTYPES or not all(type(d) is int for d in shape):
+            return None
+        if shape not in ([-1], [-1, 1]) and not (len(shape) == 2 and shape[0] == -1 and shape[1] > 1):
+            return None
+        return {"input": "tensor", "dtype": dtype, "shape": shape, "result": kind}
+    # The sklearn flavor's predict passes the DataFrame to the estimator, whose first step
+    # turns it into an array; params are not the estimator's business, so their rules
+    # stay with the DataFrame path.
+    if conf.get("loader_module") != "mlflow.sklearn" or params:
+        return None
+    if not specs:
+        return {"input": "columns", "dtypes": None, "result": kind}
+    dtypes = [_NUMERIC_COLUMN_DTYPES.get(s.get("type")) for s in specs]
+    if any(d is None for d in dtypes) or any(s.get("name") is None or s.get("required", True) is False for s in specs):
+        return None
+    return {"input": "columns", "dtypes": dtypes, "result": kind}
+
+
+def _platform_tag():
+    return "{}-{}".format(sys.platform, platform.machine())
+
+
+def _executors_on_this_machine(sc):
+    """True for local masters (local, local[N], local-cluster[...]): the executors run on
+    the driver's machine and can use an environment where the driver built it."""
+    return str(sc.master).startswith("local")
+
+
+def _environment_for_executors(sc, local_dir, env_manager):
+    """Builds (or finds in the runtime's cache) the model's environment on the driver and
+    returns how the executors reach it: {"kind", "platform", "root", "python"} for a local
+    master, {"kind", "platform", "archive", "python" (relative)} for a virtualenv shipped
+    to a cluster, or None when each executor builds its own (conda on a cluster, or a
+    driver that could not build it)."""
     from pyfunc import _core
 
-    _core.prepare_environment(local_dir, env_manager=env_manager, python=sys.executable, quiet=True)
+    kind = "conda" if env_manager == "conda" else "virtualenv"
+    local_master = _executors_on_this_machine(sc)
+    if kind == "conda" and not local_master:
+        return None
+    try:
+        python, root, _, _ = _core.prepare_environment(local_dir, env_manager=env_manager, python=sys.executable,
+                                                       quiet=True)
+    except Exception as e:
+        if local_master:
+            raise
+        warnings.warn(
+            "spark_udf: the model's environment could not be built on the driver ({}: {}); each executor "
+            "builds it".format(type(e).__name__, str(e).splitlines()[0] if str(e) else ""),
+            stacklevel=4,
+        )
+        return None
+    spec = {"kind": kind, "platform": _platform_tag()}
+    if local_master:
+        spec.update(root=root, python=python)
+    else:
+        spec.update(archive=_ship_environment(sc, root), python=os.path.relpath(python, root))
+    return spec
 
 
 _driver_dir = None
 _driver_lock = threading.Lock()
+_env_archives = {}  # environment root -> its archive on the driver
+_env_archives_added = set()  # (Spark application id, archive) already given to addFile
+
+
+def _driver_temp_dir():
+    global _driver_dir
+    if _driver_dir is None:
+        _driver_dir = tempfile.mkdtemp(prefix="pyfunc-spark-")
+        atexit.register(shutil.rmtree, _driver_dir, True)
+    return _driver_dir
+
+
+def _pack(directory, archive):
+    # uncompressed: models and environments are mostly binaries, and the archive stays
+    # inside the cluster; packing and unpacking time matters more than its size.
+    # Symbolic links stay links (a virtualenv's bin/python points at its base interpreter).
+    with tarfile.open(archive, "w") as tar:
+        for entry in sorted(os.listdir(directory)):
+            tar.add(os.path.join(directory, entry), arcname=entry)
 
 
 def _ship_model(sc, local_dir):
     """Packs ``local_dir`` into a fresh archive, registers it with ``sc.addFile`` and
     returns its file name (unique per call: a model may change between calls)."""
-    global _driver_dir
     with _driver_lock:
-        if _driver_dir is None:
-            _driver_dir = tempfile.mkdtemp(prefix="pyfunc-spark-")
-            atexit.register(shutil.rmtree, _driver_dir, True)
+        directory = _driver_temp_dir()
     name = "pyfunc-model-{}.tar".format(uuid.uuid4().hex)
-    archive = os.path.join(_driver_dir, name)
-    with tarfile.open(archive, "w") as tar:
-        # uncompressed: models are mostly pickles and binaries, and the archive stays
-        # inside the cluster; packing and unpacking time matters more than its size
-        for entry in sorted(os.listdir(local_dir)):
-            tar.add(os.path.join(local_dir, entry), arcname=entry)
+    archive = os.path.join(directory, name)
+    _pack(local_dir, archive)
     sc.addFile(archive)
     return name
+
+
+def _ship_environment(sc, root):
+    """Packs the built environment at ``root`` once per driver process, registers it with
+    ``sc.addFile`` once per Spark application, and returns the archive's file name."""
+    with _driver_lock:
+        archive = _env_archives.get(root)
+        if archive is None:
+            archive = os.path.join(_driver_temp_dir(), "pyfunc-env-{}-{}.tar".format(
+                os.path.basename(root.rstrip("/")), uuid.uuid4().hex[:8]))
+            _pack(root, archive)
+            _env_archives[root] = archive
+        key = (sc.applicationId, archive)
+        if key not in _env_archives_added:
+            sc.addFile(archive)
+            _env_archives_added.add(key)
+    return os.path.basename(archive)
 
 
 # --- executor side -------------------------------------------------------------------
 
 _models = {}
+_numpy_paths = {}
+_environments = {}
 _models_lock = threading.Lock()
 
 
-def _model_dir_on_executor(archive_name):
-    """The unpacked model directory next to the archive in this executor's SparkFiles
-    directory, unpacked once per executor (rename makes concurrent workers safe)."""
+def _unpacked_on_executor(archive_name, trusted=False):
+    """The directory next to the archive ``archive_name`` in this executor's SparkFiles
+    directory, unpacked once per executor (a lock file serializes the Python workers that
+    ask at once). ``trusted``: the archive is an environment this application's driver
+    packed, whose symbolic links may point outside it (a virtualenv's interpreter)."""
+    import fcntl
+
     from pyspark import SparkFiles
 
     archive = SparkFiles.get(archive_name)
     target = archive + ".d"
     if os.path.isdir(target):
         return target
-    tmp = tempfile.mkdtemp(prefix=".unpack-", dir=os.path.dirname(archive))
-    try:
-        with tarfile.open(archive) as tar:
-            if hasattr(tarfile, "data_filter"):
-                tar.extractall(tmp, filter="data")
-            else:
-                tar.extractall(tmp)
+    with open(archive + ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.isdir(target):
+            return target
+        tmp = tempfile.mkdtemp(prefix=".unpack-", dir=os.path.dirname(archive))
         try:
+            with tarfile.open(archive) as tar:
+                if hasattr(tarfile, "data_filter"):
+                    tar.extractall(tmp, filter="tar" if trusted else "data")
+                else:
+                    tar.extractall(tmp)
             os.rename(tmp, target)
-        except OSError:
-            if not os.path.isdir(target):
-                raise
-    finally:
-        if os.path.isdir(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
+        finally:
+            if os.path.isdir(tmp):
+                shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
-def _load_model_on_executor(archive_name, env_manager):
+def _load_model_on_executor(archive_name, env_manager, env_spec=None):
     key = (archive_name, env_manager)
     with _models_lock:
         model = _models.get(key)
         if model is None:
-            model_dir = _model_dir_on_executor(archive_name)
+            model_dir = _unpacked_on_executor(archive_name)
             if env_manager == "local":
                 # The model never leaves this UDF: MLflow's sklearn and PythonModel
                 # models load with the built-in loaders, without importing MLflow.
@@ -367,31 +656,283 @@ def _load_model_on_executor(archive_name, env_manager):
                 model = _loading.load_model(model_dir, _core.read_model(model_dir), suppress_warnings=True,
                                             prefer_builtin=True)
             else:
-                from pyfunc._flavor import load_pyfunc
+                found = _environment_on_executor(env_spec)
+                if found is None:
+                    from pyfunc._flavor import load_pyfunc
 
-                model = load_pyfunc(model_dir, env_manager=env_manager)
+                    model = load_pyfunc(model_dir, env_manager=env_manager)
+                else:
+                    model = _load_in_environment(model_dir, env_spec["kind"], *found)
             _models[key] = model
         return model
 
 
-def _make_udf_function(archive_name, env_manager, return_type, input_names, required_names, params, is_struct):
+def _environment_on_executor(env_spec):
+    """(root, python) of the environment the driver built, here; None when this executor
+    builds its own: no environment from the driver (conda on a cluster), another
+    platform than the driver's, or an interpreter that does not start here."""
+    if env_spec is None:
+        return None
+    key = json.dumps(env_spec, sort_keys=True)
+    if key in _environments:
+        return _environments[key]
+    found, reason = None, None
+    if env_spec.get("platform") != _platform_tag():
+        reason = "it was built for {}, this executor is {}".format(env_spec.get("platform"), _platform_tag())
+    else:
+        if env_spec.get("archive"):
+            root = _unpacked_on_executor(env_spec["archive"], trusted=True)
+            python = os.path.join(root, env_spec["python"])
+        else:
+            root, python = env_spec["root"], env_spec["python"]
+        reason = _interpreter_problem(python)
+        if reason is None:
+            found = (root, python)
+    if found is None:
+        sys.stderr.write("pyfunc.spark: not using the model environment built on the driver ({}); building it on "
+                         "this executor\n".format(reason))
+    _environments[key] = found
+    return found
+
+
+def _interpreter_problem(python):
+    """None if ``python`` starts; else why not."""
+    try:
+        run = subprocess.run([python, "-c", "import sys"], capture_output=True, timeout=120)
+    except (OSError, subprocess.SubprocessError) as e:
+        return "{}: {}".format(python, e)
+    if run.returncode != 0:
+        tail = run.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
+        return "{} exits with status {}: {}".format(python, run.returncode, tail[0])
+    return None
+
+
+def _load_in_environment(model_dir, kind, root, python):
+    """The model in worker processes of the environment at ``root`` (its interpreter
+    ``python``), with the process environment the runtime gives an environment of that
+    kind: its bin first on PATH, VIRTUAL_ENV (or CONDA_PREFIX), no PYTHONHOME/PYTHONPATH."""
+    from pyfunc import _core, _workers
+
+    updates = {"PATH": os.path.join(root, "bin") + os.pathsep + os.environ.get("PATH", ""),
+               "CONDA_PREFIX" if kind == "conda" else "VIRTUAL_ENV": root}
+    removed = ("PYTHONHOME", "PYTHONPATH", "__PYVENV_LAUNCHER__")
+    saved = {k: os.environ.get(k) for k in list(updates) + list(removed)}
+    # The runtime takes the worker's environment from this process's at load time (and
+    # keeps it for the workers it restarts); the Spark Python worker's own is restored.
+    try:
+        for k in removed:
+            os.environ.pop(k, None)
+        os.environ.update(updates)
+        native = _core.NativeModel.load(model_dir, env_manager="local", workers=1, python=python,
+                                        predict_timeout=60.0, quiet=True)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return _workers.RemotePyFuncModel(native)
+
+
+def _numpy_path_on_executor(job, model):
+    if job.numpy_plan is None:
+        return None
+    key = (job.archive_name, job.env_manager, job.numpy_plan["result"])
+    with _models_lock:
+        path = _numpy_paths.get(key)
+        if path is None:
+            path = _numpy_paths[key] = _NumpyPath(job.numpy_plan, model, job.params)
+        return path
+
+
+class _NumpyPath:
+    """Gives a model that takes arrays its array directly (the module docstring's numpy
+    path), for one model in one Python worker.
+
+    ``matrix_of_series`` / ``matrix_of_arrow`` make the array of one batch, or None when
+    the batch must go the DataFrame way. ``values(matrix, rows, general)`` returns the
+    Spark values of the batch: a numpy array from the model's prediction on ``matrix``,
+    or what ``general()`` (the DataFrame path) returns. On the first batch it returns
+    ``general()`` and keeps the path only if the array's answers are the same.
+    """
+
+    def __init__(self, plan, model, params):
+        import numpy as np
+
+        self.result = plan["result"]
+        self.model = model
+        self.params = params
+        self.columns = plan["input"] == "columns"
+        self.dtypes = [np.dtype(d) for d in plan["dtypes"]] if self.columns and plan["dtypes"] else None
+        self.tensor_dtype = None if self.columns else np.dtype(plan["dtype"])
+        self.shape = tuple(plan.get("shape") or ())
+        self.state = None  # None: not checked yet; True: checked; False: the DataFrame path only
+
+    def matrix_of_series(self, args):
+        import numpy as np
+        import pandas as pd
+
+        if self.state is False:
+            return None
+        if any(not isinstance(a, pd.Series) or not isinstance(a.dtype, np.dtype) for a in args):
+            return None
+        return self.matrix([a.to_numpy() for a in args])
+
+    def matrix_of_arrow(self, arrays):
+        import pyarrow as pa
+
+        if self.state is False or any(a.null_count for a in arrays):
+            return None
+        if len(arrays) == 1 and (pa.types.is_list(arrays[0].type) or pa.types.is_large_list(arrays[0].type)):
+            return self._matrix_of_lists(arrays[0])
+        if not all(pa.types.is_integer(a.type) or pa.types.is_floating(a.type) for a in arrays):
+            return None
+        return self.matrix([a.to_numpy(zero_copy_only=False) for a in arrays])
+
+    def matrix(self, arrays):
+        """The array the model makes of these columns (1-D numpy arrays), or None."""
+        import numpy as np
+
+        if not arrays or any(a.dtype.kind not in "iuf" for a in arrays):
+            return None
+        if self.columns:
+            dtype = arrays[0].dtype  # one dtype: pandas would find a common one
+            if any(a.dtype != dtype for a in arrays):
+                return None
+            if self.dtypes is not None and (len(arrays) != len(self.dtypes) or any(d != dtype for d in self.dtypes)):
+                return None  # the signature would convert or refuse these columns
+            return _stacked(arrays, dtype)
+        if self.shape in ((-1,), (-1, 1)):  # one column, cast to the tensor's dtype as MLflow casts it
+            return np.array(arrays[0], dtype=self.tensor_dtype).reshape(self.shape) if len(arrays) == 1 else None
+        if len(arrays) != self.shape[1] or any(a.dtype != self.tensor_dtype for a in arrays):
+            return None
+        return _stacked(arrays, self.tensor_dtype)
+
+    def _matrix_of_lists(self, array):
+        """One array column of a (-1, k) tensor: what np.vstack makes of its rows."""
+        import numpy as np
+        import pyarrow as pa
+
+        if self.columns or len(self.shape) != 2:
+            return None
+        width = self.shape[1]
+        offsets = array.offsets.to_numpy()
+        if len(offsets) != len(array) + 1 or (np.diff(offsets) != width).any():
+            return None
+        values = array.flatten()
+        if values.null_count or not (pa.types.is_integer(values.type) or pa.types.is_floating(values.type)):
+            return None
+        flat = values.to_numpy(zero_copy_only=False)
+        if flat.dtype != self.tensor_dtype:
+            return None
+        return np.array(flat).reshape(len(array), width)  # a writable copy, as vstack's
+
+    def values(self, matrix, rows, general):
+        if self.state is None:
+            expected = general()
+            try:
+                got = self._predict(matrix, rows)
+            except Exception:
+                got = None
+            self.state = got is not None and _same_values(got, expected)
+            return expected
+        try:
+            got = self._predict(matrix, rows)
+        except Exception:
+            got = None  # the DataFrame path raises the model's error as MLflow's path does
+        return general() if got is None else got
+
+    def _predict(self, matrix, rows):
+        if self.columns:
+            # An estimator fitted on a DataFrame warns when it is given an array; the
+            # array is the one it would have made of that DataFrame.
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="X does not have valid feature names")
+                prediction = self.model._predict_fn(matrix)
+        elif self.params is not None:
+            prediction = self.model.predict(matrix, self.params)
+        else:
+            prediction = self.model.predict(matrix)
+        return _fast_values(prediction, self.result, rows)
+
+
+def _stacked(arrays, dtype):
+    """The 2-D array DataFrame.to_numpy makes of these columns: a row per value, in
+    column-major order, since a DataFrame keeps a block of same-typed columns as rows."""
+    import numpy as np
+
+    out = np.empty((len(arrays), len(arrays[0])), dtype=dtype)
+    for i, a in enumerate(arrays):
+        out[i] = a
+    return out.T
+
+
+def _fast_values(prediction, kind, rows):
+    """An ndarray prediction as the numpy values of primitive result type ``kind`` (the
+    rules of convert_prediction), or None when it takes convert_prediction."""
+    import numpy as np
+
+    if not isinstance(prediction, np.ndarray) or prediction.dtype.kind not in "biuf":
+        return None
+    if prediction.ndim == 2 and prediction.shape[1] >= 1:
+        prediction = np.ascontiguousarray(prediction[:, 0])  # the leftmost column
+    if prediction.ndim != 1 or len(prediction) != rows:
+        return None
+    dk = prediction.dtype.kind
+    if kind in ("double", "float"):
+        return prediction.astype(_NUMPY_OF[kind], copy=False) if dk in "iuf" else None
+    if kind in ("int", "long"):
+        if dk not in "iu":
+            return None
+        if len(prediction):
+            low, high = _INT_RANGE[kind]
+            if int(prediction.min()) < low or int(prediction.max()) > high:
+                return None
+        return prediction.astype(_NUMPY_OF[kind], copy=False)
+    if kind == "boolean":
+        return prediction if dk == "b" else None
+    return None
+
+
+def _same_values(got, expected):
+    import numpy as np
+    import pandas as pd
+
+    if not isinstance(expected, pd.Series) or expected.dtype != got.dtype or len(expected) != len(got):
+        return False
+    return bool(np.array_equal(got, expected.to_numpy(), equal_nan=got.dtype.kind == "f"))
+
+
+def _predict_frame(model, job, args, rows):
+    """The DataFrame path for one batch of UDF arguments: the Spark values (pandas)."""
+    pdf = input_frame(args, job.input_names, job.required_names)
+    prediction = model.predict(pdf, job.params) if job.params is not None else model.predict(pdf)
+    return convert_prediction(prediction, job.return_type, rows)
+
+
+def _make_udf_function(job):
     from typing import Iterator, Tuple, Union
 
     import pandas as pd
 
     def score(iterator):
-        model = _load_model_on_executor(archive_name, env_manager)
+        model = _load_model_on_executor(job.archive_name, job.env_manager, job.env_spec)
+        numpy_path = _numpy_path_on_executor(job, model)
         for batch in iterator:
             args = (batch,) if isinstance(batch, (pd.Series, pd.DataFrame)) else tuple(batch)
             rows = len(args[0])
             if rows == 0:
-                yield empty_result(return_type, is_struct)
+                yield empty_result(job.return_type, job.is_struct)
                 continue
-            pdf = input_frame(args, input_names, required_names)
-            prediction = model.predict(pdf, params) if params is not None else model.predict(pdf)
-            yield convert_prediction(prediction, return_type, rows)
+            general = functools.partial(_predict_frame, model, job, args, rows)
+            matrix = numpy_path.matrix_of_series(args) if numpy_path is not None else None
+            if matrix is None:
+                yield general()
+                continue
+            values = numpy_path.values(matrix, rows, general)
+            yield pd.Series(values) if not isinstance(values, (pd.Series, pd.DataFrame)) else values
 
-    if is_struct:
+    if job.is_struct:
 
         def udf_fn(iterator: Iterator[Tuple[Union[pd.Series, pd.DataFrame], ...]]) -> Iterator[pd.DataFrame]:
             return score(iterator)
@@ -402,6 +943,75 @@ def _make_udf_function(archive_name, env_manager, return_type, input_names, requ
             return score(iterator)
 
     return udf_fn
+
+
+def _arrow_type(kind):
+    import pyarrow as pa
+
+    return {"double": pa.float64, "float": pa.float32, "int": pa.int32, "long": pa.int64,
+            "boolean": pa.bool_}[kind]()
+
+
+def _arrow_values(model, numpy_path, job, arrays, arrow_type):
+    """The prediction column (a pyarrow Array) of one batch of Arrow input columns."""
+    import numpy as np
+    import pyarrow as pa
+
+    rows = len(arrays[0])
+    if rows == 0:
+        return pa.array([], type=arrow_type)
+    general = functools.partial(_predict_arrow, model, job, arrays, rows)
+    matrix = numpy_path.matrix_of_arrow(arrays)
+    out = general() if matrix is None else numpy_path.values(matrix, rows, general)
+    if isinstance(out, np.ndarray):
+        return pa.array(out, type=arrow_type, from_pandas=True)  # NaN: null, as Spark makes of a pandas UDF's NaN
+    return pa.Array.from_pandas(out, type=arrow_type)
+
+
+def _make_arrow_function(job, indices, out_index, names):
+    """score_dataframe's mapInArrow function: each record batch with the prediction
+    column appended (or put at ``out_index``)."""
+
+    def score_batches(batches):
+        import pyarrow as pa
+
+        model = _load_model_on_executor(job.archive_name, job.env_manager, job.env_spec)
+        numpy_path = _numpy_path_on_executor(job, model)
+        arrow_type = _arrow_type(job.numpy_plan["result"])
+        for batch in batches:
+            values = _arrow_values(model, numpy_path, job, [batch.column(i) for i in indices], arrow_type)
+            columns = list(batch.columns)
+            if out_index is None:
+                columns.append(values)
+            else:
+                columns[out_index] = values
+            yield pa.RecordBatch.from_arrays(columns, names=names)
+
+    return score_batches
+
+
+def _make_arrow_udf_function(job):
+    """score_dataframe's Arrow UDF (pyspark >= 4.1): the prediction column of each batch
+    of its argument columns."""
+    from typing import Iterator, Tuple
+
+    import pyarrow as pa
+
+    def score_arrays(iterator: Iterator[Tuple[pa.Array, ...]]) -> Iterator[pa.Array]:
+        model = _load_model_on_executor(job.archive_name, job.env_manager, job.env_spec)
+        numpy_path = _numpy_path_on_executor(job, model)
+        arrow_type = _arrow_type(job.numpy_plan["result"])
+        for arrays in iterator:
+            yield _arrow_values(model, numpy_path, job, [arrays] if isinstance(arrays, pa.Array) else list(arrays),
+                                arrow_type)
+
+    return score_arrays
+
+
+def _predict_arrow(model, job, arrays, rows):
+    """The DataFrame path for Arrow columns, converted to pandas as Spark converts a
+    pandas UDF's numeric and array arguments."""
+    return _predict_frame(model, job, tuple(a.to_pandas() for a in arrays), rows)
 
 
 def input_frame(args, input_names, required_names=()):

@@ -424,35 +424,54 @@ def _has_remote_loading():
     return "env_manager" in inspect.signature(pyfunc.load_pyfunc).parameters
 
 
-@pytest.mark.skipif(not _has_remote_loading(), reason="load_pyfunc(env_manager=...) not available")
-def test_virtualenv_runs_the_model_in_its_own_environment(spark, df, tmp_path):
-    # The model reports the interpreter that runs it: the model's virtualenv, not Spark's.
-    # Its requirements are pyfunc's defaults (numpy, pandas, cloudpickle pinned to this
-    # interpreter's versions), so the runtime's environment cache is shared across runs.
-    (tmp_path / "spark_env_loader.py").write_text(textwrap.dedent('''
-        import sys
-        import pandas as pd
+ENV_LOADER = textwrap.dedent('''
+    import sys
+    import pandas as pd
 
-        class WhereAmI:
-            def predict(self, df, params=None):
-                if (df.iloc[:, 0] < 0).any():
-                    raise KeyError("negative input in the virtualenv model")
-                return pd.DataFrame({"prefix": [sys.prefix] * len(df), "total": df.sum(axis=1, numeric_only=True)})
+    class WhereAmI:
+        def predict(self, df, params=None):
+            if (df.iloc[:, 0] < 0).any():
+                raise KeyError("negative input in the virtualenv model")
+            return pd.DataFrame({"prefix": [sys.prefix] * len(df), "total": df.sum(axis=1, numeric_only=True)})
 
-        def _load_pyfunc(path):
-            return WhereAmI()
-        '''))
-    path = tmp_path / "model"
-    pyfunc.save_model(str(path), "spark_env_loader", code_path=[str(tmp_path / "spark_env_loader.py")])
-    start = time.time()
-    udf = pyfunc.spark_udf(spark, str(path), result_type="prefix string, total double", env_manager="virtualenv")
-    rows = df.select("a", udf("a", "b").alias("p")).orderBy("a").collect()
+    def _load_pyfunc(path):
+        return WhereAmI()
+    ''')
+
+
+@pytest.fixture(scope="module")
+def env_model(tmp_path_factory):
+    """A model that reports the interpreter that runs it. Its requirements are pyfunc's
+    defaults (numpy, pandas, cloudpickle pinned to this interpreter's versions), so the
+    runtime's environment cache is shared across runs."""
+    root = tmp_path_factory.mktemp("spark_env_model")
+    (root / "spark_env_loader.py").write_text(ENV_LOADER)
+    pyfunc.save_model(str(root / "model"), "spark_env_loader", code_path=[str(root / "spark_env_loader.py")])
+    return str(root / "model")
+
+
+def _prefixes(frame):
+    rows = frame.orderBy("a").collect()
     assert [r.p.total for r in rows] == [11.0, 22.0, 33.0, 44.0]
-    prefixes = {r.p.prefix for r in rows}
+    return {r.p.prefix for r in rows}
+
+
+@pytest.mark.skipif(not _has_remote_loading(), reason="load_pyfunc(env_manager=...) not available")
+def test_virtualenv_runs_the_model_in_its_own_environment(spark, df, env_model):
+    # The model reports the interpreter that runs it: the model's virtualenv, not Spark's,
+    # the one environment the driver built (executors on this machine do not build one).
+    start = time.time()
+    udf = pyfunc.spark_udf(spark, env_model, result_type="prefix string, total double", env_manager="virtualenv")
+    prefixes = _prefixes(df.select("a", udf("a", "b").alias("p")))
     assert len(prefixes) == 1
     prefix = prefixes.pop()
     assert os.path.realpath(prefix) != os.path.realpath(sys.prefix)
     assert os.path.isfile(os.path.join(prefix, "pyvenv.cfg"))
+    from pyfunc import _core
+
+    _, driver_root, _, created = _core.prepare_environment(env_model, env_manager="virtualenv", python=sys.executable,
+                                                           quiet=True)
+    assert not created and os.path.realpath(prefix) == os.path.realpath(driver_root)
     print("virtualenv spark_udf: {:.1f}s (environment build included when not cached)".format(time.time() - start))
 
     # a model error in the environment's worker fails the Spark task with its type and message
@@ -461,6 +480,42 @@ def test_virtualenv_runs_the_model_in_its_own_environment(spark, df, tmp_path):
     assert type(info.value).__name__ == "PythonException"
     assert "PredictionError" in str(info.value)
     assert "KeyError" in str(info.value) and "negative input in the virtualenv model" in str(info.value)
+
+
+@pytest.mark.skipif(not _has_remote_loading(), reason="load_pyfunc(env_manager=...) not available")
+def test_virtualenv_is_shipped_from_the_driver_to_cluster_executors(spark, df, env_model, monkeypatch):
+    # As with a cluster master: the driver packs the environment it built and ships it
+    # with addFile; each executor unpacks it once into its SparkFiles directory and runs
+    # the model with the interpreter there (the driver's directory is not used).
+    from pyspark import SparkFiles
+
+    from pyfunc import _core
+
+    _, driver_root, _, _ = _core.prepare_environment(env_model, env_manager="virtualenv", python=sys.executable,
+                                                     quiet=True)
+    monkeypatch.setattr(pyfunc_spark, "_executors_on_this_machine", lambda sc: False)
+    udf = pyfunc.spark_udf(spark, env_model, result_type="prefix string, total double", env_manager="virtualenv")
+    prefixes = _prefixes(df.select("a", udf("a", "b").alias("p")))
+    assert len(prefixes) == 1
+    prefix = os.path.realpath(prefixes.pop())
+    assert prefix.startswith(os.path.realpath(SparkFiles.getRootDirectory()) + os.sep)
+    assert os.path.basename(prefix).startswith("pyfunc-env-" + os.path.basename(driver_root))
+    assert os.path.isfile(os.path.join(prefix, "pyvenv.cfg"))
+    # a second UDF of the same environment ships no second archive
+    archives = [n for n in os.listdir(SparkFiles.getRootDirectory()) if n.startswith("pyfunc-env-")]
+    again = pyfunc.spark_udf(spark, env_model, result_type="prefix string, total double", env_manager="virtualenv")
+    assert _prefixes(df.select("a", again("a", "b").alias("p"))) == {prefix}
+    assert [n for n in os.listdir(SparkFiles.getRootDirectory()) if n.startswith("pyfunc-env-")] == archives
+
+
+def test_shipped_environment_of_another_platform_is_not_used(tmp_path, capsys):
+    spec = {"kind": "virtualenv", "platform": "plan9-vax", "archive": "unused.tar", "python": "bin/python"}
+    assert pyfunc_spark._environment_on_executor(spec) is None
+    assert "built for plan9-vax" in capsys.readouterr().err
+    spec = {"kind": "virtualenv", "platform": pyfunc_spark._platform_tag(), "root": str(tmp_path),
+            "python": str(tmp_path / "bin" / "python")}
+    assert pyfunc_spark._environment_on_executor(spec) is None
+    assert "building it on this executor" in capsys.readouterr().err
 
 
 def test_result_type_none_comes_from_the_output_schema(spark, models):
