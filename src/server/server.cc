@@ -360,20 +360,12 @@ struct Server::Impl {
         kJson);
   }
 
-  void V1ModelReady(const HttpRequest& req, HttpResponse& res) {
+  // {"name": ..., "ready": ...} for the served model (V1 and V2 say a missing one apart).
+  void ModelReady(const HttpRequest& req, HttpResponse& res, bool v1) {
     const std::string& name = req.params[0];
     if (name != options.model_name) {
-      return ReplyOip(res, HttpErrorFromStatus(Status::NotFound("Model with name " + name + " does not exist.")));
-    }
-    const bool r = ready.load();
-    res.status = r ? 200 : 503;
-    res.SetContent(ToJson(Value(Value::Map{{"name", name}, {"ready", r}})), kJson);
-  }
-
-  void OipModelReady(const HttpRequest& req, HttpResponse& res) {
-    const std::string& name = req.params[0];
-    if (name != options.model_name) {
-      return ReplyOip(res, HttpErrorFromStatus(Status::NotFound("Model " + name + " not found")));
+      return ReplyOip(res, HttpErrorFromStatus(Status::NotFound(v1 ? "Model with name " + name + " does not exist."
+                                                                   : "Model " + name + " not found")));
     }
     const bool r = ready.load();
     res.status = r ? 200 : 503;
@@ -447,14 +439,14 @@ struct Server::Impl {
                      kJson);
     });
     http.Handle("GET", "/v2/models/{name}/ready",
-                [this](const HttpRequest& req, HttpResponse& res) { OipModelReady(req, res); });
+                [this](const HttpRequest& req, HttpResponse& res) { ModelReady(req, res, false); });
     http.Handle("GET", "/v2/models/{name}",
                 [this](const HttpRequest& req, HttpResponse& res) { OipModelMetadata(req, res); });
     http.Handle("POST", "/v2/models/{name}/infer",
                 [this](const HttpRequest& req, HttpResponse& res) { OipInfer(req, res); });
     // The same with a model version (one model is served: any version names it).
     http.Handle("GET", "/v2/models/{name}/versions/{version}/ready",
-                [this](const HttpRequest& req, HttpResponse& res) { OipModelReady(req, res); });
+                [this](const HttpRequest& req, HttpResponse& res) { ModelReady(req, res, false); });
     http.Handle("GET", "/v2/models/{name}/versions/{version}",
                 [this](const HttpRequest& req, HttpResponse& res) { OipModelMetadata(req, res); });
     http.Handle("POST", "/v2/models/{name}/versions/{version}/infer",
@@ -464,7 +456,7 @@ struct Server::Impl {
       res.SetContent(ToJson(Value(Value::Map{{"models", Value(Value::List{Value(options.model_name)})}})), kJson);
     });
     http.Handle("GET", "/v1/models/{name}",
-                [this](const HttpRequest& req, HttpResponse& res) { V1ModelReady(req, res); });
+                [this](const HttpRequest& req, HttpResponse& res) { ModelReady(req, res, true); });
     http.Handle("POST", "/v1/models/{name}",
                 [this](const HttpRequest& req, HttpResponse& res) { V1Predict(req, res); });
 

@@ -25,6 +25,7 @@ from pyspark.sql import types as T  # noqa: E402
 
 import pyfunc  # noqa: E402
 from pyfunc import spark as pyfunc_spark  # noqa: E402
+from conftest import local_spark  # noqa: E402
 
 # One loader module for every model of this file: Spark's Python workers live across
 # tests and cache imported modules, so every model that imports this name must get the
@@ -101,24 +102,7 @@ def _load_pyfunc(path):
 
 @pytest.fixture(scope="module")
 def spark():
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    from pyspark.sql import SparkSession
-
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("pyfunc-spark-tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.default.parallelism", "2")
-        .config("spark.task.maxFailures", "1")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
+    session = local_spark("pyfunc-spark-tests")
     yield session
     session.stop()
 

@@ -22,6 +22,7 @@ from pyspark.sql import types as T  # noqa: E402
 
 import pyfunc  # noqa: E402
 from pyfunc import spark as pyfunc_spark  # noqa: E402
+from conftest import local_spark  # noqa: E402
 
 FEATURES = ["f0", "f1", "f2", "f3"]
 ROWS = 20000
@@ -58,24 +59,7 @@ class Project(mlflow.pyfunc.PythonModel):
 
 @pytest.fixture(scope="module")
 def spark():
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    from pyspark.sql import SparkSession
-
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("pyfunc-spark-arrow-tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.default.parallelism", "2")
-        .config("spark.task.maxFailures", "1")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
+    session = local_spark("pyfunc-spark-arrow-tests")
     # many batches per task: the first is checked both ways, the others use the path
     session.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "2000")
     yield session
