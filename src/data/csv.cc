@@ -785,8 +785,14 @@ struct ChunkWork {
     constexpr int64_t kSliceRows = 512;
     Tokenizer tokenizer(&chunk, delimiter, layout.ncols(), layout.name);
     std::optional<RowConverter> rows;
-    if (RowConverter::Applies(layout, before)) rows.emplace(layout, before.types, chunk.row_ends);
-    chunk.fields.reserve(static_cast<size_t>(chunk.row_ends) * static_cast<size_t>(layout.ncols()));
+    // Room for the rows the scan counted, but never more fields than the chunk has bytes:
+    // blank rows count there too, and a wide header over many blank lines must not
+    // reserve rows x columns up front (short rows still grow the buffers as they come).
+    const size_t ncols = static_cast<size_t>(std::max(1, layout.ncols()));
+    const size_t expected = std::min(static_cast<size_t>(chunk.row_ends) * ncols, chunk.bytes.size());
+    if (RowConverter::Applies(layout, before))
+      rows.emplace(layout, before.types, static_cast<int64_t>(expected / ncols));
+    chunk.fields.reserve(expected);
     while (!tokenizer.done()) {
       const int64_t first = chunk.rows;
       tokenized = tokenizer.Rows(kSliceRows);

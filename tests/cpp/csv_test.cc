@@ -530,3 +530,29 @@ TEST(CsvThreadsTest, ErrorsComeInInputOrderAndNameTheLine) {
 
 }  // namespace
 }  // namespace pyfunc
+
+namespace pyfunc {
+namespace {
+
+TEST(CsvHostileTest, AWideHeaderOverManyBlankLinesReadsAsNoRows) {
+  // 100,000 columns, then 70,000 blank lines: the row scan counts them, and reserving
+  // rows x columns for them would be 100 GB.
+  std::string csv;
+  for (int j = 0; j < 100000; ++j) csv += (j ? ",c" : "c") + std::to_string(j);
+  csv += "\n" + std::string(70000, '\n');
+  for (bool typed : {false, true}) {
+    CsvReadOptions o;
+    o.batch_rows = 65536;
+    if (typed) o.column_types = {{"c0", DataType::kFloat64}};
+    auto reader = CsvReader::FromString(csv, o);
+    ASSERT_TRUE(reader.ok());
+    auto b = (*reader)->Next();
+    ASSERT_TRUE(b.ok()) << b.status().ToString();
+    ASSERT_TRUE(*b);
+    EXPECT_EQ((*b)->num_rows(), 0);
+    EXPECT_EQ((*b)->num_columns(), 100000);
+  }
+}
+
+}  // namespace
+}  // namespace pyfunc
