@@ -211,7 +211,7 @@ Result<Table> OutputTable(const Prediction& p, const Table& carried) {
 class PredictionWriter {
  public:
   PredictionWriter(OutputFile* out, const std::string& format, bool unwrapped)
-      : out_(out), format_(format), csv_(format == "csv"), json_(unwrapped) {}
+      : out_(out), format_(format), json_(unwrapped) {}
   Status Open() {
     if (format_ != "parquet" && format_ != "arrow" && format_ != "arrow-stream") return Status::OK();
     const TableFileFormat f = format_ == "parquet" ? TableFileFormat::kParquet
@@ -221,7 +221,7 @@ class PredictionWriter {
     return Status::OK();
   }
   Status Write(const Prediction& p, const Table& carried) {
-    if (table_ || csv_) {
+    if (table_ || format_ == "csv") {
       PYFUNC_ASSIGN_OR_RETURN(Table t, OutputTable(p, carried));
       if (table_) return table_->Write(t);
       CsvWriteOptions o;
@@ -235,7 +235,7 @@ class PredictionWriter {
   }
   Status Finish() {
     if (table_) return table_->Finish();
-    if (csv_) return Status::OK();
+    if (format_ == "csv") return Status::OK();
     std::string text;
     json_.Finish(&text);
     return out_->Write(text);
@@ -244,7 +244,6 @@ class PredictionWriter {
  private:
   OutputFile* out_;
   const std::string format_;
-  bool csv_;
   PredictionStreamWriter json_;
   std::unique_ptr<TableFileWriter> table_;
   bool header_written_ = false;
