@@ -165,7 +165,9 @@ void RegisterServeCommand(CLI::App& app, int* exit_code) {
                                  "Open Inference Protocol (/v2), with dynamic batching and /metrics");
   // MLflow uses -h for --host; help stays available as --help.
   cmd->set_help_flag("--help", "Print this help message and exit");
-  cmd->add_option("-m,--model-uri", args->model_uri, "Model directory or URI (runs:/, models:/)")->required();
+  cmd->add_option("-m,--model-uri", args->model_uri, "Model directory or URI (runs:/, models:/)")
+      ->envname("PYFUNC_MODEL_URI")
+      ->required();
   cmd->add_option("-h,--host", args->host, "Interface to listen on")->envname("MLFLOW_HOST")->capture_default_str();
   cmd->add_option("-p,--port", args->port, "Port to listen on")->envname("MLFLOW_PORT")->capture_default_str();
   cmd->add_option("-t,--timeout", args->timeout, "Seconds a request may take before it is answered 504")
