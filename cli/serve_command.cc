@@ -2,7 +2,7 @@
 // `mlflow models serve`'s options, defaults and environment variables, plus the
 // batching and operational options MLflow lacks.
 //
-// Lifecycle: bind the port (not ready: /ping answers 404), load the model (workers
+// Lifecycle: bind the port(s) (not ready: /ping answers 404), load the model (workers
 // start), become ready, serve until SIGTERM or SIGINT, then drain: stop accepting,
 // finish what was received, exit 0 — or exit 1 when the grace period runs out (the
 // workers die with this process).
@@ -37,6 +37,7 @@ struct ServeArgs {
   std::string model_uri;
   std::string host = "127.0.0.1";
   int port = 5000;
+  int grpc_port = -1;  // no gRPC
   int timeout = 60;
   int workers = 1;
   int worker_threads = 0;
@@ -97,6 +98,7 @@ int Serve(const ServeArgs& a) {
   ServerOptions so;
   so.host = a.host;
   so.port = a.port;
+  so.grpc_port = a.grpc_port;
   so.timeout = std::chrono::seconds(a.timeout);
   so.batching = *batching;
   so.max_batch_rows = a.max_batch_rows;
@@ -112,7 +114,12 @@ int Serve(const ServeArgs& a) {
   so.keep_alive_timeout = std::chrono::milliseconds(static_cast<int64_t>(a.keep_alive_timeout * 1000));
   Result<std::unique_ptr<Server>> server = Server::Start(so);
   if (!server.ok()) return Fail(server.status());
-  fmt::print(stderr, "pyfunc serve: listening on http://{}:{} (loading the model)\n", a.host, (*server)->port());
+  if ((*server)->grpc_port() >= 0) {
+    fmt::print(stderr, "pyfunc serve: listening on http://{}:{} and gRPC {}:{} (loading the model)\n", a.host,
+               (*server)->port(), a.host, (*server)->grpc_port());
+  } else {
+    fmt::print(stderr, "pyfunc serve: listening on http://{}:{} (loading the model)\n", a.host, (*server)->port());
+  }
 
   std::atomic<bool> loaded{false};
   std::thread signal_thread([&] {
@@ -162,7 +169,8 @@ void RegisterServeCommand(CLI::App& app, int* exit_code) {
   auto args = std::make_shared<ServeArgs>();
   auto* cmd = app.add_subcommand("serve",
                                  "Serve a model over HTTP: MLflow's scoring protocol (/invocations) and the "
-                                 "Open Inference Protocol (/v2), with dynamic batching and /metrics");
+                                 "Open Inference Protocol (/v2; also over gRPC with --grpc-port), with dynamic "
+                                 "batching and /metrics");
   // MLflow uses -h for --host; help stays available as --help.
   cmd->set_help_flag("--help", "Print this help message and exit");
   cmd->add_option("-m,--model-uri", args->model_uri, "Model directory or URI (runs:/, models:/)")
@@ -170,6 +178,11 @@ void RegisterServeCommand(CLI::App& app, int* exit_code) {
       ->required();
   cmd->add_option("-h,--host", args->host, "Interface to listen on")->envname("MLFLOW_HOST")->capture_default_str();
   cmd->add_option("-p,--port", args->port, "Port to listen on")->envname("MLFLOW_PORT")->capture_default_str();
+  cmd->add_option("--grpc-port", args->grpc_port,
+                  "Also serve the Open Inference Protocol over gRPC (inference.GRPCInferenceService) on this port "
+                  "of the same host; 0 picks a free one. Off unless given")
+      ->envname("PYFUNC_GRPC_PORT")
+      ->check(CLI::Range(0, 65535));
   cmd->add_option("-t,--timeout", args->timeout, "Seconds a request may take before it is answered 504")
       ->envname("MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT")
       ->check(CLI::PositiveNumber)

@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(build-essential cmake ninja-build ccache pkg-config
   libyaml-cpp-dev libcli11-dev libfmt-dev libgtest-dev libgmock-dev nlohmann-json3-dev
   libsimdjson-dev wrk libcurl4-openssl-dev libsqlite3-dev libssl-dev libboost-dev
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc  # serve --grpc-port
   clang libclang-rt-14-dev  # clang: the libFuzzer harnesses (scripts/fuzz.sh)
   clang-format)             # the C++ layout (.clang-format, scripts/format.sh)
 

@@ -120,9 +120,18 @@ struct ServerOptions {
   // each worker besides its own. It saves the thread wake-ups that dominate a small
   // model's latency. 0 disables it.
   std::chrono::microseconds busy_poll{1000};
-  // The model's name in the Open Inference Protocol paths.
+  // The model's name in the Open Inference Protocol paths and gRPC calls.
   std::string model_name = "model";
+  // The Open Inference Protocol over gRPC on this port of `host` (0 picks a free one;
+  // see Server::grpc_port()); -1, the default, serves no gRPC. Its calls share the
+  // timeout, batcher, queue, drain and metrics with HTTP; max_body_size is its largest
+  // message and http_threads its most calls at once. Start fails with InvalidArgument in
+  // a build without gRPC (GrpcAvailable()).
+  int grpc_port = -1;
 };
+
+// Whether this build of pyfunc has the gRPC front (CMake's PYFUNC_WITH_GRPC).
+bool GrpcAvailable();
 
 class Server {
  public:
@@ -135,6 +144,8 @@ class Server {
   void SetModel(std::shared_ptr<Model> model);
 
   int port() const;
+  // The gRPC port (ServerOptions::grpc_port), -1 when there is none.
+  int grpc_port() const;
   bool ready() const;
   // The batching decision for the model given to SetModel (empty reason before).
   BatchingDecision batching() const;

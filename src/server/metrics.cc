@@ -54,6 +54,11 @@ void Metrics::CountRequest(const std::string& route, int status) {
   ++requests_[{route, status}];
 }
 
+void Metrics::CountRpc(const std::string& rpc, const std::string& code) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++rpcs_[{rpc, code}];
+}
+
 void Metrics::ObserveBatch(int requests, int64_t rows) {
   batch_requests_.Observe(requests);
   batch_rows_.Observe(static_cast<double>(rows));
@@ -67,6 +72,13 @@ std::string Metrics::Render(const Gauges& g) const {
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& [key, n] : requests_)
       out += fmt::format("pyfunc_requests_total{{route=\"{}\",status=\"{}\"}} {}\n", key.first, key.second, n);
+  }
+  out += "# HELP pyfunc_grpc_requests_total gRPC calls answered (inference.GRPCInferenceService), by RPC and code.\n";
+  out += "# TYPE pyfunc_grpc_requests_total counter\n";
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [key, n] : rpcs_)
+      out += fmt::format("pyfunc_grpc_requests_total{{rpc=\"{}\",code=\"{}\"}} {}\n", key.first, key.second, n);
   }
   out +=
       "# HELP pyfunc_request_stage_seconds Latency of each stage of a scoring request "

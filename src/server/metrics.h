@@ -1,6 +1,6 @@
 // Prometheus metrics of the scoring server, rendered in the text exposition format.
 // Private to src/server. Counters and histograms are lock-free on the hot path except
-// the per-(route, status) request counter, which takes a short mutex.
+// the per-(route, status) and per-(rpc, code) request counters, which take a short mutex.
 #ifndef PYFUNC_SERVER_METRICS_H_
 #define PYFUNC_SERVER_METRICS_H_
 
@@ -39,6 +39,8 @@ class Metrics {
  public:
   Metrics();
   void CountRequest(const std::string& route, int status);
+  // A gRPC call: the RPC's method name and the code's name ("OK", "NOT_FOUND", ...).
+  void CountRpc(const std::string& rpc, const std::string& code);
   void ObserveStage(Stage stage, double seconds) { stages_[static_cast<int>(stage)]->Observe(seconds); }
   void ObserveBatch(int requests, int64_t rows);
 
@@ -57,7 +59,8 @@ class Metrics {
 
  private:
   mutable std::mutex mu_;
-  std::map<std::pair<std::string, int>, uint64_t> requests_;  // guarded by mu_
+  std::map<std::pair<std::string, int>, uint64_t> requests_;      // guarded by mu_
+  std::map<std::pair<std::string, std::string>, uint64_t> rpcs_;  // guarded by mu_
   std::vector<std::unique_ptr<Histogram>> stages_;
   Histogram batch_requests_;
   Histogram batch_rows_;

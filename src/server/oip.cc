@@ -18,16 +18,6 @@ namespace {
 
 namespace dom = simdjson::dom;
 
-Result<DataType> TypeOfOipDatatype(std::string_view dt) {
-  if (dt == "BOOL") return DataType::kBool;
-  if (dt == "INT8" || dt == "INT16" || dt == "INT32" || dt == "INT64" || dt == "UINT8" || dt == "UINT16" ||
-      dt == "UINT32" || dt == "UINT64")
-    return DataType::kInt64;
-  if (dt == "FP16" || dt == "FP32" || dt == "FP64") return DataType::kFloat64;
-  if (dt == "BYTES") return DataType::kString;
-  return Status::InvalidArgument(fmt::format("unsupported datatype '{}'", BoundMessage(dt, 64)));
-}
-
 // The JSON text of an element for an error message, bounded.
 std::string Quote(dom::element e) { return BoundMessage(simdjson::to_string(e), 64); }
 
@@ -101,40 +91,6 @@ Status AppendOipValue(dom::element v, ColumnBuilder* b, const std::string& where
   }
   return Status::InvalidArgument(
       fmt::format("{}: expected {} data, found {}", where, DataTypeName(b->type()), json::PyTypeName(v)));
-}
-
-// A tensor's shape: [N] or [N, K] of non-negative integers whose product is computed
-// without overflow.
-struct Shape {
-  int64_t rows = 0;
-  int64_t width = 1;
-  size_t values = 0;  // rows * width
-};
-
-Result<Shape> ParseShape(dom::array shape, const std::string& where, const OipLimits& limits) {
-  if (shape.size() < 1 || shape.size() > 2) return Status::InvalidArgument(where + ": shape must be [N] or [N, K]");
-  int64_t dims[2] = {0, 1};
-  size_t i = 0;
-  for (dom::element d : shape) {
-    if (!d.is_int64() || d.get_int64().value_unsafe() < 0) {
-      return Status::InvalidArgument(fmt::format("{}: shape[{}] is not a size: {}", where, i, Quote(d)));
-    }
-    dims[i++] = d.get_int64().value_unsafe();
-  }
-  Shape s;
-  s.rows = dims[0];
-  s.width = dims[1];
-  if (static_cast<uint64_t>(s.width) > limits.max_columns) {
-    return Status::InvalidArgument(
-        fmt::format("{}: shape [{}, {}] has more than {} columns", where, s.rows, s.width, limits.max_columns));
-  }
-  int64_t product = 0;
-  if (__builtin_mul_overflow(s.rows, s.width, &product)) {
-    return Status::InvalidArgument(
-        fmt::format("{}: shape [{}, {}] holds more values than any request can carry", where, s.rows, s.width));
-  }
-  s.values = static_cast<size_t>(product);
-  return s;
 }
 
 // Appends element i of the column's values (a tensor cell's values one after another; a
@@ -215,6 +171,89 @@ const char* OipDatatype(DataType t) {
   return "BYTES";
 }
 
+Result<DataType> OipColumnType(std::string_view dt) {
+  if (dt == "BOOL") return DataType::kBool;
+  if (dt == "INT8" || dt == "INT16" || dt == "INT32" || dt == "INT64" || dt == "UINT8" || dt == "UINT16" ||
+      dt == "UINT32" || dt == "UINT64")
+    return DataType::kInt64;
+  if (dt == "FP16" || dt == "FP32" || dt == "FP64") return DataType::kFloat64;
+  if (dt == "BYTES") return DataType::kString;
+  return Status::InvalidArgument(fmt::format("unsupported datatype '{}'", BoundMessage(dt, 64)));
+}
+
+Status CheckOipInputCount(size_t num_inputs, const OipLimits& limits) {
+  if (num_inputs == 0) return Status::InvalidArgument("'inputs' must be a non-empty list of tensors");
+  if (num_inputs > limits.max_columns) {
+    return Status::InvalidArgument(
+        fmt::format("'inputs' holds {} tensors; at most {} are accepted", num_inputs, limits.max_columns));
+  }
+  return Status::OK();
+}
+
+Result<OipInput> ReadOipInput(size_t index, std::string_view name, std::string_view datatype, const int64_t* shape,
+                              size_t rank, size_t num_inputs, const OipLimits& limits) {
+  OipInput in;
+  in.where = fmt::format("inputs[{}] '{}'", index, BoundMessage(name, 64));
+  in.name = std::string(name);
+  if (rank < 1 || rank > 2) return Status::InvalidArgument(in.where + ": shape must be [N] or [N, K]");
+  for (size_t i = 0; i < rank; ++i) {
+    if (shape[i] < 0)
+      return Status::InvalidArgument(fmt::format("{}: shape[{}] is not a size: {}", in.where, i, shape[i]));
+  }
+  in.rows = shape[0];
+  in.width = rank == 2 ? shape[1] : 1;
+  if (static_cast<uint64_t>(in.width) > limits.max_columns) {
+    return Status::InvalidArgument(
+        fmt::format("{}: shape [{}, {}] has more than {} columns", in.where, in.rows, in.width, limits.max_columns));
+  }
+  int64_t product = 0;
+  if (__builtin_mul_overflow(in.rows, in.width, &product)) {
+    return Status::InvalidArgument(
+        fmt::format("{}: shape [{}, {}] holds more values than any request can carry", in.where, in.rows, in.width));
+  }
+  in.values = static_cast<size_t>(product);
+  Result<DataType> type = OipColumnType(datatype);
+  if (!type.ok()) return Status::InvalidArgument(in.where + ": " + type.status().message());
+  in.type = *type;
+  if (in.width != 1 && num_inputs != 1)
+    return Status::InvalidArgument(in.where + ": a tensor of shape [N, K] with K > 1 must be the only input");
+  return in;
+}
+
+Status CheckOipValueCount(const OipInput& in, size_t found, bool more) {
+  if (found == in.values && !more) return Status::OK();
+  return Status::InvalidArgument(fmt::format("{}: shape [{}, {}] holds {} values, data has {}{}", in.where, in.rows,
+                                             in.width, in.values, found, more ? " or more" : ""));
+}
+
+bool IsOipProtocolParameter(std::string_view key) { return key == "content_type" || key == "headers"; }
+
+std::vector<OipOutput> OipOutputs(const Prediction& p) {
+  const Table& t = p.table;
+  bool same_type = t.num_columns() > 0;
+  for (int i = 0; i < t.num_columns(); ++i) {
+    same_type = same_type && t.column(i).type() == t.column(0).type() && !t.column(i).is_tensor();
+  }
+  std::vector<OipOutput> out;
+  if (p.shape == PredictionShape::kArray2D && same_type) {
+    out.push_back({"predict", {t.num_rows(), t.num_columns()}, t.column(0).type(), -1});
+    return out;
+  }
+  for (int i = 0; i < t.num_columns(); ++i) {
+    const Column& c = t.column(i);
+    OipOutput o{t.column_name(i).empty() ? "predict" : t.column_name(i), {t.num_rows()}, c.type(), i};
+    for (int64_t d : c.cell_shape()) o.shape.push_back(d);
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
+std::vector<OipTensorMetadata> OipModelInputs(const Schema& typed) {
+  std::vector<OipTensorMetadata> out;
+  for (const auto& [col, type] : typed) out.push_back({col, OipDatatype(type), {-1}});
+  return out;
+}
+
 Result<OipRequest> ParseOipRequest(std::string_view body, const OipLimits& limits) {
   // simdjson parses without recursion and refuses nesting beyond the document's depth
   // limit, so nothing after it (conversion, destruction) meets deep nesting.
@@ -234,51 +273,49 @@ Result<OipRequest> ParseOipRequest(std::string_view body, const OipLimits& limit
     Value::Map m;
     for (dom::key_value_pair kv : parameters) {
       const std::string_view key = json::ClientText(kv.key);
-      if (key == "content_type" || key == "headers") continue;
+      if (IsOipProtocolParameter(key)) continue;
       PYFUNC_ASSIGN_OR_RETURN(Value v, json::ToValue(kv.value, "parameters"));
       m.emplace_back(std::string(key), std::move(v));
     }
     if (!m.empty()) out.params = Value(std::move(m));
   }
   dom::array inputs;
-  if (j["inputs"].get(inputs) || inputs.size() == 0)
-    return Status::InvalidArgument("'inputs' must be a non-empty list of tensors");
+  if (j["inputs"].get(inputs)) return Status::InvalidArgument("'inputs' must be a non-empty list of tensors");
   const size_t num_inputs = inputs.size();
-  if (num_inputs > limits.max_columns) {
-    return Status::InvalidArgument(
-        fmt::format("'inputs' holds {} tensors; at most {} are accepted", num_inputs, limits.max_columns));
-  }
-  std::vector<std::string> names;
-  std::vector<Column> columns;
+  PYFUNC_RETURN_IF_ERROR(CheckOipInputCount(num_inputs, limits));
+  OipColumns columns;
   size_t t = 0;
   for (dom::element in : inputs) {
-    const std::string where = fmt::format("inputs[{}]", t++);
+    const size_t index = t++;
     dom::object tensor;
     dom::element name, shape_array, datatype, data;
     if (in.get_object().get(tensor) || tensor["name"].get(name) || !name.is_string() ||
         tensor["shape"].get(shape_array) || !shape_array.is_array() || tensor["datatype"].get(datatype) ||
         !datatype.is_string() || tensor["data"].get(data))
-      return Status::InvalidArgument(where + ": a tensor needs 'name', 'shape', 'datatype' and 'data'");
-    PYFUNC_ASSIGN_OR_RETURN(Shape shape, ParseShape(shape_array.get_array().value_unsafe(), where, limits));
-    PYFUNC_ASSIGN_OR_RETURN(DataType type, TypeOfOipDatatype(json::StringOf(datatype)));
-    if (shape.width != 1 && num_inputs != 1)
-      return Status::InvalidArgument(where + ": a tensor of shape [N, K] with K > 1 must be the only input");
-    const std::vector<dom::element> values = Leaves(data, shape.values);
-    if (values.size() != shape.values) {
-      return Status::InvalidArgument(fmt::format("{}: shape [{}, {}] holds {} values, data has {}{}", where, shape.rows,
-                                                 shape.width, shape.values, values.size(),
-                                                 values.size() > shape.values ? " or more" : ""));
+      return Status::InvalidArgument(
+          fmt::format("inputs[{}]: a tensor needs 'name', 'shape', 'datatype' and 'data'", index));
+    // The shape's JSON: at most two sizes (read as int64; the rules check the rest).
+    const dom::array shape_json = shape_array.get_array().value_unsafe();
+    int64_t dims[2] = {0, 0};
+    const size_t rank = shape_json.size();
+    if (rank <= 2) {
+      size_t i = 0;
+      for (dom::element d : shape_json) {
+        if (!d.is_int64() || d.get_int64().value_unsafe() < 0) {
+          return Status::InvalidArgument(fmt::format("inputs[{}]: shape[{}] is not a size: {}", index, i, Quote(d)));
+        }
+        dims[i++] = d.get_int64().value_unsafe();
+      }
     }
-    for (int64_t k = 0; k < shape.width; ++k) {
-      ColumnBuilder b(type);
-      b.Reserve(shape.rows);
-      for (int64_t r = 0; r < shape.rows; ++r)
-        PYFUNC_RETURN_IF_ERROR(AppendOipValue(values[r * shape.width + k], &b, where + ".data"));
-      names.push_back(shape.width == 1 ? std::string(json::StringOf(name)) : std::to_string(k));
-      columns.push_back(b.Finish());
-    }
+    PYFUNC_ASSIGN_OR_RETURN(OipInput input, ReadOipInput(index, json::StringOf(name), json::StringOf(datatype), dims,
+                                                         rank, num_inputs, limits));
+    const std::vector<dom::element> values = Leaves(data, input.values);
+    PYFUNC_RETURN_IF_ERROR(CheckOipValueCount(input, values.size(), values.size() > input.values));
+    const std::string where = input.where + ".data";
+    PYFUNC_RETURN_IF_ERROR(AppendOipColumns(
+        input, [&](size_t i, ColumnBuilder* b) { return AppendOipValue(values[i], b, where); }, &columns));
   }
-  PYFUNC_ASSIGN_OR_RETURN(out.table, Table::Make(std::move(names), std::move(columns)));
+  PYFUNC_ASSIGN_OR_RETURN(out.table, Table::Make(std::move(columns.names), std::move(columns.columns)));
   return out;
 }
 
@@ -290,36 +327,18 @@ std::string OipResponse(const std::string& model_name, const std::optional<std::
     json::AppendString(*id, &out);
   }
   out.append(", \"outputs\": [");
-  const Table& t = p.table;
-  bool same_type = t.num_columns() > 0;
-  for (int i = 0; i < t.num_columns(); ++i) {
-    same_type = same_type && t.column(i).type() == t.column(0).type() && !t.column(i).is_tensor();
-  }
-  if (p.shape == PredictionShape::kArray2D && same_type) {
-    AppendTensor("predict", {t.num_rows(), t.num_columns()}, t.column(0).type(), &out, [&](std::string* o) {
-      for (int64_t r = 0; r < t.num_rows(); ++r) {
-        for (int i = 0; i < t.num_columns(); ++i) {
-          if (r || i) o->append(", ");
-          AppendOipData(t.column(i), r, r, o);
-        }
-      }
-    });
-  } else {
-    for (int i = 0; i < t.num_columns(); ++i) {
-      const Column& c = t.column(i);
-      std::vector<int64_t> shape = {t.num_rows()};
-      for (int64_t d : c.cell_shape()) shape.push_back(d);
-      if (i) out.append(", ");
-      AppendTensor(t.column_name(i).empty() ? "predict" : t.column_name(i), shape, c.type(), &out, [&](std::string* o) {
-        const int64_t cell = c.cell_size();
-        for (int64_t r = 0; r < c.length(); ++r) {
-          for (int64_t k = r * cell; k < (r + 1) * cell; ++k) {
-            if (k) o->append(", ");
-            AppendOipData(c, r, k, o);
-          }
-        }
+  bool first_output = true;
+  for (const OipOutput& o : OipOutputs(p)) {
+    if (!first_output) out.append(", ");
+    first_output = false;
+    AppendTensor(o.name, o.shape, o.type, &out, [&](std::string* text) {
+      bool first = true;
+      ForEachOipElement(p.table, o, [&](const Column& c, int64_t row, int64_t index) {
+        if (!first) text->append(", ");
+        first = false;
+        AppendOipData(c, row, index, text);
       });
-    }
+    });
   }
   out.append("]}");
   return out;

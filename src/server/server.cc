@@ -31,6 +31,7 @@
 #include "pyfunc/json_codec.h"
 #include "pyfunc/signature.h"
 #include "pyfunc/version.h"
+#include "server/grpc_front.h"
 #include "server/http_errors.h"
 #include "server/http_server.h"
 #include "server/limits.h"
@@ -176,9 +177,11 @@ std::string RouteLabel(const std::string& path) {
 
 }  // namespace
 
-struct Server::Impl {
+struct Server::Impl final : server::GrpcBackend {
   ServerOptions options;
   std::unique_ptr<server::HttpServer> http;
+  std::unique_ptr<server::GrpcFront> grpc;  // null unless options.grpc_port >= 0
+  std::thread grpc_shutdown;                // Drain's shutdown of `grpc`, joined by ~Server
 
   Metrics metrics;
   std::mutex mu;
@@ -309,6 +312,13 @@ struct Server::Impl {
     metrics.ObserveStage(Stage::kSerialize, Seconds(Clock::now() - ser_start));
   }
 
+  // An Open Inference Protocol request of either codec, REST or gRPC: the same path from
+  // its columns to the prediction.
+  Result<Prediction> ScoreOip(OipRequest request, Clock::time_point deadline) {
+    PYFUNC_ASSIGN_OR_RETURN(Table enforced, DropExtraColumns(request.table, input_schema));
+    return Score(std::move(enforced), std::move(request.params), deadline);
+  }
+
   void OipInfer(const HttpRequest& req, HttpResponse& res) {
     InFlight guard(this);
     const Clock::time_point deadline = req.start + options.timeout;
@@ -320,14 +330,13 @@ struct Server::Impl {
     const Clock::time_point parse_start = Clock::now();
     Result<OipRequest> parsed = ParseOipRequest(req.body);
     if (!parsed.ok()) return fail(HttpErrorFromStatus(parsed.status()));
-    Result<Table> enforced = DropExtraColumns(parsed->table, input_schema);
-    if (!enforced.ok()) return fail(HttpErrorFromStatus(enforced.status()));
     metrics.ObserveStage(Stage::kParse, Seconds(Clock::now() - parse_start));
-    Result<Prediction> p = Score(std::move(enforced).value(), std::move(parsed->params), deadline);
+    const std::optional<std::string> id = parsed->id;
+    Result<Prediction> p = ScoreOip(std::move(parsed).value(), deadline);
     if (!p.ok()) return fail(HttpErrorFromStatus(p.status()));
     const Clock::time_point ser_start = Clock::now();
     res.status = 200;
-    res.SetContent(OipResponse(options.model_name, parsed->id, *p), kJson);
+    res.SetContent(OipResponse(options.model_name, id, *p), kJson);
     metrics.ObserveStage(Stage::kSerialize, Seconds(Clock::now() - ser_start));
   }
 
@@ -378,9 +387,11 @@ struct Server::Impl {
       return ReplyOip(res, HttpErrorFromStatus(Status::NotFound("Model " + name + " not found")));
     }
     Value::List inputs;
-    for (const auto& [col, type] : input_schema.typed) {
+    for (const server::OipTensorMetadata& t : server::OipModelInputs(input_schema.typed)) {
+      Value::List shape;
+      for (int64_t d : t.shape) shape.push_back(Value(d));
       inputs.push_back(
-          Value(Value::Map{{"name", col}, {"datatype", OipDatatype(type)}, {"shape", Value(Value::List{Value(-1)})}}));
+          Value(Value::Map{{"name", t.name}, {"datatype", t.datatype}, {"shape", Value(std::move(shape))}}));
     }
     const Value out(Value::Map{{"name", options.model_name},
                                {"versions", Value::EmptyList()},
@@ -389,6 +400,16 @@ struct Server::Impl {
                                {"outputs", Value::EmptyList()}});
     res.SetContent(ToJson(out), kJson);
   }
+
+  // The gRPC front's questions (server::GrpcBackend).
+  bool Ready() override { return ready.load(); }
+  const std::string& ModelName() override { return options.model_name; }
+  std::vector<server::OipTensorMetadata> ModelInputs() override { return server::OipModelInputs(input_schema.typed); }
+  Result<Prediction> Infer(OipRequest request, Clock::time_point deadline) override {
+    InFlight guard(this);
+    return ScoreOip(std::move(request), deadline);
+  }
+  Metrics& ServerMetrics() override { return metrics; }
 
   server::HttpRouter Routes() {
     server::HttpRouter http;
@@ -514,10 +535,24 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   Result<std::unique_ptr<server::HttpServer>> http = server::HttpServer::Start(ho, s.Routes(), s.Hooks());
   if (!http.ok()) return http.status();
   s.http = std::move(http).value();
+  if (options.grpc_port >= 0) {
+    server::GrpcFrontOptions go;
+    go.host = options.host;
+    go.port = options.grpc_port;
+    go.max_message_size = options.max_body_size;
+    go.threads = std::max(1, options.http_threads);
+    go.timeout = options.timeout;
+    go.access_log = options.access_log;
+    Result<std::unique_ptr<server::GrpcFront>> grpc = server::StartGrpcFront(go, &s);
+    if (!grpc.ok()) return grpc.status();
+    s.grpc = std::move(grpc).value();
+  }
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
 
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+bool GrpcAvailable() { return server::GrpcFrontAvailable(); }
 
 void Server::SetModel(std::shared_ptr<Model> model) {
   Impl& s = *impl_;
@@ -555,9 +590,11 @@ void Server::SetModel(std::shared_ptr<Model> model) {
     s.batcher = std::move(batcher);
   }
   if (!s.draining.load()) s.ready = true;
+  if (s.grpc && s.ready.load()) s.grpc->SetServing(true);
 }
 
 int Server::port() const { return impl_->http->port(); }
+int Server::grpc_port() const { return impl_->grpc ? impl_->grpc->port() : -1; }
 BatchingDecision Server::batching() const { return impl_->batching; }
 bool Server::ready() const { return impl_->ready.load(); }
 
@@ -566,6 +603,13 @@ Status Server::Drain(std::chrono::milliseconds grace) {
   s.draining = true;
   s.ready = false;
   s.http->StopAccepting();  // connections end after their current request; idle ones now
+  if (s.grpc) {
+    // gRPC stops taking calls at once and lets running ones finish until the grace
+    // period's end; it blocks meanwhile, so on a thread of its own.
+    const auto deadline = std::chrono::system_clock::now() + grace;
+    s.grpc->SetServing(false);
+    s.grpc_shutdown = std::thread([&s, deadline] { s.grpc->Shutdown(deadline); });
+  }
   {
     // Requests already received finish (their batches run); idle keep-alive
     // connections are not waited for: they would hold the drain for the keep-alive timeout.
@@ -575,6 +619,8 @@ Status Server::Drain(std::chrono::milliseconds grace) {
           fmt::format("{} requests were still running after the grace period of {} ms", s.inflight, grace.count()));
     }
   }
+  // Every scoring call has been answered; the other RPCs take no time.
+  if (s.grpc_shutdown.joinable()) s.grpc_shutdown.join();
   std::shared_ptr<Batcher> b;
   std::shared_ptr<Model> m;
   {
@@ -594,6 +640,8 @@ Server::~Server() {
   Impl& s = *impl_;
   s.ready = false;
   s.http.reset();  // closes every connection, waits for running handlers
+  if (s.grpc_shutdown.joinable()) s.grpc_shutdown.join();
+  if (s.grpc) s.grpc->Shutdown(std::chrono::system_clock::now());  // cancels calls, waits for their handlers
   if (std::shared_ptr<Batcher> b = s.GetBatcher()) b->Shutdown();
 }
 
