@@ -26,6 +26,9 @@ void RegisterPredictCommands(CLI::App& app, int* exit_code);
 // runs list, runs show, experiments list (cli/tracking_commands.cc).
 void RegisterTrackingCommands(CLI::App& app, int* exit_code);
 
+// generate-dockerfile, build-docker (cli/docker_commands.cc).
+void RegisterDockerCommands(CLI::App& app, int* exit_code);
+
 // serve (cli/serve_command.cc).
 void RegisterServeCommand(CLI::App& app, int* exit_code);
 

@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   RegisterPredictCommands(app, &exit_code);
   RegisterTrackingCommands(app, &exit_code);
   RegisterServeCommand(app, &exit_code);
+  RegisterDockerCommands(app, &exit_code);
 
   try {
     app.parse(argc, argv);
