@@ -8,7 +8,7 @@
 //   ...
 //   (*server)->Drain(std::chrono::seconds(30));           // on SIGTERM
 //
-// Protocols (one port):
+// Protocols (one HTTP port, and a gRPC port when ServerOptions::grpc_port is set):
 //   * MLflow's scoring protocol, as `mlflow models serve` speaks it: GET /ping and
 //     /health (200 "\n" once the model is loaded, 404 before, as MLflow answers without
 //     a model), GET /version (pyfunc's version, unquoted, as MLflow writes its own),
@@ -28,8 +28,22 @@
 //     named after them ("predict" for an unnamed one); a 2-D array output is one
 //     [N, K] tensor "predict". `parameters` are the model's params. Errors are
 //     `{"error": "..."}` with the statuses above.
-//   * GET /metrics: Prometheus text format (requests by route and status, latency
-//     histograms per stage, batch sizes, queue depth, worker restarts, readiness).
+//   * The Open Inference Protocol over gRPC (grpc_port; proto/grpc_predict_v2.proto,
+//     the wire format of KServe's and Triton's clients): inference.GRPCInferenceService's
+//     ServerLive, ServerReady, ModelReady, ServerMetadata, ModelMetadata and ModelInfer,
+//     and grpc.health.v1.Health (SERVING once ready). ModelInfer takes typed contents
+//     (fp32_contents, int64_contents, bytes_contents, ...) or raw_input_contents
+//     (little-endian; BYTES as 4-byte little-endian lengths and bytes) and answers in
+//     raw_output_contents, as Triton does. Tensors become columns and predictions tensors
+//     by the REST rules above (one implementation, src/server/oip.h) through the same
+//     batcher, so a gRPC answer is the REST answer. Codes: NOT_FOUND for another model
+//     name, INVALID_ARGUMENT for a malformed request (naming the tensor) and what REST
+//     answers 400, DEADLINE_EXCEEDED for 504, UNAVAILABLE for 503 (not ready, draining,
+//     queue full), RESOURCE_EXHAUSTED from gRPC for a message over max_body_size
+//     (src/server/grpc_errors.h). Any model version names the one model, as in REST.
+//   * GET /metrics: Prometheus text format (requests by route and status, gRPC calls by
+//     RPC and code, latency histograms per stage, batch sizes, queue depth, worker
+//     restarts, readiness).
 //
 // HTTP/1.1 as strictly as a trusted front end (RFC 9112): framing a proxy could read
 // differently — Content-Length with Transfer-Encoding, Content-Lengths that differ or
@@ -155,6 +169,7 @@ class Server {
   // released (its workers stop once no one else holds it). Idle keep-alive connections
   // are not waited for; they close when the Server is destroyed or the process exits.
   // Returns OK when the requests finished within `grace`, DeadlineExceeded otherwise.
+  // gRPC stops taking calls at the same time and has until `grace` for those running.
   Status Drain(std::chrono::milliseconds grace);
 
   // Blocks until the listener has stopped (after Drain and the last connection).
