@@ -67,8 +67,9 @@ int BuildDocker(const ImageArgs& a) {
 
 void RegisterDockerCommands(CLI::App& app, int* exit_code) {
   auto g = std::make_shared<ImageArgs>();
-  auto* generate = app.add_subcommand(
-      "generate-dockerfile", "Write a build context (Dockerfile, pyfunc's wheel, the model) for an image serving a model");
+  auto* generate =
+      app.add_subcommand("generate-dockerfile",
+                         "Write a build context (Dockerfile, pyfunc's wheel, the model) for an image serving a model");
   AddImageOptions(generate, g.get());
   generate->add_option("-d,--output-directory", g->dir, "Directory for the build context (new or empty)")
       ->capture_default_str();

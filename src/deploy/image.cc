@@ -42,8 +42,10 @@ std::vector<std::string> NeededLibraries(const std::string& path) {
     std::memcpy(out, data.data() + off, sizeof(*out));
     return true;
   };
-  if (data.size() < 64 || data.compare(0, 4, "\x7f"
-                                              "ELF") != 0 ||
+  if (data.size() < 64 ||
+      data.compare(0, 4,
+                   "\x7f"
+                   "ELF") != 0 ||
       data[4] != 2 || data[5] != 1)
     return {};
   uint64_t shoff = 0;
@@ -77,8 +79,10 @@ std::string OwningPackage(const std::string& path) {
   const std::string real = fs::canonical(path, ec).string();
   if (!ec) candidates.push_back(real);
   for (const std::string& p : std::vector<std::string>(candidates)) {
-    if (p.rfind("/usr/", 0) == 0) candidates.push_back(p.substr(4));  // merged /usr
-    else candidates.push_back("/usr" + p);
+    if (p.rfind("/usr/", 0) == 0)
+      candidates.push_back(p.substr(4));  // merged /usr
+    else
+      candidates.push_back("/usr" + p);
   }
   for (const std::string& p : candidates) {
     SpawnOptions o;
@@ -195,7 +199,9 @@ Result<std::string> BuildWheel(const ImageOptions& options, const std::string& o
   o.stdout_fd = STDERR_FILENO;
   std::fprintf(stderr, "pyfunc: building a pyfunc wheel from %s\n", source.c_str());
   PYFUNC_ASSIGN_OR_RETURN(int rc, RunProcess(o));
-  if (rc != 0) return Status::Internal("building pyfunc's wheel from " + source + " failed (pip exited " + std::to_string(rc) + ")");
+  if (rc != 0)
+    return Status::Internal("building pyfunc's wheel from " + source + " failed (pip exited " + std::to_string(rc) +
+                            ")");
   return FindWheel(out_dir);
 }
 
@@ -207,7 +213,8 @@ Result<DockerContext> WriteDockerContext(const ImageOptions& options, const std:
   out.dockerfile = out.dir + "/Dockerfile";
   std::string wheel;
   if (!options.pyfunc_wheel.empty()) {
-    if (!fs::is_regular_file(options.pyfunc_wheel, ec)) return Status::NotFound(options.pyfunc_wheel + ": no such wheel");
+    if (!fs::is_regular_file(options.pyfunc_wheel, ec))
+      return Status::NotFound(options.pyfunc_wheel + ": no such wheel");
     wheel = options.pyfunc_wheel;
   } else {
     PYFUNC_ASSIGN_OR_RETURN(std::string built_dir, FileSystem::Default()->MakeTempDir(out.dir, ".wheel-"));
@@ -255,69 +262,66 @@ std::string DockerfileText(const DockerfileSpec& spec) {
   std::string t;
   t += "# An image serving ";
   t += spec.with_model ? "the model " + spec.model_uri : std::string("the model mounted at /opt/ml/model");
-  t +=
-      " with pyfunc " PYFUNC_VERSION
-      ".\n"
-      "# `pyfunc serve` listens on 8080: MLflow's scoring protocol (/ping, /invocations, as\n"
-      "# SageMaker calls them), KServe V1 (/v1/models/NAME:predict) and the Open Inference\n"
-      "# Protocol (/v2). SIGTERM drains it. Written by `pyfunc generate-dockerfile`.\n"
-      "FROM " +
-      spec.base_image +
-      "\n\n"
-      "# The shared libraries pyfunc's native code links, from the base image's Debian release.\n"
-      "RUN apt-get update \\\n"
-      " && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends" +
-      packages +
-      " \\\n"
-      " && rm -rf /var/lib/apt/lists/*\n\n"
-      "# pyfunc, from a wheel of its own source, and uv, which builds the model's environment.\n"
-      "# The scoring server is native code: the wheel goes in without its Python API's\n"
-      "# dependencies (the model's environment has its own).\n"
-      "COPY " +
-      spec.wheel + " /tmp/" + spec.wheel +
-      "\n"
-      "RUN python3 -m venv /opt/pyfunc \\\n"
-      " && /opt/pyfunc/bin/pip install --quiet --no-cache-dir --no-deps /tmp/" +
-      spec.wheel +
-      " \\\n"
-      " && /opt/pyfunc/bin/pip install --quiet --no-cache-dir uv==" +
-      spec.uv_version +
-      " \\\n"
-      " && /opt/pyfunc/bin/pip uninstall --quiet --yes pip \\\n"
-      " && rm /tmp/" +
-      spec.wheel +
-      "\n\n"
-      "# Not root: user 1000 in group 0, which owns what the server writes, so that any user\n"
-      "# ID in group 0 (as OpenShift assigns them) can run it too.\n"
-      "RUN useradd --uid 1000 --gid 0 --no-log-init --create-home --home-dir /home/pyfunc pyfunc \\\n"
-      " && mkdir -p /opt/pyfunc/envs /opt/ml/model \\\n"
-      " && chown -R 1000:0 /opt/pyfunc/envs /opt/ml \\\n"
-      " && chmod -R g=u /opt/pyfunc/envs /opt/ml\n"
-      "ENV PATH=/opt/pyfunc/bin:$PATH \\\n"
-      "    PYFUNC_ENV_ROOT=/opt/pyfunc/envs \\\n"
-      "    XDG_CACHE_HOME=/tmp/.cache \\\n"
-      "    PYFUNC_MODEL_URI=/opt/ml/model \\\n"
-      "    MLFLOW_HOST=0.0.0.0 \\\n"
-      "    MLFLOW_PORT=8080\n";
+  t += " with pyfunc " PYFUNC_VERSION
+       ".\n"
+       "# `pyfunc serve` listens on 8080: MLflow's scoring protocol (/ping, /invocations, as\n"
+       "# SageMaker calls them), KServe V1 (/v1/models/NAME:predict) and the Open Inference\n"
+       "# Protocol (/v2). SIGTERM drains it. Written by `pyfunc generate-dockerfile`.\n"
+       "FROM " +
+       spec.base_image +
+       "\n\n"
+       "# The shared libraries pyfunc's native code links, from the base image's Debian release.\n"
+       "RUN apt-get update \\\n"
+       " && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends" +
+       packages +
+       " \\\n"
+       " && rm -rf /var/lib/apt/lists/*\n\n"
+       "# pyfunc, from a wheel of its own source, and uv, which builds the model's environment.\n"
+       "# The scoring server is native code: the wheel goes in without its Python API's\n"
+       "# dependencies (the model's environment has its own).\n"
+       "COPY " +
+       spec.wheel + " /tmp/" + spec.wheel +
+       "\n"
+       "RUN python3 -m venv /opt/pyfunc \\\n"
+       " && /opt/pyfunc/bin/pip install --quiet --no-cache-dir --no-deps /tmp/" +
+       spec.wheel +
+       " \\\n"
+       " && /opt/pyfunc/bin/pip install --quiet --no-cache-dir uv==" +
+       spec.uv_version +
+       " \\\n"
+       " && /opt/pyfunc/bin/pip uninstall --quiet --yes pip \\\n"
+       " && rm /tmp/" +
+       spec.wheel +
+       "\n\n"
+       "# Not root: user 1000 in group 0, which owns what the server writes, so that any user\n"
+       "# ID in group 0 (as OpenShift assigns them) can run it too.\n"
+       "RUN useradd --uid 1000 --gid 0 --no-log-init --create-home --home-dir /home/pyfunc pyfunc \\\n"
+       " && mkdir -p /opt/pyfunc/envs /opt/ml/model \\\n"
+       " && chown -R 1000:0 /opt/pyfunc/envs /opt/ml \\\n"
+       " && chmod -R g=u /opt/pyfunc/envs /opt/ml\n"
+       "ENV PATH=/opt/pyfunc/bin:$PATH \\\n"
+       "    PYFUNC_ENV_ROOT=/opt/pyfunc/envs \\\n"
+       "    XDG_CACHE_HOME=/tmp/.cache \\\n"
+       "    PYFUNC_MODEL_URI=/opt/ml/model \\\n"
+       "    MLFLOW_HOST=0.0.0.0 \\\n"
+       "    MLFLOW_PORT=8080\n";
   if (spec.with_model) {
-    t +=
-        "\n# The model, and its environment built now from its own requirements, so that a\n"
-        "# container starts without installing anything.\n"
-        "COPY --chown=1000:0 model /opt/ml/model\n"
-        "USER 1000:0\n"
-        "RUN UV_NO_CACHE=1 UV_COMPILE_BYTECODE=1 PIP_NO_CACHE_DIR=1 pyfunc prepare-env -m /opt/ml/model --env-manager virtualenv \\\n"
-        " && chmod -R g=u /opt/pyfunc/envs\n";
+    t += "\n# The model, and its environment built now from its own requirements, so that a\n"
+         "# container starts without installing anything.\n"
+         "COPY --chown=1000:0 model /opt/ml/model\n"
+         "USER 1000:0\n"
+         "RUN UV_NO_CACHE=1 UV_COMPILE_BYTECODE=1 PIP_NO_CACHE_DIR=1 pyfunc prepare-env -m /opt/ml/model --env-manager "
+         "virtualenv \\\n"
+         " && chmod -R g=u /opt/pyfunc/envs\n";
   } else {
-    t +=
-        "\n# No model: the one at /opt/ml/model (or named by -m) gets its environment when the\n"
-        "# container starts.\n"
-        "USER 1000:0\n";
+    t += "\n# No model: the one at /opt/ml/model (or named by -m) gets its environment when the\n"
+         "# container starts.\n"
+         "USER 1000:0\n";
   }
-  t +=
-      "\nEXPOSE 8080\n"
-      "STOPSIGNAL SIGTERM\n"
-      "ENTRYPOINT [\"pyfunc\"]\n"
-      "CMD [\"serve\"]\n";
+  t += "\nEXPOSE 8080\n"
+       "STOPSIGNAL SIGTERM\n"
+       "ENTRYPOINT [\"pyfunc\"]\n"
+       "CMD [\"serve\"]\n";
   return t;
 }
 
@@ -402,8 +406,10 @@ Result<BuiltImage> BuildImage(const ImageOptions& options, const ImageBuildOptio
   const std::string name = fs::path(builder).filename().string();
   SpawnOptions o;
   // buildah caches layers only when asked; docker and podman do by default.
-  if (name == "buildah") o.argv = {builder, "bud", "--layers", "-t", build.name, "-f", context->dockerfile, context->dir};
-  else o.argv = {builder, "build", "-t", build.name, "-f", context->dockerfile, context->dir};
+  if (name == "buildah")
+    o.argv = {builder, "bud", "--layers", "-t", build.name, "-f", context->dockerfile, context->dir};
+  else
+    o.argv = {builder, "build", "-t", build.name, "-f", context->dockerfile, context->dir};
   o.stdout_fd = STDERR_FILENO;
   std::fprintf(stderr, "pyfunc: building image %s with %s\n", build.name.c_str(), builder.c_str());
   Result<int> rc = RunProcess(o);

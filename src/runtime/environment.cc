@@ -174,7 +174,9 @@ void Expand(const std::vector<std::string>& lines, const std::string& base_dir, 
     if (line.empty() || line[0] == '#') continue;
     std::vector<std::string> args = PipArgs(line, base_dir);
     if (args.size() == 2 && depth < 8) {
-      *out += args[0] + " " + args[1] + "\n";
+      // The file's content, not its path, is what the environment depends on: the same
+      // model in another directory (or an image's /opt/ml/model) is the same environment.
+      *out += args[0] + "\n";
       Result<std::string> text = FileSystem::Default()->ReadFile(args[1]);
       if (!text.ok()) {
         *out += "<unreadable>\n";
@@ -306,6 +308,9 @@ Result<PythonEnvironment> PrepareVirtualenv(const std::string& model_dir, const 
                     {{"VIRTUAL_ENV", dir}, {"PATH", dir + "/bin:" + GetEnv("PATH")}});
   out.description = "virtualenv " + dir + " (Python " + base_version + ")";
 
+  // A finished environment is used without its lock: the marker is written last, and an
+  // environment root that is read-only (an image's, for another user) works.
+  if (fs::exists(dir + "/" + kReadyMarker)) return out;
   PYFUNC_ASSIGN_OR_RETURN(FileLock lock, FileLock::Acquire(dir + ".lock"));
   if (fs::exists(dir + "/" + kReadyMarker)) return out;
   if (fs::exists(dir)) fs::remove_all(dir, ec);  // an interrupted or failed build

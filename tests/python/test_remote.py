@@ -206,6 +206,41 @@ def test_two_processes_building_one_environment_build_it_once(tmp_path):
     assert len(envs) == 1
 
 
+def test_the_same_model_in_another_directory_uses_the_same_environment(tmp_path):
+    """An environment depends on the requirements' content, not on where the model is:
+    a copy (as an image's /opt/ml/model) finds the environment built for the original, and
+    a finished environment is used even where its lock cannot be taken (a read-only root)."""
+    import shutil
+    import subprocess
+
+    (tmp_path / "m.py").write_text("def _load_pyfunc(path):\n    return None\n")
+    path = tmp_path / "model"
+    pyfunc.save_model(str(path), loader_module="m", code_path=[str(tmp_path / "m.py")],
+                      conda_env={"dependencies": ["python=" + PY_VERSION, "pip", {"pip": ["six==1.16.0"]}]})
+    assert (path / "requirements.txt").exists()
+    copy = tmp_path / "elsewhere" / "model"
+    shutil.copytree(path, copy)
+    envs = tmp_path / "envs"
+    env = dict(os.environ, PYFUNC_PYTHON=sys.executable, PYFUNC_ENV_ROOT=str(envs))
+    exe = str(Path(sys.executable).parent / "pyfunc")
+
+    def prepare(model):
+        proc = subprocess.run([exe, "prepare-env", "-m", str(model), "--env-manager", "virtualenv"], env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.split()
+
+    first = prepare(path)
+    assert first[0] == "created"
+    locks = list(envs.glob("*.lock"))
+    assert locks
+    for lock in locks:  # a lock that cannot be opened, even by root
+        lock.unlink()
+        lock.mkdir()
+    second = prepare(copy)
+    assert second[0] == "ready" and second[2] == first[2], (first, second)
+
+
 @pytest.mark.parametrize("prediction,json_text", [
     (["a", 1], True), ([1, "a"], True), ([[1, 2]], True), ([{"a": 1}], True), ({"a": 1}, True), ("x", True),
     (["a", "b"], False), ([1, 2], False), (np.arange(3), False), (pd.DataFrame({"a": [1]}), False),
