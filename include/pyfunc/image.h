@@ -18,7 +18,8 @@
 //     MLflow's /ping and /invocations (the SageMaker serving contract), KServe V1 and the
 //     Open Inference Protocol; ENTRYPOINT ["pyfunc"], CMD ["serve"], so that
 //     `docker run IMAGE serve` (as SageMaker starts it) and KServe's `args: [serve, ...]`
-//     both run the server; SIGTERM drains it.
+//     both run the server; SIGTERM drains it. When the wheel's pyfunc was built with
+//     gRPC, the Open Inference Protocol's gRPC service is on 8081 (PYFUNC_GRPC_PORT).
 // With `no_model`, the image has no model and serves the one mounted at /opt/ml/model
 // (SageMaker), or the one named by `-m` (KServe's /mnt/models); that model's
 // environment is built when the container starts, into /opt/pyfunc/envs.
@@ -78,6 +79,7 @@ struct DockerfileSpec {
   std::vector<std::string> runtime_packages;  // Debian packages the wheel's native code needs
   std::string uv_version;
   bool with_model = true;
+  bool grpc = false;      // the wheel's pyfunc serves gRPC: on 8081 (PYFUNC_GRPC_PORT)
   std::string model_uri;  // for the header comment
 };
 

@@ -104,7 +104,9 @@ std::string OwningPackage(const std::string& path) {
 
 // The Debian packages that provide the shared libraries the native files of `wheel_dir`
 // (an unpacked wheel) link directly. Libraries are resolved as ldd resolves them here.
-Result<std::vector<std::string>> RuntimePackages(const std::string& wheel_dir) {
+// `grpc` tells whether that code links grpc++ (a build with `--grpc-port`).
+Result<std::vector<std::string>> RuntimePackages(const std::string& wheel_dir, bool* grpc) {
+  *grpc = false;
   std::set<std::string> packages;
   std::error_code ec;
   for (auto it = fs::recursive_directory_iterator(wheel_dir, ec); !ec && it != fs::recursive_directory_iterator();
@@ -132,6 +134,7 @@ Result<std::vector<std::string>> RuntimePackages(const std::string& wheel_dir) {
     const std::string shown = fs::relative(it->path(), wheel_dir).string();
     for (const std::string& lib : needed) {
       if (lib.rfind("ld-linux", 0) == 0) continue;
+      if (lib.rfind("libgrpc++.so", 0) == 0) *grpc = true;
       auto r = resolved.find(lib);
       if (r == resolved.end() || r->second.empty() || r->second == "not found") {
         return Status::NotFound("the pyfunc wheel's " + shown + " links " + lib +
@@ -231,7 +234,8 @@ Result<DockerContext> WriteDockerContext(const ImageOptions& options, const std:
   unzip.argv = {python, "-m", "zipfile", "-e", wheel, unpacked};
   PYFUNC_ASSIGN_OR_RETURN(int rc, RunProcess(unzip));
   if (rc != 0) return Status::InvalidArgument(wheel + ": not a wheel (it cannot be unpacked as a zip file)");
-  Result<std::vector<std::string>> packages = RuntimePackages(unpacked);
+  bool grpc = false;
+  Result<std::vector<std::string>> packages = RuntimePackages(unpacked, &grpc);
   fs::remove_all(unpacked, ec);
   for (const auto& e : fs::directory_iterator(out.dir, ec)) {
     if (e.path().filename().string().rfind(".wheel-", 0) == 0) fs::remove_all(e.path(), ec);
@@ -247,6 +251,7 @@ Result<DockerContext> WriteDockerContext(const ImageOptions& options, const std:
   spec.base_image = options.base_image.empty() ? kDefaultBaseImage : options.base_image;
   spec.wheel = out.wheel;
   spec.runtime_packages = *packages;
+  spec.grpc = grpc;
   spec.uv_version = kUvVersion;
   spec.with_model = !options.no_model;
   spec.model_uri = options.model_uri;
@@ -304,7 +309,8 @@ std::string DockerfileText(const DockerfileSpec& spec) {
        "    XDG_CACHE_HOME=/tmp/.cache \\\n"
        "    PYFUNC_MODEL_URI=/opt/ml/model \\\n"
        "    MLFLOW_HOST=0.0.0.0 \\\n"
-       "    MLFLOW_PORT=8080\n";
+       "    MLFLOW_PORT=8080";
+  t += spec.grpc ? " \\\n    PYFUNC_GRPC_PORT=8081\n" : "\n";
   if (spec.with_model) {
     t += "\n# The model, and its environment built now from its own requirements, so that a\n"
          "# container starts without installing anything.\n"
@@ -318,8 +324,8 @@ std::string DockerfileText(const DockerfileSpec& spec) {
          "# container starts.\n"
          "USER 1000:0\n";
   }
-  t += "\nEXPOSE 8080\n"
-       "STOPSIGNAL SIGTERM\n"
+  t += spec.grpc ? "\nEXPOSE 8080 8081\n" : "\nEXPOSE 8080\n";
+  t += "STOPSIGNAL SIGTERM\n"
        "ENTRYPOINT [\"pyfunc\"]\n"
        "CMD [\"serve\"]\n";
   return t;

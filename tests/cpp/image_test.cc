@@ -43,11 +43,20 @@ TEST(DockerfileTest, ServesTheBakedModelAsANonRootUserOn8080) {
   EXPECT_THAT(text, HasSubstr("PYFUNC_MODEL_URI=/opt/ml/model"));
   EXPECT_THAT(text, HasSubstr("MLFLOW_HOST=0.0.0.0"));
   EXPECT_THAT(text, HasSubstr("MLFLOW_PORT=8080"));
-  EXPECT_THAT(text, HasSubstr("EXPOSE 8080"));
+  EXPECT_THAT(text, HasSubstr("EXPOSE 8080\n"));
+  EXPECT_THAT(text, Not(HasSubstr("PYFUNC_GRPC_PORT")));
   EXPECT_THAT(text, HasSubstr("STOPSIGNAL SIGTERM\n"));
   // `docker run IMAGE serve` (SageMaker) and `docker run IMAGE` both serve.
   EXPECT_THAT(text, HasSubstr("ENTRYPOINT [\"pyfunc\"]\nCMD [\"serve\"]\n"));
   EXPECT_THAT(text, HasSubstr("runs:/abc/model"));
+}
+
+TEST(DockerfileTest, ServesGrpcOn8081WhenTheWheelHasIt) {
+  DockerfileSpec spec = Spec(true);
+  spec.grpc = true;
+  const std::string text = DockerfileText(spec);
+  EXPECT_THAT(text, HasSubstr("MLFLOW_PORT=8080 \\\n    PYFUNC_GRPC_PORT=8081\n"));
+  EXPECT_THAT(text, HasSubstr("EXPOSE 8080 8081\n"));
 }
 
 TEST(DockerfileTest, AGenericImageHasNoModelAndBuildsNoEnvironment) {
