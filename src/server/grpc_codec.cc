@@ -81,37 +81,35 @@ Status ReadTyped(const OipInput& in, std::string_view datatype, const inference:
         fmt::format("{}: {} elements go in {}; the tensor has {}", in.where, BoundMessage(datatype, 64),
                     layout.field == kRawOnly ? "raw_input_contents" : kFieldNames[layout.field], kFieldNames[f]));
   }
+  if (layout.field == kRawOnly && in.values > 0) {
+    return Status::InvalidArgument(
+        fmt::format("{}: {} has no typed contents; its elements go in raw_input_contents", in.where, datatype));
+  }
   const size_t found = layout.field == kRawOnly ? 0 : static_cast<size_t>(FieldSize(c, layout.field));
   PYFUNC_RETURN_IF_ERROR(CheckOipValueCount(in, found));
-  const auto ok = Status::OK;
+  // Appends element i with `append_one(i, builder)`, which cannot fail.
+  const auto each = [&](auto&& append_one) {
+    return AppendOipColumns(
+        in,
+        [&](size_t i, ColumnBuilder* b) {
+          append_one(static_cast<int>(i), b);
+          return Status::OK();
+        },
+        out);
+  };
   switch (layout.field) {
-    case kBool:
-      return AppendOipColumns(
-          in, [&](size_t i, ColumnBuilder* b) { return b->AppendBool(c.bool_contents(i)), ok(); }, out);
-    case kInt:
-      return AppendOipColumns(
-          in, [&](size_t i, ColumnBuilder* b) { return b->AppendInt64(c.int_contents(i)), ok(); }, out);
-    case kInt64:
-      return AppendOipColumns(
-          in, [&](size_t i, ColumnBuilder* b) { return b->AppendInt64(c.int64_contents(i)), ok(); }, out);
-    case kUint:
-      return AppendOipColumns(
-          in, [&](size_t i, ColumnBuilder* b) { return b->AppendInt64(c.uint_contents(i)), ok(); }, out);
+    case kBool: return each([&](int i, ColumnBuilder* b) { b->AppendBool(c.bool_contents(i)); });
+    case kInt: return each([&](int i, ColumnBuilder* b) { b->AppendInt64(c.int_contents(i)); });
+    case kInt64: return each([&](int i, ColumnBuilder* b) { b->AppendInt64(c.int64_contents(i)); });
+    case kUint: return each([&](int i, ColumnBuilder* b) { b->AppendInt64(c.uint_contents(i)); });
     case kUint64:
       return AppendOipColumns(
-          in, [&](size_t i, ColumnBuilder* b) { return AppendUInt64(in, c.uint64_contents(i), b); }, out);
-    case kFp32:
-      return AppendOipColumns(
-          in, [&](size_t i, ColumnBuilder* b) { return b->AppendFloat64(c.fp32_contents(i)), ok(); }, out);
-    case kFp64:
-      return AppendOipColumns(
-          in, [&](size_t i, ColumnBuilder* b) { return b->AppendFloat64(c.fp64_contents(i)), ok(); }, out);
-    case kBytes:
-      return AppendOipColumns(
-          in, [&](size_t i, ColumnBuilder* b) { return b->AppendString(c.bytes_contents(i)), ok(); }, out);
-    default:
-      return AppendOipColumns(
-          in, [](size_t, ColumnBuilder*) { return Status::OK(); }, out);  // no elements
+          in, [&](size_t i, ColumnBuilder* b) { return AppendUInt64(in, c.uint64_contents(static_cast<int>(i)), b); },
+          out);
+    case kFp32: return each([&](int i, ColumnBuilder* b) { b->AppendFloat64(c.fp32_contents(i)); });
+    case kFp64: return each([&](int i, ColumnBuilder* b) { b->AppendFloat64(c.fp64_contents(i)); });
+    case kBytes: return each([&](int i, ColumnBuilder* b) { b->AppendString(c.bytes_contents(i)); });
+    default: return each([](int, ColumnBuilder*) {});  // FP16 with no elements: an empty column
   }
 }
 

@@ -178,6 +178,10 @@ TEST(GrpcCodecTest, MalformedContentsAreRefusedNamingTheTensor) {
   ModelInferRequest fp16;
   AddInput(&fp16, "h", "FP16", {1})->mutable_contents()->mutable_fp32_contents()->Add(1);
   EXPECT_THAT(Error(fp16), HasSubstr("FP16 elements go in raw_input_contents"));
+  ModelInferRequest fp16_empty;
+  AddInput(&fp16_empty, "h", "FP16", {2});
+  EXPECT_THAT(Error(fp16_empty), HasSubstr("inputs[0] 'h': FP16 has no typed contents; its elements go in "
+                                           "raw_input_contents"));
 }
 
 TEST(GrpcCodecTest, MalformedRawContentsAreRefusedNamingTheTensor) {
