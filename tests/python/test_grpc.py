@@ -5,10 +5,12 @@ grpc_predict_v2.proto (typed and raw contents). Every answer is compared with th
 server's REST /v2 answer and with MLflow's own predict on the same data."""
 import base64
 import json
+import os
 import shutil
 import signal
 import struct
 import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,7 +20,7 @@ import pandas as pd
 import pytest
 import requests
 
-from test_serve import BEHAVE, ROOT, Server, children, free_port
+from test_serve import BEHAVE, ROOT, Server, children, free_port, merged_batches, pyfunc_binary
 
 grpc = pytest.importorskip("grpc")
 triton = pytest.importorskip("tritonclient.grpc")
@@ -417,6 +419,49 @@ def test_string_model_with_params(models, kserve_proto):
         assert (e.value.code(), e.value.details()) == (grpc.StatusCode.INVALID_ARGUMENT, r.json()["error"])
     finally:
         s.stop()
+
+
+def test_concurrent_grpc_and_rest_calls_each_get_their_own_rows(behave, kserve):
+    """Calls of both protocols merge into the same batches (--batching rows); each answer
+    holds its own rows."""
+    def one(i):
+        a = np.arange(i % 5 + 1, dtype=np.float64) + 100 * i
+        tensors = [("a", "FP64", a)]
+        if i % 3 == 0:
+            got = behave.rest(tensors, {"mode": "sum"})["predict"][2]
+        elif i % 3 == 1:
+            got = behave.infer_triton(tensors, {"mode": "sum"})["predict"][2].tolist()
+        else:
+            got = kserve.infer(tensors, {"mode": "sum"}, raw=i % 2 == 0)["predict"][2].tolist()
+        return got == a.tolist()
+
+    merged = merged_batches(behave)
+    with ThreadPoolExecutor(12) as pool:
+        assert all(pool.map(one, range(240)))
+    assert merged_batches(behave) > merged
+
+
+def test_grpc_port_from_the_environment(models):
+    port, grpc_port = free_port(), free_port()
+    env = dict(os.environ, PYFUNC_PYTHON=sys.executable, PYFUNC_GRPC_PORT=str(grpc_port))
+    proc = subprocess.Popen([pyfunc_binary(), "serve", "-m", str(models["sk"]), "-p", str(port), "--env-manager",
+                             "local"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        client = triton.InferenceServerClient(f"127.0.0.1:{grpc_port}")
+        deadline = time.time() + 60
+        while True:
+            assert proc.poll() is None and time.time() < deadline
+            try:
+                if client.is_server_ready():
+                    break
+            except InferenceServerException:
+                pass
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+        assert f"gRPC 127.0.0.1:{grpc_port}" in proc.stderr.read()
+        proc.stderr.close()
 
 
 # --- Malformed requests: INVALID_ARGUMENT naming the tensor, and the server goes on ---------
