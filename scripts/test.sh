@@ -6,8 +6,10 @@
 #
 # Arguments go to both pytest runs (./scripts/test.sh tests/python/test_schema.py -k dict);
 # without arguments the second run takes the compatibility tests (LATEST_TESTS below).
-# PYFUNC_SKIP_LATEST=1 skips the second run. Both runs always run; the exit status is
-# the first failure's.
+# PYFUNC_SKIP_LATEST=1 skips the second run. Between them, without arguments, the
+# container image tests (scripts/test-images.sh: buildah, several minutes;
+# PYFUNC_SKIP_IMAGES=1 skips them). Every group always runs; the exit status is the first
+# failure's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -33,6 +35,10 @@ echo "== C++ tests"
 ctest --test-dir build/cpp --output-on-failure -j2 || status=$?
 echo "== Python tests (pinned: $(stack .venv/bin/python))"
 .venv/bin/python -m pytest -q "$@" || { rc=$?; ((status)) || status=$rc; }
+if [[ ${PYFUNC_SKIP_IMAGES:-0} != 1 && $# -eq 0 ]]; then
+  echo "== Container images (tests/images: pyfunc build-docker with buildah; slow)"
+  ./scripts/test-images.sh || { rc=$?; ((status)) || status=$rc; }
+fi
 if [[ ${PYFUNC_SKIP_LATEST:-0} != 1 ]]; then
   echo "== Python tests (latest: $(stack .venv-latest/bin/python))"
   if (($#)); then

@@ -183,7 +183,8 @@ Result<std::string> BuildWheel(const ImageOptions& options, const std::string& o
                             "(pip install scikit-build-core nanobind), or pass a wheel");
   }
   // Release and stripped: the image carries no debug information. Arrow C++ comes from
-  // pyarrow, which the image does not have; the scoring server does not need it.
+  // pyarrow, which the image does not have; the scoring server does not need it. gRPC
+  // when this machine has grpc++ (the image then serves it on 8081).
   SpawnOptions o;
   o.argv = {python,
             "-m",
@@ -198,6 +199,7 @@ Result<std::string> BuildWheel(const ImageOptions& options, const std::string& o
             "--config-settings=cmake.build-type=Release",
             "--config-settings=install.strip=true",
             "--config-settings=cmake.define.PYFUNC_WITH_ARROW=OFF",
+            "--config-settings=cmake.define.PYFUNC_WITH_GRPC=AUTO",
             source};
   o.stdout_fd = STDERR_FILENO;
   std::fprintf(stderr, "pyfunc: building a pyfunc wheel from %s\n", source.c_str());
