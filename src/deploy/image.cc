@@ -275,15 +275,16 @@ std::string DockerfileText(const DockerfileSpec& spec) {
        "# SageMaker calls them), KServe V1 (/v1/models/NAME:predict) and the Open Inference\n"
        "# Protocol (/v2). SIGTERM drains it. Written by `pyfunc generate-dockerfile`.\n"
        "FROM " +
-       spec.base_image +
-       "\n\n"
-       "# The shared libraries pyfunc's native code links, from the base image's Debian release.\n"
-       "RUN apt-get update \\\n"
-       " && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends" +
-       packages +
-       " \\\n"
-       " && rm -rf /var/lib/apt/lists/*\n\n"
-       "# pyfunc, from a wheel of its own source, and uv, which builds the model's environment.\n"
+       spec.base_image + "\n\n";
+  if (!packages.empty()) {
+    t += "# The shared libraries pyfunc's native code links, from the base image's Debian release.\n"
+         "RUN apt-get update \\\n"
+         " && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends" +
+         packages +
+         " \\\n"
+         " && rm -rf /var/lib/apt/lists/*\n\n";
+  }
+  t += "# pyfunc, from a wheel of its own source, and uv, which builds the model's environment.\n"
        "# The scoring server is native code: the wheel goes in without its Python API's\n"
        "# dependencies (the model's environment has its own).\n"
        "COPY " +

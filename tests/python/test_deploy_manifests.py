@@ -120,7 +120,8 @@ def test_plain_kubernetes_manifests_are_consistent(crds):
     labels = pod["metadata"]["labels"]
     assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
     assert service["spec"]["selector"].items() <= labels.items()
-    assert service["spec"]["ports"][0]["targetPort"] == pod["spec"]["containers"][0]["ports"][0]["containerPort"]
+    container_ports = [p["containerPort"] for p in pod["spec"]["containers"][0]["ports"]]
+    assert [p["targetPort"] for p in service["spec"]["ports"]] == container_ports == [8080, 8081]
     assert hpa["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
     args = pod["spec"]["containers"][0]["args"]
     assert pod["spec"]["terminationGracePeriodSeconds"] > int(args[args.index("--grace-period") + 1])

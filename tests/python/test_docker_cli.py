@@ -1,0 +1,110 @@
+"""`pyfunc generate-dockerfile` and `build-docker` without building an image: the build
+context of a model logged to a run, and the errors for bad arguments, a missing model,
+a used directory, something that is not a wheel and a machine without a builder. Images
+are built and run in tests/images (scripts/test-images.sh)."""
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["conftest_tracking"]
+
+PYFUNC = str(Path(sys.executable).parent / "pyfunc")
+
+
+def run(*args, env=None):
+    return subprocess.run([PYFUNC, *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+@pytest.fixture
+def wheel(tmp_path):
+    """A wheel with no native code (so the context needs no Debian packages)."""
+    path = tmp_path / "pyfunc-0.1.0-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("pyfunc/__init__.py", "")
+    return path
+
+
+def test_the_context_of_a_model_logged_to_a_run(tracking_env, loader_kwargs, wheel):
+    import pyfunc
+
+    with pyfunc.start_run() as active:
+        pyfunc.log_model("model", **loader_kwargs)
+    ctx = tracking_env / "ctx"
+    proc = run("generate-dockerfile", "-m", f"runs:/{active.info.run_id}/model", "-d", str(ctx),
+               "--pyfunc-wheel", str(wheel))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(ctx / "Dockerfile")
+    assert sorted(p.name for p in ctx.iterdir()) == ["Dockerfile", "model", wheel.name]
+    assert (ctx / "model" / "MLmodel").is_file() and (ctx / "model" / "data" / "weights.txt").read_text() == "2"
+    dockerfile = (ctx / "Dockerfile").read_text()
+    assert dockerfile.splitlines()[4] == "FROM python:3.11-slim-bookworm"
+    assert "apt-get" not in dockerfile  # no native code, no libraries
+    assert f"runs:/{active.info.run_id}/model" in dockerfile
+    assert "COPY --chown=1000:0 model /opt/ml/model" in dockerfile
+    assert dockerfile.endswith('ENTRYPOINT ["pyfunc"]\nCMD ["serve"]\n')
+
+
+def test_a_generic_context_has_no_model_and_takes_another_base(tmp_path, wheel):
+    proc = run("generate-dockerfile", "--no-model", "-d", str(tmp_path / "ctx"), "--pyfunc-wheel", str(wheel),
+               "--base-image", "registry.example/python:3.11-bookworm")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (tmp_path / "ctx").iterdir()) == ["Dockerfile", wheel.name]
+    dockerfile = (tmp_path / "ctx" / "Dockerfile").read_text()
+    assert "FROM registry.example/python:3.11-bookworm\n" in dockerfile and "prepare-env" not in dockerfile
+
+
+@pytest.mark.parametrize("args,message", [
+    (["-m", "/no/such/model"], "/no/such/model"),
+    ([], "no model URI given"),
+    (["--no-model", "-m", "."], "takes no model URI"),
+])
+def test_bad_models_are_named_and_leave_no_context(tmp_path, wheel, args, message):
+    ctx = tmp_path / "ctx"
+    proc = run("generate-dockerfile", *args, "-d", str(ctx), "--pyfunc-wheel", str(wheel))
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("pyfunc: error: ") and message in proc.stderr, proc.stderr
+    assert not ctx.exists()
+
+
+def test_a_used_directory_is_refused_and_kept(tmp_path, wheel):
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "notes.txt").write_text("mine")
+    proc = run("generate-dockerfile", "--no-model", "-d", str(ctx), "--pyfunc-wheel", str(wheel))
+    assert proc.returncode == 1 and "exists and is not empty" in proc.stderr, proc.stderr
+    assert [p.name for p in ctx.iterdir()] == ["notes.txt"]
+
+
+def test_a_file_that_is_not_a_wheel_is_named_and_the_context_removed(tmp_path):
+    fake = tmp_path / "pyfunc.whl"
+    fake.write_text("not a zip")
+    ctx = tmp_path / "ctx"
+    proc = run("generate-dockerfile", "--no-model", "-d", str(ctx), "--pyfunc-wheel", str(fake))
+    assert proc.returncode == 1 and "not a wheel" in proc.stderr and str(fake) in proc.stderr, proc.stderr
+    assert not ctx.exists()
+
+
+def test_a_missing_wheel_is_a_usage_error():
+    proc = run("generate-dockerfile", "--no-model", "--pyfunc-wheel", "/no/such.whl")
+    assert proc.returncode == 2 and "/no/such.whl" in proc.stderr, proc.stderr
+
+
+def test_no_builder_is_said_clearly(tmp_path, wheel):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    docker = bin_dir / "docker"  # a client that reaches no engine, as on this machine
+    docker.write_text("#!/bin/sh\necho 'Cannot connect to the Docker daemon' >&2\nexit 1\n")
+    docker.chmod(0o755)
+    env = dict(os.environ, PATH=str(bin_dir))
+    proc = run("build-docker", "--no-model", "-n", "x", "--pyfunc-wheel", str(wheel), env=env)
+    assert proc.returncode == 1
+    assert "no image builder found: install docker (with a running engine), podman or buildah" in proc.stderr
+    assert "`docker info` reaches no engine" in proc.stderr
+    proc = run("build-docker", "--no-model", "-n", "x", "--builder", "podman", "--pyfunc-wheel", str(wheel), env=env)
+    assert proc.returncode == 1 and "image builder 'podman' is not on PATH" in proc.stderr, proc.stderr
+    proc = run("build-docker", "--no-model", "--builder", "kaniko")
+    assert proc.returncode == 2 and "kaniko" in proc.stderr
