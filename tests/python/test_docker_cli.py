@@ -108,3 +108,47 @@ def test_no_builder_is_said_clearly(tmp_path, wheel):
     assert proc.returncode == 1 and "image builder 'podman' is not on PATH" in proc.stderr, proc.stderr
     proc = run("build-docker", "--no-model", "--builder", "kaniko")
     assert proc.returncode == 2 and "kaniko" in proc.stderr
+
+
+def test_serve_as_pid_1_of_a_container_drains_on_sigterm(tracking_env, loader_kwargs):
+    """In a container `pyfunc serve` is PID 1, which gets no signal it has no handler for;
+    it takes SIGTERM with sigwait (blocked, so delivered) and drains. A PID namespace of
+    its own (unshare) makes it PID 1 here."""
+    import shutil
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    import pyfunc
+
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "--pid", "--fork", "true"]).returncode != 0:
+        pytest.skip("unshare --pid is not available here")
+    path = tracking_env / "model"
+    pyfunc.save_model(str(path), **loader_kwargs)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc", PYFUNC, "serve", "-m", str(path), "-p",
+                             str(port), "--env-manager", "local"], stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYFUNC_PYTHON=sys.executable))
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                assert time.time() < deadline and proc.poll() is None, proc.stderr.read()
+                time.sleep(0.05)
+        out = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        server = int(out[0])
+        status = Path(f"/proc/{server}/status").read_text()
+        assert [line.split()[-1] for line in status.splitlines() if line.startswith("NSpid:")] == ["1"]
+        os.kill(server, signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        assert "drained; exiting" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
