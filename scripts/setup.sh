@@ -13,16 +13,7 @@ APT_PACKAGES=(build-essential cmake ninja-build ccache pkg-config
   clang libclang-rt-14-dev  # clang: the libFuzzer harnesses (scripts/fuzz.sh)
   clang-format)             # the C++ layout (.clang-format, scripts/format.sh)
 
-missing=()
-for p in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  echo "setup: installing Debian packages: ${missing[*]}"
-  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO=sudo
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+./scripts/apt-ensure.sh "${APT_PACKAGES[@]}"
 
 PYTHON=${PYTHON:-python3}
 if [[ ! -x .venv/bin/python ]]; then
