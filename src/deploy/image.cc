@@ -264,44 +264,41 @@ Result<DockerContext> WriteDockerContext(const ImageOptions& options, const std:
 }  // namespace
 
 std::string DockerfileText(const DockerfileSpec& spec) {
-  std::string packages;
-  for (const std::string& p : spec.runtime_packages) packages += " \\\n      " + p;
+  const std::string wheel = "/tmp/" + spec.wheel;
+  const std::string uv = "uv==" + spec.uv_version;
   std::string t;
   t += "# An image serving ";
   t += spec.with_model ? "the model " + spec.model_uri : std::string("the model mounted at /opt/ml/model");
-  t += " with pyfunc " PYFUNC_VERSION
-       ".\n"
-       "# `pyfunc serve` listens on 8080: MLflow's scoring protocol (/ping, /invocations, as\n"
+  t += " with pyfunc " PYFUNC_VERSION ".\n";
+  t += "# `pyfunc serve` listens on 8080: MLflow's scoring protocol (/ping, /invocations, as\n"
        "# SageMaker calls them), KServe V1 (/v1/models/NAME:predict) and the Open Inference\n"
-       "# Protocol (/v2). SIGTERM drains it. Written by `pyfunc generate-dockerfile`.\n"
-       "FROM " +
-       spec.base_image + "\n\n";
-  if (!packages.empty()) {
+       "# Protocol (/v2)";
+  t += spec.grpc ? ", and on 8081 the Open Inference Protocol over gRPC" : "";
+  t += ". SIGTERM drains it.\n"
+       "# Written by `pyfunc generate-dockerfile`.\n";
+  t += "FROM " + spec.base_image + "\n\n";
+  if (!spec.runtime_packages.empty()) {
     t += "# The shared libraries pyfunc's native code links, from the base image's Debian release.\n"
          "RUN apt-get update \\\n"
-         " && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends" +
-         packages +
-         " \\\n"
-         " && rm -rf /var/lib/apt/lists/*\n\n";
+         " && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends";
+    for (const std::string& p : spec.runtime_packages) t += " \\\n      " + p;
+    t += " \\\n"
+         " && apt-get clean \\\n"
+         " && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin\n\n";
   }
-  t += "# pyfunc, from a wheel of its own source, and uv, which builds the model's environment.\n"
-       "# The scoring server is native code: the wheel goes in without its Python API's\n"
-       "# dependencies (the model's environment has its own).\n"
-       "COPY " +
-       spec.wheel + " /tmp/" + spec.wheel +
-       "\n"
-       "RUN python3 -m venv /opt/pyfunc \\\n"
-       " && /opt/pyfunc/bin/pip install --quiet --no-cache-dir --no-deps /tmp/" +
-       spec.wheel +
-       " \\\n"
-       " && /opt/pyfunc/bin/pip install --quiet --no-cache-dir uv==" +
-       spec.uv_version +
-       " \\\n"
-       " && /opt/pyfunc/bin/pip uninstall --quiet --yes pip \\\n"
-       " && rm /tmp/" +
-       spec.wheel +
-       "\n\n"
-       "# Not root: user 1000 in group 0, which owns what the server writes, so that any user\n"
+  // A generic image keeps uv: it builds the environment of the model it is given.
+  t += "# pyfunc, from a wheel of its own source. The scoring server is native code: the wheel\n"
+       "# goes in without its Python API's dependencies (the model's environment has its own).\n";
+  if (!spec.with_model) t += "# uv builds the environment of the model the container is given.\n";
+  t += "COPY " + spec.wheel + " " + wheel + "\n";
+  t += "RUN python3 -m venv /opt/pyfunc \\\n"
+       " && /opt/pyfunc/bin/pip install --quiet --no-cache-dir --no-deps " +
+       wheel + " \\\n";
+  if (!spec.with_model) t += " && /opt/pyfunc/bin/pip install --quiet --no-cache-dir " + uv + " \\\n";
+  t += " && /opt/pyfunc/bin/pip uninstall --quiet --yes pip \\\n"
+       " && rm " +
+       wheel + "\n\n";
+  t += "# Not root: user 1000 in group 0, which owns what the server writes, so that any user\n"
        "# ID in group 0 (as OpenShift assigns them) can run it too.\n"
        "RUN useradd --uid 1000 --gid 0 --no-log-init --create-home --home-dir /home/pyfunc pyfunc \\\n"
        " && mkdir -p /opt/pyfunc/envs /opt/ml/model \\\n"
@@ -315,13 +312,22 @@ std::string DockerfileText(const DockerfileSpec& spec) {
        "    MLFLOW_PORT=8080";
   t += spec.grpc ? " \\\n    PYFUNC_GRPC_PORT=8081\n" : "\n";
   if (spec.with_model) {
-    t += "\n# The model, and its environment built now from its own requirements, so that a\n"
-         "# container starts without installing anything.\n"
+    // uv comes and goes in the one layer: the image does not keep it, nor any cache.
+    t += "\n# The model, and its environment built now from its own requirements (with uv, which\n"
+         "# the image does not keep; bytecode compiled, so that the first imports are fast):\n"
+         "# a container starts without installing anything.\n"
          "COPY --chown=1000:0 model /opt/ml/model\n"
-         "USER 1000:0\n"
-         "RUN UV_NO_CACHE=1 UV_COMPILE_BYTECODE=1 PIP_NO_CACHE_DIR=1 pyfunc prepare-env -m /opt/ml/model --env-manager "
-         "virtualenv \\\n"
-         " && chmod -R g=u /opt/pyfunc/envs\n";
+         "RUN /opt/pyfunc/bin/python -m ensurepip --default-pip >/dev/null \\\n"
+         " && /opt/pyfunc/bin/pip install --quiet --no-cache-dir " +
+         uv +
+         " \\\n"
+         " && UV_NO_CACHE=1 UV_COMPILE_BYTECODE=1 PIP_NO_CACHE_DIR=1 \\\n"
+         "    pyfunc prepare-env -m /opt/ml/model --env-manager virtualenv \\\n"
+         " && /opt/pyfunc/bin/pip uninstall --quiet --yes uv pip \\\n"
+         " && rm -rf /tmp/.cache /root/.cache \\\n"
+         " && chown -R 1000:0 /opt/pyfunc/envs \\\n"
+         " && chmod -R g=u /opt/pyfunc/envs\n"
+         "USER 1000:0\n";
   } else {
     t += "\n# No model: the one at /opt/ml/model (or named by -m) gets its environment when the\n"
          "# container starts.\n"

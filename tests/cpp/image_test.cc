@@ -32,14 +32,26 @@ TEST(DockerfileTest, ServesTheBakedModelAsANonRootUserOn8080) {
   EXPECT_THAT(text, HasSubstr("FROM python:3.11-slim-bookworm\n"));
   EXPECT_THAT(text, HasSubstr("--no-install-recommends \\\n      libfmt9 \\\n      libyaml-cpp0.7 \\\n"));
   EXPECT_THAT(text, HasSubstr("COPY pyfunc-0.1.0-cp311-cp311-linux_x86_64.whl /tmp/"));
-  EXPECT_THAT(text, HasSubstr("pip install --quiet --no-cache-dir uv==0.13.9"));
+  EXPECT_THAT(text, HasSubstr("apt-get clean"));
   EXPECT_THAT(text, HasSubstr("COPY --chown=1000:0 model /opt/ml/model\n"));
-  // The environment is built at build time, as the user that runs the server.
-  const size_t user = text.find("USER 1000:0\n");
+  // The environment is built at build time with uv, which goes in the same layer, and is
+  // then the server's user's; the server runs as that user.
+  const size_t uv = text.find("pip install --quiet --no-cache-dir uv==0.13.9");
   const size_t prepare = text.find("pyfunc prepare-env -m /opt/ml/model --env-manager virtualenv");
-  ASSERT_NE(user, std::string::npos);
+  const size_t removed = text.find("pip uninstall --quiet --yes uv pip");
+  const size_t owned = text.find("chown -R 1000:0 /opt/pyfunc/envs \\\n && chmod -R g=u /opt/pyfunc/envs\n");
+  const size_t user = text.find("USER 1000:0\n");
+  ASSERT_NE(uv, std::string::npos);
   ASSERT_NE(prepare, std::string::npos);
-  EXPECT_LT(user, prepare);
+  ASSERT_NE(removed, std::string::npos);
+  ASSERT_NE(owned, std::string::npos);
+  ASSERT_NE(user, std::string::npos);
+  EXPECT_LT(uv, prepare);
+  EXPECT_LT(prepare, removed);
+  EXPECT_LT(removed, owned);
+  EXPECT_LT(owned, user);
+  EXPECT_EQ(text.find("RUN", uv), text.find("RUN", prepare));  // one layer: no RUN between them
+  EXPECT_EQ(text.rfind("RUN", removed), text.rfind("RUN", uv));
   EXPECT_THAT(text, HasSubstr("PYFUNC_MODEL_URI=/opt/ml/model"));
   EXPECT_THAT(text, HasSubstr("MLFLOW_HOST=0.0.0.0"));
   EXPECT_THAT(text, HasSubstr("MLFLOW_PORT=8080"));
@@ -63,6 +75,8 @@ TEST(DockerfileTest, AGenericImageHasNoModelAndBuildsNoEnvironment) {
   const std::string text = DockerfileText(Spec(false));
   EXPECT_THAT(text, Not(HasSubstr("COPY --chown=1000:0 model")));
   EXPECT_THAT(text, Not(HasSubstr("prepare-env")));
+  EXPECT_THAT(text, HasSubstr("pip install --quiet --no-cache-dir uv==0.13.9"));  // kept: it builds at start
+  EXPECT_THAT(text, Not(HasSubstr("uninstall --quiet --yes uv")));
   EXPECT_THAT(text, HasSubstr("USER 1000:0\n"));
   EXPECT_THAT(text, HasSubstr("/opt/ml/model"));
   EXPECT_THAT(text, HasSubstr("CMD [\"serve\"]\n"));
