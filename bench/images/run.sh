@@ -4,7 +4,8 @@
 # version with the same requirements) and the time from container start to the first
 # answered /invocations request (median of RUNS fresh containers).
 #
-#   bench/images/run.sh            (RUNS=5 by default)
+#   bench/images/run.sh            (RUNS=5 by default; SERIALIZATION=cloudpickle for a
+#                                   model in that format instead of MLflow's default, skops)
 #
 # Both images are built by the same builder (buildah, chroot isolation) from the same
 # local base (tests/images/make-base.sh: Debian 12 with Python 3.11, tagged as the
@@ -23,13 +24,13 @@ work=${WORK:-/tmp/pyfunc-bench-images}
 rm -rf "$work" && mkdir -p "$work"
 tests/images/make-base.sh >/dev/null
 
-"$PY" - "$work/model" <<'PYEOF' 2>/dev/null
+"$PY" - "$work/model" "${SERIALIZATION:-skops}" <<'PYEOF' 2>/dev/null
 import sys, numpy as np, pandas as pd, mlflow.sklearn
 from sklearn.ensemble import RandomForestClassifier
 X = pd.DataFrame(np.random.RandomState(0).rand(500, 4), columns=list("abcd"))
 y = (X.a + X.b > 1).astype(int)
 mlflow.sklearn.save_model(RandomForestClassifier(n_estimators=20, random_state=0).fit(X, y), sys.argv[1],
-                          input_example=X.head(2))
+                          input_example=X.head(2), serialization_format=sys.argv[2])
 PYEOF
 body='{"dataframe_split": {"columns": ["a", "b", "c", "d"], "data": [[0.9, 0.2, 0.1, 0.5]]}}'
 
@@ -90,6 +91,7 @@ p_first=$(echo "${p_times[@]}" | median); m_first=$(echo "${m_times[@]}" | media
 
 mb() { echo "scale=0; $1 / 1000000" | bc; }
 ratio() { echo "scale=2; $1 / $2" | bc; }
+echo "model: RandomForestClassifier, ${SERIALIZATION:-skops} format"
 echo "machine: $(nproc) cores, $(uname -r); builder: $(buildah --version | cut -d' ' -f1-3); base $(mb "$b_size") MB"
 printf '%-28s %12s %12s %10s\n' "" "pyfunc" "MLflow" "ratio"
 printf '%-28s %9s MB %9s MB %9sx\n' "image size" "$(mb "$p_size")" "$(mb "$m_size")" "$(ratio "$p_size" "$m_size")"
