@@ -90,7 +90,7 @@ int Predict(const PredictArgs& a) {
   load.workers = a.workers;
   load.predict_timeout = std::chrono::milliseconds(static_cast<int64_t>(a.timeout * 1000));
   // By default one core is left to parsing; the others are shared by the workers.
-  const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  const int cores = UsableCores();
   load.threads_per_worker = a.worker_threads > 0 ? a.worker_threads : std::max(1, (cores - 1) / a.workers);
 
   ScoreFileOptions options;

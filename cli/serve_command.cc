@@ -144,7 +144,8 @@ int Serve(const ServeArgs& a) {
   if (!path.ok()) std::_Exit(Fail(path.status()));  // the signal thread is blocked in sigwait
   LoadOptions lo;
   lo.env_manager = *env;
-  lo.workers = a.workers;
+  const int workers = a.workers > 0 ? a.workers : UsableCores();
+  lo.workers = workers;
   lo.predict_timeout = std::chrono::seconds(a.timeout);
   lo.threads_per_worker = a.worker_threads;
   Result<Model> model = Model::Load(*path, lo);
@@ -155,7 +156,7 @@ int Serve(const ServeArgs& a) {
   fmt::print(
       stderr, "pyfunc serve: batching {}: {}{}\n", decision.merge ? "rows" : "off", decision.reason,
       decision.merge || a.batching != "auto" ? "" : "; one request per predict call (--batching rows merges them)");
-  fmt::print(stderr, "pyfunc serve: ready ({} worker{}, {})\n", a.workers, a.workers == 1 ? "" : "s",
+  fmt::print(stderr, "pyfunc serve: ready ({} worker{}, {})\n", workers, workers == 1 ? "" : "s",
              (*server)->ready() ? "accepting requests" : "draining");
 
   (*server)->Wait();  // returns only once a drain has begun; the signal thread exits the process
@@ -187,9 +188,11 @@ void RegisterServeCommand(CLI::App& app, int* exit_code) {
       ->envname("MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  cmd->add_option("-w,--workers", args->workers, "Python worker processes (each holds the model)")
+  cmd->add_option("-w,--workers", args->workers,
+                  "Python worker processes (each holds the model); 0: one per usable core (the CPU affinity, "
+                  "capped by a container's CPU limit)")
       ->envname("MLFLOW_MODELS_WORKERS")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   cmd->add_option("--busy-poll-us", args->busy_poll_us,
                   "While no request waits, poll worker round trips for up to this many microseconds "

@@ -14,7 +14,9 @@
 //     (`pyfunc prepare-env`), so that a container starts without installing anything;
 //   * runs as user 1000, group 0, which owns what the server writes (any user ID in group
 //     0 works, as OpenShift assigns them);
-//   * serves on 8080 (`pyfunc serve` with MLFLOW_HOST=0.0.0.0, MLFLOW_PORT=8080):
+//   * serves on 8080 (`pyfunc serve` with MLFLOW_HOST=0.0.0.0, MLFLOW_PORT=8080, and a
+//     worker per core the container may use, MLFLOW_MODELS_WORKERS=0, as MLflow's image
+//     starts one per core):
 //     MLflow's /ping and /invocations (the SageMaker serving contract), KServe V1 and the
 //     Open Inference Protocol; ENTRYPOINT ["pyfunc"], CMD ["serve"], so that
 //     `docker run IMAGE serve` (as SageMaker starts it) and KServe's `args: [serve, ...]`

@@ -57,7 +57,7 @@ struct LoadOptions {
   Value model_config;
   // Threads each worker's native libraries (OpenBLAS, MKL, OpenMP, numexpr) may use:
   // sets OMP_NUM_THREADS and its siblings in the worker's environment unless they are
-  // already set there. 0: the machine's cores divided among the workers. Workers that
+  // already set there. 0: the usable cores (UsableCores) divided among the workers. Workers that
   // each start a thread per core oversubscribe the machine, and idle BLAS threads spin.
   int threads_per_worker = 0;
   // Suppress progress messages (environment creation) on stderr.
@@ -124,6 +124,11 @@ class Model {
   explicit Model(std::shared_ptr<Impl> impl);
   std::shared_ptr<Impl> impl_;
 };
+
+// The cores this process may use: its CPU affinity, capped by a cgroup CPU quota (a
+// container's CPU limit; the machine's core count is not what a pod limited to 2 CPUs
+// may use). At least 1. Worker threads, `serve -w 0` and the CSV reader size by it.
+int UsableCores();
 
 }  // namespace pyfunc
 

@@ -309,7 +309,8 @@ std::string DockerfileText(const DockerfileSpec& spec) {
        "    XDG_CACHE_HOME=/tmp/.cache \\\n"
        "    PYFUNC_MODEL_URI=/opt/ml/model \\\n"
        "    MLFLOW_HOST=0.0.0.0 \\\n"
-       "    MLFLOW_PORT=8080";
+       "    MLFLOW_PORT=8080 \\\n"
+       "    MLFLOW_MODELS_WORKERS=0";
   t += spec.grpc ? " \\\n    PYFUNC_GRPC_PORT=8081\n" : "\n";
   if (spec.with_model) {
     // uv comes and goes in the one layer: the image does not keep it, nor any cache.

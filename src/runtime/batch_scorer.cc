@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/cores.h"
 #include "base/posix_error.h"
 #include "files/table_files.h"
 #include "pyfunc/csv.h"
@@ -290,10 +291,7 @@ class Once {
 
 // Threads the CSV reader converts on: one per core (at most 4). While the input is
 // parsed the workers mostly wait for batches, so parsing may take every core.
-int CsvThreads() {
-  const int cores = static_cast<int>(std::thread::hardware_concurrency());
-  return std::max(1, std::min(cores, 4));
-}
+int CsvThreads() { return std::min(base::UsableCores(), 4); }
 
 bool EndsWith(const std::string& s, std::string_view suffix) {
   return s.size() > suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;

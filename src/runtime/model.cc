@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/cores.h"
 #include "base/posix_error.h"
 #include "pyfunc/file_system.h"
 #include "pyfunc/model_dir.h"
@@ -223,7 +224,7 @@ Result<Model> Model::Load(const std::string& model_dir, const LoadOptions& optio
   w.python = impl->env.python;
   w.env = impl->env.env;
   w.env.push_back("PYTHONUNBUFFERED=1");
-  const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  const int cores = base::UsableCores();
   const int threads =
       options.threads_per_worker > 0 ? options.threads_per_worker : std::max(1, cores / options.workers);
   for (const char* name : {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
@@ -291,5 +292,7 @@ Model::Model(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Model::Model(Model&&) noexcept = default;
 Model& Model::operator=(Model&&) noexcept = default;
 Model::~Model() = default;
+
+int UsableCores() { return base::UsableCores(); }
 
 }  // namespace pyfunc

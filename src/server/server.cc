@@ -25,6 +25,7 @@
 
 #include <fmt/core.h>
 
+#include "base/cores.h"
 #include "format/json.h"
 #include "pyfunc/batcher.h"
 #include "pyfunc/csv.h"
@@ -572,7 +573,7 @@ void Server::SetModel(std::shared_ptr<Model> model) {
   // workers' predict timeout answers it by its deadline (pyfunc serve sets both alike).
   bo.run_inline = model->predict_timeout() <= s.options.timeout;
   std::shared_ptr<Model> m = model;
-  const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  const int cores = base::UsableCores();
   const bool may_poll = s.options.busy_poll.count() > 0 && 2 * m->num_workers() <= cores;
   auto batcher = std::make_shared<Batcher>(
       [m, &s, may_poll](const Table& t, const Value& p, InputShape shape) {

@@ -55,6 +55,7 @@ TEST(DockerfileTest, ServesTheBakedModelAsANonRootUserOn8080) {
   EXPECT_THAT(text, HasSubstr("PYFUNC_MODEL_URI=/opt/ml/model"));
   EXPECT_THAT(text, HasSubstr("MLFLOW_HOST=0.0.0.0"));
   EXPECT_THAT(text, HasSubstr("MLFLOW_PORT=8080"));
+  EXPECT_THAT(text, HasSubstr("MLFLOW_MODELS_WORKERS=0"));  // a worker per core the container may use
   EXPECT_THAT(text, HasSubstr("EXPOSE 8080\n"));
   EXPECT_THAT(text, Not(HasSubstr("PYFUNC_GRPC_PORT")));
   EXPECT_THAT(text, HasSubstr("STOPSIGNAL SIGTERM\n"));
@@ -67,7 +68,7 @@ TEST(DockerfileTest, ServesGrpcOn8081WhenTheWheelHasIt) {
   DockerfileSpec spec = Spec(true);
   spec.grpc = true;
   const std::string text = DockerfileText(spec);
-  EXPECT_THAT(text, HasSubstr("MLFLOW_PORT=8080 \\\n    PYFUNC_GRPC_PORT=8081\n"));
+  EXPECT_THAT(text, HasSubstr("MLFLOW_MODELS_WORKERS=0 \\\n    PYFUNC_GRPC_PORT=8081\n"));
   EXPECT_THAT(text, HasSubstr("EXPOSE 8080 8081\n"));
 }
 

@@ -177,6 +177,7 @@ def test_model_image_runs_as_user_1000_serves_on_8080_and_8081_and_starts_with_s
     env = dict(e.split("=", 1) for e in config["Env"])
     assert env["PYFUNC_MODEL_URI"] == "/opt/ml/model" and env["MLFLOW_PORT"] == "8080"
     assert env["PYFUNC_GRPC_PORT"] == "8081" and env["MLFLOW_HOST"] == "0.0.0.0"
+    assert env["MLFLOW_MODELS_WORKERS"] == "0"  # one per core the container may use
     name = buildah("from", "--pull=never", model_image).strip()
     try:
         assert buildah("run", name, "--", "id", "-u").strip() == "1000"

@@ -152,3 +152,56 @@ def test_serve_as_pid_1_of_a_container_drains_on_sigterm(tracking_env, loader_kw
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def usable_cores():
+    """The CPU affinity capped by a cgroup v2 or v1 CPU quota, rounded up."""
+    import math
+
+    cores = len(os.sched_getaffinity(0))
+    quota = None
+    try:
+        q, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if q != "max":
+            quota = math.ceil(int(q) / int(period))
+    except (OSError, ValueError):
+        try:
+            q = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
+            period = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+            if q > 0:
+                quota = math.ceil(q / period)
+        except (OSError, ValueError):
+            pass
+    return max(1, min(cores, quota or cores))
+
+
+def test_zero_workers_is_one_per_usable_core_as_an_image_asks(tracking_env, loader_kwargs):
+    """Images set MLFLOW_MODELS_WORKERS=0: a worker per core the container may use (its CPU
+    limit, not the machine's core count), as MLflow's image starts one per core."""
+    import signal
+    import socket
+    import time
+
+    import pyfunc
+
+    path = tracking_env / "model"
+    pyfunc.save_model(str(path), **loader_kwargs)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, PYFUNC_PYTHON=sys.executable, MLFLOW_MODELS_WORKERS="0")
+    proc = subprocess.Popen([PYFUNC, "serve", "-m", str(path), "-p", str(port), "--env-manager", "local"],
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        lines = []
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            line = proc.stderr.readline()
+            lines.append(line)
+            if "ready (" in line or not line:
+                break
+        n = usable_cores()
+        assert any(f"ready ({n} worker{'' if n == 1 else 's'}," in line for line in lines), lines
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
