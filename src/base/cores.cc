@@ -33,17 +33,57 @@ std::string ReadSmall(const char* path) {
   return text;
 }
 
+// The process's cgroup paths from /proc/self/cgroup: the v2 one ("0::/path") and the v1
+// cpu controller's ("4:cpu,cpuacct:/path").
+void OwnCgroups(std::string* v2, std::string* v1_cpu) {
+  std::ifstream in("/proc/self/cgroup");
+  std::string line;
+  while (std::getline(in, line)) {
+    const size_t a = line.find(':');
+    const size_t b = a == std::string::npos ? a : line.find(':', a + 1);
+    if (b == std::string::npos) continue;
+    const std::string controllers = line.substr(a + 1, b - a - 1);
+    const std::string path = line.substr(b + 1);
+    if (line.compare(0, a, "0") == 0 && controllers.empty()) *v2 = path;
+    std::string c;
+    for (size_t i = 0; i <= controllers.size(); ++i) {
+      if (i == controllers.size() || controllers[i] == ',') {
+        if (c == "cpu") *v1_cpu = path;
+        c.clear();
+      } else {
+        c += controllers[i];
+      }
+    }
+  }
+}
+
+// The tightest quota of the process's own cgroup and of the hierarchy's root as mounted
+// here (a container sees its own cgroup there; a process on a host sees the machine's).
+std::optional<int> CgroupQuota() {
+  std::string v2, v1;
+  OwnCgroups(&v2, &v1);
+  std::optional<int> best;
+  auto take = [&](std::optional<int> q) {
+    if (q && (!best || *q < *best)) best = q;
+  };
+  for (const std::string& dir : {"/sys/fs/cgroup" + v2, std::string("/sys/fs/cgroup")}) {
+    take(CoresOfCpuMax(ReadSmall((dir + "/cpu.max").c_str())));
+  }
+  for (const char* mount : {"/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct"}) {
+    for (const std::string& dir : {mount + v1, std::string(mount)}) {
+      take(CoresOfCfsQuota(ReadSmall((dir + "/cpu.cfs_quota_us").c_str()),
+                           ReadSmall((dir + "/cpu.cfs_period_us").c_str())));
+    }
+  }
+  return best;
+}
+
 int Compute() {
   int cores = 0;
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof(set), &set) == 0) cores = CPU_COUNT(&set);
   if (cores <= 0) cores = static_cast<int>(std::thread::hardware_concurrency());
-  std::optional<int> quota = CoresOfCpuMax(ReadSmall("/sys/fs/cgroup/cpu.max"));
-  if (!quota) {
-    quota = CoresOfCfsQuota(ReadSmall("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"),
-                            ReadSmall("/sys/fs/cgroup/cpu/cpu.cfs_period_us"));
-  }
-  if (quota) cores = std::min(cores, *quota);
+  if (std::optional<int> quota = CgroupQuota()) cores = std::min(cores, *quota);
   return std::max(1, cores);
 }
 

@@ -205,3 +205,38 @@ def test_zero_workers_is_one_per_usable_core_as_an_image_asks(tracking_env, load
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
+
+
+def test_a_cpu_limit_of_the_processs_cgroup_caps_the_workers(tracking_env, loader_kwargs):
+    """In a cgroup (v1 cpu controller) limited to 1 CPU, `-w 0` starts 1 worker on a
+    machine with more cores."""
+    import signal
+
+    import pyfunc
+
+    root = Path("/sys/fs/cgroup/cpu")
+    if len(os.sched_getaffinity(0)) < 2 or not (root / "cpu.cfs_quota_us").exists() or not os.access(root, os.W_OK):
+        pytest.skip("needs 2 cores and a writable cgroup v1 cpu hierarchy")
+    group = root / f"pyfunc-test-{os.getpid()}"
+    group.mkdir()
+    try:
+        (group / "cpu.cfs_period_us").write_text("100000")
+        (group / "cpu.cfs_quota_us").write_text("100000")
+        path = tracking_env / "model"
+        pyfunc.save_model(str(path), **loader_kwargs)
+        script = f'echo $$ > {group}/cgroup.procs && exec "$@"'
+        proc = subprocess.Popen(["sh", "-c", script, "sh", PYFUNC, "serve", "-m", str(path), "-p", "0", "-w", "0",
+                                 "--env-manager", "local"], stderr=subprocess.PIPE, text=True,
+                                env=dict(os.environ, PYFUNC_PYTHON=sys.executable))
+        try:
+            lines = []
+            for line in proc.stderr:
+                lines.append(line)
+                if "ready (" in line:
+                    break
+            assert any("ready (1 worker," in line for line in lines), lines
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+    finally:
+        group.rmdir()
